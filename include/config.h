@@ -1,0 +1,70 @@
+/* config.h - typed configuration: known keys with defaults and help, passthrough keys
+ * (kafka.*), loaded from a file, the environment and -X key=value overrides. Pure. */
+#ifndef OUTBOXD_CONFIG_H
+#define OUTBOXD_CONFIG_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_BOOL, CONFIG_ENUM } config_type_t;
+
+typedef struct config_key {
+    const char *name;   /* "postgres.conninfo" */
+    config_type_t type;
+    const char *def;    /* default as text; NULL = unset */
+    long long min, max; /* CONFIG_INT bounds (inclusive) */
+    const char *choices; /* CONFIG_ENUM: "a|b|c" */
+    bool secret;        /* value never printed (config_dump shows ***) */
+    const char *help;   /* one line */
+} config_key_t;
+
+typedef struct config config_t;
+
+/* keys: array terminated by an entry with name == NULL; borrowed, must outlive the config
+ * (normally a static table). passthrough_prefix: keys starting with it (e.g. "kafka.") are
+ * accepted as-is and listed by config_passthrough_*; NULL = none. env_prefix: e.g.
+ * "OUTBOXD_"; NULL = no environment mapping. Returns a new config holding the defaults. */
+config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, const char *env_prefix);
+void config_destroy(config_t *cfg); /* accepts NULL */
+
+/* Sets one key. origin names where the value came from ("file.conf:12", "-X", "env
+ * OUTBOXD_X") and is used in errors. Unknown keys, bad ints/bools/enums fail with a
+ * message naming the origin and, for unknown keys, the closest known key.
+ * Returns 0 or -1 with errstr filled. */
+int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
+               size_t errstr_size);
+
+/* Parses "key=value" (as given to -X) and sets it. */
+int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size);
+
+/* Reads "key = value" lines; '#' starts a comment (whole line, or after whitespace); values
+ * may be "double-quoted" to keep leading/trailing spaces or '#'. Errors say "FILE:LINE: ...". */
+int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size);
+
+/* Maps environment variables env_prefix + KEY (upper case, '.' -> '_') onto known keys, e.g.
+ * OUTBOXD_POSTGRES_CONNINFO -> postgres.conninfo; for passthrough keys
+ * OUTBOXD_KAFKA_BOOTSTRAP_SERVERS -> kafka.bootstrap.servers (lower case, '_' -> '.').
+ * envp: NULL-terminated "NAME=value" array (borrowed). An env_prefix variable that maps to no
+ * key is an error. */
+int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size);
+
+/* Borrowed value or NULL when unset. */
+const char *config_get(const config_t *cfg, const char *key);
+long long config_get_int(const config_t *cfg, const char *key);
+bool config_get_bool(const config_t *cfg, const char *key);
+
+/* Passthrough keys in the order first set: key without the prefix and value, borrowed. */
+size_t config_passthrough_count(const config_t *cfg);
+void config_passthrough_get(const config_t *cfg, size_t i, const char **key, const char **value);
+
+/* The env variable name for key ("OUTBOXD_POSTGRES_CONNINFO") into buf. */
+void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf_size);
+
+/* Prints every known key with type, default and help (for --help). */
+void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out);
+
+/* Prints the effective configuration, secrets and conninfo passwords redacted; passthrough
+ * keys containing "password", "secret" or "key" (e.g. sasl.password, ssl.key.pem) redacted. */
+void config_dump(const config_t *cfg, FILE *out);
+
+#endif

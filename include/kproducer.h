@@ -1,0 +1,58 @@
+/* kproducer.h - the Kafka side of the relay: an idempotent acks=all librdkafka producer
+ * whose delivery reports arrive on a pollable fd. */
+#ifndef OUTBOXD_KPRODUCER_H
+#define OUTBOXD_KPRODUCER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router.h"
+
+typedef struct kproducer kproducer_t;
+
+/* Delivery outcome of one produced record. err == 0: acknowledged by the broker. Otherwise
+ * errstr says why and event_id names the event (from its id header; may be NULL). All
+ * pointers are borrowed for the duration of the call. */
+typedef void (*kproducer_dr_cb_t)(void *opaque, uint64_t seq, int err, const char *errstr,
+                                  const char *event_id, const char *topic, int32_t partition, int64_t offset);
+
+/* props: NULL-terminated name, value pairs given by the user (kafka.* without the prefix),
+ * borrowed. Properties the guarantees depend on are enforced: enable.idempotence=true and
+ * acks=all (a conflicting user value is an error); defaults that the user may override:
+ * partitioner=murmur2_random (Java-compatible), message.timeout.ms=0 (retry without end),
+ * queue.buffering.max.kbytes=16384, linger.ms=5. id_header: the header that carries the
+ * event id (borrowed). Returns NULL with errstr on a bad property. */
+kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb,
+                           void *opaque, char *errstr, size_t errstr_size);
+void kproducer_destroy(kproducer_t *p); /* accepts NULL; does not wait for in-flight records */
+
+/* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
+int kproducer_fd(const kproducer_t *p);
+
+/* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0 or -1 with
+ * errstr (naming bootstrap.servers). */
+int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t errstr_size);
+
+typedef enum {
+    KPRODUCER_OK = 0,
+    KPRODUCER_QUEUE_FULL = 1, /* back-pressure: poll and retry the same record later */
+    KPRODUCER_INVALID = 2     /* this record can never be produced (too large, bad topic) */
+} kproducer_result_t;
+
+/* Enqueues one record; seq comes back in the delivery report. */
+kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, char *errstr,
+                                     size_t errstr_size);
+
+/* Serves waiting delivery reports and errors (calls the callback). Returns 0, or -1 when the
+ * producer hit a fatal error (errstr filled): stop without confirming anything unacked. */
+int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size);
+
+/* Records queued or in flight inside librdkafka. */
+int kproducer_outq_len(const kproducer_t *p);
+
+/* Last error reported by librdkafka that is not fatal (e.g. all brokers down); "" if none
+ * since the last successful delivery. */
+const char *kproducer_last_error(const kproducer_t *p);
+
+#endif

@@ -1,0 +1,38 @@
+/* relay.h - the outboxd pipeline in one thread and one poll() loop:
+ * repl_stream -> w2j_decode -> router -> kproducer -> ack_tracker -> status updates. */
+#ifndef OUTBOXD_RELAY_H
+#define OUTBOXD_RELAY_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "router.h"
+
+typedef struct relay_options {
+    const char *conninfo;          /* libpq conninfo or URI (borrowed) */
+    const char *slot;              /* replication slot name */
+    bool create_slot;              /* create the slot when missing */
+    router_options_t router;       /* tables, topic template, columns, prefix, header names */
+    const char *const *kafka_props; /* NULL-terminated name, value pairs for librdkafka */
+    int status_interval_ms;        /* standby status update period */
+    size_t max_inflight_events;    /* back-pressure bound on unacked events */
+    size_t max_inflight_txns;      /* back-pressure bound on held transactions */
+    int shutdown_timeout_ms;       /* how long SIGTERM waits for in-flight acks */
+    int startup_timeout_ms;        /* how long to wait for Kafka at startup */
+    int reconnect_backoff_max_ms;  /* PostgreSQL reconnect backoff cap */
+} relay_options_t;
+
+/* Exit codes of relay_run. */
+enum {
+    RELAY_EXIT_OK = 0,      /* stopped by a signal after flushing */
+    RELAY_EXIT_RUNTIME = 1, /* fatal Kafka error, an event that cannot be published */
+    RELAY_EXIT_CONFIG = 2   /* misconfiguration the user must fix */
+};
+
+/* Runs until *stop becomes non-zero (set by a signal handler; a value >= 2 means stop at
+ * once without waiting for acks) or a fatal error. SIGTERM/SIGINT must be blocked by the
+ * caller: they are unblocked only while the loop waits in ppoll(). Returns an exit code. */
+int relay_run(const relay_options_t *opts, volatile sig_atomic_t *stop);
+
+#endif

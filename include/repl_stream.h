@@ -1,0 +1,95 @@
+/* repl_stream.h - the PostgreSQL side of the relay: a replication=database libpq connection,
+ * slot lookup/creation, START_REPLICATION, non-blocking reads of XLogData and keepalive
+ * messages, and standby status updates. */
+#ifndef OUTBOXD_REPL_STREAM_H
+#define OUTBOXD_REPL_STREAM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <libpq-fe.h>
+
+#include "lsn.h"
+
+/* Status of calls that talk to the server. */
+typedef enum {
+    REPL_OK = 0,
+    REPL_RETRY = 1, /* transient (server down, restarting, slot busy): reconnect after backoff */
+    REPL_FATAL = 2  /* the user must fix something; errstr says what and how */
+} repl_status_t;
+
+typedef enum {
+    REPL_MSG_DATA = 'w',     /* XLogData: one wal2json record */
+    REPL_MSG_KEEPALIVE = 'k' /* primary keepalive */
+} repl_msg_kind_t;
+
+typedef struct repl_msg {
+    repl_msg_kind_t kind;
+    lsn_t data_start;     /* w: LSN of the record */
+    lsn_t wal_end;        /* w and k: the sender's position */
+    int64_t send_time_us; /* server clock, microseconds since 2000-01-01 */
+    bool reply_requested; /* k */
+    const char *data;     /* w: payload, borrowed until the next repl_stream_read */
+    size_t len;
+} repl_msg_t;
+
+typedef struct repl_slot_info {
+    bool exists;
+    bool active;
+    int active_pid;
+    char plugin[64];
+    char database[64];
+    lsn_t confirmed_flush;
+} repl_slot_info_t;
+
+typedef struct repl_stream repl_stream_t;
+
+repl_stream_t *repl_stream_new(void);
+void repl_stream_destroy(repl_stream_t *rs); /* accepts NULL; closes the connection */
+
+/* Connects with replication=database (conninfo: key=value or URI; borrowed). */
+repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char *errstr, size_t errstr_size);
+void repl_stream_close(repl_stream_t *rs);
+bool repl_stream_connected(const repl_stream_t *rs);
+
+/* The connection (borrowed), for simple-protocol SQL such as preflight checks; NULL when
+ * closed. */
+PGconn *repl_stream_conn(repl_stream_t *rs);
+
+/* Looks the slot up in pg_replication_slots. */
+repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info,
+                                    char *errstr, size_t errstr_size);
+/* CREATE_REPLICATION_SLOT slot LOGICAL plugin. Maps the known failures (plugin not
+ * installed, not allowed by output_plugin_libraries, wal_level, slots exhausted) to a
+ * one-line fix. */
+repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin,
+                                      char *errstr, size_t errstr_size);
+
+/* START_REPLICATION SLOT slot LOGICAL start (options: NULL-terminated name, value pairs,
+ * borrowed). On success the connection is in CopyBoth mode and non-blocking. */
+repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start,
+                                const char *const *options, char *errstr, size_t errstr_size);
+
+/* The socket to poll; -1 when closed. */
+int repl_stream_fd(const repl_stream_t *rs);
+
+/* Reads what the socket has (call when it is readable). Returns 0, or REPL_RETRY/REPL_FATAL
+ * when the connection broke or the server ended the stream. */
+repl_status_t repl_stream_consume(repl_stream_t *rs, char *errstr, size_t errstr_size);
+
+/* Next complete message from what was consumed: 1 with *msg filled, 0 when none is
+ * buffered, or -1 on error/end of stream (errstr filled; then reconnect). */
+int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t errstr_size);
+
+/* Queues a standby status update: write, flush (= apply) positions. */
+repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flush, char *errstr,
+                                      size_t errstr_size);
+/* Sends queued output. Returns 0 when all was sent, 1 when some remains (poll for
+ * writability), -1 on error. */
+int repl_stream_flush(repl_stream_t *rs);
+
+/* Microseconds since 2000-01-01 (the protocol's clock) for now. */
+int64_t repl_stream_now_us(void);
+
+#endif

@@ -1,0 +1,940 @@
+/* config.c - typed configuration table: set/validate keys, passthrough (kafka.*) keys, config
+ * files, environment mapping, --help table and redacted dump. */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* A passthrough key (prefix stripped) and its value, both owned. */
+typedef struct {
+    char *key;
+    char *value;
+} config_pt_t;
+
+struct config {
+    const config_key_t *keys; /* borrowed */
+    size_t nkeys;
+    char **values; /* per known key, owned; NULL = unset */
+    char *pt_prefix; /* owned; NULL = no passthrough */
+    char *env_prefix; /* owned; NULL = no environment mapping */
+    config_pt_t *pt;
+    size_t npt, pt_cap;
+};
+
+
+/* ---- helpers ------------------------------------------------------------------------------ */
+
+static char *dup_range(const char *s, size_t n)
+{
+    char *d = malloc(n + 1);
+    if (d != NULL) {
+        memcpy(d, s, n);
+        d[n] = '\0';
+    }
+    return d;
+}
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static bool contains_ci(const char *hay, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (; *hay; hay++)
+        if (strncasecmp(hay, needle, n) == 0)
+            return true;
+    return false;
+}
+
+/* " (origin)" or "" */
+static const char *origin_open(const char *origin)
+{
+    return origin != NULL && origin[0] != '\0' ? " (" : "";
+}
+
+static const char *origin_text(const char *origin)
+{
+    return origin != NULL && origin[0] != '\0' ? origin : "";
+}
+
+static const char *origin_close(const char *origin)
+{
+    return origin != NULL && origin[0] != '\0' ? ")" : "";
+}
+
+static const config_key_t *find_key(const config_t *cfg, const char *name, size_t *idx)
+{
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        if (strcmp(cfg->keys[i].name, name) == 0) {
+            if (idx != NULL)
+                *idx = i;
+            return &cfg->keys[i];
+        }
+    }
+    return NULL;
+}
+
+static bool is_passthrough(const config_t *cfg, const char *name)
+{
+    return cfg->pt_prefix != NULL && strncmp(name, cfg->pt_prefix, strlen(cfg->pt_prefix)) == 0;
+}
+
+static config_pt_t *find_pt(const config_t *cfg, const char *suffix)
+{
+    for (size_t i = 0; i < cfg->npt; i++)
+        if (strcmp(cfg->pt[i].key, suffix) == 0)
+            return &cfg->pt[i];
+    return NULL;
+}
+
+/* Plain decimal: optional '-', digits, nothing else. Returns 0 or -1 (also on overflow). */
+static int parse_int(const char *s, long long *out)
+{
+    const char *p = s;
+    char *end;
+    long long v;
+
+    if (*p == '-')
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return -1;
+    for (const char *q = p; *q; q++)
+        if (!isdigit((unsigned char)*q))
+            return -1;
+    errno = 0;
+    v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0')
+        return -1;
+    *out = v;
+    return 0;
+}
+
+/* true/false, 1/0, yes/no, on/off in any case. Returns 0 or -1. */
+static int parse_bool(const char *s, bool *out)
+{
+    static const char *const yes[] = {"true", "1", "yes", "on"};
+    static const char *const no[] = {"false", "0", "no", "off"};
+
+    for (size_t i = 0; i < sizeof(yes) / sizeof(yes[0]); i++) {
+        if (strcasecmp(s, yes[i]) == 0) {
+            *out = true;
+            return 0;
+        }
+        if (strcasecmp(s, no[i]) == 0) {
+            *out = false;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+/* Finds value among "a|b|c" (any case). Returns the start of the matching choice and its
+ * length in *len, or NULL. */
+static const char *match_choice(const char *choices, const char *value, size_t *len)
+{
+    size_t vlen = strlen(value);
+    const char *p = choices;
+
+    if (choices == NULL)
+        return NULL;
+    for (;;) {
+        const char *bar = strchr(p, '|');
+        size_t n = bar != NULL ? (size_t)(bar - p) : strlen(p);
+        if (n == vlen && strncasecmp(p, value, n) == 0) {
+            *len = n;
+            return p;
+        }
+        if (bar == NULL)
+            return NULL;
+        p = bar + 1;
+    }
+}
+
+/* "a|b|c" -> "a, b, c" */
+static void choices_list(const char *choices, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    if (size == 0)
+        return;
+    for (const char *p = choices != NULL ? choices : ""; *p && o + 3 < size; p++) {
+        if (*p == '|') {
+            buf[o++] = ',';
+            buf[o++] = ' ';
+        } else {
+            buf[o++] = *p;
+        }
+    }
+    buf[o] = '\0';
+}
+
+/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-
+ * insensitive. Returns INT_MAX when out of memory or the strings are long. */
+static int edit_distance(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int *rows, *prev2, *prev, *cur, d;
+
+    if (la > 256 || lb > 256)
+        return INT_MAX;
+    rows = malloc(3 * (lb + 1) * sizeof(int));
+    if (rows == NULL)
+        return INT_MAX;
+    prev2 = rows;
+    prev = rows + (lb + 1);
+    cur = rows + 2 * (lb + 1);
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = (int)j;
+    for (size_t i = 1; i <= la; i++) {
+        int ca = tolower((unsigned char)a[i - 1]);
+        cur[0] = (int)i;
+        for (size_t j = 1; j <= lb; j++) {
+            int cb = tolower((unsigned char)b[j - 1]);
+            int cost = ca == cb ? 0 : 1;
+            int v = prev[j] + 1;
+            if (cur[j - 1] + 1 < v)
+                v = cur[j - 1] + 1;
+            if (prev[j - 1] + cost < v)
+                v = prev[j - 1] + cost;
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
+                tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < v)
+                v = prev2[j - 2] + 1;
+            cur[j] = v;
+        }
+        {
+            int *t = prev2;
+            prev2 = prev;
+            prev = cur;
+            cur = t;
+        }
+    }
+    d = prev[lb];
+    free(rows);
+    return d;
+}
+
+/* A suggestion is "close" when at most a third of the candidate (1..3 edits) differs. */
+static bool close_enough(int d, const char *candidate)
+{
+    int limit = (int)(strlen(candidate) / 3);
+    if (limit < 1)
+        limit = 1;
+    if (limit > 3)
+        limit = 3;
+    return d <= limit;
+}
+
+/* Closest known key to name into buf (or "" when nothing is close). A misspelt passthrough
+ * prefix ("kafak.acks") suggests the same key under the right prefix ("kafka.acks"). */
+static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t size)
+{
+    int best = INT_MAX;
+
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        int d = edit_distance(name, cfg->keys[i].name);
+        if (d < best && close_enough(d, cfg->keys[i].name)) {
+            best = d;
+            snprintf(buf, size, "%s", cfg->keys[i].name);
+        }
+    }
+    if (cfg->pt_prefix != NULL) {
+        const char *dot = strchr(name, '.');
+        if (dot != NULL && dot[1] != '\0') {
+            size_t hlen = (size_t)(dot - name) + 1;
+            char *head = dup_range(name, hlen);
+            if (head != NULL) {
+                int d = edit_distance(head, cfg->pt_prefix);
+                if (d > 0 && d < best && close_enough(d, cfg->pt_prefix)) {
+                    best = d;
+                    snprintf(buf, size, "%s%s", cfg->pt_prefix, dot + 1);
+                }
+                free(head);
+            }
+        }
+    }
+}
+
+/* Validates value for key k; on success returns 0 and *out = a new string to store (enums
+ * take the spelling of the table), else -1 with errstr filled. */
+static int validate(const config_key_t *k, const char *value, const char *origin, char *errstr,
+                      size_t errstr_size, char **out)
+{
+    /* Never echo a secret, even a mistyped one. */
+    const char *shown = k->secret ? "***" : value;
+
+    switch (k->type) {
+    case CONFIG_INT: {
+        long long v;
+        if (parse_int(value, &v) != 0 || v < k->min || v > k->max) {
+            snprintf(errstr, errstr_size,
+                     "invalid value '%s' for %s%s%s%s: expected an integer from %lld to %lld",
+                     shown, k->name, origin_open(origin), origin_text(origin),
+                     origin_close(origin), k->min, k->max);
+            return -1;
+        }
+        break;
+    }
+    case CONFIG_BOOL: {
+        bool b;
+        if (parse_bool(value, &b) != 0) {
+            snprintf(errstr, errstr_size,
+                     "invalid value '%s' for %s%s%s%s: expected true/false, yes/no, on/off or "
+                     "1/0",
+                     shown, k->name, origin_open(origin), origin_text(origin),
+                     origin_close(origin));
+            return -1;
+        }
+        break;
+    }
+    case CONFIG_ENUM: {
+        size_t n;
+        const char *c = match_choice(k->choices, value, &n);
+        if (c == NULL) {
+            char list[512];
+            choices_list(k->choices, list, sizeof(list));
+            snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: expected one of %s",
+                     shown, k->name, origin_open(origin), origin_text(origin),
+                     origin_close(origin), list);
+            return -1;
+        }
+        *out = dup_range(c, n);
+        goto check;
+    }
+    case CONFIG_STRING:
+        break;
+    }
+    *out = strdup(value);
+check:
+    if (*out == NULL) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+static void oom(char *errstr, size_t errstr_size)
+{
+    snprintf(errstr, errstr_size, "out of memory");
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, const char *env_prefix)
+{
+    config_t *cfg = calloc(1, sizeof(*cfg));
+
+    if (cfg == NULL)
+        return NULL;
+    cfg->keys = keys;
+    while (keys != NULL && keys[cfg->nkeys].name != NULL)
+        cfg->nkeys++;
+    cfg->values = calloc(cfg->nkeys + 1, sizeof(char *));
+    if (cfg->values == NULL)
+        goto fail;
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        if (keys[i].def != NULL && (cfg->values[i] = strdup(keys[i].def)) == NULL)
+            goto fail;
+    }
+    if (passthrough_prefix != NULL && passthrough_prefix[0] != '\0' &&
+        (cfg->pt_prefix = strdup(passthrough_prefix)) == NULL)
+        goto fail;
+    if (env_prefix != NULL && (cfg->env_prefix = strdup(env_prefix)) == NULL)
+        goto fail;
+    return cfg;
+
+fail:
+    config_destroy(cfg);
+    return NULL;
+}
+
+void config_destroy(config_t *cfg)
+{
+    if (cfg == NULL)
+        return;
+    if (cfg->values != NULL) {
+        for (size_t i = 0; i < cfg->nkeys; i++)
+            free(cfg->values[i]);
+        free(cfg->values);
+    }
+    for (size_t i = 0; i < cfg->npt; i++) {
+        free(cfg->pt[i].key);
+        free(cfg->pt[i].value);
+    }
+    free(cfg->pt);
+    free(cfg->pt_prefix);
+    free(cfg->env_prefix);
+    free(cfg);
+}
+
+/* ---- setting ------------------------------------------------------------------------------ */
+
+static int set_passthrough(config_t *cfg, const char *key, const char *value, const char *origin,
+                           char *errstr, size_t errstr_size)
+{
+    const char *suffix = key + strlen(cfg->pt_prefix);
+    config_pt_t *e;
+    char *v;
+
+    if (suffix[0] == '\0') {
+        snprintf(errstr, errstr_size, "config key '%s'%s%s%s has nothing after the '%s' prefix",
+                 key, origin_open(origin), origin_text(origin), origin_close(origin),
+                 cfg->pt_prefix);
+        return -1;
+    }
+    v = strdup(value);
+    if (v == NULL) {
+        oom(errstr, errstr_size);
+        return -1;
+    }
+    e = find_pt(cfg, suffix);
+    if (e != NULL) {
+        /* Last value wins; the key keeps its first position. */
+        free(e->value);
+        e->value = v;
+        return 0;
+    }
+    if (cfg->npt == cfg->pt_cap) {
+        size_t ncap = cfg->pt_cap ? cfg->pt_cap * 2 : 8;
+        config_pt_t *n = realloc(cfg->pt, ncap * sizeof(*n));
+        if (n == NULL) {
+            free(v);
+            oom(errstr, errstr_size);
+            return -1;
+        }
+        cfg->pt = n;
+        cfg->pt_cap = ncap;
+    }
+    e = &cfg->pt[cfg->npt];
+    e->key = strdup(suffix);
+    if (e->key == NULL) {
+        free(v);
+        oom(errstr, errstr_size);
+        return -1;
+    }
+    e->value = v;
+    cfg->npt++;
+    return 0;
+}
+
+int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
+               size_t errstr_size)
+{
+    const config_key_t *k;
+    size_t idx;
+
+    if (key == NULL || key[0] == '\0') {
+        snprintf(errstr, errstr_size, "empty config key%s%s%s", origin_open(origin),
+                 origin_text(origin), origin_close(origin));
+        return -1;
+    }
+    if (value == NULL) {
+        snprintf(errstr, errstr_size, "no value for config key '%s'%s%s%s", key,
+                 origin_open(origin), origin_text(origin), origin_close(origin));
+        return -1;
+    }
+    k = find_key(cfg, key, &idx);
+    if (k != NULL) {
+        char *v;
+        if (validate(k, value, origin, errstr, errstr_size, &v) != 0)
+            return -1;
+        free(cfg->values[idx]);
+        cfg->values[idx] = v;
+        return 0;
+    }
+    if (is_passthrough(cfg, key))
+        return set_passthrough(cfg, key, value, origin, errstr, errstr_size);
+
+    {
+        char hint[256];
+        suggest_key(cfg, key, hint, sizeof(hint));
+        snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s%s%s%s", key,
+                 origin_open(origin), origin_text(origin), origin_close(origin),
+                 hint[0] ? "; did you mean '" : "", hint, hint[0] ? "'?" : "");
+    }
+    return -1;
+}
+
+int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size)
+{
+    const char *eq = kv != NULL ? strchr(kv, '=') : NULL;
+    const char *ks, *ke;
+    char *key;
+    int r;
+
+    if (eq == NULL) {
+        /* The text is not echoed: it may be a mistyped secret. */
+        snprintf(errstr, errstr_size, "expected key=value%s%s%s", origin_open(origin),
+                 origin_text(origin), origin_close(origin));
+        return -1;
+    }
+    ks = kv;
+    ke = eq;
+    while (ks < ke && is_blank(*ks))
+        ks++;
+    while (ke > ks && is_blank(ke[-1]))
+        ke--;
+    if (ks == ke) {
+        snprintf(errstr, errstr_size, "missing key before '='%s%s%s", origin_open(origin),
+                 origin_text(origin), origin_close(origin));
+        return -1;
+    }
+    key = dup_range(ks, (size_t)(ke - ks));
+    if (key == NULL) {
+        oom(errstr, errstr_size);
+        return -1;
+    }
+    r = config_set(cfg, key, eq + 1, origin, errstr, errstr_size);
+    free(key);
+    return r;
+}
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+/* Parses the value part of a line (after '=' and leading blanks) in place into *out. Returns
+ * NULL or a static error text. */
+static const char *parse_value(char *s, char **out)
+{
+    if (*s == '"') {
+        char *r = s + 1, *w = s;
+        for (;;) {
+            if (*r == '\0')
+                return "unterminated quoted value";
+            if (*r == '"')
+                break;
+            if (*r == '\\' && (r[1] == '"' || r[1] == '\\'))
+                r++;
+            *w++ = *r++;
+        }
+        *w = '\0';
+        r++;
+        while (is_blank(*r))
+            r++;
+        if (*r != '\0' && *r != '#')
+            return "unexpected text after closing quote";
+        *out = s;
+        return NULL;
+    }
+
+    /* Unquoted: '#' starts a comment when it follows a blank, so "a#b" stays. (A '#' right
+     * after "= " was already taken as a comment by the caller.) */
+    {
+        char *p = s, *end;
+        for (; *p; p++)
+            if (*p == '#' && p > s && is_blank(p[-1]))
+                break;
+        *p = '\0';
+        end = p;
+        while (end > s && is_blank(end[-1]))
+            *--end = '\0';
+        *out = s;
+        return NULL;
+    }
+}
+
+int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size)
+{
+    FILE *f;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    unsigned long lineno = 0;
+    int ret = -1;
+
+    f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(errstr, errstr_size, "cannot open config file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char *p = line, *key, *key_end, *value, *eq = NULL;
+        const char *perr;
+        char origin[1024];
+
+        lineno++;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r'))
+            line[--len] = '\0';
+        if (strlen(line) != (size_t)len) {
+            snprintf(errstr, errstr_size, "%s:%lu: NUL byte in line", path, lineno);
+            goto out;
+        }
+        if (lineno == 1 && strncmp(p, "\xEF\xBB\xBF", 3) == 0)
+            p += 3; /* UTF-8 byte order mark */
+        while (is_blank(*p))
+            p++;
+        if (*p == '\0' || *p == '#')
+            continue;
+
+        /* '=' must come before any comment. */
+        for (char *q = p; *q; q++) {
+            if (*q == '=') {
+                eq = q;
+                break;
+            }
+            if (*q == '#' && q > p && is_blank(q[-1]))
+                break;
+        }
+        if (eq == NULL) {
+            snprintf(errstr, errstr_size, "%s:%lu: expected 'key = value'", path, lineno);
+            goto out;
+        }
+        key = p;
+        key_end = eq;
+        while (key_end > key && is_blank(key_end[-1]))
+            key_end--;
+        if (key_end == key) {
+            snprintf(errstr, errstr_size, "%s:%lu: expected 'key = value' (missing key)", path,
+                     lineno);
+            goto out;
+        }
+        *key_end = '\0';
+        value = eq + 1;
+        while (is_blank(*value))
+            value++;
+        if (value > eq + 1 && *value == '#') {
+            *value = '\0'; /* "key = # comment": empty value */
+        }
+        perr = parse_value(value, &value);
+        if (perr != NULL) {
+            snprintf(errstr, errstr_size, "%s:%lu: %s", path, lineno, perr);
+            goto out;
+        }
+        snprintf(origin, sizeof(origin), "%s:%lu", path, lineno);
+        if (config_set(cfg, key, value, origin, errstr, errstr_size) != 0)
+            goto out;
+    }
+    if (ferror(f)) {
+        snprintf(errstr, errstr_size, "cannot read config file '%s': %s", path, strerror(errno));
+        goto out;
+    }
+    ret = 0;
+
+out:
+    free(line);
+    fclose(f);
+    return ret;
+}
+
+/* ---- environment -------------------------------------------------------------------------- */
+
+/* prefix + key in upper case with every non-alphanumeric character as '_'. */
+static void env_name(const char *prefix, const char *key, char *buf, size_t size)
+{
+    size_t o = 0;
+
+    if (size == 0)
+        return;
+    for (const char *p = prefix != NULL ? prefix : ""; *p && o + 1 < size; p++)
+        buf[o++] = *p;
+    for (const char *p = key; *p && o + 1 < size; p++)
+        buf[o++] = isalnum((unsigned char)*p) ? (char)toupper((unsigned char)*p) : '_';
+    buf[o] = '\0';
+}
+
+void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf_size)
+{
+    env_name(cfg->env_prefix, key, buf, buf_size);
+}
+
+/* Maps one env_prefix variable (name/name_len, value) to a key and sets it. */
+static int load_env_var(config_t *cfg, const char *name, size_t name_len, const char *value,
+                        char *errstr, size_t errstr_size)
+{
+    char *var = dup_range(name, name_len);
+    char origin[512], buf[512];
+    const char *suffix;
+    int r = -1;
+
+    if (var == NULL) {
+        oom(errstr, errstr_size);
+        return -1;
+    }
+    snprintf(origin, sizeof(origin), "env %s", var);
+
+    /* Known keys first: their names may hold '_' ("outbox.on_invalid"). */
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        env_name(cfg->env_prefix, cfg->keys[i].name, buf, sizeof(buf));
+        if (strcmp(buf, var) == 0) {
+            r = config_set(cfg, cfg->keys[i].name, value, origin, errstr, errstr_size);
+            goto out;
+        }
+    }
+
+    suffix = var + strlen(cfg->env_prefix);
+    if (cfg->pt_prefix != NULL) {
+        size_t plen;
+        env_name(NULL, cfg->pt_prefix, buf, sizeof(buf)); /* "kafka." -> "KAFKA_" */
+        plen = strlen(buf);
+        if (strncmp(suffix, buf, plen) == 0) {
+            char *key = malloc(strlen(cfg->pt_prefix) + strlen(suffix + plen) + 1);
+            char *w;
+            if (key == NULL) {
+                oom(errstr, errstr_size);
+                goto out;
+            }
+            w = stpcpy(key, cfg->pt_prefix);
+            for (const char *p = suffix + plen; *p; p++)
+                *w++ = *p == '_' ? '.' : (char)tolower((unsigned char)*p);
+            *w = '\0';
+            r = config_set(cfg, key, value, origin, errstr, errstr_size);
+            free(key);
+            goto out;
+        }
+    }
+
+    {
+        /* Suggest the closest known variable. */
+        int best = INT_MAX;
+        char hint[512] = "";
+        for (size_t i = 0; i < cfg->nkeys; i++) {
+            int d;
+            env_name(cfg->env_prefix, cfg->keys[i].name, buf, sizeof(buf));
+            d = edit_distance(var, buf);
+            if (d < best && close_enough(d, buf + strlen(cfg->env_prefix))) {
+                best = d;
+                snprintf(hint, sizeof(hint), "%s", buf);
+            }
+        }
+        snprintf(errstr, errstr_size, "unknown environment variable %s: no config key %s%s%s", var,
+                 hint[0] ? "matches; did you mean " : "matches it", hint, hint[0] ? "?" : "");
+    }
+
+out:
+    free(var);
+    return r;
+}
+
+int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size)
+{
+    size_t plen;
+
+    if (cfg->env_prefix == NULL || cfg->env_prefix[0] == '\0')
+        return 0;
+    if (envp == NULL)
+        envp = environ;
+    if (envp == NULL)
+        return 0;
+    plen = strlen(cfg->env_prefix);
+    for (size_t i = 0; envp[i] != NULL; i++) {
+        const char *e = envp[i];
+        const char *eq;
+
+        if (strncmp(e, cfg->env_prefix, plen) != 0)
+            continue;
+        eq = strchr(e, '=');
+        if (eq == NULL)
+            continue;
+        if (load_env_var(cfg, e, (size_t)(eq - e), eq + 1, errstr, errstr_size) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* ---- getters ------------------------------------------------------------------------------ */
+
+const char *config_get(const config_t *cfg, const char *key)
+{
+    size_t idx;
+
+    if (cfg == NULL || key == NULL)
+        return NULL;
+    if (find_key(cfg, key, &idx) != NULL)
+        return cfg->values[idx];
+    if (is_passthrough(cfg, key)) {
+        config_pt_t *e = find_pt(cfg, key + strlen(cfg->pt_prefix));
+        return e != NULL ? e->value : NULL;
+    }
+    return NULL;
+}
+
+long long config_get_int(const config_t *cfg, const char *key)
+{
+    const char *v = config_get(cfg, key);
+    long long n;
+
+    if (v == NULL || parse_int(v, &n) != 0)
+        return 0;
+    return n;
+}
+
+bool config_get_bool(const config_t *cfg, const char *key)
+{
+    const char *v = config_get(cfg, key);
+    bool b;
+
+    if (v == NULL || parse_bool(v, &b) != 0)
+        return false;
+    return b;
+}
+
+size_t config_passthrough_count(const config_t *cfg)
+{
+    return cfg != NULL ? cfg->npt : 0;
+}
+
+void config_passthrough_get(const config_t *cfg, size_t i, const char **key, const char **value)
+{
+    if (cfg == NULL || i >= cfg->npt) {
+        if (key != NULL)
+            *key = NULL;
+        if (value != NULL)
+            *value = NULL;
+        return;
+    }
+    if (key != NULL)
+        *key = cfg->pt[i].key;
+    if (value != NULL)
+        *value = cfg->pt[i].value;
+}
+
+/* ---- help and dump ------------------------------------------------------------------------ */
+
+static const char *type_name(config_type_t t)
+{
+    switch (t) {
+    case CONFIG_STRING:
+        return "string";
+    case CONFIG_INT:
+        return "int";
+    case CONFIG_BOOL:
+        return "bool";
+    case CONFIG_ENUM:
+        return "enum";
+    }
+    return "?";
+}
+
+/* Type column: "string", "bool", "int 1..65535", "text|json". */
+static void type_text(const config_key_t *k, char *buf, size_t size)
+{
+    if (k->type == CONFIG_ENUM && k->choices != NULL)
+        snprintf(buf, size, "%s", k->choices);
+    else if (k->type == CONFIG_INT && !(k->min == LLONG_MIN && k->max == LLONG_MAX))
+        snprintf(buf, size, "int %lld..%lld", k->min, k->max);
+    else
+        snprintf(buf, size, "%s", type_name(k->type));
+}
+
+static const char *default_text(const config_key_t *k)
+{
+    if (k->def == NULL)
+        return "-";
+    if (k->def[0] == '\0')
+        return "\"\"";
+    return k->def;
+}
+
+void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out)
+{
+    int wkey = (int)strlen("KEY"), wtype = (int)strlen("TYPE"), wdef = (int)strlen("DEFAULT");
+    int wenv = (int)strlen("ENVIRONMENT");
+    bool env = env_prefix != NULL && env_prefix[0] != '\0';
+    char buf[512];
+
+    if (keys == NULL)
+        return;
+    for (const config_key_t *k = keys; k->name != NULL; k++) {
+        int n;
+        if ((n = (int)strlen(k->name)) > wkey)
+            wkey = n;
+        type_text(k, buf, sizeof(buf));
+        if ((n = (int)strlen(buf)) > wtype)
+            wtype = n;
+        if ((n = (int)strlen(default_text(k))) > wdef)
+            wdef = n;
+        env_name(env_prefix, k->name, buf, sizeof(buf));
+        if ((n = (int)strlen(buf)) > wenv)
+            wenv = n;
+    }
+    if (env)
+        fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT",
+                wenv, "ENVIRONMENT", "DESCRIPTION");
+    else
+        fprintf(out, "%-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT",
+                "DESCRIPTION");
+    for (const config_key_t *k = keys; k->name != NULL; k++) {
+        char type[512], envn[512];
+        type_text(k, type, sizeof(type));
+        env_name(env_prefix, k->name, envn, sizeof(envn));
+        if (env)
+            fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef,
+                    default_text(k), wenv, envn, k->help != NULL ? k->help : "",
+                    k->secret ? " (secret)" : "");
+        else
+            fprintf(out, "%-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef,
+                    default_text(k), k->help != NULL ? k->help : "",
+                    k->secret ? " (secret)" : "");
+    }
+}
+
+/* Prints "key = value", quoting the value when reading it back would change it. */
+static void dump_line(FILE *out, const char *prefix, const char *key, const char *value)
+{
+    size_t n = strlen(value);
+    bool quote = n == 0 || is_blank(value[0]) || is_blank(value[n - 1]) || value[0] == '"' ||
+                 strchr(value, '#') != NULL;
+
+    fprintf(out, "%s%s = ", prefix, key);
+    if (!quote) {
+        fprintf(out, "%s\n", value);
+        return;
+    }
+    fputc('"', out);
+    for (const char *p = value; *p; p++) {
+        if (*p == '"' || *p == '\\')
+            fputc('\\', out);
+        fputc(*p, out);
+    }
+    fputs("\"\n", out);
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t ls = strlen(s), lx = strlen(suffix);
+    return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
+}
+
+void config_dump(const config_t *cfg, FILE *out)
+{
+    if (cfg == NULL)
+        return;
+    for (size_t i = 0; i < cfg->nkeys; i++) {
+        const config_key_t *k = &cfg->keys[i];
+        const char *v = cfg->values[i];
+
+        if (v == NULL)
+            continue;
+        if (k->secret || contains_ci(k->name, "password") || contains_ci(k->name, "secret")) {
+            fprintf(out, "%s = ***\n", k->name);
+        } else if (ends_with(k->name, "conninfo")) {
+            size_t size = 4 * strlen(v) + 64;
+            char *red = malloc(size);
+            if (red == NULL) {
+                fprintf(out, "%s = ***\n", k->name);
+                continue;
+            }
+            log_redact_conninfo(v, red, size);
+            dump_line(out, "", k->name, red);
+            free(red);
+        } else {
+            dump_line(out, "", k->name, v);
+        }
+    }
+    for (size_t i = 0; i < cfg->npt; i++) {
+        const config_pt_t *e = &cfg->pt[i];
+        if (contains_ci(e->key, "password") || contains_ci(e->key, "secret") ||
+            contains_ci(e->key, "key"))
+            fprintf(out, "%s%s = ***\n", cfg->pt_prefix, e->key);
+        else
+            dump_line(out, cfg->pt_prefix, e->key, e->value);
+    }
+}

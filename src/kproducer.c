@@ -1,0 +1,232 @@
+/* kproducer.c - idempotent acks=all librdkafka producer with delivery reports on a pipe fd
+ * for the relay's poll() loop. */
+#include "kproducer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "log.h"
+
+struct kproducer {
+    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* main queue: delivery reports and errors */
+    int pipefd[2];           /* librdkafka writes a byte when the queue becomes non-empty */
+    kproducer_dr_cb_t cb;
+    void *opaque;
+    char *id_header;
+    char bootstrap[256];
+    char last_error[512];
+};
+
+/* librdkafka logs from its own threads; log_msg writes each line with one write(2). */
+static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    log_level_t l = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_msg(l, "kafka %s: %s", fac, buf);
+}
+
+static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
+        return -1;
+    }
+    return 0;
+}
+
+kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
+                           char *errstr, size_t errstr_size) {
+    kproducer_t *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (!p || !conf)
+        goto fail_oom;
+    p->pipefd[0] = p->pipefd[1] = -1;
+    p->cb = cb;
+    p->opaque = opaque;
+    p->id_header = strdup(id_header ? id_header : "id");
+    if (!p->id_header)
+        goto fail_oom;
+
+    /* Defaults the user may override. */
+    static const char *const defaults[] = {"partitioner", "murmur2_random",
+                                           "message.timeout.ms", "0",
+                                           "queue.buffering.max.kbytes", "16384",
+                                           "linger.ms", "5",
+                                           "client.id", "outboxd",
+                                           NULL};
+    for (int i = 0; defaults[i]; i += 2)
+        if (conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
+            goto fail;
+    for (int i = 0; props && props[i]; i += 2) {
+        const char *k = props[i], *v = props[i + 1];
+        if (!strcmp(k, "enable.idempotence") && strcasecmp(v, "true") != 0) {
+            snprintf(errstr, errstr_size,
+                     "kafka.enable.idempotence=%s is not allowed: outboxd needs the idempotent producer "
+                     "for per-key order and no duplicates on retry; remove the setting",
+                     v);
+            goto fail;
+        }
+        if ((!strcmp(k, "acks") || !strcmp(k, "request.required.acks")) && strcmp(v, "all") != 0 &&
+            strcmp(v, "-1") != 0) {
+            snprintf(errstr, errstr_size,
+                     "kafka.%s=%s is not allowed: outboxd confirms the slot only after acks=all; remove "
+                     "the setting",
+                     k, v);
+            goto fail;
+        }
+        if (!strcmp(k, "bootstrap.servers") || !strcmp(k, "metadata.broker.list"))
+            snprintf(p->bootstrap, sizeof(p->bootstrap), "%s", v);
+        if (conf_set(conf, k, v, errstr, errstr_size))
+            goto fail;
+    }
+    if (!p->bootstrap[0]) {
+        snprintf(errstr, errstr_size,
+                 "kafka.bootstrap.servers is not set: add kafka.bootstrap.servers = host:9092 to the "
+                 "config (or OUTBOXD_KAFKA_BOOTSTRAP_SERVERS)");
+        goto fail;
+    }
+    if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        conf_set(conf, "acks", "all", errstr, errstr_size))
+        goto fail;
+    rd_kafka_conf_set_log_cb(conf, rk_log);
+    rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
+
+    char e[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!p->rk) {
+        snprintf(errstr, errstr_size, "cannot create the Kafka producer: %s", e);
+        goto fail;
+    }
+    conf = NULL; /* owned by rk now */
+    p->queue = rd_kafka_queue_get_main(p->rk);
+    if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        goto fail;
+    }
+    rd_kafka_queue_io_event_enable(p->queue, p->pipefd[1], "1", 1);
+    return p;
+
+fail_oom:
+    snprintf(errstr, errstr_size, "out of memory");
+fail:
+    if (conf)
+        rd_kafka_conf_destroy(conf);
+    kproducer_destroy(p);
+    return NULL;
+}
+
+void kproducer_destroy(kproducer_t *p) {
+    if (!p)
+        return;
+    if (p->queue) {
+        rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
+        rd_kafka_queue_destroy(p->queue);
+    }
+    if (p->rk) {
+        rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
+    }
+    if (p->pipefd[0] >= 0)
+        close(p->pipefd[0]);
+    if (p->pipefd[1] >= 0)
+        close(p->pipefd[1]);
+    free(p->id_header);
+    free(p);
+}
+
+int kproducer_fd(const kproducer_t *p) { return p->pipefd[0]; }
+
+int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t errstr_size) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
+    if (err) {
+        snprintf(errstr, errstr_size,
+                 "Kafka is not reachable at bootstrap.servers=%s within %d ms (%s%s%s): start the broker "
+                 "or fix kafka.bootstrap.servers",
+                 p->bootstrap, timeout_ms, rd_kafka_err2str(err), p->last_error[0] ? "; " : "",
+                 p->last_error);
+        return -1;
+    }
+    rd_kafka_metadata_destroy(md);
+    return 0;
+}
+
+kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, char *errstr,
+                                     size_t errstr_size) {
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(ev->nheaders);
+    for (size_t i = 0; i < ev->nheaders; i++)
+        rd_kafka_header_add(hdrs, ev->headers[i].name, -1, ev->headers[i].value,
+                            ev->headers[i].value ? (ssize_t)ev->headers[i].value_len : 0);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
+        RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    if (!err)
+        return KPRODUCER_OK; /* headers owned by librdkafka now */
+    rd_kafka_headers_destroy(hdrs);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return KPRODUCER_QUEUE_FULL;
+    snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic,
+             ev->value_len, rd_kafka_err2str(err));
+    return KPRODUCER_INVALID;
+}
+
+static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
+    const rd_kafka_message_t *m;
+    while ((m = rd_kafka_event_message_next(ev))) {
+        char idbuf[256] = "";
+        const char *id = NULL;
+        rd_kafka_headers_t *h = NULL;
+        const void *val;
+        size_t size;
+        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+            rd_kafka_header_get_last(h, p->id_header, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
+            snprintf(idbuf, sizeof(idbuf), "%.*s", (int)size, (const char *)val);
+            id = idbuf;
+        }
+        if (!m->err)
+            p->last_error[0] = '\0';
+        p->cb(p->opaque, (uint64_t)(uintptr_t)m->_private, m->err, m->err ? rd_kafka_err2str(m->err) : NULL, id,
+              rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+    }
+}
+
+int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
+    char drain[64];
+    while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
+        ;
+    rd_kafka_event_t *ev;
+    int rc = 0;
+    while ((ev = rd_kafka_queue_poll(p->queue, 0))) {
+        switch (rd_kafka_event_type(ev)) {
+        case RD_KAFKA_EVENT_DR:
+            serve_dr(p, ev);
+            break;
+        case RD_KAFKA_EVENT_ERROR:
+            if (rd_kafka_event_error_is_fatal(ev)) {
+                char fe[512];
+                rd_kafka_fatal_error(p->rk, fe, sizeof(fe));
+                snprintf(errstr, errstr_size, "fatal Kafka producer error: %s", fe);
+                rc = -1;
+            } else {
+                snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_event_error_string(ev));
+                log_warn("kafka: %s", p->last_error);
+            }
+            break;
+        default:
+            break;
+        }
+        rd_kafka_event_destroy(ev);
+    }
+    return rc;
+}
+
+int kproducer_outq_len(const kproducer_t *p) { return rd_kafka_outq_len(p->rk); }
+const char *kproducer_last_error(const kproducer_t *p) { return p->last_error; }

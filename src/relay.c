@@ -1,0 +1,474 @@
+/* relay.c - the outboxd main loop: one thread, one ppoll() over the replication socket and
+ * librdkafka's delivery-report fd; confirms the slot only up to fully acknowledged commits. */
+#include "relay.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "ack_tracker.h"
+#include "kproducer.h"
+#include "log.h"
+#include "lsn.h"
+#include "pg_preflight.h"
+#include "repl_stream.h"
+#include "w2j_decode.h"
+
+#define ERRSZ 1024
+#define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
+#define PROGRESS_INTERVAL_MS 10000
+
+typedef enum { ST_CONNECT, ST_STREAM, ST_DRAIN, ST_SHUTDOWN } state_t;
+
+typedef struct relay {
+    const relay_options_t *o;
+    volatile sig_atomic_t *stop;
+    repl_stream_t *rs;
+    w2j_decoder_t *dec;
+    router_t *router;
+    kproducer_t *kp;
+    ack_tracker_t *at;
+    const char **w2j_options; /* START_REPLICATION options, name/value pairs */
+
+    state_t state;
+    int exit_code;
+    bool pending; /* ev was refused with QUEUE_FULL: retry before reading more */
+    outbox_event_t ev;
+    uint64_t ev_seq;
+    bool status_due;
+    lsn_t sent_flush;
+    int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
+    int backoff_ms;
+    bool had_stream; /* streamed at least once: later connects are reconnects */
+
+    uint64_t produced, acked, last_progress_acked;
+    int64_t last_progress_ms;
+} relay_t;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static const char *fmt_lsn(lsn_t l, char *buf) { return lsn_format(l, buf); }
+
+/* Stops the relay: log the reason, flush what was acknowledged, exit with code. */
+static void relay_fail(relay_t *r, int code, const char *msg) {
+    log_error("%s", msg);
+    if (r->state != ST_SHUTDOWN) {
+        r->state = ST_SHUTDOWN;
+        r->shutdown_deadline_ms = now_ms() + r->o->shutdown_timeout_ms;
+    }
+    if (code > r->exit_code)
+        r->exit_code = code;
+}
+
+static void on_delivery(void *opaque, uint64_t seq, int err, const char *errstr, const char *event_id,
+                        const char *topic, int32_t partition, int64_t offset) {
+    relay_t *r = opaque;
+    (void)partition;
+    (void)offset;
+    if (!err) {
+        if (ack_tracker_ack(r->at, seq) == 0)
+            r->acked++;
+        return;
+    }
+    if (ack_tracker_fail(r->at, seq) != 0)
+        return; /* a report from before a reconnect */
+    char msg[ERRSZ], lb[LSN_FMT_SIZE];
+    lsn_t l = ack_tracker_seq_lsn(r->at, seq);
+    snprintf(msg, sizeof(msg),
+             "event %s for topic %s was not acknowledged by Kafka: %s (transaction %s%s); the slot stays "
+             "before it: fix the cause and restart outboxd",
+             event_id ? event_id : "(no id)", topic ? topic : "?", errstr ? errstr : "error",
+             l ? "commit end " : "still open", l ? fmt_lsn(l, lb) : "");
+    relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+}
+
+/* The replication connection broke: drop the unsent record, drain acks, reconnect. */
+static void stream_lost(relay_t *r, const char *why) {
+    if (r->pending) {
+        ack_tracker_fail(r->at, r->ev_seq); /* never sent; the stream replays it */
+        r->pending = false;
+    }
+    repl_stream_close(r->rs);
+    if (r->state == ST_SHUTDOWN)
+        return;
+    log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
+    r->state = ST_DRAIN;
+}
+
+static void send_status(relay_t *r) {
+    if (!repl_stream_connected(r->rs))
+        return;
+    lsn_t flush = ack_tracker_confirmable(r->at), write = ack_tracker_received(r->at);
+    if (write < flush)
+        write = flush;
+    char err[ERRSZ];
+    if (repl_stream_send_status(r->rs, write, flush, err, sizeof(err)) != REPL_OK) {
+        stream_lost(r, err);
+        return;
+    }
+    if (flush != r->sent_flush) {
+        char lb[LSN_FMT_SIZE];
+        log_debug("confirmed %s", fmt_lsn(flush, lb));
+    }
+    r->sent_flush = flush;
+    r->last_status_ms = now_ms();
+    r->status_due = false;
+}
+
+static void publish(relay_t *r) {
+    char err[ERRSZ];
+    switch (kproducer_produce(r->kp, &r->ev, r->ev_seq, err, sizeof(err))) {
+    case KPRODUCER_OK:
+        r->pending = false;
+        r->produced++;
+        return;
+    case KPRODUCER_QUEUE_FULL:
+        r->pending = true;
+        return;
+    case KPRODUCER_INVALID: {
+        r->pending = false;
+        ack_tracker_fail(r->at, r->ev_seq);
+        char msg[ERRSZ + 256];
+        snprintf(msg, sizeof(msg), "event %s cannot be published: %s; the slot stays before it", r->ev.id, err);
+        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        return;
+    }
+    }
+}
+
+/* Handles one wal2json record. */
+static void handle_data(relay_t *r, const repl_msg_t *m) {
+    char err[ERRSZ], msg[ERRSZ + 256], lb[LSN_FMT_SIZE];
+    w2j_record_t rec;
+    if (w2j_decode(r->dec, m->data, m->len, &rec, err, sizeof(err)) != 0) {
+        snprintf(msg, sizeof(msg), "cannot decode the wal2json record at LSN %s: %s", fmt_lsn(m->data_start, lb), err);
+        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        return;
+    }
+    switch (rec.action) {
+    case W2J_BEGIN:
+        if (ack_tracker_begin(r->at) != 0)
+            stream_lost(r, "replication protocol error: BEGIN inside a transaction");
+        return;
+    case W2J_COMMIT:
+        if (ack_tracker_commit(r->at, rec.nextlsn ? rec.nextlsn : rec.lsn) != 0)
+            stream_lost(r, "replication protocol error: COMMIT outside a transaction");
+        return;
+    default:
+        break;
+    }
+    switch (router_route(r->router, &rec, &r->ev, err, sizeof(err))) {
+    case ROUTER_SKIP:
+        return;
+    case ROUTER_INVALID:
+        snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it",
+                 r->ev.id ? r->ev.id : "(no id)", fmt_lsn(m->data_start, lb), err);
+        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        return;
+    case ROUTER_EVENT:
+        break;
+    }
+    r->ev_seq = ack_tracker_add_event(r->at);
+    if (r->ev_seq == 0) {
+        snprintf(msg, sizeof(msg), "outbox record at LSN %s arrived outside a transaction", fmt_lsn(m->data_start, lb));
+        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        return;
+    }
+    publish(r);
+}
+
+static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at); }
+
+/* Reads buffered replication messages until none is left or back-pressure applies. */
+static void read_stream(relay_t *r) {
+    if (r->pending)
+        publish(r);
+    char err[ERRSZ];
+    for (int i = 0; i < READ_BATCH && r->state == ST_STREAM && !blocked(r); i++) {
+        repl_msg_t m;
+        int n = repl_stream_read(r->rs, &m, err, sizeof(err));
+        if (n == 0)
+            return;
+        if (n < 0) {
+            if (strstr(err, "invalidated")) {
+                relay_fail(r, RELAY_EXIT_CONFIG, err);
+                repl_stream_close(r->rs);
+            } else {
+                stream_lost(r, err);
+            }
+            return;
+        }
+        if (m.kind == REPL_MSG_KEEPALIVE) {
+            ack_tracker_keepalive(r->at, m.wal_end);
+            if (m.reply_requested)
+                r->status_due = true;
+        } else {
+            handle_data(r, &m);
+        }
+    }
+}
+
+/* Connects, checks, finds or creates the slot and starts streaming from the confirmed LSN. */
+static void connect_and_start(relay_t *r) {
+    char err[ERRSZ], lb[LSN_FMT_SIZE];
+    repl_status_t st = repl_stream_connect(r->rs, r->o->conninfo, err, sizeof(err));
+    if (st == REPL_OK)
+        st = pg_preflight_server(repl_stream_conn(r->rs), err, sizeof(err));
+    const router_columns_t *c = &r->o->router.columns;
+    const char *required[] = {c->id, c->aggregate_type, c->aggregate_id, c->event_type, c->payload, NULL};
+    for (size_t i = 0; st == REPL_OK && i < router_table_count(r->router); i++) {
+        const char *schema, *table;
+        bool has_headers = false;
+        router_table_get(r->router, i, &schema, &table);
+        st = pg_preflight_table(repl_stream_conn(r->rs), schema, table, required, c->headers, &has_headers, err,
+                                sizeof(err));
+        if (st == REPL_OK && c->headers && *c->headers && !has_headers && !r->had_stream)
+            log_info("outbox table %s.%s has no \"%s\" column: records get only the id and type headers",
+                     schema, table, c->headers);
+    }
+    repl_slot_info_t slot;
+    if (st == REPL_OK)
+        st = repl_stream_slot_info(r->rs, r->o->slot, &slot, err, sizeof(err));
+    if (st == REPL_OK && slot.exists) {
+        const char *db = PQdb(repl_stream_conn(r->rs));
+        if (strcmp(slot.plugin, "wal2json") != 0) {
+            snprintf(err, sizeof(err),
+                     "replication slot \"%s\" uses plugin %s, not wal2json: set postgres.slot to another name "
+                     "or drop the slot (SELECT pg_drop_replication_slot('%s'))",
+                     r->o->slot, slot.plugin, r->o->slot);
+            st = REPL_FATAL;
+        } else if (db && strcmp(slot.database, db) != 0) {
+            snprintf(err, sizeof(err),
+                     "replication slot \"%s\" belongs to database \"%s\", but postgres.conninfo connects to "
+                     "\"%s\": fix the dbname or use another postgres.slot",
+                     r->o->slot, slot.database, db);
+            st = REPL_FATAL;
+        } else if (slot.active) {
+            snprintf(err, sizeof(err), "replication slot \"%s\" is in use by PID %d; waiting for it to be free",
+                     r->o->slot, slot.active_pid);
+            st = REPL_RETRY;
+        }
+    } else if (st == REPL_OK) {
+        if (!r->o->create_slot) {
+            snprintf(err, sizeof(err),
+                     "replication slot \"%s\" does not exist and postgres.slot.create is false: create it with "
+                     "SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set postgres.slot.create "
+                     "= true",
+                     r->o->slot, r->o->slot);
+            st = REPL_FATAL;
+        } else {
+            st = repl_stream_create_slot(r->rs, r->o->slot, "wal2json", err, sizeof(err));
+            if (st == REPL_OK) {
+                log_info("created replication slot \"%s\" (wal2json)", r->o->slot);
+                st = repl_stream_slot_info(r->rs, r->o->slot, &slot, err, sizeof(err));
+            }
+        }
+    }
+    lsn_t start = ack_tracker_confirmable(r->at);
+    if (st == REPL_OK) {
+        if (slot.confirmed_flush > start)
+            start = slot.confirmed_flush;
+        st = repl_stream_start(r->rs, r->o->slot, start, (const char *const *)r->w2j_options, err, sizeof(err));
+    }
+    if (st == REPL_FATAL) {
+        repl_stream_close(r->rs);
+        relay_fail(r, RELAY_EXIT_CONFIG, err);
+        return;
+    }
+    if (st == REPL_RETRY) {
+        repl_stream_close(r->rs);
+        log_warn("%s (retrying in %d ms)", err, r->backoff_ms);
+        r->next_connect_ms = now_ms() + r->backoff_ms;
+        r->backoff_ms = r->backoff_ms * 2 > r->o->reconnect_backoff_max_ms ? r->o->reconnect_backoff_max_ms
+                                                                           : r->backoff_ms * 2;
+        return;
+    }
+    ack_tracker_reset(r->at, start);
+    r->sent_flush = start;
+    r->backoff_ms = 500;
+    r->state = ST_STREAM;
+    r->status_due = true;
+    log_info("%s slot \"%s\" from %s", r->had_stream ? "resumed streaming" : "streaming", r->o->slot,
+             fmt_lsn(start, lb));
+    r->had_stream = true;
+}
+
+static void progress(relay_t *r, int64_t now) {
+    if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
+        return;
+    uint64_t n = r->acked - r->last_progress_acked;
+    if (n > 0 || ack_tracker_outstanding(r->at) > 0) {
+        char lb[LSN_FMT_SIZE];
+        log_info("published %" PRIu64 " events (%.1f/s), %zu in flight, confirmed %s", n,
+                 n * 1000.0 / (double)(now - r->last_progress_ms), ack_tracker_outstanding(r->at),
+                 fmt_lsn(ack_tracker_confirmable(r->at), lb));
+    }
+    r->last_progress_ms = now;
+    r->last_progress_acked = r->acked;
+}
+
+static int build_w2j_options(relay_t *r) {
+    const char *prefix = r->o->router.message_prefix;
+    const char *opts[] = {"format-version", "2",
+                          "include-xids", "1",
+                          "include-timestamp", "1",
+                          "include-lsn", "1",
+                          "include-types", "0",
+                          "actions", "insert",
+                          "add-tables", router_add_tables_option(r->router),
+                          /* an empty prefix list would let every message through */
+                          "add-msg-prefixes", prefix && *prefix ? prefix : "outboxd.no-messages",
+                          NULL};
+    size_t n = sizeof(opts) / sizeof(opts[0]);
+    r->w2j_options = calloc(n, sizeof(char *));
+    if (!r->w2j_options)
+        return -1;
+    memcpy(r->w2j_options, opts, sizeof(opts));
+    return 0;
+}
+
+/* Shutdown: stop reading, wait (bounded) for acks, send the final status update. */
+static bool shutdown_step(relay_t *r, int64_t now) {
+    if (r->pending) {
+        ack_tracker_fail(r->at, r->ev_seq);
+        r->pending = false;
+    }
+    bool drained = ack_tracker_outstanding(r->at) == 0;
+    if (!drained && now < r->shutdown_deadline_ms && *r->stop < 2)
+        return false;
+    if (!drained)
+        log_warn("stopping with %zu events not acknowledged by Kafka; they will be published again after restart",
+                 ack_tracker_outstanding(r->at));
+    send_status(r);
+    for (int i = 0; i < 50 && repl_stream_connected(r->rs) && repl_stream_flush(r->rs) == 1; i++) {
+        struct pollfd p = {.fd = repl_stream_fd(r->rs), .events = POLLOUT};
+        poll(&p, 1, 100);
+    }
+    char lb[LSN_FMT_SIZE];
+    log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, fmt_lsn(r->sent_flush, lb));
+    return true;
+}
+
+int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
+    relay_t r = {.o = o, .stop = stop, .backoff_ms = 500, .state = ST_CONNECT};
+    char err[ERRSZ];
+    int rc = RELAY_EXIT_CONFIG;
+    sigset_t unblocked;
+    sigprocmask(SIG_SETMASK, NULL, &unblocked);
+    sigdelset(&unblocked, SIGTERM);
+    sigdelset(&unblocked, SIGINT);
+
+    r.router = router_new(&o->router, err, sizeof(err));
+    if (!r.router) {
+        log_error("%s", err);
+        goto out;
+    }
+    r.at = ack_tracker_new(0, o->max_inflight_txns, o->max_inflight_events);
+    r.dec = w2j_decoder_new();
+    r.rs = repl_stream_new();
+    if (!r.at || !r.dec || !r.rs || build_w2j_options(&r) != 0) {
+        log_error("out of memory");
+        goto out;
+    }
+    r.kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, &r, err, sizeof(err));
+    if (!r.kp) {
+        log_error("%s", err);
+        goto out;
+    }
+    if (kproducer_check_connect(r.kp, o->startup_timeout_ms, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        goto out;
+    }
+    r.last_progress_ms = now_ms();
+
+    for (;;) {
+        int64_t now = now_ms();
+        if (*stop && r.state != ST_SHUTDOWN) {
+            log_info("stopping: waiting for %zu in-flight events", ack_tracker_outstanding(r.at));
+            r.state = ST_SHUTDOWN;
+            r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
+        }
+        if (kproducer_poll(r.kp, err, sizeof(err)) != 0) {
+            /* Fatal producer error: exit without confirming anything unacked. */
+            log_error("%s", err);
+            rc = RELAY_EXIT_RUNTIME;
+            goto out;
+        }
+        switch (r.state) {
+        case ST_CONNECT:
+            if (now >= r.next_connect_ms)
+                connect_and_start(&r);
+            break;
+        case ST_STREAM:
+            read_stream(&r);
+            break;
+        case ST_DRAIN:
+            if (ack_tracker_outstanding(r.at) == 0) {
+                r.state = ST_CONNECT;
+                r.next_connect_ms = now + r.backoff_ms;
+            }
+            break;
+        case ST_SHUTDOWN:
+            if (shutdown_step(&r, now)) {
+                rc = r.exit_code;
+                goto out;
+            }
+            break;
+        }
+        if (r.state == ST_STREAM &&
+            (r.status_due || now - r.last_status_ms >= o->status_interval_ms))
+            send_status(&r);
+        progress(&r, now);
+
+        struct pollfd fds[2];
+        int nfds = 0;
+        fds[nfds++] = (struct pollfd){.fd = kproducer_fd(r.kp), .events = POLLIN};
+        int pg = -1;
+        if (repl_stream_connected(r.rs) && r.state == ST_STREAM) {
+            short ev = blocked(&r) ? 0 : POLLIN;
+            if (repl_stream_flush(r.rs) == 1)
+                ev |= POLLOUT;
+            pg = nfds;
+            fds[nfds++] = (struct pollfd){.fd = repl_stream_fd(r.rs), .events = ev};
+        }
+        int64_t wait = 1000;
+        if (r.state == ST_STREAM) {
+            int64_t due = r.last_status_ms + o->status_interval_ms - now;
+            if (due < wait)
+                wait = due;
+        } else if (r.state == ST_CONNECT) {
+            wait = r.next_connect_ms - now;
+        } else {
+            wait = 100;
+        }
+        if (wait < 0)
+            wait = 0;
+        struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
+        int n = ppoll(fds, (nfds_t)nfds, &ts, &unblocked);
+        if (n < 0 && errno != EINTR) {
+            log_error("poll: %s", strerror(errno));
+            rc = RELAY_EXIT_RUNTIME;
+            goto out;
+        }
+        if (n > 0 && pg >= 0 && (fds[pg].revents & (POLLIN | POLLERR | POLLHUP))) {
+            if (repl_stream_consume(r.rs, err, sizeof(err)) != REPL_OK)
+                stream_lost(&r, err);
+        }
+    }
+out:
+    kproducer_destroy(r.kp);
+    repl_stream_destroy(r.rs);
+    w2j_decoder_destroy(r.dec);
+    router_destroy(r.router);
+    ack_tracker_destroy(r.at);
+    free(r.w2j_options);
+    return rc;
+}

@@ -1,0 +1,385 @@
+/* w2j_decode.c - decodes one wal2json format-version 2 record (one JSON object) into a
+ * borrowed w2j_record_t view, reusing the parse tree, column array and text buffer. */
+#include "w2j_decode.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+/*
+ * What wal2json 2.5/2.6 sends with format-version=2, include-xids=1, include-timestamp=1,
+ * include-lsn=1, include-types=0 (one JSON object per line, no pretty-printing; see the
+ * captures in tests/data/wal2json/):
+ *
+ *   {"action":"B","xid":766,"timestamp":"2026-11-23 06:27:54.167436+00",
+ *    "lsn":"0/15D8458","nextlsn":"0/15D8488"}
+ *       lsn = start of the commit record (txn->final_lsn), nextlsn = its end (end_lsn).
+ *   {"action":"I","xid":766,"timestamp":"...","lsn":"0/15D82F0","schema":"public",
+ *    "table":"outbox","columns":[{"name":"id","value":"..."},{"name":"headers","value":null}]}
+ *       U has "columns" (new tuple) and "identity" (old key); D has "identity" only.
+ *   {"action":"M","xid":771,"timestamp":"...","lsn":"0/15F0150","transactional":true,
+ *    "prefix":"outbox","content":"..."}
+ *       a non-transactional message has "xid":null and "timestamp":null.
+ *   {"action":"T","xid":..,"timestamp":"...","lsn":"...","schema":"public","table":"t"}
+ *   {"action":"C","xid":766,"timestamp":"...","lsn":"0/15D8458","nextlsn":"0/15D8488"}
+ *
+ * Column values: text-like types (text, uuid, jsonb, timestamptz, arrays...) arrive as JSON
+ * strings holding PostgreSQL's text form; bytea as hex WITHOUT the "\x" prefix ("00ff10");
+ * bool as JSON true/false; int2/int4/int8/oid/float4/float8/numeric as JSON numbers, or
+ * as strings with numeric-data-types-as-string=1 (wal2json >= 2.6 only; 2.5 rejects the
+ * option). Without that option NaN and +-Infinity arrive as JSON null, indistinguishable
+ * from SQL NULL, and numeric values lose their exact text (see format_real()).
+ * Unknown keys ("origin", "pk", "type", ...) are ignored.
+ */
+
+struct w2j_decoder {
+    json_t *root;       /* last parsed record: owns every string *out borrows */
+    w2j_column_t *cols; /* grows, never shrinks */
+    size_t cols_cap;
+    size_t *text_off; /* per column: offset of its value in text, or SIZE_MAX */
+    char *text;       /* text form of non-string column values, NUL-separated */
+    size_t text_len;
+    size_t text_cap;
+};
+
+w2j_decoder_t *w2j_decoder_new(void) { return calloc(1, sizeof(w2j_decoder_t)); }
+
+void w2j_decoder_destroy(w2j_decoder_t *dec) {
+    if (dec == NULL)
+        return;
+    json_decref(dec->root);
+    free(dec->cols);
+    free(dec->text_off);
+    free(dec->text);
+    free(dec);
+}
+
+static int text_reserve(w2j_decoder_t *dec, size_t more) {
+    size_t need, cap;
+    char *p;
+
+    if (more > SIZE_MAX - dec->text_len)
+        return -1;
+    need = dec->text_len + more;
+    if (need <= dec->text_cap)
+        return 0;
+    cap = dec->text_cap ? dec->text_cap : 256;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = realloc(dec->text, cap);
+    if (p == NULL)
+        return -1;
+    dec->text = p;
+    dec->text_cap = cap;
+    return 0;
+}
+
+/* Appends s[0..n) and a NUL to the text buffer; stores the offset in *off. */
+static int text_append(w2j_decoder_t *dec, const char *s, size_t n, size_t *off) {
+    if (text_reserve(dec, n + 1) != 0)
+        return -1;
+    *off = dec->text_len;
+    memcpy(dec->text + dec->text_len, s, n);
+    dec->text[dec->text_len + n] = '\0';
+    dec->text_len += n + 1;
+    return 0;
+}
+
+/* Shortest text that reads back as the same double, in PostgreSQL's float8 style: plain
+ * decimals for exponents -4..14, else "1e+300"/"1e-07" (0.1 -> "0.1", where jansson's own
+ * dumper prints 0.10000000000000001). A numeric sent as a JSON number already lost
+ * PostgreSQL's text ("0.0000" arrives as 0.0 and comes out as "0"); only
+ * numeric-data-types-as-string keeps it. Assumes the "C" LC_NUMERIC locale. */
+static int format_real(double v, char *buf, size_t size) {
+    int n = 0, prec, exp10, decimals;
+
+    for (prec = 1; prec <= 17; prec++) {
+        n = snprintf(buf, size, "%.*e", prec - 1, v);
+        if (n < 0 || (size_t)n >= size)
+            return -1;
+        if (strtod(buf, NULL) == v)
+            break;
+    }
+    if (prec > 17)
+        prec = 17;
+    exp10 = atoi(strchr(buf, 'e') + 1);
+    if (exp10 < -4 || exp10 >= 15)
+        return n;
+    decimals = prec - 1 - exp10;
+    n = snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, v);
+    return n < 0 || (size_t)n >= size ? -1 : n;
+}
+
+/* Grows the column arrays to hold n entries. */
+static int cols_reserve(w2j_decoder_t *dec, size_t n) {
+    size_t cap;
+    w2j_column_t *c;
+    size_t *o;
+
+    if (n <= dec->cols_cap)
+        return 0;
+    cap = dec->cols_cap ? dec->cols_cap : 16;
+    while (cap < n)
+        cap *= 2;
+    c = realloc(dec->cols, cap * sizeof(*c));
+    if (c == NULL)
+        return -1;
+    dec->cols = c;
+    o = realloc(dec->text_off, cap * sizeof(*o));
+    if (o == NULL)
+        return -1;
+    dec->text_off = o;
+    dec->cols_cap = cap;
+    return 0;
+}
+
+/* Text form of a non-string, non-null JSON value into the text buffer. */
+static int value_text(w2j_decoder_t *dec, const json_t *v, size_t *off, size_t *len) {
+    char num[64];
+    int n;
+
+    switch (json_typeof(v)) {
+    case JSON_INTEGER:
+        n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        break;
+    case JSON_REAL:
+        n = format_real(json_real_value(v), num, sizeof(num));
+        break;
+    case JSON_TRUE:
+        n = snprintf(num, sizeof(num), "true");
+        break;
+    case JSON_FALSE:
+        n = snprintf(num, sizeof(num), "false");
+        break;
+    default: {
+        /* Object or array: wal2json never sends one (even jsonb and arrays arrive as
+         * strings); keep it as compact JSON rather than fail. */
+        size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+
+        if (need == 0 || text_reserve(dec, need + 1) != 0)
+            return -1;
+        *off = dec->text_len;
+        json_dumpb(v, dec->text + dec->text_len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+        dec->text[dec->text_len + need] = '\0';
+        dec->text_len += need + 1;
+        *len = need;
+        return 0;
+    }
+    }
+    if (n < 0 || (size_t)n >= sizeof(num))
+        return -1;
+    *len = (size_t)n;
+    return text_append(dec, num, (size_t)n, off);
+}
+
+/* Optional string member: NULL when absent or JSON null. Returns -1 on another type or on
+ * an embedded NUL (the field is used as a C string). */
+static int get_opt_str(json_t *obj, const char *key, const char **out, char *errstr, size_t errstr_size) {
+    json_t *v = json_object_get(obj, key);
+
+    *out = NULL;
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_string(v)) {
+        snprintf(errstr, errstr_size, "field \"%s\" is not a string", key);
+        return -1;
+    }
+    if (strlen(json_string_value(v)) != json_string_length(v)) {
+        snprintf(errstr, errstr_size, "field \"%s\" contains a NUL character", key);
+        return -1;
+    }
+    *out = json_string_value(v);
+    return 0;
+}
+
+static int get_req_str(json_t *obj, const char *key, char action, const char **out, char *errstr, size_t errstr_size) {
+    if (get_opt_str(obj, key, out, errstr, errstr_size) != 0)
+        return -1;
+    if (*out == NULL) {
+        snprintf(errstr, errstr_size, "action '%c' record without \"%s\"", action, key);
+        return -1;
+    }
+    return 0;
+}
+
+/* LSN member; required ones fail when absent (include-lsn off). */
+static int get_lsn(json_t *obj, const char *key, char action, bool required, lsn_t *out, char *errstr,
+                   size_t errstr_size) {
+    const char *s;
+
+    *out = LSN_INVALID;
+    if (get_opt_str(obj, key, &s, errstr, errstr_size) != 0)
+        return -1;
+    if (s == NULL) {
+        if (!required)
+            return 0;
+        snprintf(errstr, errstr_size, "action '%c' record without \"%s\" (is wal2json's include-lsn on?)", action, key);
+        return -1;
+    }
+    if (lsn_parse(s, out) != 0) {
+        snprintf(errstr, errstr_size, "field \"%s\" is not an LSN: \"%.40s\"", key, s);
+        return -1;
+    }
+    return 0;
+}
+
+static int decode_columns(w2j_decoder_t *dec, json_t *arr, w2j_record_t *out, char *errstr, size_t errstr_size) {
+    size_t n = json_array_size(arr);
+
+    if (cols_reserve(dec, n) != 0) {
+        snprintf(errstr, errstr_size, "out of memory for %zu columns", n);
+        return -1;
+    }
+    dec->text_len = 0;
+    for (size_t i = 0; i < n; i++) {
+        json_t *c = json_array_get(arr, i);
+        json_t *name, *value;
+        w2j_column_t *col = &dec->cols[i];
+
+        if (!json_is_object(c)) {
+            snprintf(errstr, errstr_size, "columns[%zu] is not an object", i);
+            return -1;
+        }
+        name = json_object_get(c, "name");
+        if (!json_is_string(name) || strlen(json_string_value(name)) != json_string_length(name)) {
+            snprintf(errstr, errstr_size, "columns[%zu].name %s", i, name == NULL ? "missing" : "is not a string");
+            return -1;
+        }
+        value = json_object_get(c, "value");
+        if (value == NULL) {
+            snprintf(errstr, errstr_size, "columns[%zu] (\"%s\") without \"value\"", i, json_string_value(name));
+            return -1;
+        }
+        col->name = json_string_value(name);
+        dec->text_off[i] = SIZE_MAX;
+        if (json_is_null(value)) {
+            col->value = NULL;
+            col->value_len = 0;
+        } else if (json_is_string(value)) {
+            col->value = json_string_value(value);
+            col->value_len = json_string_length(value);
+        } else {
+            col->value = NULL;
+            if (value_text(dec, value, &dec->text_off[i], &col->value_len) != 0) {
+                snprintf(errstr, errstr_size, "out of memory for the value of column \"%s\"", col->name);
+                return -1;
+            }
+        }
+    }
+    /* The text buffer may have moved while it grew: point into it only now. */
+    for (size_t i = 0; i < n; i++)
+        if (dec->text_off[i] != SIZE_MAX)
+            dec->cols[i].value = dec->text + dec->text_off[i];
+    out->ncolumns = n;
+    out->columns = dec->cols;
+    return 0;
+}
+
+int w2j_decode(w2j_decoder_t *dec, const char *buf, size_t len, w2j_record_t *out, char *errstr, size_t errstr_size) {
+    json_error_t jerr;
+    json_t *root, *v;
+    const char *action;
+    char a = '\0';
+
+    memset(out, 0, sizeof(*out));
+    json_decref(dec->root);
+    /* JSON_ALLOW_NUL: wal2json never writes \u0000 (PostgreSQL text cannot hold NUL and
+     * message content is cut at the first NUL), but should one appear it is kept in the
+     * value (value_len counts it) instead of failing the whole record. Fields used as C
+     * strings (names, prefix, timestamp) reject it. */
+    dec->root = root = json_loadb(buf, len, JSON_ALLOW_NUL, &jerr);
+    if (root == NULL) {
+        if (json_error_code(&jerr) == json_error_numeric_overflow)
+            snprintf(errstr, errstr_size,
+                     "number out of range at line %d column %d (position %d): %s (a numeric "
+                     "column? wal2json >= 2.6 can send them as strings: "
+                     "numeric-data-types-as-string)",
+                     jerr.line, jerr.column, jerr.position, jerr.text);
+        else
+            snprintf(errstr, errstr_size, "malformed JSON at line %d column %d (position %d): %s", jerr.line,
+                     jerr.column, jerr.position, jerr.text);
+        return -1;
+    }
+    if (!json_is_object(root)) {
+        snprintf(errstr, errstr_size, "record is not a JSON object");
+        return -1;
+    }
+
+    v = json_object_get(root, "action");
+    if (v == NULL) {
+        snprintf(errstr, errstr_size, "record without \"action\"");
+        return -1;
+    }
+    if (json_is_string(v) && json_string_length(v) == 1)
+        a = json_string_value(v)[0];
+    if (a == '\0' || strchr("BCIUDMT", a) == NULL) {
+        action = json_is_string(v) ? json_string_value(v) : "(not a string)";
+        snprintf(errstr, errstr_size, "unknown action \"%.20s\"", action);
+        return -1;
+    }
+    out->action = (w2j_action_t)a;
+
+    v = json_object_get(root, "xid");
+    if (v != NULL && !json_is_null(v)) {
+        if (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > (json_int_t)UINT32_MAX) {
+            snprintf(errstr, errstr_size, "field \"xid\" is not a transaction id");
+            return -1;
+        }
+        out->xid = (uint32_t)json_integer_value(v);
+    }
+    if (get_opt_str(root, "timestamp", &out->timestamp, errstr, errstr_size) != 0)
+        return -1;
+
+    switch (a) {
+    case 'B':
+    case 'C':
+        if (get_lsn(root, "lsn", a, true, &out->lsn, errstr, errstr_size) != 0 ||
+            get_lsn(root, "nextlsn", a, true, &out->nextlsn, errstr, errstr_size) != 0)
+            return -1;
+        return 0;
+    case 'M':
+        if (get_lsn(root, "lsn", a, false, &out->lsn, errstr, errstr_size) != 0)
+            return -1;
+        v = json_object_get(root, "transactional");
+        if (!json_is_boolean(v)) {
+            snprintf(errstr, errstr_size, "action 'M' record %s \"transactional\"",
+                     v == NULL ? "without" : "with a non-boolean");
+            return -1;
+        }
+        out->transactional = json_is_true(v);
+        if (get_req_str(root, "prefix", a, &out->prefix, errstr, errstr_size) != 0)
+            return -1;
+        v = json_object_get(root, "content");
+        if (!json_is_string(v)) {
+            snprintf(errstr, errstr_size, "action 'M' record %s \"content\"",
+                     v == NULL ? "without" : "with a non-string");
+            return -1;
+        }
+        out->content = json_string_value(v);
+        out->content_len = json_string_length(v);
+        return 0;
+    default: /* I U D T */
+        if (get_lsn(root, "lsn", a, false, &out->lsn, errstr, errstr_size) != 0 ||
+            get_req_str(root, "schema", a, &out->schema, errstr, errstr_size) != 0 ||
+            get_req_str(root, "table", a, &out->table, errstr, errstr_size) != 0)
+            return -1;
+        if (a == 'D' || a == 'T')
+            return 0; /* D's "identity" (old key) is not needed */
+        v = json_object_get(root, "columns");
+        if (!json_is_array(v)) {
+            snprintf(errstr, errstr_size, "action '%c' record %s \"columns\"", a,
+                     v == NULL ? "without" : "with a non-array");
+            return -1;
+        }
+        return decode_columns(dec, v, out, errstr, errstr_size);
+    }
+}
+
+const w2j_column_t *w2j_column_find(const w2j_record_t *rec, const char *name) {
+    for (size_t i = 0; i < rec->ncolumns; i++)
+        if (strcmp(rec->columns[i].name, name) == 0)
+            return &rec->columns[i];
+    return NULL;
+}
