@@ -51,6 +51,9 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size);
 /* Records queued or in flight inside librdkafka. */
 int kproducer_outq_len(const kproducer_t *p);
 
+/* The librdkafka handle (borrowed), for tests (mock cluster) and statistics. */
+void *kproducer_handle(kproducer_t *p);
+
 /* Last error reported by librdkafka that is not fatal (e.g. all brokers down); "" if none
  * since the last successful delivery. */
 const char *kproducer_last_error(const kproducer_t *p);

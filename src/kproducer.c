@@ -230,3 +230,4 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
 
 int kproducer_outq_len(const kproducer_t *p) { return rd_kafka_outq_len(p->rk); }
 const char *kproducer_last_error(const kproducer_t *p) { return p->last_error; }
+void *kproducer_handle(kproducer_t *p) { return p->rk; }

@@ -1,0 +1,222 @@
+/* test_kproducer_mock.c - producer fault injection with librdkafka's mock cluster: transient
+ * errors keep per-key order, a down broker acks nothing until it returns, permanent errors
+ * are reported with the event id. Complements the tests against the real broker. */
+#include <poll.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cmocka.h>
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include "kproducer.h"
+#include "log.h"
+
+#define MAXN 1000
+#define APIKEY_PRODUCE 0
+
+typedef struct result {
+    int n, nerr;
+    int err[MAXN + 1];
+    int64_t offset[MAXN + 1];
+    int32_t partition[MAXN + 1];
+    char id[MAXN + 1][32];
+    int order[MAXN + 1]; /* seqs in report order */
+} result_t;
+
+static void on_dr(void *opaque, uint64_t seq, int err, const char *errstr, const char *event_id, const char *topic,
+                  int32_t partition, int64_t offset) {
+    result_t *r = opaque;
+    (void)errstr;
+    (void)topic;
+    assert_true(seq >= 1 && seq <= MAXN);
+    r->err[seq] = err;
+    r->offset[seq] = offset;
+    r->partition[seq] = partition;
+    snprintf(r->id[seq], sizeof(r->id[seq]), "%s", event_id ? event_id : "");
+    r->order[r->n++] = (int)seq;
+    if (err)
+        r->nerr++;
+}
+
+static kproducer_t *mk(result_t *r, const char *extra_k, const char *extra_v) {
+    const char *props[] = {"bootstrap.servers", "mock", "test.mock.num.brokers", "1", "retry.backoff.ms", "10",
+                           extra_k, extra_v, NULL};
+    char err[512];
+    memset(r, 0, sizeof(*r));
+    kproducer_t *p = kproducer_new(props, "id", on_dr, r, err, sizeof(err));
+    if (!p)
+        fail_msg("kproducer_new: %s", err);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
+    assert_non_null(mc);
+    assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 4, 1), 0);
+    assert_int_equal(kproducer_check_connect(p, 5000, err, sizeof(err)), 0);
+    return p;
+}
+
+static kproducer_result_t produce(kproducer_t *p, int seq, int key, size_t value_len) {
+    char id[32], k[16], *value = malloc(value_len + 1);
+    snprintf(id, sizeof(id), "ev-%d", seq);
+    snprintf(k, sizeof(k), "k%d", key);
+    memset(value, 'v', value_len);
+    value[value_len] = '\0';
+    router_header_t h[2] = {{"id", id, strlen(id)}, {"event_type", "t", 1}};
+    outbox_event_t ev = {.id = id, .topic = "t", .key = k, .key_len = strlen(k), .value = value,
+                         .value_len = value_len, .event_type = "t", .nheaders = 2, .headers = h};
+    char err[512];
+    kproducer_result_t res = kproducer_produce(p, &ev, (uint64_t)seq, err, sizeof(err));
+    free(value);
+    return res;
+}
+
+/* Polls delivery reports until want reports arrived or ms passed. */
+static void wait_reports(kproducer_t *p, result_t *r, int want, int ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    char err[512];
+    for (;;) {
+        assert_int_equal(kproducer_poll(p, err, sizeof(err)), 0);
+        if (r->n >= want)
+            return;
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long el = (t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000;
+        if (el >= ms)
+            return;
+        struct pollfd pfd = {.fd = kproducer_fd(p), .events = POLLIN};
+        poll(&pfd, 1, 50);
+    }
+}
+
+static void test_transient_errors_keep_key_order(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, NULL, NULL);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
+    rd_kafka_mock_push_request_errors(mc, APIKEY_PRODUCE, 6, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION,
+                                      RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT, RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS,
+                                      RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE, RD_KAFKA_RESP_ERR_REQUEST_TIMED_OUT,
+                                      RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND);
+    const int n = 400;
+    for (int i = 1; i <= n; i++)
+        assert_int_equal(produce(p, i, i % 10, 100), KPRODUCER_OK);
+    wait_reports(p, r, n, 20000);
+    assert_int_equal(r->n, n);
+    assert_int_equal(r->nerr, 0);
+    /* Same key -> same partition, offsets increase in produce order. */
+    for (int i = 1; i <= n; i++) {
+        char want[32];
+        snprintf(want, sizeof(want), "ev-%d", i);
+        assert_string_equal(r->id[i], want);
+        if (i > 10) {
+            assert_int_equal(r->partition[i], r->partition[i - 10]);
+            assert_true(r->offset[i] > r->offset[i - 10]);
+        }
+    }
+    kproducer_destroy(p);
+    free(r);
+}
+
+static void test_broker_down_acks_nothing(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, NULL, NULL);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
+    assert_int_equal(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    for (int i = 1; i <= 50; i++)
+        assert_int_equal(produce(p, i, i % 3, 10), KPRODUCER_OK);
+    wait_reports(p, r, 1, 3000);
+    assert_int_equal(r->n, 0); /* neither success nor failure while down */
+    assert_int_equal(kproducer_outq_len(p), 50);
+    assert_int_equal(rd_kafka_mock_broker_set_up(mc, 1), 0);
+    wait_reports(p, r, 50, 20000);
+    assert_int_equal(r->n, 50);
+    assert_int_equal(r->nerr, 0);
+    kproducer_destroy(p);
+    free(r);
+}
+
+static void test_permanent_error_reported_with_id(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, NULL, NULL);
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
+    rd_kafka_mock_push_request_errors(mc, APIKEY_PRODUCE, 1, RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED);
+    assert_int_equal(produce(p, 7, 1, 10), KPRODUCER_OK);
+    wait_reports(p, r, 1, 10000);
+    assert_int_equal(r->n, 1);
+    assert_int_equal(r->nerr, 1);
+    assert_int_not_equal(r->err[7], 0);
+    assert_string_equal(r->id[7], "ev-7");
+    kproducer_destroy(p);
+    free(r);
+}
+
+static void test_oversized_record_refused_at_once(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, "message.max.bytes", "2000");
+    assert_int_equal(produce(p, 1, 1, 5000), KPRODUCER_INVALID);
+    assert_int_equal(produce(p, 2, 1, 100), KPRODUCER_OK);
+    wait_reports(p, r, 1, 10000);
+    assert_int_equal(r->n, 1);
+    assert_int_equal(r->err[2], 0);
+    kproducer_destroy(p);
+    free(r);
+}
+
+static void test_queue_full_is_backpressure(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, "queue.buffering.max.messages", "20");
+    rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
+    assert_int_equal(rd_kafka_mock_broker_set_down(mc, 1), 0);
+    int ok = 0;
+    kproducer_result_t res = KPRODUCER_OK;
+    for (int i = 1; i <= 100 && res == KPRODUCER_OK; i++)
+        if ((res = produce(p, i, 0, 10)) == KPRODUCER_OK)
+            ok++;
+    assert_int_equal(res, KPRODUCER_QUEUE_FULL);
+    assert_int_equal(ok, 20);
+    rd_kafka_mock_broker_set_up(mc, 1);
+    wait_reports(p, r, ok, 20000);
+    assert_int_equal(r->n, ok);
+    assert_int_equal(produce(p, ok + 1, 0, 10), KPRODUCER_OK);
+    kproducer_destroy(p);
+    free(r);
+}
+
+static void test_guarantee_settings_enforced(void **state) {
+    (void)state;
+    char err[512];
+    const char *a[] = {"bootstrap.servers", "x:1", "acks", "1", NULL};
+    assert_null(kproducer_new(a, "id", on_dr, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "acks"));
+    const char *b[] = {"bootstrap.servers", "x:1", "enable.idempotence", "false", NULL};
+    assert_null(kproducer_new(b, "id", on_dr, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "enable.idempotence"));
+    const char *c[] = {"linger.ms", "5", NULL};
+    assert_null(kproducer_new(c, "id", on_dr, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "kafka.bootstrap.servers"));
+    const char *d[] = {"bootstrap.servers", "x:1", "no.such.property", "1", NULL};
+    assert_null(kproducer_new(d, "id", on_dr, NULL, err, sizeof(err)));
+    assert_non_null(strstr(err, "kafka.no.such.property"));
+}
+
+int main(void) {
+    log_init("test", LOG_ERROR, LOG_FORMAT_TEXT);
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_transient_errors_keep_key_order),
+        cmocka_unit_test(test_broker_down_acks_nothing),
+        cmocka_unit_test(test_permanent_error_reported_with_id),
+        cmocka_unit_test(test_oversized_record_refused_at_once),
+        cmocka_unit_test(test_queue_full_is_backpressure),
+        cmocka_unit_test(test_guarantee_settings_enforced),
+    };
+    return cmocka_run_group_tests_name("kproducer_mock", tests, NULL, NULL);
+}
