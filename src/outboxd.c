@@ -74,6 +74,29 @@ static void usage(FILE *out) {
     fprintf(out, "  kafka.<property>  any librdkafka producer property, e.g. kafka.bootstrap.servers\n");
 }
 
+/* Maps OUTBOXD_* variables onto keys, except the names reserved for the project's scripts
+ * (OUTBOXD_STACK_*, OUTBOXD_TEST_*, OUTBOXD_BIN), which are not configuration. */
+static int load_env(config_t *cfg, char *errstr, size_t errstr_size) {
+    size_t n = 0;
+    while (environ[n])
+        n++;
+    char **env = calloc(n + 1, sizeof(char *));
+    if (!env) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *v = environ[i];
+        if (!strncmp(v, "OUTBOXD_STACK_", 14) || !strncmp(v, "OUTBOXD_TEST_", 13) || !strncmp(v, "OUTBOXD_BIN=", 12))
+            continue;
+        env[k++] = environ[i];
+    }
+    int rc = config_load_env(cfg, env, errstr, errstr_size);
+    free(env);
+    return rc;
+}
+
 int main(int argc, char **argv) {
     const char *file = NULL;
     bool print_config = false;
@@ -112,7 +135,7 @@ int main(int argc, char **argv) {
     }
     if (file && config_load_file(cfg, file, err, sizeof(err)) != 0)
         goto config_error;
-    if (config_load_env(cfg, environ, err, sizeof(err)) != 0)
+    if (load_env(cfg, err, sizeof(err)) != 0)
         goto config_error;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "-c")) {

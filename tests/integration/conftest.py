@@ -1,0 +1,188 @@
+"""pytest fixtures for the outboxd integration tests (stack, db, kafka, outboxd, faults, partitions).
+
+Needs the local stack: scripts/stack.sh start (scripts/test.sh does it for you).
+See docs/testing.md.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Any, Iterable
+
+import pytest
+
+import helpers
+from helpers import Db, Kafka, Outboxd, Stack, StackFaults
+
+
+# --------------------------------------------------------------------------- session
+
+def _sigterm(signum, frame):
+    # A cancelled CI job sends SIGTERM: stop like Ctrl-C, so fixture teardown still
+    # kills outboxd processes and drops test databases and slots.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def pytest_configure(config):
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, _sigterm)
+
+
+# --------------------------------------------------------------------------- reporting
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    # Keep each phase's report on the item so fixtures can tell at teardown whether
+    # the test failed (then they print outboxd's log tail).
+    rep = yield
+    setattr(item, "rep_" + rep.when, rep)
+    return rep
+
+
+def _failed(request) -> bool:
+    return any(getattr(getattr(request.node, f"rep_{w}", None), "failed", False) for w in ("setup", "call"))
+
+
+# --------------------------------------------------------------------------- stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Stack:
+    """The running local stack (scripts/stack.sh start): .pg_conninfo, .kafka
+    (bootstrap servers), .kafka_libs, .dir. Fails - never skips - without it."""
+    problem = None
+    try:
+        s = Stack.load()
+        s.check()
+    except helpers.StackNotRunning as e:
+        problem = str(e)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return s
+
+
+@pytest.fixture
+def faults(stack) -> Iterable[StackFaults]:
+    """Fault injection on the shared stack: pg_stop/pg_kill/pg_start/pg_restart,
+    kafka_stop/kafka_kill/kafka_start/kafka_restart (scripts/stack.sh). Whatever the
+    test left down is started again at teardown."""
+    f = StackFaults(stack)
+    yield f
+    f.restore()
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+
+
+@pytest.fixture
+def db(stack) -> Iterable[Db]:
+    """A fresh database t_<random> with public.outbox (sql/outbox.sql).
+    .conninfo, .dbname, .conn (autocommit), insert_event(), slot_info(),
+    current_wal_lsn(), ... At teardown its replication slots and the database go."""
+    d = helpers.create_database(stack)
+    yield d
+    helpers.drop_database(d)
+
+
+# --------------------------------------------------------------------------- Kafka
+
+
+@pytest.fixture(scope="session")
+def kafka(stack) -> Kafka:
+    """Kafka helpers: consume(topics, n, timeout), create_topic(name, partitions),
+    partition_count(topic), produce(...), topics(prefix)."""
+    return Kafka(stack.kafka)
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A per-test prefix for topic names, "t_<random>": use the template
+    f"{topic_prefix}.${{aggregate_type}}" so tests never see each other's records."""
+    return helpers.unique_name("t")
+
+
+@pytest.fixture
+def topic_template(topic_prefix) -> str:
+    """outbox.topic for this test: "<topic_prefix>.${aggregate_type}"."""
+    return topic_prefix + ".${aggregate_type}"
+
+
+class JavaPartitioner:
+    """java_partition(key, n): the partition Java's producer picks for key among n
+    partitions, computed by a JVM (tests/integration/java/Partition.java).
+    java_partition.many([(key, n), ...]) runs one JVM for a whole batch."""
+
+    def __init__(self, kafka_libs: Path):
+        self.kafka_libs = kafka_libs
+
+    def __call__(self, key: bytes, num_partitions: int) -> int:
+        return helpers.java_partition(key, num_partitions, self.kafka_libs)
+
+    def many(self, pairs: Iterable[tuple[bytes, int]]) -> list[int]:
+        return helpers.java_partitions(pairs, self.kafka_libs)
+
+
+@pytest.fixture(scope="session")
+def java_partition(stack) -> JavaPartitioner:
+    return JavaPartitioner(stack.kafka_libs)
+
+
+# --------------------------------------------------------------------------- outboxd
+
+
+@pytest.fixture
+def outboxd_bin() -> Path:
+    """build/outboxd, or $OUTBOXD_BIN."""
+    return helpers.default_outboxd_bin()
+
+
+@pytest.fixture
+def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
+    """Factory: outboxd(config=None, *, args=(), env=None, binary=None, start=True,
+    defaults=True) -> helpers.Outboxd, running `outboxd -c <file>`.
+
+    config: dict key -> value, written as `key = value` lines; None drops a key.
+    defaults (unless defaults=False): postgres.conninfo = db.conninfo,
+    postgres.slot = <db name>_slot, outbox.topic = topic_template,
+    kafka.bootstrap.servers = the stack's broker. Output (stdout+stderr) goes to
+    <tmp_path>/outboxd-N.log. env: extra environment (the harness's own OUTBOXD_*
+    variables are never passed on). Every process is killed at teardown; the log
+    tail is printed when the test failed, and a sanitizer report fails the test.
+    """
+    procs: list[Outboxd] = []
+
+    def factory(config: dict[str, Any] | None = None, *, args=(), env=None, binary=None,
+                start: bool = True, defaults: bool = True) -> Outboxd:
+        n = len(procs) + 1
+        cfg: dict[str, Any] = {}
+        if defaults:
+            cfg.update({
+                "postgres.conninfo": db.conninfo,
+                "postgres.slot": f"{db.dbname}_slot",
+                "outbox.topic": topic_template,
+                "kafka.bootstrap.servers": stack.kafka,
+            })
+        cfg.update(config or {})
+        cfg = {k: v for k, v in cfg.items() if v is not None}
+        conf = helpers.write_config(tmp_path / f"outboxd-{n}.conf", cfg)
+        p = Outboxd(Path(binary) if binary else outboxd_bin, conf, tmp_path / f"outboxd-{n}.log",
+                    args=args, env=env, config=cfg)
+        procs.append(p)
+        if start:
+            p.start()
+        return p
+
+    yield factory
+
+    reports = []
+    for p in procs:
+        p.kill9()
+        if _failed(request) and p.starts:
+            print(f"\n---- {p.log_path} (last 80 lines) ----\n{p.log_tail(80)}")
+        r = p.sanitizer_report()
+        if r:
+            reports.append(f"{p.log_path}: {r}")
+    if reports:
+        pytest.fail("sanitizer report in outboxd output:\n" + "\n".join(reports), pytrace=False)
