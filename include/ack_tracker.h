@@ -52,7 +52,8 @@ lsn_t ack_tracker_confirmable(const ack_tracker_t *t);
 lsn_t ack_tracker_received(const ack_tracker_t *t);
 /* Events produced and not yet acked (or failed). */
 size_t ack_tracker_outstanding(const ack_tracker_t *t);
-/* True when max_txns transactions or max_events events are held: stop reading the stream. */
+/* True when max_txns committed transactions or max_events events are held: stop reading the
+ * stream. The open transaction does not count against max_txns (its commit must be read). */
 bool ack_tracker_full(const ack_tracker_t *t);
 /* True once any event failed. */
 bool ack_tracker_failed(const ack_tracker_t *t);

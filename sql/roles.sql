@@ -22,6 +22,6 @@ ALTER ROLE outboxd PASSWORD :relay_password;
 \endif
 
 GRANT INSERT ON public.outbox TO outbox_writer;
--- outboxd checks the table's columns at startup through the catalog; SELECT lets
--- `outboxd check` and operators inspect rows too.
+-- outboxd checks the table's columns at startup through the catalog; SELECT lets the
+-- relay's role inspect rows too (not needed to stream).
 GRANT SELECT ON public.outbox TO outboxd;

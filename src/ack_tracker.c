@@ -170,7 +170,9 @@ bool ack_tracker_in_txn(const ack_tracker_t *t) { return t->open; }
 size_t ack_tracker_txns(const ack_tracker_t *t) { return t->count; }
 
 bool ack_tracker_full(const ack_tracker_t *t) {
-    return t->count >= t->max_txns || t->outstanding >= t->max_events;
+    /* The open transaction never counts: its commit must be read to release anything. */
+    size_t committed = t->count - (t->open_held ? 1 : 0);
+    return committed >= t->max_txns || t->outstanding >= t->max_events;
 }
 
 lsn_t ack_tracker_seq_lsn(const ack_tracker_t *t, uint64_t seq) {

@@ -32,6 +32,15 @@ static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char 
     log_msg(l, "kafka %s: %s", fac, buf);
 }
 
+/* A property's current value as text (static buffer; "" if unknown). */
+static const char *conf_value(rd_kafka_conf_t *conf, const char *k) {
+    static char buf[256];
+    size_t size = sizeof(buf);
+    if (rd_kafka_conf_get(conf, k, buf, &size) != RD_KAFKA_CONF_OK)
+        buf[0] = '\0';
+    return buf;
+}
+
 static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
     char e[512];
     if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
@@ -66,7 +75,7 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
             goto fail;
     for (int i = 0; props && props[i]; i += 2) {
         const char *k = props[i], *v = props[i + 1];
-        if (!strcmp(k, "enable.idempotence") && strcasecmp(v, "true") != 0) {
+        if (!strcmp(k, "enable.idempotence") && strcasecmp(v, "true") != 0 && strcmp(v, "1") != 0) {
             snprintf(errstr, errstr_size,
                      "kafka.enable.idempotence=%s is not allowed: outboxd needs the idempotent producer "
                      "for per-key order and no duplicates on retry; remove the setting",
@@ -95,6 +104,10 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
         conf_set(conf, "acks", "all", errstr, errstr_size))
         goto fail;
+    if (strcmp(conf_value(conf, "partitioner"), "murmur2_random") != 0)
+        log_warn("kafka.partitioner=%s: records will not land on the partitions a Java producer picks for the "
+                 "same key",
+                 conf_value(conf, "partitioner"));
     rd_kafka_conf_set_log_cb(conf, rk_log);
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 
@@ -148,10 +161,9 @@ int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t
     rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
     if (err) {
         snprintf(errstr, errstr_size,
-                 "Kafka is not reachable at bootstrap.servers=%s within %d ms (%s%s%s): start the broker "
-                 "or fix kafka.bootstrap.servers",
-                 p->bootstrap, timeout_ms, rd_kafka_err2str(err), p->last_error[0] ? "; " : "",
-                 p->last_error);
+                 "Kafka is not reachable at bootstrap.servers=%s (%s%s%s): start the broker or fix "
+                 "kafka.bootstrap.servers",
+                 p->bootstrap, rd_kafka_err2str(err), p->last_error[0] ? "; " : "", p->last_error);
         return -1;
     }
     rd_kafka_metadata_destroy(md);
@@ -187,7 +199,7 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         const void *val;
         size_t size;
         if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
-            rd_kafka_header_get_last(h, p->id_header, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
+            rd_kafka_header_get(h, 0, p->id_header, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
             snprintf(idbuf, sizeof(idbuf), "%.*s", (int)size, (const char *)val);
             id = idbuf;
         }
@@ -217,7 +229,7 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
                 rc = -1;
             } else {
                 snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_event_error_string(ev));
-                log_warn("kafka: %s", p->last_error);
+                log_debug("kafka error event: %s", p->last_error); /* the log callback said it */
             }
             break;
         default:

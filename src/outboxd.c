@@ -62,7 +62,7 @@ static void on_stop_signal(int sig) {
 static void usage(FILE *out) {
     fprintf(out,
             "outboxd %s - publishes committed outbox rows from PostgreSQL's WAL to Kafka\n\n"
-            "usage: outboxd [-c FILE] [-X key=value]...\n"
+            "usage: outboxd [-c FILE] [-X key=value]... [--print-config]\n"
             "       outboxd --help | --version\n\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"

@@ -39,6 +39,7 @@ typedef struct relay {
     bool pending; /* ev was refused with QUEUE_FULL: retry before reading more */
     outbox_event_t ev;
     uint64_t ev_seq;
+    lsn_t ev_lsn; /* LSN of ev's WAL record */
     bool status_due;
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
@@ -136,8 +137,9 @@ static void publish(relay_t *r) {
     case KPRODUCER_INVALID: {
         r->pending = false;
         ack_tracker_fail(r->at, r->ev_seq);
-        char msg[ERRSZ + 256];
-        snprintf(msg, sizeof(msg), "event %s cannot be published: %s; the slot stays before it", r->ev.id, err);
+        char msg[ERRSZ + 256], lb[LSN_FMT_SIZE];
+        snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it", r->ev.id,
+                 fmt_lsn(r->ev_lsn, lb), err);
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
         return;
     }
@@ -176,6 +178,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     case ROUTER_EVENT:
         break;
     }
+    r->ev_lsn = m->data_start;
     r->ev_seq = ack_tracker_add_event(r->at);
     if (r->ev_seq == 0) {
         snprintf(msg, sizeof(msg), "outbox record at LSN %s arrived outside a transaction", fmt_lsn(m->data_start, lb));
@@ -257,7 +260,17 @@ static void connect_and_start(relay_t *r) {
             st = REPL_RETRY;
         }
     } else if (st == REPL_OK) {
-        if (!r->o->create_slot) {
+        if (r->had_stream) {
+            /* It existed when we streamed: dropped, or PostgreSQL failed over to a server without
+             * it. Recreating it silently would skip everything committed in between. */
+            snprintf(err, sizeof(err),
+                     "replication slot \"%s\" disappeared while outboxd was streaming it (dropped, or a "
+                     "failover to a server without it): events committed since %s may not have been "
+                     "published. Recreate the slot and republish from the table (docs/operations.md, "
+                     "\"Slot invalidated\"), then restart outboxd",
+                     r->o->slot, fmt_lsn(ack_tracker_confirmable(r->at), lb));
+            st = REPL_FATAL;
+        } else if (!r->o->create_slot) {
             snprintf(err, sizeof(err),
                      "replication slot \"%s\" does not exist and postgres.slot.create is false: create it with "
                      "SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set postgres.slot.create "
@@ -267,7 +280,9 @@ static void connect_and_start(relay_t *r) {
         } else {
             st = repl_stream_create_slot(r->rs, r->o->slot, "wal2json", err, sizeof(err));
             if (st == REPL_OK) {
-                log_info("created replication slot \"%s\" (wal2json)", r->o->slot);
+                log_warn("created replication slot \"%s\" (wal2json): outboxd publishes what commits from "
+                         "now on; rows committed before are not streamed",
+                         r->o->slot);
                 st = repl_stream_slot_info(r->rs, r->o->slot, &slot, err, sizeof(err));
             }
         }
@@ -353,7 +368,10 @@ static bool shutdown_step(relay_t *r, int64_t now) {
         poll(&p, 1, 100);
     }
     char lb[LSN_FMT_SIZE];
-    log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, fmt_lsn(r->sent_flush, lb));
+    if (r->had_stream)
+        log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, fmt_lsn(r->sent_flush, lb));
+    else
+        log_info("stopped before streaming");
     return true;
 }
 
@@ -383,9 +401,23 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         log_error("%s", err);
         goto out;
     }
-    if (kproducer_check_connect(r.kp, o->startup_timeout_ms, err, sizeof(err)) != 0) {
-        log_error("%s", err);
-        goto out;
+    /* Wait for Kafka in short slices so SIGTERM (blocked outside ppoll) still stops us. */
+    for (int waited = 0;; waited += 500) {
+        int slice = o->startup_timeout_ms - waited < 500 ? o->startup_timeout_ms - waited : 500;
+        if (kproducer_check_connect(r.kp, slice, err, sizeof(err)) == 0)
+            break;
+        sigset_t pending;
+        sigpending(&pending);
+        if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+            log_info("stopped before streaming");
+            rc = RELAY_EXIT_OK;
+            goto out;
+        }
+        if (waited + slice >= o->startup_timeout_ms) {
+            /* err names the last slice; say how long we waited in all */
+            log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
+            goto out;
+        }
     }
     r.last_progress_ms = now_ms();
 

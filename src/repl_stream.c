@@ -84,8 +84,15 @@ static bool connect_error_is_permanent(const char *msg) {
 
 repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char *errstr, size_t errstr_size) {
     repl_stream_close(rs);
-    const char *keys[4], *vals[4];
+    const char *keys[10], *vals[10];
     int n = 0;
+    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
+    static const char *const defaults[] = {"connect_timeout", "10", "keepalives_idle", "30",
+                                           "keepalives_interval", "10", "keepalives_count", "3", NULL};
+    for (int i = 0; defaults[i]; i += 2) {
+        keys[n] = defaults[i];
+        vals[n++] = defaults[i + 1];
+    }
     if (conninfo && *conninfo) {
         keys[n] = "dbname";
         vals[n++] = conninfo;
@@ -163,15 +170,38 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
     return REPL_OK;
 }
 
-/* Appends wal2json to the server's current output_plugin_libraries for the fix message. */
+/* Builds the ALTER SYSTEM line that adds plugin to output_plugin_libraries: the server's
+ * current entries (when it lets us read them; quotes stripped, so a list mistakenly quoted
+ * as one string is repaired) plus the defaults and plugin, as an unquoted list. */
 static void plugin_libraries_fix(PGconn *conn, const char *plugin, char *out, size_t out_size) {
+    char list[512] = "";
+    const char *defaults[] = {"pgoutput", "test_decoding", plugin, NULL};
     PGresult *res = PQexec(conn, "SHOW output_plugin_libraries");
-    const char *cur = "pgoutput, test_decoding";
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && *PQgetvalue(res, 0, 0))
-        cur = PQgetvalue(res, 0, 0);
-    snprintf(out, out_size, "ALTER SYSTEM SET output_plugin_libraries = %s, %s; SELECT pg_reload_conf();",
-             cur, plugin);
+    char cur[512] = "";
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        snprintf(cur, sizeof(cur), "%s", PQgetvalue(res, 0, 0));
     PQclear(res);
+    for (char *p = cur; *p; p++)
+        if (*p == '"' || *p == '\'')
+            *p = ' ';
+    /* current entries first, then any default that is missing */
+    char *save = NULL;
+    for (char *tok = strtok_r(cur, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
+        char needle[128];
+        snprintf(needle, sizeof(needle), ", %s,", tok);
+        char probe[520];
+        snprintf(probe, sizeof(probe), ", %s,", list);
+        if (strlen(tok) < 100 && !strstr(probe, needle))
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", *list ? ", " : "", tok);
+    }
+    for (int i = 0; defaults[i]; i++) {
+        char needle[128], probe[520];
+        snprintf(needle, sizeof(needle), ", %s,", defaults[i]);
+        snprintf(probe, sizeof(probe), ", %s,", list);
+        if (!strstr(probe, needle))
+            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", *list ? ", " : "", defaults[i]);
+    }
+    snprintf(out, out_size, "ALTER SYSTEM SET output_plugin_libraries = %s; SELECT pg_reload_conf();", list);
 }
 
 /* Maps the server's errors about the output plugin and slots to a fix; returns false when
@@ -267,7 +297,7 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
                             lsn_format(start, lsnbuf));
     for (int i = 0; options && options[i]; i += 2) {
         len += (size_t)snprintf(sql + len, cap - len, "%s\"%s\" '", i == 0 ? " (" : ", ", options[i]);
-        for (const char *p = options[i + 1]; *p; p++) { /* double single quotes and backslashes */
+        for (const char *p = options[i + 1]; *p; p++) { /* double single quotes */
             if (*p == '\'')
                 sql[len++] = '\'';
             sql[len++] = *p;

@@ -483,7 +483,7 @@ router_t *router_new(const router_options_t *opts, char *errstr, size_t errstr_s
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
-    if (copy_opt(&r->template, opts->topic_template, DEFAULT_TEMPLATE, false, "topic template", errstr, errstr_size) !=
+    if (copy_opt(&r->template, opts->topic_template, DEFAULT_TEMPLATE, false, "outbox.topic", errstr, errstr_size) !=
             0 ||
         parse_template(r, errstr, errstr_size) != 0)
         goto fail;
@@ -493,20 +493,20 @@ router_t *router_new(const router_options_t *opts, char *errstr, size_t errstr_s
         snprintf(errstr, errstr_size, "out of memory");
         goto fail;
     }
-    if (copy_opt(&r->col_id, opts->columns.id, "id", false, "columns.id", errstr, errstr_size) != 0 ||
+    if (copy_opt(&r->col_id, opts->columns.id, "id", false, "outbox.column.id", errstr, errstr_size) != 0 ||
         copy_opt(&r->col_aggregate_type, opts->columns.aggregate_type, "aggregate_type", false,
-                 "columns.aggregate_type", errstr, errstr_size) != 0 ||
-        copy_opt(&r->col_aggregate_id, opts->columns.aggregate_id, "aggregate_id", false, "columns.aggregate_id",
+                 "outbox.column.aggregate_type", errstr, errstr_size) != 0 ||
+        copy_opt(&r->col_aggregate_id, opts->columns.aggregate_id, "aggregate_id", false, "outbox.column.aggregate_id",
                  errstr, errstr_size) != 0 ||
-        copy_opt(&r->col_event_type, opts->columns.event_type, "event_type", false, "columns.event_type", errstr,
+        copy_opt(&r->col_event_type, opts->columns.event_type, "event_type", false, "outbox.column.event_type", errstr,
                  errstr_size) != 0 ||
-        copy_opt(&r->col_payload, opts->columns.payload, "payload", false, "columns.payload", errstr, errstr_size) !=
+        copy_opt(&r->col_payload, opts->columns.payload, "payload", false, "outbox.column.payload", errstr, errstr_size) !=
             0 ||
         /* As router.h says: NULL or "" = no headers column, no outbox messages. */
-        copy_opt(&r->col_headers, opts->columns.headers, NULL, true, "columns.headers", errstr, errstr_size) != 0 ||
-        copy_opt(&r->message_prefix, opts->message_prefix, NULL, true, "message_prefix", errstr, errstr_size) != 0 ||
-        copy_opt(&r->id_header, opts->id_header, "id", false, "id_header", errstr, errstr_size) != 0 ||
-        copy_opt(&r->type_header, opts->type_header, "event_type", false, "type_header", errstr, errstr_size) != 0)
+        copy_opt(&r->col_headers, opts->columns.headers, NULL, true, "outbox.column.headers", errstr, errstr_size) != 0 ||
+        copy_opt(&r->message_prefix, opts->message_prefix, NULL, true, "outbox.message.prefix", errstr, errstr_size) != 0 ||
+        copy_opt(&r->id_header, opts->id_header, "id", false, "outbox.header.id", errstr, errstr_size) != 0 ||
+        copy_opt(&r->type_header, opts->type_header, "event_type", false, "outbox.header.event_type", errstr, errstr_size) != 0)
         goto fail;
     return r;
 fail:
@@ -861,7 +861,7 @@ static router_result_t route_message(router_t *r, const w2j_record_t *rec, outbo
         /* Published even if its transaction rolled back: never what an outbox wants. */
         snprintf(errstr, errstr_size,
                  "non-transactional outbox message at LSN %s: emit outbox events with "
-                 "pg_logical_emit_message(true, ...) or outbox_emit() so they follow their transaction",
+                 "pg_logical_emit_message(true, ...) so they follow their transaction",
                  lsn);
         return ROUTER_INVALID;
     }

@@ -170,6 +170,23 @@ static void test_full_by_events_and_txns(void **state) {
     ack_tracker_destroy(t);
 }
 
+/* max_txns = 1 must not deadlock: the open transaction's own commit has to be read. */
+static void test_open_txn_not_counted(void **state) {
+    (void)state;
+    ack_tracker_t *t = ack_tracker_new(0, 1, 1000);
+    assert_int_equal(ack_tracker_begin(t), 0);
+    uint64_t a = ack_tracker_add_event(t);
+    ack_tracker_add_event(t);
+    assert_false(ack_tracker_full(t)); /* still inside the transaction */
+    assert_int_equal(ack_tracker_commit(t, 10), 0);
+    assert_true(ack_tracker_full(t)); /* one committed transaction held */
+    ack_tracker_ack(t, a);
+    ack_tracker_ack(t, a);
+    assert_false(ack_tracker_full(t));
+    assert_int_equal(ack_tracker_confirmable(t), 10);
+    ack_tracker_destroy(t);
+}
+
 static void test_seq_lsn(void **state) {
     (void)state;
     ack_tracker_t *t = mk();
@@ -262,6 +279,7 @@ int main(void) {
         cmocka_unit_test(test_empty_txn_behind_held),
         cmocka_unit_test(test_bad_reports),
         cmocka_unit_test(test_full_by_events_and_txns),
+        cmocka_unit_test(test_open_txn_not_counted),
         cmocka_unit_test(test_seq_lsn),
         cmocka_unit_test(test_reset_forgets_old_reports),
         cmocka_unit_test(test_random_against_model),

@@ -387,13 +387,13 @@ static void test_defaults(void **state) {
 
     /* empty strings where a name is required */
     o.id_header = "";
-    expect_new_error(&o, "id_header must not be empty");
+    expect_new_error(&o, "outbox.header.id must not be empty");
     o.id_header = NULL;
     o.columns.payload = "";
-    expect_new_error(&o, "columns.payload must not be empty");
+    expect_new_error(&o, "outbox.column.payload must not be empty");
     o.columns.payload = NULL;
     o.topic_template = "";
-    expect_new_error(&o, "topic template must not be empty");
+    expect_new_error(&o, "outbox.topic must not be empty");
 }
 
 static void test_table_lists(void **state) {
