@@ -12,10 +12,21 @@
 typedef struct kproducer kproducer_t;
 
 /* Delivery outcome of one produced record. err == 0: acknowledged by the broker. Otherwise
- * errstr says why and event_id names the event (from its id header; may be NULL). All
- * pointers are borrowed for the duration of the call. */
-typedef void (*kproducer_dr_cb_t)(void *opaque, uint64_t seq, int err, const char *errstr,
-                                  const char *event_id, const char *topic, int32_t partition, int64_t offset);
+ * errstr says why and event_id names the event (from its id header; may be NULL). Every
+ * pointer is borrowed for the duration of the callback only. */
+typedef struct kproducer_delivery {
+    uint64_t seq;
+    int err;               /* 0 or an rd_kafka_resp_err_t */
+    bool too_large;        /* err says the record exceeds a size limit */
+    const char *errstr;
+    const char *event_id;
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const void *msg;       /* the librdkafka message, for kproducer_redirect */
+} kproducer_delivery_t;
+
+typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);
 
 /* props: NULL-terminated name, value pairs given by the user (kafka.* without the prefix),
  * borrowed. Properties the guarantees depend on are enforced: enable.idempotence=true and
@@ -37,12 +48,21 @@ int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t
 typedef enum {
     KPRODUCER_OK = 0,
     KPRODUCER_QUEUE_FULL = 1, /* back-pressure: poll and retry the same record later */
-    KPRODUCER_INVALID = 2     /* this record can never be produced (too large, bad topic) */
+    KPRODUCER_INVALID = 2,    /* this record can never be produced (bad topic, ...) */
+    KPRODUCER_TOO_LARGE = 3   /* the record exceeds message.max.bytes */
 } kproducer_result_t;
 
 /* Enqueues one record; seq comes back in the delivery report. */
 kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, char *errstr,
                                      size_t errstr_size);
+
+/* From inside the delivery callback: produces a copy of d's record (key, value, headers) to
+ * topic with header "outboxd.error" = reason added; drop_value sends an empty value (and
+ * header "outboxd.value.size") when the value itself was the problem. Returns as
+ * kproducer_produce. */
+kproducer_result_t kproducer_redirect(kproducer_t *p, const kproducer_delivery_t *d, const char *topic,
+                                      const char *reason, bool drop_value, uint64_t seq, char *errstr,
+                                      size_t errstr_size);
 
 /* Serves waiting delivery reports and errors (calls the callback). Returns 0, or -1 when the
  * producer hit a fatal error (errstr filled): stop without confirming anything unacked. */

@@ -28,8 +28,16 @@ typedef struct router_options {
     router_columns_t columns;
     const char *message_prefix; /* logical message prefix, default "outbox"; NULL = none */
     const char *id_header;      /* header name for the event id, default "id" */
-    const char *type_header;    /* header name for the event type, default "event_type" */
+    const char *type_header;    /* header name for the event type, default "event_type";
+                                   "" = no event type header */
 } router_options_t;
+
+/* How a table's payload column text (as wal2json sends it) becomes the record value. */
+typedef enum {
+    ROUTER_PAYLOAD_TEXT = 0, /* as is: jsonb, json, text, varchar, numbers, ... (the default) */
+    ROUTER_PAYLOAD_BYTEA = 1 /* hex text ("00ff41", or "\\x00ff41" for a domain over bytea)
+                                decoded into the raw bytes */
+} router_payload_type_t;
 
 typedef struct router_header {
     const char *name; /* borrowed from the router */
@@ -44,7 +52,8 @@ typedef struct outbox_event {
     const char *topic;
     const char *key; /* aggregate id */
     size_t key_len;
-    const char *value; /* payload text as PostgreSQL renders it */
+    const char *value; /* payload text as PostgreSQL renders it, or the raw bytes of a bytea
+                          payload (may hold NUL bytes: use value_len; a NUL follows the end) */
     size_t value_len;
     const char *event_type;
     size_t nheaders;
@@ -71,6 +80,22 @@ void router_table_get(const router_t *r, size_t i, const char **schema, const ch
 /* Builds the wal2json "add-tables" option value for the configured tables, escaping '.', ',',
  * '\', '*', '\'' and whitespace inside names with '\' (wal2json's add-tables syntax). */
 const char *router_add_tables_option(const router_t *r);
+
+/* Sets how the payload column of table i (router_table_get order) is read; every table
+ * starts as ROUTER_PAYLOAD_TEXT. The relay sets it from the column's type at each connect.
+ * An out-of-range i is ignored. */
+void router_set_payload_type(router_t *r, size_t i, router_payload_type_t type);
+router_payload_type_t router_get_payload_type(const router_t *r, size_t i);
+
+/* The payload type for a PostgreSQL type name as pg_preflight_table reports it (domains
+ * resolved to their base type): "bytea" -> ROUTER_PAYLOAD_BYTEA, anything else (NULL
+ * included) -> ROUTER_PAYLOAD_TEXT. */
+router_payload_type_t router_payload_type_for(const char *pg_type);
+
+/* Decodes hex text (optionally prefixed by "\\x") of n bytes into out, which must hold n / 2
+ * bytes. Returns the number of bytes written, or -1 on an odd number of digits or a non-hex
+ * character, with *bad_pos set to the offset in hex of the problem. Pure. */
+long router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *bad_pos);
 
 router_result_t router_route(router_t *r, const w2j_record_t *rec, outbox_event_t *ev, char *errstr,
                              size_t errstr_size);

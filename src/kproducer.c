@@ -187,7 +187,7 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
         return KPRODUCER_QUEUE_FULL;
     snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic,
              ev->value_len, rd_kafka_err2str(err));
-    return KPRODUCER_INVALID;
+    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KPRODUCER_TOO_LARGE : KPRODUCER_INVALID;
 }
 
 static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
@@ -205,9 +205,49 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         }
         if (!m->err)
             p->last_error[0] = '\0';
-        p->cb(p->opaque, (uint64_t)(uintptr_t)m->_private, m->err, m->err ? rd_kafka_err2str(m->err) : NULL, id,
-              rd_kafka_topic_name(m->rkt), m->partition, m->offset);
+        kproducer_delivery_t d = {
+            .seq = (uint64_t)(uintptr_t)m->_private,
+            .err = m->err,
+            .too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
+                         m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
+                         m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            .errstr = m->err ? rd_kafka_err2str(m->err) : NULL,
+            .event_id = id,
+            .topic = rd_kafka_topic_name(m->rkt),
+            .partition = m->partition,
+            .offset = m->offset,
+            .msg = m,
+        };
+        p->cb(p->opaque, &d);
     }
+}
+
+kproducer_result_t kproducer_redirect(kproducer_t *p, const kproducer_delivery_t *d, const char *topic,
+                                      const char *reason, bool drop_value, uint64_t seq, char *errstr,
+                                      size_t errstr_size) {
+    const rd_kafka_message_t *m = d->msg;
+    rd_kafka_headers_t *orig = NULL, *hdrs;
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        hdrs = rd_kafka_headers_copy(orig);
+    else
+        hdrs = rd_kafka_headers_new(2);
+    rd_kafka_header_add(hdrs, "outboxd.error", -1, reason, -1);
+    if (drop_value) {
+        char size[32];
+        snprintf(size, sizeof(size), "%zu", m->len);
+        rd_kafka_header_add(hdrs, "outboxd.value.size", -1, size, -1);
+    }
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+        RD_KAFKA_V_VALUE(drop_value ? NULL : m->payload, drop_value ? 0 : m->len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    if (!err)
+        return KPRODUCER_OK;
+    rd_kafka_headers_destroy(hdrs);
+    snprintf(errstr, errstr_size, "Kafka refused the dead-letter record for topic %s: %s", topic,
+             rd_kafka_err2str(err));
+    return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KPRODUCER_QUEUE_FULL : KPRODUCER_INVALID;
 }
 
 int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {

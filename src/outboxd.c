@@ -34,6 +34,10 @@ static const config_key_t outboxd_keys[] = {
     {"outbox.header.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false, "header carrying the event type"},
     {"outbox.message.prefix", CONFIG_STRING, "outbox", 0, 0, NULL, false,
      "prefix of pg_logical_emit_message events; empty = ignore messages"},
+    {"outbox.on_invalid", CONFIG_ENUM, "fail", 0, 0, "fail|dead-letter", false,
+     "an event that cannot be published: stop the relay (fail) or send it to outbox.dead_letter.topic"},
+    {"outbox.dead_letter.topic", CONFIG_STRING, "outbox.dead_letter", 0, 0, NULL, false,
+     "topic for invalid events when outbox.on_invalid = dead-letter"},
     {"status.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
      "period of standby status updates (confirmed LSN) to PostgreSQL"},
     {"relay.max.inflight.events", CONFIG_INT, "10000", 1, 10000000, NULL, false,
@@ -158,6 +162,11 @@ int main(int argc, char **argv) {
         return 0;
     }
 
+    if (!strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") && !*config_get(cfg, "outbox.dead_letter.topic")) {
+        snprintf(err, sizeof(err), "outbox.on_invalid = dead-letter needs outbox.dead_letter.topic (it is empty)");
+        goto config_error;
+    }
+
     size_t np = config_passthrough_count(cfg);
     const char **props = calloc(np * 2 + 1, sizeof(char *));
     if (!props) {
@@ -196,6 +205,9 @@ int main(int argc, char **argv) {
         .shutdown_timeout_ms = (int)config_get_int(cfg, "shutdown.timeout.ms"),
         .startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms"),
         .reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms"),
+        .dead_letter_topic = strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") == 0
+                                 ? config_get(cfg, "outbox.dead_letter.topic")
+                                 : NULL,
     };
 
     /* Signals only set a flag; they are blocked except while the loop waits in ppoll(). */

@@ -21,6 +21,7 @@
 #define ERRSZ 1024
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
+#define DLQ_FLAG (1ULL << 63) /* in a delivery opaque: the record went to the dead-letter topic */
 
 typedef enum { ST_CONNECT, ST_STREAM, ST_DRAIN, ST_SHUTDOWN } state_t;
 
@@ -40,6 +41,11 @@ typedef struct relay {
     outbox_event_t ev;
     uint64_t ev_seq;
     lsn_t ev_lsn; /* LSN of ev's WAL record */
+    bool ev_is_dlq; /* ev is a dead-letter record (a refusal then stops the relay) */
+    router_header_t *dlq_hdrs; /* headers of a dead-letter ev: the original ones plus ours */
+    size_t dlq_hdrs_cap;
+    char dlq_reason[ERRSZ + 256], dlq_lsn[LSN_FMT_SIZE];
+    uint64_t dead_lettered;
     bool status_due;
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
@@ -69,26 +75,77 @@ static void relay_fail(relay_t *r, int code, const char *msg) {
         r->exit_code = code;
 }
 
-static void on_delivery(void *opaque, uint64_t seq, int err, const char *errstr, const char *event_id,
-                        const char *topic, int32_t partition, int64_t offset) {
+static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     relay_t *r = opaque;
-    (void)partition;
-    (void)offset;
-    if (!err) {
+    uint64_t seq = d->seq & ~DLQ_FLAG;
+    bool was_dlq = (d->seq & DLQ_FLAG) != 0;
+    char msg[ERRSZ + 512], err[ERRSZ], lb[LSN_FMT_SIZE];
+    if (!d->err) {
         if (ack_tracker_ack(r->at, seq) == 0)
             r->acked++;
         return;
     }
+    lsn_t l = ack_tracker_seq_lsn(r->at, seq);
+    if (r->o->dead_letter_topic && !was_dlq) {
+        /* The broker refused it for good: send the same record to the dead-letter topic under
+         * the same sequence number, so its acknowledgement settles the event. */
+        snprintf(msg, sizeof(msg), "Kafka refused it for topic %s: %s", d->topic ? d->topic : "?",
+                 d->errstr ? d->errstr : "error");
+        if (kproducer_redirect(r->kp, d, r->o->dead_letter_topic, msg, d->too_large, seq | DLQ_FLAG, err,
+                               sizeof(err)) == KPRODUCER_OK) {
+            r->dead_lettered++;
+            log_warn("event %s sent to dead-letter topic %s: %s", d->event_id ? d->event_id : "(no id)",
+                     r->o->dead_letter_topic, msg);
+            return;
+        }
+        if (ack_tracker_fail(r->at, seq) != 0)
+            return;
+        snprintf(msg, sizeof(msg), "event %s could not be dead-lettered: %s; the slot stays before it",
+                 d->event_id ? d->event_id : "(no id)", err);
+        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        return;
+    }
     if (ack_tracker_fail(r->at, seq) != 0)
         return; /* a report from before a reconnect */
-    char msg[ERRSZ], lb[LSN_FMT_SIZE];
-    lsn_t l = ack_tracker_seq_lsn(r->at, seq);
     snprintf(msg, sizeof(msg),
              "event %s for topic %s was not acknowledged by Kafka: %s (transaction %s%s); the slot stays "
              "before it: fix the cause and restart outboxd",
-             event_id ? event_id : "(no id)", topic ? topic : "?", errstr ? errstr : "error",
+             d->event_id ? d->event_id : "(no id)", d->topic ? d->topic : "?", d->errstr ? d->errstr : "error",
              l ? "commit end " : "still open", l ? fmt_lsn(l, lb) : "");
     relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+}
+
+/* Turns r->ev into its dead-letter record: same key and headers plus outboxd.error and
+ * outboxd.lsn; value is the original (or, when it was the problem, empty with its size
+ * in outboxd.value.size). Returns -1 on allocation failure. */
+static int make_dead_letter(relay_t *r, const char *reason, bool drop_value) {
+    size_t need = r->ev.nheaders + 3;
+    if (need > r->dlq_hdrs_cap) {
+        router_header_t *h = realloc(r->dlq_hdrs, need * sizeof(*h));
+        if (!h)
+            return -1;
+        r->dlq_hdrs = h;
+        r->dlq_hdrs_cap = need;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < r->ev.nheaders; i++)
+        r->dlq_hdrs[n++] = r->ev.headers[i];
+    snprintf(r->dlq_reason, sizeof(r->dlq_reason), "%s", reason);
+    lsn_format(r->ev_lsn, r->dlq_lsn);
+    r->dlq_hdrs[n++] = (router_header_t){"outboxd.error", r->dlq_reason, strlen(r->dlq_reason)};
+    r->dlq_hdrs[n++] = (router_header_t){"outboxd.lsn", r->dlq_lsn, strlen(r->dlq_lsn)};
+    static char size[32];
+    if (drop_value) {
+        snprintf(size, sizeof(size), "%zu", r->ev.value_len);
+        r->dlq_hdrs[n++] = (router_header_t){"outboxd.value.size", size, strlen(size)};
+        r->ev.value = "";
+        r->ev.value_len = 0;
+    }
+    r->ev.headers = r->dlq_hdrs;
+    r->ev.nheaders = n;
+    r->ev.topic = r->o->dead_letter_topic;
+    r->ev_is_dlq = true;
+    return 0;
 }
 
 /* The replication connection broke: drop the unsent record, drain acks, reconnect. */
@@ -126,16 +183,29 @@ static void send_status(relay_t *r) {
 
 static void publish(relay_t *r) {
     char err[ERRSZ];
-    switch (kproducer_produce(r->kp, &r->ev, r->ev_seq, err, sizeof(err))) {
+    kproducer_result_t res = kproducer_produce(r->kp, &r->ev, r->ev_is_dlq ? r->ev_seq | DLQ_FLAG : r->ev_seq, err,
+                                               sizeof(err));
+    if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE) && r->o->dead_letter_topic && !r->ev_is_dlq) {
+        const char *id = r->ev.id ? r->ev.id : "(no id)";
+        if (make_dead_letter(r, err, res == KPRODUCER_TOO_LARGE) == 0) {
+            r->dead_lettered++;
+            log_warn("event %s sent to dead-letter topic %s: %s", id, r->o->dead_letter_topic, err);
+            res = kproducer_produce(r->kp, &r->ev, r->ev_seq | DLQ_FLAG, err, sizeof(err));
+        }
+    }
+    switch (res) {
     case KPRODUCER_OK:
         r->pending = false;
+        r->ev_is_dlq = false;
         r->produced++;
         return;
     case KPRODUCER_QUEUE_FULL:
         r->pending = true;
         return;
-    case KPRODUCER_INVALID: {
+    case KPRODUCER_INVALID:
+    case KPRODUCER_TOO_LARGE: {
         r->pending = false;
+        r->ev_is_dlq = false;
         ack_tracker_fail(r->at, r->ev_seq);
         char msg[ERRSZ + 256], lb[LSN_FMT_SIZE];
         snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it", r->ev.id,
@@ -171,6 +241,32 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     case ROUTER_SKIP:
         return;
     case ROUTER_INVALID:
+        if (r->o->dead_letter_topic) {
+            /* No record could be built: dead-letter the wal2json record itself. */
+            const char *id = r->ev.id;
+            bool own_txn = !ack_tracker_in_txn(r->at); /* a non-transactional message */
+            r->ev = (outbox_event_t){.id = id, .value = m->data, .value_len = m->len};
+            router_header_t idh = {r->o->router.id_header ? r->o->router.id_header : "id", id, id ? strlen(id) : 0};
+            if (id) {
+                r->ev.headers = &idh;
+                r->ev.nheaders = 1;
+            }
+            r->ev_lsn = m->data_start;
+            if (own_txn)
+                ack_tracker_begin(r->at);
+            r->ev_seq = ack_tracker_add_event(r->at);
+            if (make_dead_letter(r, err, false) == 0) {
+                r->dead_lettered++;
+                log_warn("event %s at LSN %s sent to dead-letter topic %s: %s", id ? id : "(no id)",
+                         fmt_lsn(m->data_start, lb), r->o->dead_letter_topic, err);
+                publish(r);
+            } else {
+                relay_fail(r, RELAY_EXIT_RUNTIME, "out of memory");
+            }
+            if (own_txn)
+                ack_tracker_commit(r->at, m->data_start);
+            return;
+        }
         snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it",
                  r->ev.id ? r->ev.id : "(no id)", fmt_lsn(m->data_start, lb), err);
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
@@ -179,6 +275,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         break;
     }
     r->ev_lsn = m->data_start;
+    r->ev_is_dlq = false;
     r->ev_seq = ack_tracker_add_event(r->at);
     if (r->ev_seq == 0) {
         snprintf(msg, sizeof(msg), "outbox record at LSN %s arrived outside a transaction", fmt_lsn(m->data_start, lb));
@@ -502,5 +599,6 @@ out:
     router_destroy(r.router);
     ack_tracker_destroy(r.at);
     free(r.w2j_options);
+    free(r.dlq_hdrs);
     return rc;
 }

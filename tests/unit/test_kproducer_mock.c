@@ -30,11 +30,13 @@ typedef struct result {
     int order[MAXN + 1]; /* seqs in report order */
 } result_t;
 
-static void on_dr(void *opaque, uint64_t seq, int err, const char *errstr, const char *event_id, const char *topic,
-                  int32_t partition, int64_t offset) {
+static void on_dr(void *opaque, const kproducer_delivery_t *d) {
     result_t *r = opaque;
-    (void)errstr;
-    (void)topic;
+    uint64_t seq = d->seq;
+    int err = d->err;
+    const char *event_id = d->event_id;
+    int32_t partition = d->partition;
+    int64_t offset = d->offset;
     assert_true(seq >= 1 && seq <= MAXN);
     r->err[seq] = err;
     r->offset[seq] = offset;
@@ -161,7 +163,7 @@ static void test_oversized_record_refused_at_once(void **state) {
     (void)state;
     result_t *r = calloc(1, sizeof(*r));
     kproducer_t *p = mk(r, "message.max.bytes", "2000");
-    assert_int_equal(produce(p, 1, 1, 5000), KPRODUCER_INVALID);
+    assert_int_equal(produce(p, 1, 1, 5000), KPRODUCER_TOO_LARGE);
     assert_int_equal(produce(p, 2, 1, 100), KPRODUCER_OK);
     wait_reports(p, r, 1, 10000);
     assert_int_equal(r->n, 1);

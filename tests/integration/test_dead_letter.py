@@ -1,0 +1,102 @@
+"""outbox.on_invalid: the default stops the relay naming the event; dead-letter sends
+invalid events to the dead-letter topic with the reason in outboxd.error and goes on,
+without disturbing the order of other keys. Against the real PostgreSQL and Kafka."""
+
+from __future__ import annotations
+
+import json
+
+
+
+def _dlq_config(topic_prefix: str, **extra) -> dict:
+    cfg = {"outbox.on_invalid": "dead-letter", "outbox.dead_letter.topic": f"{topic_prefix}.dead"}
+    cfg.update(extra)
+    return cfg
+
+
+def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefix):
+    """A bad topic name, a row too large for the client, a row the broker refuses
+    (topic max.message.bytes) and a non-transactional message all land in the
+    dead-letter topic; valid events around them are published in order."""
+    small = f"{topic_prefix}.small"
+    kafka.create_topic(small, partitions=1, config={"max.message.bytes": "2000"})
+    kafka.create_topic(f"{topic_prefix}.order", partitions=1)
+    p = outboxd(_dlq_config(topic_prefix, **{"kafka.message.max.bytes": "20000"}))
+    p.wait_for_log("streaming slot", timeout=30)
+
+    ids = {}
+    ids["ok1"] = db.insert_event("order", "k", "e", {"seq": 1})
+    ids["badtopic"] = db.insert_event("bad topic!", "k", "e", {"seq": 2})
+    ids["ok2"] = db.insert_event("order", "k", "e", {"seq": 3})
+    ids["client_big"] = db.insert_event("order", "k", "e", {"big": "x" * 30000})
+    ids["broker_big"] = db.insert_event("small", "k", "e", {"big": "y" * 5000})
+    nt_lsn = db.emit_message('{"id": "nt-1"}', transactional=False)
+    ids["ok3"] = db.insert_event("order", "k", "e", {"seq": 4})
+    end = db.current_wal_lsn()
+
+    dead = kafka.consume(f"{topic_prefix}.dead", n=4, timeout=60)
+    assert len(dead) == 4, [r.headers for r in dead]
+    by_id = {(r.header("id") or b"").decode(): r for r in dead}
+
+    r = by_id[ids["badtopic"]]
+    assert b"not a valid Kafka topic name" in r.header("outboxd.error")
+    row = json.loads(r.value)  # the wal2json record of the row itself
+    assert row["action"] == "I" and row["table"] == "outbox"
+    assert {c["name"]: c["value"] for c in row["columns"]}["aggregate_type"] == "bad topic!"
+
+    r = by_id[ids["client_big"]]
+    assert b"Message size too large" in r.header("outboxd.error")
+    assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 30000
+    assert r.key == b"k"
+
+    r = by_id[ids["broker_big"]]
+    assert b"refused it for topic" in r.header("outboxd.error"), r.headers
+    assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 5000
+
+    nt = by_id[""]
+    assert b"non-transactional outbox message" in nt.header("outboxd.error")
+    assert nt.header("outboxd.lsn").decode() == nt_lsn or json.loads(nt.value)["action"] == "M"
+
+    # Valid events all published, in commit order, none of the invalid ones.
+    ok = kafka.consume(f"{topic_prefix}.order", n=3, timeout=30)
+    assert [json.loads(r.value)["seq"] for r in ok] == [1, 3, 4]
+    assert not kafka.consume(small, n=None, timeout=5, settle=2)
+
+    db.wait_slot_confirmed(f"{db.dbname}_slot", end, timeout=30)
+    assert p.is_running()
+    assert p.log_text().count("sent to dead-letter topic") == 4
+
+
+def test_fail_policy_stops_before_the_invalid_event(db, kafka, outboxd, topic_prefix):
+    """Default policy: exit 1 naming the event and its LSN; the slot stays before it; a
+    restart with dead-letter continues from there and publishes what followed."""
+    kafka.create_topic(f"{topic_prefix}.order", partitions=1)
+    p = outboxd()
+    p.wait_for_log("streaming slot", timeout=30)
+    first = db.insert_event("order", "k", "e", {"seq": 1})
+    kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)
+    slot = f"{db.dbname}_slot"
+    before = db.current_wal_lsn()
+    db.wait_slot_confirmed(slot, before, timeout=30)
+    bad = db.insert_event("bad topic!", "k", "e", {"seq": 2})
+    after = db.insert_event("order", "k", "e", {"seq": 3})
+    assert p.wait_exit(timeout=30) == 1
+    log = p.log_text()
+    assert bad in log and "LSN" in log and "not a valid Kafka topic name" in log
+    # The slot was not confirmed past the bad event's commit: PostgreSQL still has it to send.
+    pending = [r[0] for r in db.execute(
+        "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, NULL, 'format-version', '2', "
+        "'add-tables', 'public.outbox', 'actions', 'insert')", (slot,))]
+    assert any(bad in d for d in pending), pending
+    assert not any(first in d for d in pending), "the acknowledged event must be confirmed"
+    # Nothing after the bad event was confirmed: restarting with the same policy fails again.
+    p2 = outboxd()
+    assert p2.wait_exit(timeout=30) == 1 and bad in p2.log_text()
+    # Switching the policy continues: the bad one is dead-lettered, the next one published.
+    p3 = outboxd(_dlq_config(topic_prefix))
+    recs = kafka.consume(f"{topic_prefix}.order", n=2, timeout=30)
+    assert [json.loads(r.value)["seq"] for r in recs][:2] == [1, 3]
+    assert {(r.header("id") or b"").decode() for r in recs} == {first, after}
+    dead = kafka.consume(f"{topic_prefix}.dead", n=1, timeout=30)
+    assert dead[0].header("id").decode() == bad
+    assert p3.is_running()
