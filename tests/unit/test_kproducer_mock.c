@@ -193,6 +193,27 @@ static void test_queue_full_is_backpressure(void **state) {
     free(r);
 }
 
+/* A fatal producer error surfaces from kproducer_poll, so the relay stops without
+ * confirming anything unacknowledged. */
+static void test_fatal_error_reported(void **state) {
+    (void)state;
+    result_t *r = calloc(1, sizeof(*r));
+    kproducer_t *p = mk(r, NULL, NULL);
+    char err[512] = "";
+    assert_int_equal(kproducer_poll(p, err, sizeof(err)), 0);
+    rd_kafka_test_fatal_error(kproducer_handle(p), RD_KAFKA_RESP_ERR_OUT_OF_ORDER_SEQUENCE_NUMBER, "test");
+    int rc = 0;
+    for (int i = 0; i < 100 && rc == 0; i++) {
+        struct pollfd pfd = {.fd = kproducer_fd(p), .events = POLLIN};
+        poll(&pfd, 1, 50);
+        rc = kproducer_poll(p, err, sizeof(err));
+    }
+    assert_int_equal(rc, -1);
+    assert_non_null(strstr(err, "fatal Kafka producer error"));
+    kproducer_destroy(p);
+    free(r);
+}
+
 static void test_guarantee_settings_enforced(void **state) {
     (void)state;
     char err[512];
@@ -218,6 +239,7 @@ int main(void) {
         cmocka_unit_test(test_permanent_error_reported_with_id),
         cmocka_unit_test(test_oversized_record_refused_at_once),
         cmocka_unit_test(test_queue_full_is_backpressure),
+        cmocka_unit_test(test_fatal_error_reported),
         cmocka_unit_test(test_guarantee_settings_enforced),
     };
     return cmocka_run_group_tests_name("kproducer_mock", tests, NULL, NULL);
