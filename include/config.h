@@ -50,6 +50,9 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
 
 /* Borrowed value or NULL when unset. */
 const char *config_get(const config_t *cfg, const char *key);
+/* True when key was given a value by config_set (file, environment, -X, or the program),
+ * even one equal to the default; false when it holds its default or is unknown. */
+bool config_is_set(const config_t *cfg, const char *key);
 long long config_get_int(const config_t *cfg, const char *key);
 bool config_get_bool(const config_t *cfg, const char *key);
 

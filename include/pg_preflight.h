@@ -10,12 +10,24 @@
 
 #include "repl_stream.h"
 
-/* wal_level is logical. conn: borrowed (a replication=database or ordinary connection). */
+/* Room for a type name as format_type() prints it ("bytea", "character varying",
+ * "myschema.\"My Type\""); longer names are cut. */
+#define PG_PREFLIGHT_TYPE_SIZE 160
+
+/* wal_level is logical. Also sets the session's bytea_output to hex, because wal2json prints
+ * bytea with the session's output format and assumes hex (it drops the first two characters,
+ * the "\x"), so a database or role with bytea_output = escape would garble bytea values.
+ * conn: borrowed (the replication=database connection that will stream). */
 repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size);
 
 /* The table exists and has every column of required (NULL-terminated, borrowed; NULL or ""
- * entries are skipped). optional: a column that may be absent; *optional_present tells. */
+ * entries are skipped). required_types: NULL, or an array with one entry per element of
+ * required (before its NULL); each gets the column's type as format_type() prints it, with
+ * domains resolved to their base type and without modifiers ("bytea", "jsonb", "character
+ * varying"), "" for a skipped entry. optional: a column that may be absent;
+ * *optional_present tells. */
 repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *table, const char *const *required,
-                                 const char *optional, bool *optional_present, char *errstr, size_t errstr_size);
+                                 char (*required_types)[PG_PREFLIGHT_TYPE_SIZE], const char *optional,
+                                 bool *optional_present, char *errstr, size_t errstr_size);
 
 #endif

@@ -66,6 +66,18 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
 repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin,
                                       char *errstr, size_t errstr_size);
 
+/* CREATE_REPLICATION_SLOT slot TEMPORARY LOGICAL plugin EXPORT_SNAPSHOT: the slot vanishes
+ * when the connection closes; snapshot receives the exported snapshot's name (valid until
+ * the next command on this connection) and *consistent the slot's start. */
+repl_status_t repl_stream_create_temp_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *snapshot,
+                                           size_t snapshot_size, lsn_t *consistent, char *errstr,
+                                           size_t errstr_size);
+
+/* pg_copy_logical_replication_slot(src, dst, temporary => false): a permanent slot at src's
+ * exact position (restart and confirmed LSN). */
+repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const char *dst, char *errstr,
+                                    size_t errstr_size);
+
 /* START_REPLICATION SLOT slot LOGICAL start (options: NULL-terminated name, value pairs,
  * borrowed). On success the connection is in CopyBoth mode and non-blocking. */
 repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start,

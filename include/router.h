@@ -35,8 +35,8 @@ typedef struct router_options {
 /* How a table's payload column text (as wal2json sends it) becomes the record value. */
 typedef enum {
     ROUTER_PAYLOAD_TEXT = 0, /* as is: jsonb, json, text, varchar, numbers, ... (the default) */
-    ROUTER_PAYLOAD_BYTEA = 1 /* hex text ("00ff41", or "\\x00ff41" for a domain over bytea)
-                                decoded into the raw bytes */
+    ROUTER_PAYLOAD_BYTEA = 1 /* hex text (00ff41; \x00ff41 for a domain over bytea) decoded
+                                into the raw bytes */
 } router_payload_type_t;
 
 typedef struct router_header {
@@ -92,10 +92,10 @@ router_payload_type_t router_get_payload_type(const router_t *r, size_t i);
  * included) -> ROUTER_PAYLOAD_TEXT. */
 router_payload_type_t router_payload_type_for(const char *pg_type);
 
-/* Decodes hex text (optionally prefixed by "\\x") of n bytes into out, which must hold n / 2
- * bytes. Returns the number of bytes written, or -1 on an odd number of digits or a non-hex
- * character, with *bad_pos set to the offset in hex of the problem. Pure. */
-long router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *bad_pos);
+/* Decodes hex[0..n) (digits in either case, optionally after a leading \x) into out, which
+ * must have room for n / 2 bytes, and sets *out_len. Returns 0, or -1 on an odd number of
+ * digits or a non-hex character, with *bad_pos = offset in hex of the problem. Pure. */
+int router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *out_len, size_t *bad_pos);
 
 router_result_t router_route(router_t *r, const w2j_record_t *rec, outbox_event_t *ev, char *errstr,
                              size_t errstr_size);

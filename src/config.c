@@ -22,6 +22,7 @@ struct config {
     const config_key_t *keys; /* borrowed */
     size_t nkeys;
     char **values; /* per known key, owned; NULL = unset */
+    bool *set;     /* per known key: given by config_set (not just the default) */
     char *pt_prefix; /* owned; NULL = no passthrough */
     char *env_prefix; /* owned; NULL = no environment mapping */
     config_pt_t *pt;
@@ -339,7 +340,8 @@ config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, c
     while (keys != NULL && keys[cfg->nkeys].name != NULL)
         cfg->nkeys++;
     cfg->values = calloc(cfg->nkeys + 1, sizeof(char *));
-    if (cfg->values == NULL)
+    cfg->set = calloc(cfg->nkeys + 1, sizeof(bool));
+    if (cfg->values == NULL || cfg->set == NULL)
         goto fail;
     for (size_t i = 0; i < cfg->nkeys; i++) {
         if (keys[i].def != NULL && (cfg->values[i] = strdup(keys[i].def)) == NULL)
@@ -366,6 +368,7 @@ void config_destroy(config_t *cfg)
             free(cfg->values[i]);
         free(cfg->values);
     }
+    free(cfg->set);
     for (size_t i = 0; i < cfg->npt; i++) {
         free(cfg->pt[i].key);
         free(cfg->pt[i].value);
@@ -449,6 +452,7 @@ int config_set(config_t *cfg, const char *key, const char *value, const char *or
             return -1;
         free(cfg->values[idx]);
         cfg->values[idx] = v;
+        cfg->set[idx] = true;
         return 0;
     }
     if (is_passthrough(cfg, key))
@@ -754,6 +758,17 @@ const char *config_get(const config_t *cfg, const char *key)
         return e != NULL ? e->value : NULL;
     }
     return NULL;
+}
+
+bool config_is_set(const config_t *cfg, const char *key)
+{
+    size_t idx;
+
+    if (cfg == NULL || key == NULL)
+        return false;
+    if (find_key(cfg, key, &idx) != NULL)
+        return cfg->set[idx];
+    return is_passthrough(cfg, key) && find_pt(cfg, key + strlen(cfg->pt_prefix)) != NULL;
 }
 
 long long config_get_int(const config_t *cfg, const char *key)

@@ -21,19 +21,28 @@ static const config_key_t outboxd_keys[] = {
     {"outbox.table", CONFIG_STRING, "public.outbox", 0, 0, NULL, false, "outbox table(s), comma-separated"},
     {"outbox.topic", CONFIG_STRING, "outbox.event.${aggregate_type}", 0, 0, NULL, false,
      "topic template: ${aggregate_type}, ${aggregate_id}, ${event_type}, ${routedByValue}"},
+    {"outbox.preset", CONFIG_ENUM, "none", 0, 0, "none|debezium", false,
+     "outbox schema whose column and header defaults to use: debezium = Debezium's outbox table and router"},
     {"outbox.column.id", CONFIG_STRING, "id", 0, 0, NULL, false, "column holding the event id"},
     {"outbox.column.aggregate_type", CONFIG_STRING, "aggregate_type", 0, 0, NULL, false,
-     "column holding the aggregate type (routes the topic)"},
+     "column holding the aggregate type (routes the topic); debezium preset: aggregatetype"},
     {"outbox.column.aggregate_id", CONFIG_STRING, "aggregate_id", 0, 0, NULL, false,
-     "column holding the aggregate id (the record key)"},
-    {"outbox.column.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false, "column holding the event type"},
-    {"outbox.column.payload", CONFIG_STRING, "payload", 0, 0, NULL, false, "column holding the payload (the record value)"},
+     "column holding the aggregate id (the record key); debezium preset: aggregateid"},
+    {"outbox.column.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false,
+     "column holding the event type; debezium preset: type"},
+    {"outbox.column.payload", CONFIG_STRING, "payload", 0, 0, NULL, false,
+     "column holding the payload (the record value; bytea is sent as raw bytes)"},
     {"outbox.column.headers", CONFIG_STRING, "headers", 0, 0, NULL, false,
-     "optional jsonb column whose keys become record headers; empty = none"},
+     "optional jsonb column whose keys become record headers; empty = none (debezium preset)"},
     {"outbox.header.id", CONFIG_STRING, "id", 0, 0, NULL, false, "header carrying the event id"},
-    {"outbox.header.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false, "header carrying the event type"},
+    {"outbox.header.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false,
+     "header carrying the event type; empty = no such header (debezium preset)"},
     {"outbox.message.prefix", CONFIG_STRING, "outbox", 0, 0, NULL, false,
      "prefix of pg_logical_emit_message events; empty = ignore messages"},
+    {"outbox.backfill.where", CONFIG_STRING, "", 0, 0, NULL, false,
+     "when outboxd creates its slot: first publish existing rows matching this SQL predicate"},
+    {"outbox.backfill.order", CONFIG_STRING, "created_at, id", 0, 0, NULL, false,
+     "ORDER BY of the backfill (per table)"},
     {"outbox.on_invalid", CONFIG_ENUM, "fail", 0, 0, "fail|dead-letter", false,
      "an event that cannot be published: stop the relay (fail) or send it to outbox.dead_letter.topic"},
     {"outbox.dead_letter.topic", CONFIG_STRING, "outbox.dead_letter", 0, 0, NULL, false,
@@ -54,6 +63,33 @@ static const config_key_t outboxd_keys[] = {
     {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format"},
     {NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
+
+/* Defaults that outbox.preset changes. A key the user set (file, environment, -X) keeps
+ * the user's value, even when it equals the generic default. */
+static const struct {
+    const char *preset, *key, *value;
+} preset_defaults[] = {
+    /* Debezium's outbox table (id uuid, aggregatetype, aggregateid, type, payload jsonb) and
+     * its Outbox Event Router's defaults: topic outbox.event.${routedByValue} (outboxd's
+     * default template), key = aggregateid, value = payload, one header "id". */
+    {"debezium", "outbox.column.aggregate_type", "aggregatetype"},
+    {"debezium", "outbox.column.aggregate_id", "aggregateid"},
+    {"debezium", "outbox.column.event_type", "type"},
+    {"debezium", "outbox.column.headers", ""},
+    {"debezium", "outbox.header.event_type", ""},
+};
+
+static int apply_preset(config_t *cfg, char *errstr, size_t errstr_size) {
+    const char *preset = config_get(cfg, "outbox.preset");
+    char origin[64];
+
+    snprintf(origin, sizeof(origin), "outbox.preset = %s", preset);
+    for (size_t i = 0; i < sizeof(preset_defaults) / sizeof(preset_defaults[0]); i++)
+        if (!strcmp(preset, preset_defaults[i].preset) && !config_is_set(cfg, preset_defaults[i].key) &&
+            config_set(cfg, preset_defaults[i].key, preset_defaults[i].value, origin, errstr, errstr_size) != 0)
+            return -1;
+    return 0;
+}
 
 static volatile sig_atomic_t stop_signals;
 
@@ -150,6 +186,9 @@ int main(int argc, char **argv) {
         }
     }
 
+    if (apply_preset(cfg, err, sizeof(err)) != 0)
+        goto config_error;
+
     log_level_t level;
     log_format_t format;
     log_level_parse(config_get(cfg, "log.level"), &level);
@@ -205,6 +244,8 @@ int main(int argc, char **argv) {
         .shutdown_timeout_ms = (int)config_get_int(cfg, "shutdown.timeout.ms"),
         .startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms"),
         .reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms"),
+        .backfill_where = config_get(cfg, "outbox.backfill.where"),
+        .backfill_order = config_get(cfg, "outbox.backfill.order"),
         .dead_letter_topic = strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") == 0
                                  ? config_get(cfg, "outbox.dead_letter.topic")
                                  : NULL,

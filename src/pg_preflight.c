@@ -27,11 +27,21 @@ repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size
         st = REPL_FATAL;
     }
     PQclear(res);
-    return st;
+    if (st != REPL_OK)
+        return st;
+    /* wal2json prints bytea through the session's bytea_output and drops the first two
+     * characters, assuming "\x" (checked with wal2json 2.5: escape format '\000\377A' arrives
+     * as "00\377A"). A database or role default of escape must not reach the decoder. */
+    res = PQexec(conn, "SET bytea_output = hex");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return query_failed(res, "bytea_output (SET bytea_output = hex)", errstr, errstr_size);
+    PQclear(res);
+    return REPL_OK;
 }
 
 repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *table, const char *const *required,
-                                 const char *optional, bool *optional_present, char *errstr, size_t errstr_size) {
+                                 char (*required_types)[PG_PREFLIGHT_TYPE_SIZE], const char *optional,
+                                 bool *optional_present, char *errstr, size_t errstr_size) {
     char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
     char *qt = PQescapeIdentifier(conn, table, strlen(table));
     char *lit = NULL;
@@ -57,12 +67,24 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
         st = REPL_FATAL;
         goto out;
     }
-    char sql[1024];
-    snprintf(sql, sizeof(sql),
-             "SELECT a.attname FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
-             "AND a.attnum > 0 AND NOT a.attisdropped UNION ALL "
-             "SELECT NULL WHERE to_regclass(%s) IS NULL",
-             lit, lit);
+    /* Columns with their types, domains resolved to the base type (wal2json prints a domain
+     * through its base type's output function), or one NULL row when there is no table. */
+    char sql[4096];
+    int n = snprintf(sql, sizeof(sql),
+                     "WITH RECURSIVE c(attname, typid) AS ("
+                     "SELECT a.attname, a.atttypid FROM pg_attribute a WHERE a.attrelid = to_regclass(%s) "
+                     "AND a.attnum > 0 AND NOT a.attisdropped "
+                     "UNION ALL SELECT c.attname, t.typbasetype FROM c JOIN pg_type t ON t.oid = c.typid "
+                     "WHERE t.typtype = 'd') "
+                     "SELECT c.attname, format_type(c.typid, NULL) FROM c JOIN pg_type t ON t.oid = c.typid "
+                     "WHERE t.typtype <> 'd' UNION ALL "
+                     "SELECT NULL, NULL WHERE to_regclass(%s) IS NULL",
+                     lit, lit);
+    if (n < 0 || (size_t)n >= sizeof(sql)) {
+        snprintf(errstr, errstr_size, "table name %s.%s is too long", schema, table);
+        st = REPL_FATAL;
+        goto out;
+    }
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         st = query_failed(res, "the outbox table", errstr, errstr_size);
@@ -78,12 +100,15 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
         goto out;
     }
     for (int i = 0; required && required[i]; i++) {
+        if (required_types)
+            required_types[i][0] = '\0';
         if (!*required[i])
             continue;
-        bool found = false;
-        for (int r = 0; r < PQntuples(res) && !found; r++)
-            found = !strcmp(PQgetvalue(res, r, 0), required[i]);
-        if (!found) {
+        int found = -1;
+        for (int r = 0; r < PQntuples(res) && found < 0; r++)
+            if (!strcmp(PQgetvalue(res, r, 0), required[i]))
+                found = r;
+        if (found < 0) {
             snprintf(errstr, errstr_size,
                      "outbox table %s.%s has no column \"%s\": add it, or map yours with the matching "
                      "outbox.column.* key",
@@ -91,6 +116,8 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
             st = REPL_FATAL;
             goto out;
         }
+        if (required_types)
+            snprintf(required_types[i], PG_PREFLIGHT_TYPE_SIZE, "%s", PQgetvalue(res, found, 1));
     }
     if (optional_present) {
         *optional_present = false;

@@ -10,7 +10,10 @@
 #include <string.h>
 #include <time.h>
 
+#include <jansson.h>
+
 #include "ack_tracker.h"
+#include "backfill.h"
 #include "kproducer.h"
 #include "log.h"
 #include "lsn.h"
@@ -46,6 +49,8 @@ typedef struct relay {
     size_t dlq_hdrs_cap;
     char dlq_reason[ERRSZ + 256], dlq_lsn[LSN_FMT_SIZE];
     uint64_t dead_lettered;
+    lsn_t backfill_lsn;  /* the backfill slot's consistent point */
+    char *backfill_json; /* dead-letter value of an invalid backfilled row */
     bool status_due;
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
@@ -316,6 +321,128 @@ static void read_stream(relay_t *r) {
     }
 }
 
+/* Waits up to 100 ms for delivery reports and serves them. Returns -1 when the relay must
+ * stop (signal, fatal producer error, a failed event). */
+static int wait_kafka(relay_t *r) {
+    sigset_t unblocked;
+    sigprocmask(SIG_SETMASK, NULL, &unblocked);
+    sigdelset(&unblocked, SIGTERM);
+    sigdelset(&unblocked, SIGINT);
+    struct pollfd p = {.fd = kproducer_fd(r->kp), .events = POLLIN};
+    struct timespec ts = {0, 100 * 1000000};
+    ppoll(&p, 1, &ts, &unblocked);
+    char err[ERRSZ];
+    if (kproducer_poll(r->kp, err, sizeof(err)) != 0) {
+        relay_fail(r, RELAY_EXIT_RUNTIME, err);
+        return -1;
+    }
+    return *r->stop || r->state == ST_SHUTDOWN ? -1 : 0;
+}
+
+/* One backfilled row: route and publish it as a one-event transaction, waiting for
+ * acknowledgements whenever the in-flight bounds are reached. */
+static int backfill_row(void *opaque, const w2j_record_t *rec) {
+    relay_t *r = opaque;
+    char err[ERRSZ], msg[ERRSZ + 256];
+    while (ack_tracker_full(r->at))
+        if (wait_kafka(r) != 0)
+            return 1;
+    router_result_t rr = router_route(r->router, rec, &r->ev, err, sizeof(err));
+    if (rr == ROUTER_SKIP)
+        return 0;
+    r->ev_lsn = r->backfill_lsn;
+    r->ev_is_dlq = false;
+    if (rr == ROUTER_INVALID) {
+        if (!r->o->dead_letter_topic) {
+            snprintf(msg, sizeof(msg), "backfill: event %s of %s.%s cannot be published: %s",
+                     r->ev.id ? r->ev.id : "(no id)", rec->schema, rec->table, err);
+            relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+            return 1;
+        }
+        /* Dead-letter the row as JSON: {"schema", "table", "columns": {name: text}} */
+        json_t *cols = json_object(), *row = json_pack("{s:s, s:s, s:o}", "schema", rec->schema, "table",
+                                                        rec->table, "columns", cols);
+        for (size_t i = 0; i < rec->ncolumns; i++)
+            json_object_set_new(cols, rec->columns[i].name,
+                                rec->columns[i].value ? json_stringn(rec->columns[i].value, rec->columns[i].value_len)
+                                                      : json_null());
+        free(r->backfill_json);
+        r->backfill_json = json_dumps(row, JSON_COMPACT);
+        json_decref(row);
+        const char *id = r->ev.id;
+        r->ev = (outbox_event_t){.id = id, .value = r->backfill_json ? r->backfill_json : "",
+                                 .value_len = r->backfill_json ? strlen(r->backfill_json) : 0};
+        if (make_dead_letter(r, err, false) != 0)
+            return 1;
+        r->dead_lettered++;
+        log_warn("backfill: event %s sent to dead-letter topic %s: %s", id ? id : "(no id)", r->o->dead_letter_topic,
+                 err);
+    }
+    ack_tracker_begin(r->at);
+    r->ev_seq = ack_tracker_add_event(r->at);
+    publish(r);
+    while (r->pending && r->state != ST_SHUTDOWN) {
+        if (wait_kafka(r) != 0)
+            break;
+        publish(r);
+    }
+    ack_tracker_commit(r->at, r->backfill_lsn);
+    return r->state == ST_SHUTDOWN || *r->stop ? 1 : 0;
+}
+
+/* First start with outbox.backfill.where: a temporary slot exports the snapshot its stream
+ * starts from; the rows matching the predicate in that snapshot are published and
+ * acknowledged; only then is the slot copied to its permanent name. A crash before the copy
+ * leaves no slot behind, so the next start backfills again (duplicates, never a gap). */
+static repl_status_t backfill_and_create_slot(relay_t *r, char *err, size_t errsz) {
+    char tmp[64], snapshot[128], lb[LSN_FMT_SIZE];
+    snprintf(tmp, sizeof(tmp), "%.54s_backfill", r->o->slot);
+    repl_status_t st = repl_stream_create_temp_slot(r->rs, tmp, "wal2json", snapshot, sizeof(snapshot),
+                                                    &r->backfill_lsn, err, errsz);
+    if (st != REPL_OK)
+        return st;
+    ack_tracker_reset(r->at, r->backfill_lsn);
+    size_t n = router_table_count(r->router);
+    const char **schemas = calloc(n + 1, sizeof(char *)), **tables = calloc(n + 1, sizeof(char *));
+    if (!schemas || !tables) {
+        free(schemas);
+        free(tables);
+        snprintf(err, errsz, "out of memory");
+        return REPL_FATAL;
+    }
+    for (size_t i = 0; i < n; i++)
+        router_table_get(r->router, i, &schemas[i], &tables[i]);
+    log_info("backfill: publishing rows WHERE %s ORDER BY %s as of the new slot's snapshot (LSN %s)",
+             r->o->backfill_where, r->o->backfill_order, fmt_lsn(r->backfill_lsn, lb));
+    backfill_options_t bo = {.conninfo = r->o->conninfo, .snapshot = snapshot, .where = r->o->backfill_where,
+                             .order = r->o->backfill_order, .batch = 500};
+    uint64_t rows = 0;
+    err[0] = '\0';
+    int rc = backfill_run(&bo, schemas, tables, n, backfill_row, r, &rows, err, errsz);
+    free(schemas);
+    free(tables);
+    if (rc != 0) {
+        if (rc < 0)
+            return REPL_FATAL; /* err says what: a bad predicate, order or permission */
+        snprintf(err, errsz, "backfill interrupted after %" PRIu64 " rows; the next start backfills again", rows);
+        return REPL_FATAL;
+    }
+    while (ack_tracker_outstanding(r->at) > 0)
+        if (wait_kafka(r) != 0) {
+            snprintf(err, errsz, "backfill interrupted while waiting for acknowledgements; the next start backfills again");
+            return REPL_FATAL;
+        }
+    if (ack_tracker_failed(r->at)) {
+        snprintf(err, errsz, "backfill: an event was not acknowledged; the next start backfills again");
+        return REPL_FATAL;
+    }
+    st = repl_stream_copy_slot(r->rs, tmp, r->o->slot, err, errsz);
+    if (st == REPL_OK)
+        log_info("backfill: published %" PRIu64 " rows; created replication slot \"%s\" at %s", rows, r->o->slot,
+                 fmt_lsn(r->backfill_lsn, lb));
+    return st;
+}
+
 /* Connects, checks, finds or creates the slot and starts streaming from the confirmed LSN. */
 static void connect_and_start(relay_t *r) {
     char err[ERRSZ], lb[LSN_FMT_SIZE];
@@ -327,9 +454,12 @@ static void connect_and_start(relay_t *r) {
     for (size_t i = 0; st == REPL_OK && i < router_table_count(r->router); i++) {
         const char *schema, *table;
         bool has_headers = false;
+        char types[6][PG_PREFLIGHT_TYPE_SIZE]; /* one per entry of required; [4] = payload */
         router_table_get(r->router, i, &schema, &table);
-        st = pg_preflight_table(repl_stream_conn(r->rs), schema, table, required, c->headers, &has_headers, err,
-                                sizeof(err));
+        st = pg_preflight_table(repl_stream_conn(r->rs), schema, table, required, types, c->headers, &has_headers,
+                                err, sizeof(err));
+        if (st == REPL_OK)
+            router_set_payload_type(r->router, i, router_payload_type_for(types[4]));
         if (st == REPL_OK && c->headers && *c->headers && !has_headers && !r->had_stream)
             log_info("outbox table %s.%s has no \"%s\" column: records get only the id and type headers",
                      schema, table, c->headers);
@@ -374,6 +504,13 @@ static void connect_and_start(relay_t *r) {
                      "= true",
                      r->o->slot, r->o->slot);
             st = REPL_FATAL;
+        } else if (r->o->backfill_where && *r->o->backfill_where) {
+            st = backfill_and_create_slot(r, err, sizeof(err));
+            if (st == REPL_OK) { /* the slot exists now: connect again and stream it */
+                repl_stream_close(r->rs);
+                r->next_connect_ms = now_ms();
+                return;
+            }
         } else {
             st = repl_stream_create_slot(r->rs, r->o->slot, "wal2json", err, sizeof(err));
             if (st == REPL_OK) {
@@ -600,5 +737,6 @@ out:
     ack_tracker_destroy(r.at);
     free(r.w2j_options);
     free(r.dlq_hdrs);
+    free(r.backfill_json);
     return rc;
 }

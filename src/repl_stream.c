@@ -249,14 +249,17 @@ static bool explain_plugin_error(PGconn *conn, const char *plugin, const char *m
     return false;
 }
 
-repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin,
-                                      char *errstr, size_t errstr_size) {
+/* CREATE_REPLICATION_SLOT with the given modifiers; on success *out holds the result row
+ * (slot_name, consistent_point, snapshot_name, output_plugin) for the caller to PQclear. */
+static repl_status_t create_slot(repl_stream_t *rs, const char *slot, const char *plugin, const char *temporary,
+                                 const char *snapshot_mode, PGresult **out, char *errstr, size_t errstr_size) {
     char qslot[256], qplugin[256], sql[640];
+    *out = NULL;
     if (quote_ident(rs->conn, slot, qslot, sizeof(qslot)) || quote_ident(rs->conn, plugin, qplugin, sizeof(qplugin))) {
         snprintf(errstr, errstr_size, "invalid slot or plugin name");
         return REPL_FATAL;
     }
-    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s LOGICAL %s NOEXPORT_SNAPSHOT", qslot, qplugin);
+    snprintf(sql, sizeof(sql), "CREATE_REPLICATION_SLOT %s %s LOGICAL %s %s", qslot, temporary, qplugin, snapshot_mode);
     PGresult *res = PQexec(rs->conn, sql);
     repl_status_t st = REPL_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -273,7 +276,59 @@ repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const
                      : REPL_FATAL;
         }
     }
+    if (st == REPL_OK && PQresultStatus(res) == PGRES_TUPLES_OK)
+        *out = res;
+    else
+        PQclear(res);
+    return st;
+}
+
+repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *errstr,
+                                      size_t errstr_size) {
+    PGresult *res;
+    repl_status_t st = create_slot(rs, slot, plugin, "", "NOEXPORT_SNAPSHOT", &res, errstr, errstr_size);
     PQclear(res);
+    return st;
+}
+
+repl_status_t repl_stream_create_temp_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *snapshot,
+                                           size_t snapshot_size, lsn_t *consistent, char *errstr,
+                                           size_t errstr_size) {
+    PGresult *res;
+    repl_status_t st = create_slot(rs, slot, plugin, "TEMPORARY", "EXPORT_SNAPSHOT", &res, errstr, errstr_size);
+    if (st != REPL_OK)
+        return st;
+    if (!res || PQntuples(res) != 1 || PQnfields(res) < 3 || lsn_parse(PQgetvalue(res, 0, 1), consistent) != 0) {
+        snprintf(errstr, errstr_size, "unexpected answer to CREATE_REPLICATION_SLOT ... EXPORT_SNAPSHOT");
+        PQclear(res);
+        return REPL_RETRY;
+    }
+    snprintf(snapshot, snapshot_size, "%s", PQgetvalue(res, 0, 2));
+    PQclear(res);
+    return REPL_OK;
+}
+
+repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const char *dst, char *errstr,
+                                    size_t errstr_size) {
+    char *ls = PQescapeLiteral(rs->conn, src, strlen(src));
+    char *ld = PQescapeLiteral(rs->conn, dst, strlen(dst));
+    char sql[600];
+    repl_status_t st = REPL_OK;
+    if (!ls || !ld) {
+        snprintf(errstr, errstr_size, "out of memory");
+        st = REPL_FATAL;
+    } else {
+        snprintf(sql, sizeof(sql), "SELECT pg_copy_logical_replication_slot(%s, %s, false)", ls, ld);
+        PGresult *res = PQexec(rs->conn, sql);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+            set_err(errstr, errstr_size, "cannot copy the backfill slot to its permanent name: ",
+                    PQresultErrorMessage(res));
+            st = REPL_RETRY;
+        }
+        PQclear(res);
+    }
+    PQfreemem(ls);
+    PQfreemem(ld);
     return st;
 }
 

@@ -96,6 +96,35 @@ static void test_set_last_wins(void **state)
     assert_int_equal(config_get_int(cfg, "relay.max_inflight"), 8);
 }
 
+/* config_is_set tells a value given by any source from a default, even an equal one. */
+static void test_is_set(void **state)
+{
+    config_t *cfg = *state;
+    char err[512] = "";
+    char *const env[] = {"OUTBOXD_LOG_FORMAT=json", NULL};
+
+    assert_false(config_is_set(cfg, "slot.name"));
+    assert_false(config_is_set(cfg, "postgres.conninfo")); /* no default, unset */
+    assert_false(config_is_set(cfg, "no.such.key"));
+    assert_false(config_is_set(cfg, "kafka.acks"));
+    assert_false(config_is_set(NULL, "slot.name"));
+    assert_false(config_is_set(cfg, NULL));
+    set_ok(cfg, "slot.name", "outboxd"); /* equal to the default: still set */
+    assert_true(config_is_set(cfg, "slot.name"));
+    set_ok(cfg, "outbox.topic", "");
+    assert_true(config_is_set(cfg, "outbox.topic"));
+    set_ok(cfg, "kafka.acks", "all");
+    assert_true(config_is_set(cfg, "kafka.acks"));
+    assert_int_equal(config_load_env(cfg, env, err, sizeof(err)), 0);
+    assert_true(config_is_set(cfg, "log.format"));
+    assert_int_equal(config_set_kv(cfg, "relay.offset=0", "-X", err, sizeof(err)), 0);
+    assert_true(config_is_set(cfg, "relay.offset"));
+    /* a failed set leaves the flag alone */
+    set_fails(cfg, "relay.max_inflight", "0", "test", NULL);
+    assert_false(config_is_set(cfg, "relay.max_inflight"));
+    assert_false(config_is_set(cfg, "slot.create"));
+}
+
 static void test_bool_spellings(void **state)
 {
     config_t *cfg = *state;
@@ -731,6 +760,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_last_wins, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_is_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bool_spellings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_int_bounds, setup, teardown),
         cmocka_unit_test(test_int_full_range),

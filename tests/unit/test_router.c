@@ -964,6 +964,242 @@ static void test_reuse(void **state) {
     router_destroy(r);
 }
 
+/* ---- payload types ------------------------------------------------------------------- */
+
+static void expect_hex(const char *hex, const void *bytes, size_t n) {
+    unsigned char out[64];
+    size_t len = 999, bad = 999;
+
+    memset(out, 0xAA, sizeof(out));
+    if (router_hex_decode(hex, strlen(hex), out, &len, &bad) != 0)
+        fail_msg("\"%s\" refused at %zu", hex, bad);
+    assert_int_equal(len, n);
+    assert_memory_equal(out, bytes, n);
+    assert_int_equal(out[n], 0xAA); /* nothing written past n */
+}
+
+static void expect_bad_hex(const char *hex, size_t n, size_t bad_pos) {
+    unsigned char out[64];
+    size_t len = 999, bad = 999;
+
+    assert_int_equal(router_hex_decode(hex, n, out, &len, &bad), -1);
+    assert_int_equal(bad, bad_pos);
+    assert_int_equal(len, 999);
+}
+
+static void test_hex_decode(void **state) {
+    (void)state;
+    expect_hex("", "", 0);
+    expect_hex("\\x", "", 0);
+    expect_hex("00", "\0", 1);
+    expect_hex("000000", "\0\0\0", 3);
+    expect_hex("00ff00410a", "\x00\xff\x00\x41\x0a", 5);
+    expect_hex("\\x00ff", "\x00\xff", 2);
+    expect_hex("DEADbeef", "\xde\xad\xbe\xef", 4);
+    expect_hex("0123456789abcdefABCDEF", "\x01\x23\x45\x67\x89\xab\xcd\xef\xab\xcd\xef", 11);
+
+    expect_bad_hex("0", 1, 1);          /* odd: offset = length */
+    expect_bad_hex("abc", 3, 3);
+    expect_bad_hex("\\x0", 3, 3);
+    expect_bad_hex("0g", 2, 1);
+    expect_bad_hex("g0", 2, 0);
+    expect_bad_hex("00 1", 4, 2);
+    expect_bad_hex("\\x\\x00", 6, 2);   /* one prefix only */
+    expect_bad_hex("x0", 2, 0);
+    expect_bad_hex("00\\377A", 7, 7);   /* bytea_output = escape, as wal2json garbles it */
+    expect_bad_hex("0\0", 2, 1);        /* an embedded NUL is not a digit */
+}
+
+static void test_payload_type_api(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+
+    (void)state;
+    assert_int_equal(router_payload_type_for("bytea"), ROUTER_PAYLOAD_BYTEA);
+    assert_int_equal(router_payload_type_for("jsonb"), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for("json"), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for("text"), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for("character varying"), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for("bytea[]"), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for(""), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_payload_type_for(NULL), ROUTER_PAYLOAD_TEXT);
+
+    o.tables = "a, b";
+    r = mk(&o);
+    assert_int_equal(router_get_payload_type(r, 0), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_get_payload_type(r, 1), ROUTER_PAYLOAD_TEXT);
+    router_set_payload_type(r, 1, ROUTER_PAYLOAD_BYTEA);
+    router_set_payload_type(r, 2, ROUTER_PAYLOAD_BYTEA); /* out of range: ignored */
+    assert_int_equal(router_get_payload_type(r, 0), ROUTER_PAYLOAD_TEXT);
+    assert_int_equal(router_get_payload_type(r, 1), ROUTER_PAYLOAD_BYTEA);
+    assert_int_equal(router_get_payload_type(r, 2), ROUTER_PAYLOAD_TEXT);
+    router_set_payload_type(r, 1, ROUTER_PAYLOAD_TEXT); /* a reconnect may change it back */
+    assert_int_equal(router_get_payload_type(r, 1), ROUTER_PAYLOAD_TEXT);
+    router_destroy(r);
+}
+
+typedef struct payload_seen {
+    size_t n;
+} payload_seen_t;
+
+/* payload_types.jsonl, captured from wal2json 2.5 (see payload_types.sql). */
+static void check_payload_types(const w2j_record_t *rec, router_result_t res, const outbox_event_t *ev,
+                                const char *err, void *arg) {
+    payload_seen_t *seen = arg;
+
+    if (rec->action != W2J_INSERT) {
+        assert_int_equal(res, ROUTER_SKIP);
+        return;
+    }
+    if (res != ROUTER_EVENT)
+        fail_msg("%s.%s: %s", rec->schema, rec->table, err);
+    seen->n++;
+    assert_non_null(ev->value);
+    assert_int_equal(ev->value[ev->value_len], '\0');
+    if (strcmp(ev->id, "b-1") == 0) {
+        assert_int_equal(ev->value_len, 5);
+        assert_memory_equal(ev->value, "\x00\xff\x00\x41\x0a", 5);
+    } else if (strcmp(ev->id, "b-2") == 0) {
+        assert_int_equal(ev->value_len, 0);
+    } else if (strcmp(ev->id, "d-1") == 0) {
+        assert_int_equal(ev->value_len, 2);
+        assert_memory_equal(ev->value, "\x00\xff", 2);
+    } else if (strcmp(ev->id, "j-1") == 0) {
+        /* json keeps its text as written */
+        assert_mem_str(ev->value, ev->value_len, "{\"b\": 1,  \"a\": [1, 2], \"s\": \"\xc3\xa9\"}");
+    } else if (strcmp(ev->id, "t-1") == 0) {
+        assert_mem_str(ev->value, ev->value_len, "h\xc3\xa9llo \xf0\x9f\x98\x80 \"q\"\n\\");
+    } else if (strcmp(ev->id, "i-1") == 0) {
+        assert_mem_str(ev->value, ev->value_len, "-42");
+    } else {
+        fail_msg("unexpected event %s", ev->id);
+    }
+}
+
+static void test_captured_payload_types(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+    run_t run;
+    payload_seen_t seen = {0};
+
+    (void)state;
+    o.tables = "ob_bytea, ob_blob, ob_json, ob_text, ob_int";
+    r = mk(&o);
+    router_set_payload_type(r, 0, router_payload_type_for("bytea"));
+    router_set_payload_type(r, 1, router_payload_type_for("bytea")); /* domain, resolved by preflight */
+    router_set_payload_type(r, 2, router_payload_type_for("json"));
+    router_set_payload_type(r, 3, router_payload_type_for("text"));
+    router_set_payload_type(r, 4, router_payload_type_for("integer"));
+    route_file(W2J_DIR "payload_types.jsonl", r, check_payload_types, &seen, &run);
+    assert_int_equal(run.nevents, 6);
+    assert_int_equal(run.ninvalid, 0);
+    assert_int_equal(seen.n, 6);
+    router_destroy(r);
+}
+
+static void test_bytea_rows(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+    char *big = malloc(2 * 100000 + 1);
+
+    (void)state;
+    assert_non_null(big);
+    r = mk(&o);
+    router_set_payload_type(r, 0, ROUTER_PAYLOAD_BYTEA);
+
+    mkrow(&row);
+    set_col(&row, C_PAY, "payload", "00ff0041");
+    set_col(&row, C_HDR, "headers", "{\"h\": 1}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.value_len, 4);
+    assert_memory_equal(ev.value, "\x00\xff\x00\x41", 4);
+    assert_int_equal(ev.value[4], '\0');
+    assert_int_equal(ev.nheaders, 3); /* headers are unaffected */
+    assert_header(&ev, 2, "h", "1");
+
+    /* a big payload, then a small one: the buffer is reused */
+    for (size_t i = 0; i < 100000; i++)
+        memcpy(big + 2 * i, i % 2 ? "ff" : "00", 2);
+    big[200000] = '\0';
+    mkrow(&row);
+    set_col(&row, C_PAY, "payload", big);
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.value_len, 100000);
+    assert_int_equal((unsigned char)ev.value[0], 0x00);
+    assert_int_equal((unsigned char)ev.value[99999], 0xff);
+    set_col(&row, C_PAY, "payload", "");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_non_null(ev.value);
+    assert_int_equal(ev.value_len, 0);
+
+    /* invalid hex names the event */
+    set_col(&row, C_PAY, "payload", "abc");
+    expect_invalid(r, &row.rec, "e-1",
+                   "event e-1 (public.outbox row): bytea payload (column 'payload') is not hex text: odd "
+                   "number of digits (3 characters)");
+    set_col(&row, C_PAY, "payload", "00zz");
+    expect_invalid(r, &row.rec, "e-1",
+                   "event e-1 (public.outbox row): bytea payload (column 'payload') is not hex text: "
+                   "character 0x7a at offset 2");
+    set_col(&row, C_PAY, "payload", NULL);
+    expect_invalid(r, &row.rec, "e-1", "event e-1 (public.outbox row): payload (column 'payload') is NULL");
+
+    /* back to text: the hex is published as is */
+    router_set_payload_type(r, 0, ROUTER_PAYLOAD_TEXT);
+    set_col(&row, C_PAY, "payload", "00ff");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "00ff");
+
+    /* messages are not affected by a table's payload type */
+    router_set_payload_type(r, 0, ROUTER_PAYLOAD_BYTEA);
+    assert_int_equal(route_msg(r, "{\"id\":\"m\",\"aggregate_type\":\"a\",\"aggregate_id\":\"k\",\"payload\":\"00ff\"}",
+                               &ev, err, sizeof(err)),
+                     ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "00ff");
+    free(big);
+    router_destroy(r);
+}
+
+/* outbox.header.event_type = "": no event type header (Debezium's router sends only "id"). */
+static void test_no_type_header(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+
+    (void)state;
+    o.type_header = "";
+    r = mk(&o);
+    mkrow(&row);
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.nheaders, 1);
+    assert_header(&ev, 0, "id", "e-1");
+    assert_string_equal(ev.event_type, "Created"); /* still known, e.g. for the topic */
+    set_col(&row, C_HDR, "headers", "{\"a\": \"b\"}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.nheaders, 2);
+    assert_header(&ev, 0, "id", "e-1");
+    assert_header(&ev, 1, "a", "b");
+    assert_int_equal(route_msg(r, "{\"id\":\"m\",\"event_type\":\"T\",\"aggregate_type\":\"a\",\"aggregate_id\":\"k\","
+                                  "\"payload\":{}}",
+                               &ev, err, sizeof(err)),
+                     ROUTER_EVENT);
+    assert_int_equal(ev.nheaders, 1);
+    assert_header(&ev, 0, "id", "m");
+    router_destroy(r);
+
+    /* NULL still means the default name */
+    o.type_header = NULL;
+    r = mk(&o);
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_header(&ev, 1, "event_type", "Created");
+    router_destroy(r);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_captured_outbox),
@@ -980,6 +1216,11 @@ int main(void) {
         cmocka_unit_test(test_envelopes),
         cmocka_unit_test(test_envelope_errors),
         cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_hex_decode),
+        cmocka_unit_test(test_payload_type_api),
+        cmocka_unit_test(test_captured_payload_types),
+        cmocka_unit_test(test_bytea_rows),
+        cmocka_unit_test(test_no_type_header),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
