@@ -62,6 +62,8 @@ bool ack_tracker_in_txn(const ack_tracker_t *t);
 /* Commit end LSN of the transaction that event seq belongs to, 0 if not committed yet or
  * no longer held. */
 lsn_t ack_tracker_seq_lsn(const ack_tracker_t *t, uint64_t seq);
+/* Every sequence number up to this one belongs to a transaction the watermark has passed. */
+uint64_t ack_tracker_settled_seq(const ack_tracker_t *t);
 /* Transactions currently held (committed or open) that have events. */
 size_t ack_tracker_txns(const ack_tracker_t *t);
 

@@ -23,6 +23,7 @@ typedef struct relay_options {
     int reconnect_backoff_max_ms;  /* PostgreSQL reconnect backoff cap */
     const char *backfill_where;    /* when creating the slot: publish existing rows matching it */
     const char *backfill_order;    /* ORDER BY of the backfill, e.g. "created_at, id" */
+    bool cleanup;                  /* outbox.cleanup = delete */
     const char *dead_letter_topic; /* NULL: an invalid event stops the relay (outbox.on_invalid =
                                       fail); else invalid events go to this topic */
 } relay_options_t;

@@ -168,6 +168,7 @@ size_t ack_tracker_outstanding(const ack_tracker_t *t) { return t->outstanding; 
 bool ack_tracker_failed(const ack_tracker_t *t) { return t->failed_any; }
 bool ack_tracker_in_txn(const ack_tracker_t *t) { return t->open; }
 size_t ack_tracker_txns(const ack_tracker_t *t) { return t->count; }
+uint64_t ack_tracker_settled_seq(const ack_tracker_t *t) { return t->head_seq - 1; }
 
 bool ack_tracker_full(const ack_tracker_t *t) {
     /* The open transaction never counts: its commit must be read to release anything. */

@@ -43,6 +43,8 @@ static const config_key_t outboxd_keys[] = {
      "when outboxd creates its slot: first publish existing rows matching this SQL predicate"},
     {"outbox.backfill.order", CONFIG_STRING, "created_at, id", 0, 0, NULL, false,
      "ORDER BY of the backfill (per table)"},
+    {"outbox.cleanup", CONFIG_ENUM, "none", 0, 0, "none|delete", false,
+     "delete: delete published rows by primary key once the slot was confirmed past them"},
     {"outbox.on_invalid", CONFIG_ENUM, "fail", 0, 0, "fail|dead-letter", false,
      "an event that cannot be published: stop the relay (fail) or send it to outbox.dead_letter.topic"},
     {"outbox.dead_letter.topic", CONFIG_STRING, "outbox.dead_letter", 0, 0, NULL, false,
@@ -245,6 +247,7 @@ int main(int argc, char **argv) {
         .startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms"),
         .reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms"),
         .backfill_where = config_get(cfg, "outbox.backfill.where"),
+        .cleanup = strcmp(config_get(cfg, "outbox.cleanup"), "delete") == 0,
         .backfill_order = config_get(cfg, "outbox.backfill.order"),
         .dead_letter_topic = strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") == 0
                                  ? config_get(cfg, "outbox.dead_letter.topic")

@@ -14,6 +14,7 @@
 
 #include "ack_tracker.h"
 #include "backfill.h"
+#include "cleanup.h"
 #include "kproducer.h"
 #include "log.h"
 #include "lsn.h"
@@ -50,6 +51,8 @@ typedef struct relay {
     char dlq_reason[ERRSZ + 256], dlq_lsn[LSN_FMT_SIZE];
     uint64_t dead_lettered;
     lsn_t backfill_lsn;  /* the backfill slot's consistent point */
+    cleanup_t *cl;       /* outbox.cleanup = delete; NULL otherwise */
+    uint64_t confirmed_seq; /* transactions up to this seq were confirmed to PostgreSQL */
     char *backfill_json; /* dead-letter value of an invalid backfilled row */
     bool status_due;
     lsn_t sent_flush;
@@ -170,6 +173,7 @@ static void send_status(relay_t *r) {
     if (!repl_stream_connected(r->rs))
         return;
     lsn_t flush = ack_tracker_confirmable(r->at), write = ack_tracker_received(r->at);
+    uint64_t settled = ack_tracker_settled_seq(r->at);
     if (write < flush)
         write = flush;
     char err[ERRSZ];
@@ -182,6 +186,7 @@ static void send_status(relay_t *r) {
         log_debug("confirmed %s", fmt_lsn(flush, lb));
     }
     r->sent_flush = flush;
+    r->confirmed_seq = settled;
     r->last_status_ms = now_ms();
     r->status_due = false;
 }
@@ -218,6 +223,20 @@ static void publish(relay_t *r) {
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
         return;
     }
+    }
+}
+
+/* outbox.cleanup = delete: queue the row of r->ev (rows only; messages have none). */
+static void queue_cleanup(relay_t *r, const w2j_record_t *rec) {
+    if (!r->cl || rec->action != W2J_INSERT || !r->ev.id || !r->ev_seq)
+        return;
+    for (size_t i = 0; i < router_table_count(r->router); i++) {
+        const char *schema, *table;
+        router_table_get(r->router, i, &schema, &table);
+        if (rec->schema && rec->table && !strcmp(schema, rec->schema) && !strcmp(table, rec->table)) {
+            cleanup_push(r->cl, i, r->ev_seq, r->ev.id);
+            return;
+        }
     }
 }
 
@@ -260,6 +279,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
             if (own_txn)
                 ack_tracker_begin(r->at);
             r->ev_seq = ack_tracker_add_event(r->at);
+            queue_cleanup(r, &rec);
             if (make_dead_letter(r, err, false) == 0) {
                 r->dead_lettered++;
                 log_warn("event %s at LSN %s sent to dead-letter topic %s: %s", id ? id : "(no id)",
@@ -282,6 +302,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     r->ev_lsn = m->data_start;
     r->ev_is_dlq = false;
     r->ev_seq = ack_tracker_add_event(r->at);
+    queue_cleanup(r, &rec);
     if (r->ev_seq == 0) {
         snprintf(msg, sizeof(msg), "outbox record at LSN %s arrived outside a transaction", fmt_lsn(m->data_start, lb));
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
@@ -380,6 +401,7 @@ static int backfill_row(void *opaque, const w2j_record_t *rec) {
     }
     ack_tracker_begin(r->at);
     r->ev_seq = ack_tracker_add_event(r->at);
+    queue_cleanup(r, rec);
     publish(r);
     while (r->pending && r->state != ST_SHUTDOWN) {
         if (wait_kafka(r) != 0)
@@ -460,6 +482,8 @@ static void connect_and_start(relay_t *r) {
                                 err, sizeof(err));
         if (st == REPL_OK)
             router_set_payload_type(r->router, i, router_payload_type_for(types[4]));
+        if (st == REPL_OK && r->cl && cleanup_set_table(r->cl, i, schema, table, c->id, types[0]) != 0)
+            log_warn("outbox.cleanup: cannot handle table %s.%s", schema, table);
         if (st == REPL_OK && c->headers && *c->headers && !has_headers && !r->had_stream)
             log_info("outbox table %s.%s has no \"%s\" column: records get only the id and type headers",
                      schema, table, c->headers);
@@ -601,6 +625,15 @@ static bool shutdown_step(relay_t *r, int64_t now) {
         struct pollfd p = {.fd = repl_stream_fd(r->rs), .events = POLLOUT};
         poll(&p, 1, 100);
     }
+    /* Delete the confirmed rows still queued (bounded): after a restart nobody knows them. */
+    for (int64_t until = now_ms() + 3000; r->cl && now_ms() < until;) {
+        cleanup_step(r->cl, r->confirmed_seq, now_ms());
+        if (cleanup_fd(r->cl) < 0)
+            break;
+        struct pollfd p = {.fd = cleanup_fd(r->cl), .events = POLLIN};
+        poll(&p, 1, 100);
+        cleanup_on_readable(r->cl);
+    }
     char lb[LSN_FMT_SIZE];
     if (r->had_stream)
         log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, fmt_lsn(r->sent_flush, lb));
@@ -627,6 +660,10 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
     r.dec = w2j_decoder_new();
     r.rs = repl_stream_new();
     if (!r.at || !r.dec || !r.rs || build_w2j_options(&r) != 0) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (o->cleanup && !(r.cl = cleanup_new(o->conninfo, 100000, 500))) {
         log_error("out of memory");
         goto out;
     }
@@ -693,8 +730,10 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             (r.status_due || now - r.last_status_ms >= o->status_interval_ms))
             send_status(&r);
         progress(&r, now);
+        if (r.cl)
+            cleanup_step(r.cl, r.confirmed_seq, now);
 
-        struct pollfd fds[2];
+        struct pollfd fds[3];
         int nfds = 0;
         fds[nfds++] = (struct pollfd){.fd = kproducer_fd(r.kp), .events = POLLIN};
         int pg = -1;
@@ -704,6 +743,11 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
                 ev |= POLLOUT;
             pg = nfds;
             fds[nfds++] = (struct pollfd){.fd = repl_stream_fd(r.rs), .events = ev};
+        }
+        int cl = -1;
+        if (r.cl && cleanup_fd(r.cl) >= 0) {
+            cl = nfds;
+            fds[nfds++] = (struct pollfd){.fd = cleanup_fd(r.cl), .events = POLLIN};
         }
         int64_t wait = 1000;
         if (r.state == ST_STREAM) {
@@ -724,6 +768,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             rc = RELAY_EXIT_RUNTIME;
             goto out;
         }
+        if (n > 0 && cl >= 0 && fds[cl].revents)
+            cleanup_on_readable(r.cl);
         if (n > 0 && pg >= 0 && (fds[pg].revents & (POLLIN | POLLERR | POLLHUP))) {
             if (repl_stream_consume(r.rs, err, sizeof(err)) != REPL_OK)
                 stream_lost(&r, err);
@@ -738,5 +784,6 @@ out:
     free(r.w2j_options);
     free(r.dlq_hdrs);
     free(r.backfill_json);
+    cleanup_destroy(r.cl);
     return rc;
 }
