@@ -28,7 +28,9 @@ struct kproducer {
 /* librdkafka logs from its own threads; log_msg writes each line with one write(2). */
 static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
     (void)rk;
-    log_level_t l = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    /* librdkafka says ERR (3) for transient broker trouble it retries; outboxd reports what
+     * stops it itself, so nothing below CRIT is an error here. */
+    log_level_t l = level <= 2 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
     log_msg(l, "kafka %s: %s", fac, buf);
 }
 

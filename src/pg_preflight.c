@@ -46,7 +46,7 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
     char *qt = PQescapeIdentifier(conn, table, strlen(table));
     char *lit = NULL;
     repl_status_t st = REPL_OK;
-    PGresult *res = NULL;
+    PGresult *res = NULL, *kind = NULL;
     if (!qs || !qt) {
         snprintf(errstr, errstr_size, "cannot quote table name %s.%s", schema, table);
         st = REPL_FATAL;
@@ -99,6 +99,28 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
         st = REPL_FATAL;
         goto out;
     }
+    /* wal2json names a row of a partitioned table after its partition, and add-tables with
+     * the parent matches none of them: reading the parent would publish nothing. */
+    snprintf(sql, sizeof(sql),
+             "SELECT c.relkind = 'p', (SELECT string_agg(t.relid::regclass::text, ', ' ORDER BY "
+             "t.relid::regclass::text) FROM pg_partition_tree(c.oid) t WHERE t.isleaf) "
+             "FROM pg_class c WHERE c.oid = to_regclass(%s)",
+             lit);
+    kind = PQexec(conn, sql);
+    if (PQresultStatus(kind) != PGRES_TUPLES_OK || PQntuples(kind) != 1) {
+        st = query_failed(kind, "the outbox table", errstr, errstr_size);
+        kind = NULL;
+        goto out;
+    }
+    if (!strcmp(PQgetvalue(kind, 0, 0), "t")) {
+        snprintf(errstr, errstr_size,
+                 "outbox table %s.%s is partitioned: wal2json reports each row under its partition, so "
+                 "outboxd would publish nothing. List the partitions in outbox.table instead (now: %s), "
+                 "and add each new partition there, restarting outboxd, before rows go into it",
+                 schema, table, PQgetisnull(kind, 0, 1) ? "none" : PQgetvalue(kind, 0, 1));
+        st = REPL_FATAL;
+        goto out;
+    }
     for (int i = 0; required && required[i]; i++) {
         if (required_types)
             required_types[i][0] = '\0';
@@ -127,6 +149,7 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
     }
 out:
     PQclear(res);
+    PQclear(kind);
     PQfreemem(lit);
     PQfreemem(qs);
     PQfreemem(qt);

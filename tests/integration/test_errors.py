@@ -1,0 +1,439 @@
+"""outboxd refuses misconfigurations and unpublishable events: it exits (never hangs) with
+exit code 2 (configuration the user must fix) or 1 (runtime: an event that cannot be
+published), logging ONE error line that names the problem and the fix; secrets never
+reach the log.
+
+Needs the local stack (scripts/stack.sh start) and a built outboxd (docs/testing.md).
+The output_plugin_libraries test changes the stack's PostgreSQL settings (ALTER SYSTEM)
+and always restores them.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+import helpers
+from helpers import lsn_to_int
+
+EXIT_RUNTIME = 1
+EXIT_CONFIG = 2
+REPO = helpers.REPO
+SECRET = "SeCrEt123"
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def error_lines(text: str) -> list[str]:
+    return [line for line in text.splitlines() if re.search(r"\bERROR:", line)]
+
+
+def expect_failure(p, code: int = EXIT_CONFIG, timeout: float = 20) -> str:
+    """Waits (bounded) for outboxd to exit with `code`; returns its ONE error line."""
+    t0 = time.monotonic()
+    rc = p.wait_exit(timeout)
+    took = time.monotonic() - t0
+    log = p.log_text(all_runs=False)
+    assert rc == code, f"exit code {rc}, expected {code} (after {took:.1f}s); log:\n{log}"
+    errs = error_lines(log)
+    assert len(errs) == 1, f"expected one error line, got {len(errs)}:\n" + "\n".join(errs)
+    for ref in re.findall(r"\b(?:sql|docs)/[\w./-]+\.(?:sql|md)\b", errs[0]):
+        assert (REPO / ref).is_file(), f"the error refers to {ref}, which does not exist:\n{errs[0]}"
+    return errs[0]
+
+
+def assert_words(line: str, *words: str):
+    for w in words:
+        assert w in line, f"{w!r} not in error line:\n{line}"
+
+
+def run_bin(binary, *args, env=None, timeout=10) -> subprocess.CompletedProcess:
+    """Runs outboxd directly (no harness config file), without the harness's OUTBOXD_* env."""
+    e = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
+    e.update(env or {})
+    return subprocess.run([str(binary), *args], capture_output=True, text=True, timeout=timeout, env=e,
+                          stdin=subprocess.DEVNULL)
+
+
+# --------------------------------------------------------------------------- configuration keys
+
+
+def test_unknown_key_in_config_file_names_it_and_suggests_the_closest(outboxd):
+    p = outboxd({"outbox.topik": "x.${aggregate_type}"})
+    line = expect_failure(p)
+    assert_words(line, "unknown config key 'outbox.topik'", "did you mean 'outbox.topic'", str(p.config_path))
+    assert re.search(re.escape(str(p.config_path)) + r":\d+", line), "the error names the file and line"
+
+
+def test_unknown_key_in_x_option_names_it_and_suggests_the_closest(outboxd):
+    p = outboxd(args=["-X", "status.intervall.ms=500"])
+    line = expect_failure(p)
+    assert_words(line, "unknown config key 'status.intervall.ms'", "-X", "did you mean 'status.interval.ms'")
+
+
+def test_unknown_outboxd_environment_variable_names_it_and_suggests_the_closest(outboxd):
+    p = outboxd(env={"OUTBOXD_POSTGRES_SLOTT": "x"})
+    line = expect_failure(p)
+    assert_words(line, "OUTBOXD_POSTGRES_SLOTT", "did you mean OUTBOXD_POSTGRES_SLOT")
+
+
+@pytest.mark.parametrize("key,value,words", [
+    ("status.interval.ms", "abc", ["'abc'", "status.interval.ms", "integer from 100 to"]),
+    ("status.interval.ms", "5", ["'5'", "status.interval.ms", "integer from 100 to"]),
+    ("postgres.slot.create", "maybe", ["'maybe'", "postgres.slot.create", "true/false"]),
+    ("log.level", "verbose", ["'verbose'", "log.level", "error, warn, info, debug"]),
+])
+def test_bad_values_name_the_key(outboxd, key, value, words):
+    p = outboxd({key: value})
+    line = expect_failure(p)
+    assert_words(line, *words, str(p.config_path))
+
+
+def test_bad_value_from_x_option(outboxd):
+    line = expect_failure(outboxd(args=["-X", "relay.max.inflight.events=0"]))
+    assert_words(line, "relay.max.inflight.events", "(-X)", "integer from 1 to")
+
+
+def test_bad_topic_template_is_refused_before_streaming(outboxd):
+    line = expect_failure(outboxd({"outbox.topic": "x.${aggregate}"}))
+    assert_words(line, "unknown placeholder", "${aggregate}", "${aggregate_type}")
+
+
+# --------------------------------------------------------------------------- command line
+
+
+def test_help_lists_every_key_and_exits_0(outboxd_bin):
+    r = run_bin(outboxd_bin, "--help")
+    assert r.returncode == 0, r.stderr
+    for key in ("postgres.conninfo", "postgres.slot", "postgres.slot.create", "outbox.table", "outbox.topic",
+                "outbox.column.payload", "outbox.message.prefix", "status.interval.ms", "startup.timeout.ms",
+                "shutdown.timeout.ms", "log.level", "kafka.<property>", "OUTBOXD_POSTGRES_CONNINFO"):
+        assert key in r.stdout, f"--help does not list {key}"
+
+
+def test_version(outboxd_bin):
+    r = run_bin(outboxd_bin, "--version")
+    assert r.returncode == 0
+    assert re.fullmatch(r"outboxd \d+\.\d+\.\d+\S*\n", r.stdout), r.stdout
+
+
+@pytest.mark.parametrize("args", [["--frobnicate"], ["-c"], ["-X"], ["extra-positional"]])
+def test_unknown_or_incomplete_cli_argument_exits_2(outboxd_bin, args):
+    r = run_bin(outboxd_bin, *args)
+    assert r.returncode == EXIT_CONFIG, (r.returncode, r.stdout, r.stderr)
+    assert f"'{args[0]}'" in r.stderr and "usage:" in r.stderr
+
+
+def test_missing_config_file(outboxd_bin, tmp_path):
+    r = run_bin(outboxd_bin, "-c", str(tmp_path / "nope.conf"))
+    assert r.returncode == EXIT_CONFIG
+    assert len(error_lines(r.stdout + r.stderr)) == 1
+    assert "cannot open config file" in r.stdout + r.stderr and "nope.conf" in r.stdout + r.stderr
+
+
+# --------------------------------------------------------------------------- outbox table
+
+
+def test_outbox_table_missing_points_at_sql_outbox_sql(outboxd, db):
+    db.execute("DROP TABLE outbox")
+    line = expect_failure(outboxd())
+    assert_words(line, "public.outbox", "does not exist", "sql/outbox.sql", "outbox.table")
+    assert (REPO / "sql" / "outbox.sql").is_file()
+    assert db.slots() == [], "no slot is created for a database without an outbox table"
+
+
+def test_mapped_column_missing_names_column_and_key(outboxd, db):
+    line = expect_failure(outboxd({"outbox.column.payload": "nope"}))
+    assert_words(line, '"nope"', "public.outbox", "outbox.column")
+
+
+# --------------------------------------------------------------------------- privileges, plugins, slots
+
+
+@pytest.fixture
+def login_role(stack):
+    """A LOGIN role without REPLICATION; dropped at teardown."""
+    role = helpers.unique_name("r")
+    with stack.pg_connect() as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    yield role
+    with stack.pg_connect() as c:
+        c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+def test_missing_replication_privilege_prints_alter_role(outboxd, db, login_role):
+    conninfo = psycopg.conninfo.make_conninfo(db.conninfo, user=login_role)
+    line = expect_failure(outboxd({"postgres.conninfo": conninfo}))
+    assert_words(line, f'ALTER ROLE "{login_role}" REPLICATION;', "sql/roles.sql")
+
+
+PLUGIN_LIBS_OK = "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json"
+
+
+def _set_plugin_libraries(stack, statement: str, want_wal2json: bool):
+    with stack.pg_connect() as c:
+        c.execute(statement)
+        c.execute("SELECT pg_reload_conf()")
+
+    def applied():  # new backends see the reloaded value once the postmaster has processed SIGHUP
+        with stack.pg_connect() as c:
+            v = c.execute("SHOW output_plugin_libraries").fetchone()[0]
+        return ("wal2json" in v) == want_wal2json
+
+    helpers.wait_until(applied, 10, what=f"output_plugin_libraries {'with' if want_wal2json else 'without'} "
+                                         f"wal2json")
+
+
+def test_wal2json_not_allowed_prints_the_working_alter_system_line(outboxd, db, stack):
+    try:
+        _set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
+        p = outboxd()
+        line = expect_failure(p)
+        assert_words(line, PLUGIN_LIBS_OK + ";", "pg_reload_conf()")
+        assert db.slots() == []
+        # The printed line is the fix: run it as printed, then outboxd starts.
+        fix = re.search(r"(ALTER SYSTEM SET output_plugin_libraries = [^;]+;)", line).group(1)
+        _set_plugin_libraries(stack, fix, True)
+        p.start()
+        p.wait_for_log(r"streaming slot", timeout=60)
+        ev = db.insert_event("plugin", "k", "e", {"fixed": True})
+        db.wait_slot_confirmed(f"{db.dbname}_slot", db.current_wal_lsn(), timeout=30)
+        assert ev
+    finally:
+        _set_plugin_libraries(stack, PLUGIN_LIBS_OK, True)
+
+
+def test_existing_slot_with_another_plugin(outboxd, db):
+    slot = f"{db.dbname}_slot"
+    db.create_slot(slot, "test_decoding")
+    line = expect_failure(outboxd())
+    assert_words(line, f'"{slot}"', "test_decoding", "wal2json", "postgres.slot",
+                 f"pg_drop_replication_slot('{slot}')")
+    assert db.slot_info(slot)["plugin"] == "test_decoding", "the foreign slot is left alone"
+
+
+def test_slot_create_false_and_no_slot(outboxd, db):
+    slot = f"{db.dbname}_slot"
+    line = expect_failure(outboxd({"postgres.slot.create": "false"}))
+    assert_words(line, f'"{slot}"', "does not exist", f"pg_create_logical_replication_slot('{slot}', 'wal2json')",
+                 "postgres.slot.create")
+    assert db.slots() == []
+
+
+def test_slot_of_another_database(outboxd, db, stack):
+    other = helpers.create_database(stack)
+    try:
+        slot = helpers.unique_name("s")
+        other.create_slot(slot)
+        line = expect_failure(outboxd({"postgres.slot": slot}))
+        assert_words(line, f'"{slot}"', f'"{other.dbname}"', f'"{db.dbname}"', "postgres.slot")
+    finally:
+        helpers.drop_database(other)
+
+
+# --------------------------------------------------------------------------- connection
+
+
+@pytest.mark.parametrize("form", ["keywords", "uri"])
+def test_nonexistent_database_exits_2_and_never_logs_the_password(outboxd, stack, form):
+    dbname = helpers.unique_name("nodb")
+    if form == "keywords":
+        conninfo = f"host=127.0.0.1 port={stack.pg_port} user=postgres password={SECRET} dbname={dbname}"
+    else:
+        conninfo = f"postgresql://postgres:{SECRET}@127.0.0.1:{stack.pg_port}/{dbname}?connect_timeout=5"
+    p = outboxd({"postgres.conninfo": conninfo})
+    line = expect_failure(p)
+    assert_words(line, dbname, "does not exist")
+    assert SECRET not in p.log_text()
+
+
+def test_kafka_unreachable_exits_quickly_naming_bootstrap_servers(outboxd):
+    p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
+    t0 = time.monotonic()
+    rc = p.wait_exit(15)
+    took = time.monotonic() - t0
+    assert rc == EXIT_CONFIG, p.log_text()
+    assert took < 6, f"took {took:.1f}s with startup.timeout.ms = 2000"
+    own = [line for line in error_lines(p.log_text()) if " ERROR: kafka " not in line]  # librdkafka's own logs
+    assert len(own) == 1, own
+    assert_words(own[0], "bootstrap.servers=127.0.0.1:1", "kafka.bootstrap.servers", "2000")
+
+
+def test_kafka_unreachable_logs_one_error_line(outboxd):
+    p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
+    line = expect_failure(p, timeout=15)
+    assert_words(line, "bootstrap.servers")
+
+
+def test_kafka_bootstrap_servers_not_set(outboxd):
+    line = expect_failure(outboxd({"kafka.bootstrap.servers": None}))
+    assert_words(line, "kafka.bootstrap.servers", "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS")
+
+
+# --------------------------------------------------------------------------- a throwaway PostgreSQL
+
+
+PG2_PASSWORD = "right-Pw-42"
+
+
+def _free_port() -> int:
+    """OUTBOXD_TEST_PG2_PORT, or a port that is free right now (tried from 25632 up: other
+    stacks and throwaway servers of parallel runs may hold some)."""
+    if os.environ.get("OUTBOXD_TEST_PG2_PORT"):
+        return int(os.environ["OUTBOXD_TEST_PG2_PORT"])
+    for port in range(25632, 25732):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port in 25632..25731 for the throwaway PostgreSQL")
+
+
+@pytest.fixture(scope="module")
+def pg_replica(stack):
+    """A second, throwaway PostgreSQL with wal_level = replica and scram-sha-256 password
+    authentication on 127.0.0.1 (the stack's server trusts everyone, so a wrong password
+    cannot fail there). Yields its port; stopped and deleted afterwards."""
+    pgbin = Path(stack.env.get("OUTBOXD_STACK_PGBIN", "/usr/lib/postgresql/15/bin"))
+    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    d = Path(tempfile.mkdtemp(prefix="outboxd-pg2-", dir="/tmp"))
+    data = d / "data"
+    try:
+        if as_pg:
+            shutil.chown(d, "postgres", "postgres")
+        pwfile = d / "pw"
+        pwfile.write_text(PG2_PASSWORD + "\n")
+        if as_pg:
+            shutil.chown(pwfile, "postgres", "postgres")
+        subprocess.run(as_pg + [str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
+                                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
+                                "--locale=C.UTF-8", "--no-sync", "--no-instructions"],
+                       check=True, capture_output=True, timeout=120)
+        for attempt in range(5):  # the port may be taken between the check and the start
+            port = _free_port()
+            with open(data / "postgresql.conf", "a") as f:  # the last port line wins
+                f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{d}'\n"
+                        "wal_level = replica\nfsync = off\n")
+            r = subprocess.run(as_pg + [str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(d / "log"), "-w",
+                                        "-t", "60", "start"], capture_output=True, timeout=90)
+            if r.returncode == 0:
+                break
+            log = (d / "log").read_text(errors="replace") if (d / "log").exists() else ""
+            if "could not bind" not in log or attempt == 4:
+                raise RuntimeError(f"throwaway PostgreSQL did not start on port {port}:\n{r.stderr.decode()}\n{log}")
+        yield port
+    finally:
+        if (data / "postmaster.pid").exists():
+            subprocess.run(as_pg + [str(pgbin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
+                           capture_output=True, timeout=60)
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def test_wal_level_not_logical(outboxd, pg_replica):
+    conninfo = f"host=127.0.0.1 port={pg_replica} user=postgres dbname=postgres password={PG2_PASSWORD}"
+    p = outboxd({"postgres.conninfo": conninfo})
+    line = expect_failure(p)
+    assert_words(line, "wal_level", "'replica'", "ALTER SYSTEM SET wal_level = logical;", "restart PostgreSQL")
+    assert PG2_PASSWORD not in p.log_text()
+
+
+@pytest.mark.parametrize("form", ["keywords", "uri"])
+def test_wrong_password_exits_2_and_never_logs_the_password(outboxd, pg_replica, form):
+    if form == "keywords":
+        conninfo = f"host=127.0.0.1 port={pg_replica} user=postgres dbname=postgres password='{SECRET}'"
+    else:
+        conninfo = f"postgresql://postgres:{SECRET}@127.0.0.1:{pg_replica}/postgres"
+    p = outboxd({"postgres.conninfo": conninfo})
+    line = expect_failure(p)
+    assert_words(line, "password authentication failed", "postgres")
+    assert SECRET not in p.log_text()
+    assert "***" in p.log_text(), "the start line shows the conninfo with the password redacted"
+
+
+# --------------------------------------------------------------------------- unpublishable events
+
+
+def _bad_topic(db, c):
+    return db.insert_event("a b/c", "k1", "e", {"bad": True}, conn=c), ["not a valid Kafka topic name", '.a b/c"']
+
+
+def _headers_not_object(db, c):
+    return db.insert_event("good", "k1", "e", {}, headers=[1, 2], conn=c), ["headers (column 'headers')",
+                                                                            "not a JSON object"]
+
+
+def _null_aggregate_type(db, c):
+    return db.insert_event(None, "k1", "e", {}, conn=c), ["aggregate_type is NULL", "topic template"]
+
+
+def _null_payload(db, c):
+    return db.insert_event("good", "k1", "e", None, conn=c), ["payload (column 'payload') is NULL"]
+
+
+def _unparsable_envelope(db, c):
+    db.emit_message("{not json", conn=c)
+    return "(no id)", ["unparsable outbox message envelope"]
+
+
+def _envelope_without_payload(db, c):
+    db.emit_message('{"id": "m-bad", "aggregate_type": "good", "aggregate_id": "k1"}', conn=c)
+    return "m-bad", ["unparsable outbox message envelope", '"payload" missing']
+
+
+@pytest.mark.parametrize("make_bad", [_bad_topic, _headers_not_object, _null_aggregate_type, _null_payload,
+                                      _unparsable_envelope, _envelope_without_payload],
+                         ids=lambda f: f.__name__.strip("_"))
+def test_unpublishable_event_stops_with_exit_1_naming_event_and_lsn_and_keeps_the_slot(
+        outboxd, db, kafka, topic_prefix, make_bad):
+    slot = f"{db.dbname}_slot"
+    # sql/outbox.sql declares them NOT NULL; other outbox tables may not
+    db.execute("ALTER TABLE outbox ALTER COLUMN aggregate_type DROP NOT NULL, ALTER COLUMN payload DROP NOT NULL")
+    p = outboxd()
+    p.wait_for_log(r"streaming slot", timeout=60)
+    good = [db.insert_event("good", f"k{i}", "e", {"i": i}) for i in range(5)]
+    c = db.connect(autocommit=False)
+    before_bad = db.current_wal_lsn()
+    bad, words = make_bad(db, c)
+    c.commit()
+    after_bad = db.current_wal_lsn()
+    later = db.insert_event("good", "k1", "e", {"after": True})
+
+    line = expect_failure(p, EXIT_RUNTIME, timeout=30)
+    assert_words(line, f"event {bad} at LSN", *words, "the slot stays before it")
+    m = re.search(r"at LSN ([0-9A-F]+/[0-9A-F]+)", line)
+    assert lsn_to_int(before_bad) <= lsn_to_int(m.group(1)) <= lsn_to_int(after_bad), (m.group(1), before_bad,
+                                                                                        after_bad)
+    # The events committed before it were published; nothing at or after it was.
+    records = kafka.consume(f"{topic_prefix}.good", timeout=30, settle=2)
+    ids = [r.header("id").decode() for r in records]
+    assert sorted(ids) == sorted(good), ids
+    assert later not in ids
+    confirmed = lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"])
+    assert confirmed <= lsn_to_int(m.group(1)), "the slot was confirmed past the unpublishable event"
+    # Never a silent drop: a restart stops at the same event again.
+    p.start()
+    line2 = expect_failure(p, EXIT_RUNTIME, timeout=30)
+    assert f"event {bad} at LSN {m.group(1)}" in line2
+    assert lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"]) <= lsn_to_int(m.group(1))
+
+
+def test_non_transactional_outbox_message_stops_with_exit_1(outboxd, db):
+    p = outboxd()
+    p.wait_for_log(r"streaming slot", timeout=60)
+    lsn = db.emit_message('{"id":"nt-1","aggregate_type":"x","aggregate_id":"k","payload":{}}',
+                          transactional=False)
+    line = expect_failure(p, EXIT_RUNTIME, timeout=30)
+    assert_words(line, "non-transactional outbox message", lsn, "pg_logical_emit_message(true")
