@@ -24,6 +24,8 @@ typedef struct relay_options {
     const char *backfill_where;    /* when creating the slot: publish existing rows matching it */
     const char *backfill_order;    /* ORDER BY of the backfill, e.g. "created_at, id" */
     bool cleanup;                  /* outbox.cleanup = delete */
+    int stall_timeout_ms;          /* no ack for this long with events outstanding: release the
+                                      replication connection until Kafka answers (0 = never) */
     const char *dead_letter_topic; /* NULL: an invalid event stops the relay (outbox.on_invalid =
                                       fail); else invalid events go to this topic */
 } relay_options_t;

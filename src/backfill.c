@@ -65,6 +65,9 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
         snprintf(errstr, errstr_size, "backfill: out of memory");
         goto out;
     }
+    /* bytea as hex, like the stream (pg_preflight_server): the router decodes hex */
+    if (exec_ok(c, "SET bytea_output = hex", PGRES_COMMAND_OK, "SET bytea_output", errstr, errstr_size))
+        goto out;
     if (exec_ok(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", PGRES_COMMAND_OK, "BEGIN", errstr, errstr_size))
         goto out;
     snprintf(sql, cap, "SET TRANSACTION SNAPSHOT %s", snap);

@@ -55,6 +55,9 @@ static const config_key_t outboxd_keys[] = {
      "unacknowledged events before reading WAL pauses (back-pressure)"},
     {"relay.max.inflight.txns", CONFIG_INT, "10000", 1, 10000000, NULL, false,
      "transactions held for acknowledgement before reading WAL pauses"},
+    {"relay.stall.timeout.ms", CONFIG_INT, "15000", 0, MS_MAX, NULL, false,
+     "no Kafka ack for this long with events in flight: release the replication connection until Kafka "
+     "answers, so PostgreSQL can shut down cleanly (0 = never)"},
     {"shutdown.timeout.ms", CONFIG_INT, "30000", 0, MS_MAX, NULL, false,
      "on SIGTERM, how long to wait for in-flight acknowledgements"},
     {"startup.timeout.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
@@ -244,6 +247,7 @@ int main(int argc, char **argv) {
         .max_inflight_events = (size_t)config_get_int(cfg, "relay.max.inflight.events"),
         .max_inflight_txns = (size_t)config_get_int(cfg, "relay.max.inflight.txns"),
         .shutdown_timeout_ms = (int)config_get_int(cfg, "shutdown.timeout.ms"),
+        .stall_timeout_ms = (int)config_get_int(cfg, "relay.stall.timeout.ms"),
         .startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms"),
         .reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms"),
         .backfill_where = config_get(cfg, "outbox.backfill.where"),

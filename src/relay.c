@@ -61,6 +61,8 @@ typedef struct relay {
     bool had_stream; /* streamed at least once: later connects are reconnects */
 
     uint64_t produced, acked, last_progress_acked;
+    uint64_t stall_acked;   /* r->acked when stall_since was last reset */
+    int64_t stall_since_ms; /* since when events are outstanding without any acknowledgement */
     int64_t last_progress_ms;
 } relay_t;
 
@@ -574,6 +576,25 @@ static void connect_and_start(relay_t *r) {
     r->had_stream = true;
 }
 
+/* Kafka acknowledged nothing for relay.stall.timeout.ms while events are outstanding: let go
+ * of the replication connection until it does. Holding it would block a clean PostgreSQL
+ * shutdown (the walsender waits until its client confirmed all it sent) for as long as
+ * Kafka is down. After the drain, streaming resumes from the confirmed LSN. */
+static void check_stall(relay_t *r, int64_t now) {
+    if (ack_tracker_outstanding(r->at) == 0 || r->acked != r->stall_acked) {
+        r->stall_since_ms = now;
+        r->stall_acked = r->acked;
+        return;
+    }
+    if (r->state == ST_STREAM && r->o->stall_timeout_ms > 0 && now - r->stall_since_ms >= r->o->stall_timeout_ms) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "Kafka acknowledged nothing for %d ms (%s): closing the replication stream until it does",
+                 r->o->stall_timeout_ms, kproducer_last_error(r->kp)[0] ? kproducer_last_error(r->kp) : "no error yet");
+        stream_lost(r, why);
+    }
+}
+
 static void progress(relay_t *r, int64_t now) {
     if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
         return;
@@ -729,6 +750,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         if (r.state == ST_STREAM &&
             (r.status_due || now - r.last_status_ms >= o->status_interval_ms))
             send_status(&r);
+        check_stall(&r, now);
         progress(&r, now);
         if (r.cl)
             cleanup_step(r.cl, r.confirmed_seq, now);
