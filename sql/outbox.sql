@@ -5,7 +5,8 @@
 -- each to Kafka: topic from outbox.topic (default outbox.event.${aggregate_type}),
 -- key = aggregate_id, value = payload, headers = id, event_type and the keys of
 -- `headers`. The table may be emptied at will (or rows deleted in the same
--- transaction): the relay reads the WAL, not the table.
+-- transaction): the relay reads the WAL, not the table. The payload column may also be
+-- json, text or bytea (sent as raw bytes); see docs/dropin.md.
 CREATE TABLE IF NOT EXISTS public.outbox (
     id             uuid        PRIMARY KEY DEFAULT gen_random_uuid(),
     aggregate_type text        NOT NULL,
@@ -15,3 +16,58 @@ CREATE TABLE IF NOT EXISTS public.outbox (
     headers        jsonb,
     created_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- outbox_emit - a table-less outbox event. Builds the JSON envelope outboxd reads from
+-- logical messages and emits it with pg_logical_emit_message(true, 'outbox', ...) inside the
+-- caller's transaction: published if and only if that transaction commits, and nothing is
+-- written to any table (nothing to vacuum or purge). Returns the event id (the id header).
+--
+--   SELECT outbox_emit('order', '42', 'OrderShipped', '{"carrier": "UPS"}', '{"trace": "abc"}');
+--
+-- The payload travels as a JSON string holding payload::text, so the record value is
+-- byte-for-byte what a jsonb payload column would publish ({"a": 1, "b": [1, 2]}, keys in
+-- jsonb order), not a re-rendering. headers: a JSON object (or NULL) whose members become
+-- record headers, as with the headers column. The prefix is fixed to 'outbox' (outboxd's
+-- default outbox.message.prefix); with another prefix, call pg_logical_emit_message yourself
+-- (see docs/dropin.md).
+--
+-- SECURITY DEFINER with a fixed search_path, and no EXECUTE for PUBLIC: sql/roles.sql grants
+-- it to outbox_writer. pg_logical_emit_message itself needs no privilege (on PostgreSQL 15 it
+-- is executable by PUBLIC); sql/roles.sql can revoke that (-v restrict_messages=on) so that
+-- outbox_emit becomes the only way for writers to emit outbox messages.
+CREATE OR REPLACE FUNCTION public.outbox_emit(
+    aggregate_type text,
+    aggregate_id   text,
+    event_type     text,
+    payload        jsonb,
+    headers        jsonb DEFAULT NULL)
+RETURNS uuid
+LANGUAGE plpgsql
+VOLATILE
+SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    event_id uuid := gen_random_uuid();
+BEGIN
+    -- NULLs would make outboxd stop at this event (or dead-letter it): refuse them here,
+    -- in the writer's transaction, as the outbox table's NOT NULL constraints do.
+    IF aggregate_type IS NULL OR aggregate_id IS NULL OR event_type IS NULL OR payload IS NULL THEN
+        RAISE EXCEPTION 'outbox_emit: aggregate_type, aggregate_id, event_type and payload must not be NULL'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF headers IS NOT NULL AND jsonb_typeof(headers) <> 'object' THEN
+        RAISE EXCEPTION 'outbox_emit: headers must be a JSON object or NULL, not %', jsonb_typeof(headers)
+            USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM pg_logical_emit_message(true, 'outbox', jsonb_build_object(
+        'id', event_id,
+        'aggregate_type', aggregate_type,
+        'aggregate_id', aggregate_id,
+        'event_type', event_type,
+        'payload', payload::text,
+        'headers', headers)::text);
+    RETURN event_id;
+END
+$$;
+REVOKE ALL ON FUNCTION public.outbox_emit(text, text, text, jsonb, jsonb) FROM PUBLIC;
