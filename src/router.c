@@ -94,6 +94,61 @@ static int buf_add(buf_t *b, const char *s, size_t n) {
 
 static int buf_addc(buf_t *b, char c) { return buf_add(b, &c, 1); }
 
+/* jansson cannot hold integers beyond 64 bits ("too big integer"), which PostgreSQL's jsonb
+ * accepts. Copies the JSON text s into out with every integer of more than 18 digits
+ * written as a string, so a header value 12345678901234567890 keeps its exact digits.
+ * Returns 0 or -1 (out of memory). */
+static int quote_big_ints(const char *s, size_t n, buf_t *out) {
+    bool in_str = false, esc = false;
+    for (size_t i = 0; i < n;) {
+        char ch = s[i];
+        if (in_str || ch == '"') {
+            if (!in_str)
+                in_str = true;
+            else if (esc)
+                esc = false;
+            else if (ch == '\\')
+                esc = true;
+            else if (ch == '"')
+                in_str = false;
+            if (buf_addc(out, ch) != 0)
+                return -1;
+            i++;
+            continue;
+        }
+        if (ch == '-' || (ch >= '0' && ch <= '9')) { /* one whole number token */
+            size_t j = i + (ch == '-'), d0 = j;
+            while (j < n && s[j] >= '0' && s[j] <= '9')
+                j++;
+            bool integer = true;
+            size_t digits = j - d0;
+            if (j < n && s[j] == '.') {
+                integer = false;
+                for (j++; j < n && s[j] >= '0' && s[j] <= '9'; j++)
+                    ;
+            }
+            if (j < n && (s[j] == 'e' || s[j] == 'E')) {
+                integer = false;
+                j++;
+                if (j < n && (s[j] == '+' || s[j] == '-'))
+                    j++;
+                while (j < n && s[j] >= '0' && s[j] <= '9')
+                    j++;
+            }
+            bool quote = integer && digits > 18;
+            if ((quote && buf_addc(out, '"') != 0) || buf_add(out, s + i, j - i) != 0 ||
+                (quote && buf_addc(out, '"') != 0))
+                return -1;
+            i = j;
+            continue;
+        }
+        if (buf_addc(out, ch) != 0)
+            return -1;
+        i++;
+    }
+    return 0;
+}
+
 /* ---- compact JSON --------------------------------------------------------------------- */
 
 /* Shortest text that reads back as the same double, in PostgreSQL's float8 style: plain
@@ -872,6 +927,12 @@ static router_result_t route_row(router_t *r, const w2j_record_t *rec, outbox_ev
 
         json_decref(r->root);
         r->root = json_loadb(c[5]->value, c[5]->value_len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+        if (r->root == NULL && strstr(jerr.text, "too big integer")) {
+            buf_t q = {0};
+            if (quote_big_ints(c[5]->value, c[5]->value_len, &q) == 0)
+                r->root = json_loadb(q.p, q.len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
+            free(q.p);
+        }
         if (r->root == NULL) {
             snprintf(errstr, errstr_size,
                      "event %s (%s): headers (column '%s') is not valid "

@@ -676,9 +676,6 @@ def test_partitioned_outbox_table_is_published_or_refused(outboxd, db, kafka, to
 # --------------------------------------------------------------------------- known gaps (outboxd bugs)
 
 
-@pytest.mark.xfail(strict=True, reason="outboxd bug: a headers jsonb member holding an integer beyond 64 bits "
-                                       "(valid JSON, accepted by PostgreSQL) is rejected as 'not valid JSON: too big "
-                                       "integer' and stops outboxd with exit 1")
 def test_header_with_a_big_integer_is_published(outboxd, db, kafka, topic_prefix):
     p = start_streaming(outboxd)
     ev = db.insert_event("bigint", "k", "e", {"n": 1}, headers='{"big": 12345678901234567890}')

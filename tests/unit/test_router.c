@@ -1164,6 +1164,33 @@ static void test_bytea_rows(void **state) {
 }
 
 /* outbox.header.event_type = "": no event type header (Debezium's router sends only "id"). */
+/* Integers beyond 64 bits (valid jsonb) keep their digits; numbers in strings, reals and
+ * exponents are untouched. */
+static void test_big_integer_headers(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+
+    (void)state;
+    r = mk(&o);
+    mkrow(&row);
+    set_col(&row, C_HDR, "headers",
+            "{\"big\": 12345678901234567890, \"neg\": -98765432109876543210, \"s\": \"123456789012345678901\", "
+            "\"r\": 1.5e300, \"small\": 42}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.nheaders, 7);
+    assert_header(&ev, 2, "big", "12345678901234567890");
+    assert_header(&ev, 3, "neg", "-98765432109876543210");
+    assert_header(&ev, 4, "s", "123456789012345678901");
+    assert_header(&ev, 5, "r", "1.5e+300");
+    assert_header(&ev, 6, "small", "42");
+    set_col(&row, C_HDR, "headers", "{\"big\": 12345678901234567890");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_INVALID); /* still invalid JSON */
+    router_destroy(r);
+}
+
 static void test_no_type_header(void **state) {
     router_options_t o = defaults();
     router_t *r;
@@ -1202,6 +1229,7 @@ static void test_no_type_header(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_big_integer_headers),
         cmocka_unit_test(test_captured_outbox),
         cmocka_unit_test(test_captured_no_headers_no_messages),
         cmocka_unit_test(test_captured_invalid),
