@@ -28,6 +28,8 @@ typedef struct router_options {
     router_columns_t columns;
     const char *message_prefix; /* logical message prefix, default "outbox"; NULL = none */
     const char *id_header;      /* header name for the event id, default "id" */
+    const char *header_columns; /* "col[:header], ...": row columns sent as headers (after the
+                                   id and type headers); NULL or "" = none */
     const char *type_header;    /* header name for the event type, default "event_type";
                                    "" = no event type header */
 } router_options_t;

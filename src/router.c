@@ -5,6 +5,7 @@
 #include <jansson.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -48,6 +49,8 @@ struct router {
     char *message_prefix; /* NULL: messages are not outbox events */
     char *id_header;
     char *type_header; /* NULL: no event type header */
+    char **xcol, **xhdr; /* outbox.header.columns: column i goes to header xhdr[i] */
+    size_t nx;
 
     /* Reused across router_route calls. */
     json_t *root; /* parsed headers column or message envelope */
@@ -532,6 +535,53 @@ static int copy_opt(char **dst, const char *opt, const char *def, bool allow_emp
     return 0;
 }
 
+/* "col[:header], ..." -> r->xcol/xhdr (header defaults to the column name). */
+static int parse_header_columns(router_t *r, const char *spec, char *errstr, size_t errstr_size) {
+    if (spec == NULL || *spec == '\0')
+        return 0;
+    size_t max = 1;
+    for (const char *s = spec; *s; s++)
+        max += *s == ',';
+    r->xcol = calloc(max, sizeof(char *));
+    r->xhdr = calloc(max, sizeof(char *));
+    if (!r->xcol || !r->xhdr)
+        goto oom;
+    for (const char *s = spec; *s;) {
+        const char *end = strchr(s, ',');
+        if (!end)
+            end = s + strlen(s);
+        const char *colon = memchr(s, ':', (size_t)(end - s));
+        const char *cb = s, *ce = colon ? colon : end, *hb = colon ? colon + 1 : s, *he = end;
+        while (cb < ce && isspace((unsigned char)*cb))
+            cb++;
+        while (ce > cb && isspace((unsigned char)ce[-1]))
+            ce--;
+        while (hb < he && isspace((unsigned char)*hb))
+            hb++;
+        while (he > hb && isspace((unsigned char)he[-1]))
+            he--;
+        if (!colon) {
+            hb = cb;
+            he = ce;
+        }
+        if (cb == ce || hb == he) {
+            snprintf(errstr, errstr_size,
+                     "outbox.header.columns \"%s\": empty column or header name (expected \"column[:header], ...\")",
+                     spec);
+            return -1;
+        }
+        r->xcol[r->nx] = strndup(cb, (size_t)(ce - cb));
+        r->xhdr[r->nx] = strndup(hb, (size_t)(he - hb));
+        if (!r->xcol[r->nx] || !r->xhdr[r->nx++])
+            goto oom;
+        s = *end ? end + 1 : end;
+    }
+    return 0;
+oom:
+    snprintf(errstr, errstr_size, "out of memory");
+    return -1;
+}
+
 router_t *router_new(const router_options_t *opts, char *errstr, size_t errstr_size) {
     router_options_t none = {0};
     router_t *r = calloc(1, sizeof(*r));
@@ -566,7 +616,8 @@ router_t *router_new(const router_options_t *opts, char *errstr, size_t errstr_s
         copy_opt(&r->message_prefix, opts->message_prefix, NULL, true, "outbox.message.prefix", errstr, errstr_size) != 0 ||
         copy_opt(&r->id_header, opts->id_header, "id", false, "outbox.header.id", errstr, errstr_size) != 0 ||
         /* "" = no event type header (Debezium's router sends only the id header). */
-        copy_opt(&r->type_header, opts->type_header, "event_type", true, "outbox.header.event_type", errstr, errstr_size) != 0)
+        copy_opt(&r->type_header, opts->type_header, "event_type", true, "outbox.header.event_type", errstr, errstr_size) != 0 ||
+        parse_header_columns(r, opts->header_columns, errstr, errstr_size) != 0)
         goto fail;
     return r;
 fail:
@@ -577,6 +628,12 @@ fail:
 void router_destroy(router_t *r) {
     if (r == NULL)
         return;
+    for (size_t i = 0; i < r->nx; i++) {
+        free(r->xcol[i]);
+        free(r->xhdr[i]);
+    }
+    free(r->xcol);
+    free(r->xhdr);
     for (size_t i = 0; i < r->ntables; i++) {
         free(r->tables[i].schema);
         free(r->tables[i].table);
@@ -670,6 +727,7 @@ int router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *out
 /* What an event is made of, before it becomes an outbox_event_t. Strings are borrowed from
  * the decoded record or r->root. */
 typedef struct parts {
+    const w2j_record_t *row; /* the row (for outbox.header.columns); NULL for messages */
     const char *id;
     const char *aggregate_type; /* may be NULL */
     const char *aggregate_id;
@@ -772,13 +830,23 @@ static router_result_t build_event(router_t *r, const parts_t *p, const char *wh
             goto oom;
     }
 
-    /* headers: id, event type, then the members of the headers object in order */
-    if (hdrs_reserve(r, 2 + (p->headers ? json_object_size(p->headers) : 0)) != 0)
+    /* headers: id, event type, extra columns, then the members of the headers object */
+    if (hdrs_reserve(r, 2 + r->nx + (p->headers ? json_object_size(p->headers) : 0)) != 0)
         goto oom;
     r->hdrs[nh] = (router_header_t){r->id_header, p->id, strlen(p->id)};
     r->hdr_off[nh++] = SIZE_MAX;
     if (r->type_header != NULL) {
         r->hdrs[nh] = (router_header_t){r->type_header, p->event_type, p->event_type_len};
+        r->hdr_off[nh++] = SIZE_MAX;
+    }
+    for (size_t i = 0; p->row && i < r->nx; i++) {
+        const w2j_column_t *col = w2j_column_find(p->row, r->xcol[i]);
+        if (col == NULL) {
+            snprintf(errstr, errstr_size, "event %s (%s): column '%s' (outbox.header.columns) missing in the row",
+                     p->id, where, r->xcol[i]);
+            return ROUTER_INVALID;
+        }
+        r->hdrs[nh] = (router_header_t){r->xhdr[i], col->value, col->value ? col->value_len : 0};
         r->hdr_off[nh++] = SIZE_MAX;
     }
     if (p->headers != NULL) {
@@ -848,7 +916,7 @@ static router_result_t route_row(router_t *r, const w2j_record_t *rec, outbox_ev
                             r->col_event_type, r->col_payload,        r->col_headers};
     const w2j_column_t *c[6] = {NULL};
     char where[300];
-    parts_t p = {0};
+    parts_t p = {.row = rec};
 
     if (t == NULL)
         return ROUTER_SKIP;

@@ -417,6 +417,24 @@ def test_debezium_preset_with_type_header_placement(outboxd, db, kafka):
     assert recs[0].value == b'{"a": 1}'
 
 
+def test_debezium_additional_placement_of_other_columns(outboxd, db, kafka):
+    """table.fields.additional.placement=aggregateid:header:aggId,extra:header is
+    outbox.header.columns = aggregateid:aggId, extra: the columns' text as headers
+    after the id header; SQL NULL gives a null header."""
+    db.execute(DEBEZIUM_TABLE)
+    db.execute("ALTER TABLE dbz.outbox ADD COLUMN extra text")
+    agg = helpers.unique_name("Invoice")
+    start_streaming(outboxd, {"outbox.preset": "debezium", "outbox.table": "dbz.outbox", "outbox.topic": None,
+                              "outbox.header.columns": "aggregateid:aggId, extra"})
+    e1, e2 = uuid.uuid4(), uuid.uuid4()
+    db.execute("INSERT INTO dbz.outbox VALUES (%s, %s, 'k-1', 'Paid', '{\"a\": 1}', 'x é')", (e1, agg))
+    db.execute("INSERT INTO dbz.outbox VALUES (%s, %s, 'k-2', 'Paid', '{\"a\": 2}', NULL)", (e2, agg))
+    recs = consume_all(kafka, f"outbox.event.{agg}", 2)
+    by_id = {r.header("id").decode(): r for r in recs}
+    assert by_id[str(e1)].headers == [("id", str(e1).encode()), ("aggId", b"k-1"), ("extra", "x é".encode())]
+    assert by_id[str(e2)].headers == [("id", str(e2).encode()), ("aggId", b"k-2"), ("extra", None)]
+
+
 def print_config(outboxd_bin, *args, env=None, cwd=None) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
     e.update(env or {})

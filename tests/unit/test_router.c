@@ -1191,6 +1191,41 @@ static void test_big_integer_headers(void **state) {
     router_destroy(r);
 }
 
+/* outbox.header.columns: row columns as headers, renamed or not; a missing one is invalid. */
+static void test_header_columns(void **state) {
+    router_options_t o = defaults();
+    router_t *r;
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+
+    (void)state;
+    o.header_columns = " aggregate_type : aggType , payload";
+    r = mk(&o);
+    mkrow(&row);
+    set_col(&row, C_HDR, "headers", "{\"h\": \"v\"}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_int_equal(ev.nheaders, 5);
+    assert_header(&ev, 0, "id", "e-1");
+    assert_header(&ev, 1, "event_type", "Created");
+    assert_header(&ev, 2, "aggType", "order");
+    assert_header(&ev, 3, "payload", "{\"a\": 1}");
+    assert_header(&ev, 4, "h", "v");
+    router_destroy(r);
+
+    o.header_columns = "nope";
+    r = mk(&o);
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_INVALID);
+    assert_non_null(strstr(err, "column 'nope' (outbox.header.columns) missing"));
+    router_destroy(r);
+
+    o.header_columns = "a,,b";
+    assert_null(router_new(&o, err, sizeof(err)));
+    assert_non_null(strstr(err, "outbox.header.columns"));
+    o.header_columns = "a:";
+    assert_null(router_new(&o, err, sizeof(err)));
+}
+
 static void test_no_type_header(void **state) {
     router_options_t o = defaults();
     router_t *r;
@@ -1230,6 +1265,7 @@ static void test_no_type_header(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_big_integer_headers),
+        cmocka_unit_test(test_header_columns),
         cmocka_unit_test(test_captured_outbox),
         cmocka_unit_test(test_captured_no_headers_no_messages),
         cmocka_unit_test(test_captured_invalid),
