@@ -158,6 +158,22 @@ static int make_dead_letter(relay_t *r, const char *reason, bool drop_value) {
     return 0;
 }
 
+/* An event the router could not turn into a record: r->ev becomes its dead-letter record
+ * with value as the value and the id header when the id is known (r->ev.id, set by the
+ * router). Returns -1 on allocation failure. */
+static int dead_letter_unroutable(relay_t *r, const char *value, size_t len, const char *reason) {
+    const char *id = r->ev.id;
+    router_header_t idh = {r->o->router.id_header ? r->o->router.id_header : "id", id, id ? strlen(id) : 0};
+    r->ev = (outbox_event_t){.id = id, .value = value, .value_len = len, .headers = &idh, .nheaders = id ? 1 : 0};
+    if (make_dead_letter(r, reason, false) != 0) /* copies idh */
+        return -1;
+    char lb[LSN_FMT_SIZE];
+    r->dead_lettered++;
+    log_warn("event %s at LSN %s sent to dead-letter topic %s: %s", id ? id : "(no id)", fmt_lsn(r->ev_lsn, lb),
+             r->o->dead_letter_topic, reason);
+    return 0;
+}
+
 /* The replication connection broke: drop the unsent record, drain acks, reconnect. */
 static void stream_lost(relay_t *r, const char *why) {
     if (r->pending) {
@@ -269,27 +285,16 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     case ROUTER_INVALID:
         if (r->o->dead_letter_topic) {
             /* No record could be built: dead-letter the wal2json record itself. */
-            const char *id = r->ev.id;
             bool own_txn = !ack_tracker_in_txn(r->at); /* a non-transactional message */
-            r->ev = (outbox_event_t){.id = id, .value = m->data, .value_len = m->len};
-            router_header_t idh = {r->o->router.id_header ? r->o->router.id_header : "id", id, id ? strlen(id) : 0};
-            if (id) {
-                r->ev.headers = &idh;
-                r->ev.nheaders = 1;
-            }
             r->ev_lsn = m->data_start;
             if (own_txn)
                 ack_tracker_begin(r->at);
             r->ev_seq = ack_tracker_add_event(r->at);
             queue_cleanup(r, &rec);
-            if (make_dead_letter(r, err, false) == 0) {
-                r->dead_lettered++;
-                log_warn("event %s at LSN %s sent to dead-letter topic %s: %s", id ? id : "(no id)",
-                         fmt_lsn(m->data_start, lb), r->o->dead_letter_topic, err);
+            if (dead_letter_unroutable(r, m->data, m->len, err) == 0)
                 publish(r);
-            } else {
+            else
                 relay_fail(r, RELAY_EXIT_RUNTIME, "out of memory");
-            }
             if (own_txn)
                 ack_tracker_commit(r->at, m->data_start);
             return;
@@ -392,14 +397,8 @@ static int backfill_row(void *opaque, const w2j_record_t *rec) {
         free(r->backfill_json);
         r->backfill_json = json_dumps(row, JSON_COMPACT);
         json_decref(row);
-        const char *id = r->ev.id;
-        r->ev = (outbox_event_t){.id = id, .value = r->backfill_json ? r->backfill_json : "",
-                                 .value_len = r->backfill_json ? strlen(r->backfill_json) : 0};
-        if (make_dead_letter(r, err, false) != 0)
+        if (!r->backfill_json || dead_letter_unroutable(r, r->backfill_json, strlen(r->backfill_json), err) != 0)
             return 1;
-        r->dead_lettered++;
-        log_warn("backfill: event %s sent to dead-letter topic %s: %s", id ? id : "(no id)", r->o->dead_letter_topic,
-                 err);
     }
     ack_tracker_begin(r->at);
     r->ev_seq = ack_tracker_add_event(r->at);
