@@ -186,3 +186,80 @@ def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
             reports.append(f"{p.log_path}: {r}")
     if reports:
         pytest.fail("sanitizer report in outboxd output:\n" + "\n".join(reports), pytrace=False)
+
+
+# --------------------------------------------------------------------------- inboxd
+
+
+@pytest.fixture
+def inbox_db(stack) -> Iterable[Db]:
+    """A fresh database t_<random> with sql/inbox.sql applied (public.inbox,
+    public.inbox_offsets, the handoff functions and views); dropped at teardown."""
+    d = helpers.create_inbox_database(stack)
+    yield d
+    helpers.drop_database(d)
+
+
+@pytest.fixture
+def inbox_topic(kafka, topic_prefix) -> str:
+    """A new topic "<topic_prefix>.inbox" with 4 partitions."""
+    t = topic_prefix + ".inbox"
+    kafka.create_topic(t, 4)
+    return t
+
+
+@pytest.fixture
+def inboxd_bin() -> Path:
+    """build/inboxd, or $OUTBOXD_INBOXD_BIN."""
+    return helpers.default_inboxd_bin()
+
+
+@pytest.fixture
+def inboxd(request, stack, inbox_db, inbox_topic, inboxd_bin, tmp_path):
+    """Factory: inboxd(config=None, *, args=(), env=None, binary=None, start=True,
+    defaults=True) -> helpers.Inboxd, running `inboxd -c <file>` (as the outboxd fixture).
+
+    defaults (unless defaults=False): postgres.conninfo = inbox_db.conninfo,
+    inbox.topics = inbox_topic, kafka.bootstrap.servers = the stack's broker,
+    kafka.group.id = "<db name>_g" (shared by every inboxd of the test),
+    kafka.session.timeout.ms = 6000 and kafka.heartbeat.interval.ms = 500 (a killed member's
+    partitions move after ~6 s). Output goes to <tmp_path>/inboxd-N.log. Every process is
+    killed at teardown; the log tail is printed when the test failed, and a sanitizer
+    report fails the test."""
+    procs: list[helpers.Inboxd] = []
+
+    def factory(config: dict[str, Any] | None = None, *, args=(), env=None, binary=None,
+                start: bool = True, defaults: bool = True) -> helpers.Inboxd:
+        n = len(procs) + 1
+        cfg: dict[str, Any] = {}
+        if defaults:
+            cfg.update({
+                "postgres.conninfo": inbox_db.conninfo,
+                "inbox.topics": inbox_topic,
+                "kafka.bootstrap.servers": stack.kafka,
+                "kafka.group.id": f"{inbox_db.dbname}_g",
+                "kafka.session.timeout.ms": 6000,
+                "kafka.heartbeat.interval.ms": 500,
+            })
+        cfg.update(config or {})
+        cfg = {k: v for k, v in cfg.items() if v is not None}
+        conf = helpers.write_config(tmp_path / f"inboxd-{n}.conf", cfg)
+        p = helpers.Inboxd(Path(binary) if binary else inboxd_bin, conf, tmp_path / f"inboxd-{n}.log",
+                           args=args, env=env, config=cfg)
+        procs.append(p)
+        if start:
+            p.start()
+        return p
+
+    yield factory
+
+    reports = []
+    for p in procs:
+        p.kill9()
+        if _failed(request) and p.starts:
+            print(f"\n---- {p.log_path} (last 80 lines) ----\n{p.log_tail(80)}")
+        r = p.sanitizer_report()
+        if r:
+            reports.append(f"{p.log_path}: {r}")
+    if reports:
+        pytest.fail("sanitizer report in inboxd output:\n" + "\n".join(reports), pytrace=False)

@@ -822,3 +822,63 @@ def random_keys(count: int, seed: int | None = None) -> list[bytes]:
     while len(keys) < count:
         keys.append(bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 40))))
     return keys[:count]
+
+
+# --------------------------------------------------------------------------- inboxd
+
+INBOX_SQL = REPO / "sql" / "inbox.sql"
+
+
+def default_inboxd_bin() -> Path:
+    """build/inboxd, or $OUTBOXD_INBOXD_BIN (a harness variable: OUTBOXD_* never reaches the daemons)."""
+    return Path(os.environ.get("OUTBOXD_INBOXD_BIN") or REPO / "build" / "inboxd")
+
+
+def create_inbox_database(stack: Stack, dbname: str | None = None) -> Db:
+    """CREATE DATABASE <dbname> (default t_<random>) with sql/inbox.sql applied (no outbox)."""
+    db = create_database(stack, dbname, outbox=False)
+    db.conn.execute(INBOX_SQL.read_text())
+    return db
+
+
+class Inboxd(Outboxd):
+    """One inboxd process started with `-c <config file>`, as Outboxd (same methods). Its
+    environment has neither the harness's OUTBOXD_* nor any INBOXD_* variable, except
+    those a test passes in env."""
+
+    def start(self) -> "Inboxd":
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"inboxd already running (pid {self.proc.pid})")
+        if not self.binary.is_file():
+            raise AssertionError(
+                f"inboxd binary {self.binary} not found: build it (cmake -S . -B build -G Ninja && "
+                f"ninja -C build) or set OUTBOXD_INBOXD_BIN"
+            )
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(HARNESS_ENV_PREFIX) and not k.startswith("INBOXD_")}
+        env.update(self.extra_env)
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            log.write(f"==== harness: start #{self.starts}: {shlex.join(self.argv)}\n".encode())
+            log.flush()
+            self._log_start = log.tell()
+            argv = self.argv
+            if _SETPRIV and threading.current_thread() is threading.main_thread():
+                argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+            self.proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                env=env, cwd=self.log_path.parent,
+            )
+        return self
+
+
+def kafka_committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
+    """The group's committed offsets of topic's partitions ({partition: offset}; -1001: none)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()

@@ -1,0 +1,564 @@
+/* inbox.c - the inboxd main loop: one thread, one ppoll() over the Kafka consumer's fd;
+ * batches of consumed messages go to PostgreSQL in one transaction each, and only then are
+ * their Kafka offsets committed. */
+#include "inbox.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "inbox_batch.h"
+#include "inbox_writer.h"
+#include "kconsumer.h"
+#include "log.h"
+
+#define ERRSZ 1024
+#define BACKOFF_MIN_MS 500
+#define PROGRESS_INTERVAL_MS 10000
+#define SEEK_TIMEOUT_MS 5000
+#define RETENTION_FIRST_MS 1000 /* first retention pass this long after startup */
+
+typedef struct inbox {
+    const inbox_options_t *o;
+    volatile sig_atomic_t *stop;
+    kconsumer_t *kc;
+    inbox_writer_t *w;
+    inbox_parts_t *parts;
+    inbox_batch_t *batch;
+
+    bool holding; /* the database is unreachable: consumption paused, the batch kept */
+    int64_t retry_at_ms;
+    int backoff_ms;
+    bool failed;
+    int exit_code;
+    bool more;    /* the consumer may have more messages waiting */
+    bool closing; /* leaving the group */
+
+    int64_t commit_at_ms; /* next periodic Kafka offset commit */
+    int64_t retention_at_ms;
+    bool retention_off; /* disabled after a permanent error */
+    long long retention_total;
+
+    inbox_header_t *hdrs; /* scratch: kconsumer headers as inbox headers */
+    size_t hcap;
+    kconsumer_tp_t *ctps; /* scratch: offsets to commit */
+    size_t ccap;
+
+    uint64_t taken, inserted, duplicates, batches, dropped;
+    uint64_t last_inserted, last_duplicates;
+    int64_t last_progress_ms;
+} inbox_t;
+
+static int64_t now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void inbox_fail(inbox_t *r, int code, const char *msg) {
+    log_error("%s", msg);
+    r->failed = true;
+    if (code > r->exit_code)
+        r->exit_code = code;
+}
+
+/* ---- holding while the database is away --------------------------------------------------- */
+
+static void hold(inbox_t *r, const char *why) {
+    if (r->holding)
+        return;
+    r->holding = true;
+    r->backoff_ms = BACKOFF_MIN_MS;
+    r->retry_at_ms = now_ms() + r->backoff_ms;
+    char err[ERRSZ];
+    if (kconsumer_pause(r->kc, true, err, sizeof(err)) != 0)
+        log_warn("%s", err); /* what still arrives is dropped and re-read: nothing is lost */
+    log_warn("PostgreSQL is unavailable (%s): consumption paused, nothing is committed; %zu consumed messages "
+             "wait for it",
+             why, inbox_batch_count(r->batch));
+}
+
+static void backoff(inbox_t *r, const char *why) {
+    r->backoff_ms =
+        r->backoff_ms * 2 > r->o->reconnect_backoff_max_ms ? r->o->reconnect_backoff_max_ms : r->backoff_ms * 2;
+    r->retry_at_ms = now_ms() + r->backoff_ms;
+    log_warn("PostgreSQL is still unavailable (%s); retrying in %d ms", why, r->backoff_ms);
+}
+
+/* ---- writing a batch -------------------------------------------------------------------- */
+
+/* Commits the recorded positions that Kafka does not have yet (for lag tools: the offsets
+ * table is what inboxd itself starts from). */
+static void commit_kafka(inbox_t *r, bool sync) {
+    size_t n = inbox_parts_count(r->parts), k = 0;
+    if (n > r->ccap) {
+        kconsumer_tp_t *v = realloc(r->ctps, n * sizeof(*v));
+        if (!v)
+            return;
+        r->ctps = v;
+        r->ccap = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        inbox_part_t *p = inbox_parts_at(r->parts, i);
+        if (p->recorded < 0 || p->recorded == p->committed)
+            continue;
+        r->ctps[k++] = (kconsumer_tp_t){.topic = p->topic, .partition = p->partition, .offset = p->recorded};
+        p->committed = p->recorded; /* a failed commit is harmless and repeated by the next change */
+    }
+    r->commit_at_ms = now_ms() + r->o->commit_interval_ms;
+    if (k == 0)
+        return;
+    char err[ERRSZ];
+    if (kconsumer_commit(r->kc, r->ctps, k, !sync, err, sizeof(err)) != 0)
+        log_warn("%s (harmless: the inbox offsets table is authoritative)", err);
+}
+
+/* Writes the batch in one transaction; on success commits the offsets to Kafka and empties
+ * the batch. */
+static inbox_writer_status_t write_batch(inbox_t *r, bool sync_commit, char *err, size_t errsz) {
+    if (inbox_batch_count(r->batch) == 0)
+        return INBOX_WRITER_OK;
+    inbox_writer_status_t st = INBOX_WRITER_OK;
+    if (!inbox_writer_connected(r->w))
+        st = inbox_writer_connect(r->w, err, errsz);
+    if (st != INBOX_WRITER_OK)
+        return st;
+    inbox_write_result_t res;
+    st = inbox_writer_write(r->w, r->batch, &res, err, errsz);
+    if (st != INBOX_WRITER_OK)
+        return st;
+    size_t nspans;
+    const inbox_span_t *spans = inbox_batch_spans(r->batch, &nspans);
+    r->batches++;
+    r->inserted += res.inserted;
+    r->duplicates += res.fenced + res.conflicts;
+    log_debug("batch of %zu: %zu new, %zu already recorded (position), %zu duplicate ids", res.messages, res.inserted,
+              res.fenced, res.conflicts);
+    for (size_t i = 0; spans && i < nspans; i++) {
+        inbox_part_t *p = inbox_parts_find(r->parts, spans[i].topic, spans[i].partition);
+        if (p && spans[i].last + 1 > p->recorded)
+            p->recorded = spans[i].last + 1;
+    }
+    inbox_batch_clear(r->batch);
+    if (sync_commit || r->o->commit_interval_ms == 0)
+        commit_kafka(r, sync_commit);
+    return INBOX_WRITER_OK;
+}
+
+/* Writes the batch unless holding; a database failure starts holding. Returns true when
+ * the batch is empty afterwards. */
+static bool flush(inbox_t *r, bool sync_commit) {
+    if (inbox_batch_count(r->batch) == 0)
+        return true;
+    if (r->holding || r->failed)
+        return false;
+    char err[ERRSZ];
+    inbox_writer_status_t st = write_batch(r, sync_commit, err, sizeof(err));
+    if (st == INBOX_WRITER_RETRY)
+        hold(r, err);
+    else if (st == INBOX_WRITER_FATAL) {
+        char msg[ERRSZ + 128];
+        snprintf(msg, sizeof(msg), "cannot record messages in the inbox: %s", err);
+        inbox_fail(r, INBOX_EXIT_RUNTIME, msg);
+    }
+    return st == INBOX_WRITER_OK;
+}
+
+/* ---- positions ------------------------------------------------------------------------ */
+
+/* Loads the stored positions of the partitions in state UNKNOWN; they become READY and,
+ * when the table has a position, seek there. */
+static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
+    size_t n = 0, np = inbox_parts_count(r->parts);
+    for (size_t i = 0; i < np; i++)
+        n += inbox_parts_at(r->parts, i)->state == INBOX_PART_UNKNOWN;
+    if (n == 0)
+        return INBOX_WRITER_OK;
+    const char **topics = calloc(n, sizeof(*topics));
+    int32_t *parts = calloc(n, sizeof(*parts));
+    int64_t *next = calloc(n, sizeof(*next));
+    inbox_part_t **ps = calloc(n, sizeof(*ps));
+    inbox_writer_status_t st = INBOX_WRITER_FATAL;
+    if (!topics || !parts || !next || !ps) {
+        snprintf(err, errsz, "out of memory");
+        goto out;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < np; i++) {
+        inbox_part_t *p = inbox_parts_at(r->parts, i);
+        if (p->state != INBOX_PART_UNKNOWN)
+            continue;
+        ps[k] = p;
+        topics[k] = p->topic;
+        parts[k++] = p->partition;
+    }
+    st = inbox_writer_load_offsets(r->w, topics, parts, n, next, err, errsz);
+    if (st != INBOX_WRITER_OK)
+        goto out;
+    for (size_t i = 0; i < n; i++) {
+        ps[i]->state = INBOX_PART_READY;
+        ps[i]->recorded = next[i];
+        if (next[i] >= 0) {
+            /* The table is authoritative, also over Kafka's committed offset. */
+            ps[i]->next = next[i];
+            ps[i]->need_seek = true;
+        }
+        log_info("partition %s [%" PRId32 "]: position %" PRId64 " from the inbox offsets table%s", ps[i]->topic,
+                 ps[i]->partition, next[i], next[i] < 0 ? " (none: the group's committed offset)" : "");
+    }
+out:
+    free(topics);
+    free(parts);
+    free(next);
+    free(ps);
+    return st;
+}
+
+/* Seeks the partitions that dropped messages back to their position. */
+static void do_seeks(inbox_t *r) {
+    size_t np = inbox_parts_count(r->parts);
+    for (size_t i = 0; i < np; i++) {
+        inbox_part_t *p = inbox_parts_at(r->parts, i);
+        if (!p->need_seek || p->state != INBOX_PART_READY || p->next < 0)
+            continue;
+        char err[ERRSZ];
+        if (kconsumer_seek(r->kc, p->topic, p->partition, p->next, SEEK_TIMEOUT_MS, err, sizeof(err)) == 0) {
+            p->need_seek = false;
+            log_debug("partition %s [%" PRId32 "]: consuming again from offset %" PRId64, p->topic, p->partition,
+                      p->next);
+        } else {
+            log_warn("%s; trying again", err);
+        }
+    }
+}
+
+static void try_recover(inbox_t *r) {
+    if (!r->holding || r->failed || now_ms() < r->retry_at_ms)
+        return;
+    char err[ERRSZ];
+    inbox_writer_status_t st = INBOX_WRITER_OK;
+    int fatal_code = INBOX_EXIT_CONFIG; /* a failed connect or check needs a fix */
+    if (!inbox_writer_connected(r->w))
+        st = inbox_writer_connect(r->w, err, sizeof(err));
+    if (st == INBOX_WRITER_OK) {
+        fatal_code = INBOX_EXIT_RUNTIME;
+        st = write_batch(r, false, err, sizeof(err));
+    }
+    if (st == INBOX_WRITER_OK)
+        st = load_unknown(r, err, sizeof(err));
+    if (st == INBOX_WRITER_RETRY) {
+        backoff(r, err);
+        return;
+    }
+    if (st == INBOX_WRITER_FATAL) {
+        char msg[ERRSZ + 128];
+        snprintf(msg, sizeof(msg), "cannot record messages in the inbox: %s", err);
+        inbox_fail(r, fatal_code, msg);
+        return;
+    }
+    r->holding = false;
+    if (kconsumer_pause(r->kc, false, err, sizeof(err)) != 0)
+        log_warn("%s", err);
+    do_seeks(r); /* after resuming: the seek decides where fetching continues */
+    log_info("PostgreSQL is back: consumption resumed");
+}
+
+/* ---- rebalances ----------------------------------------------------------------------- */
+
+static bool on_assign(void *opaque, kconsumer_tp_t *tps, size_t n) {
+    inbox_t *r = opaque;
+    for (size_t i = 0; i < n; i++)
+        if (!inbox_parts_add(r->parts, tps[i].topic, tps[i].partition, INBOX_PART_UNKNOWN, -1)) {
+            inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
+            return true;
+        }
+    if (r->holding || r->failed) {
+        log_info("assigned %zu partitions; their positions are read when PostgreSQL is back", n);
+        return true;
+    }
+    const char **topics = calloc(n, sizeof(*topics));
+    int32_t *parts = calloc(n, sizeof(*parts));
+    int64_t *next = calloc(n, sizeof(*next));
+    char err[ERRSZ];
+    inbox_writer_status_t st = INBOX_WRITER_FATAL;
+    snprintf(err, sizeof(err), "out of memory");
+    if (topics && parts && next) {
+        for (size_t i = 0; i < n; i++) {
+            topics[i] = tps[i].topic;
+            parts[i] = tps[i].partition;
+        }
+        st = INBOX_WRITER_OK;
+        if (!inbox_writer_connected(r->w))
+            st = inbox_writer_connect(r->w, err, sizeof(err));
+        if (st == INBOX_WRITER_OK)
+            st = inbox_writer_load_offsets(r->w, topics, parts, n, next, err, sizeof(err));
+    }
+    if (st == INBOX_WRITER_OK) {
+        for (size_t i = 0; i < n; i++) {
+            inbox_part_t *p = inbox_parts_find(r->parts, tps[i].topic, tps[i].partition);
+            p->state = INBOX_PART_READY;
+            p->next = p->recorded = next[i];
+            if (next[i] >= 0)
+                tps[i].offset = next[i];
+            if (next[i] >= 0)
+                log_info("assigned %s [%" PRId32 "]: starting at offset %" PRId64 " (inbox offsets table)",
+                         tps[i].topic, tps[i].partition, next[i]);
+            else
+                log_info("assigned %s [%" PRId32 "]: no stored position, starting at the group's committed offset "
+                         "(else kafka.auto.offset.reset)",
+                         tps[i].topic, tps[i].partition);
+        }
+    } else if (st == INBOX_WRITER_RETRY) {
+        hold(r, err);
+    } else {
+        char msg[ERRSZ + 128];
+        snprintf(msg, sizeof(msg), "cannot read partition positions: %s", err);
+        inbox_fail(r, INBOX_EXIT_RUNTIME, msg);
+    }
+    free(topics);
+    free(parts);
+    free(next);
+    return r->holding || r->failed;
+}
+
+static void on_revoke(void *opaque, const kconsumer_tp_t *tps, size_t n, bool lost) {
+    inbox_t *r = opaque;
+    /* Record what was consumed before the next owner starts from the stored positions. A
+     * concurrent write of the same partition by the next owner is safe: writers of a partition
+     * are serialised on its offsets row and skip what is recorded. */
+    if (!r->failed)
+        flush(r, false);
+    if (!lost)
+        commit_kafka(r, true);
+    for (size_t i = 0; i < n; i++) {
+        size_t dropped = inbox_batch_drop_partition(r->batch, tps[i].topic, tps[i].partition);
+        if (dropped)
+            log_info("revoked %s [%" PRId32 "] while PostgreSQL is unavailable: %zu unwritten messages left to the "
+                     "next owner",
+                     tps[i].topic, tps[i].partition, dropped);
+        inbox_parts_remove(r->parts, tps[i].topic, tps[i].partition);
+    }
+    if (!r->closing)
+        log_info("%s %zu partition%s", lost ? "lost" : "revoked", n, n == 1 ? "" : "s");
+}
+
+/* ---- consuming ---------------------------------------------------------------------------- */
+
+static void fill(inbox_t *r) {
+    r->more = false;
+    while (!r->failed) {
+        if (!r->holding && (inbox_batch_count(r->batch) >= (size_t)r->o->batch_max ||
+                            inbox_batch_bytes(r->batch) >= r->o->batch_max_bytes)) {
+            r->more = true;
+            return;
+        }
+        bool fatal = false;
+        char err[ERRSZ];
+        const kconsumer_msg_t *m = kconsumer_next(r->kc, &fatal, err, sizeof(err));
+        if (fatal) {
+            inbox_fail(r, INBOX_EXIT_RUNTIME, err);
+            return;
+        }
+        if (!m)
+            return;
+        inbox_verdict_t v = inbox_parts_offer(r->parts, m->topic, m->partition, m->offset, r->holding);
+        if (v != INBOX_TAKE) {
+            r->dropped++;
+            continue;
+        }
+        if (m->nheaders > r->hcap) {
+            inbox_header_t *h = realloc(r->hdrs, m->nheaders * sizeof(*h));
+            if (!h) {
+                inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
+                return;
+            }
+            r->hdrs = h;
+            r->hcap = m->nheaders;
+        }
+        for (size_t i = 0; i < m->nheaders; i++)
+            r->hdrs[i] =
+                (inbox_header_t){.name = m->headers[i].name, .value = m->headers[i].value, .len = m->headers[i].len};
+        inbox_msg_t im = {
+            .topic = m->topic,
+            .partition = m->partition,
+            .offset = m->offset,
+            .key = m->key,
+            .key_len = m->key_len,
+            .value = m->value,
+            .value_len = m->value_len,
+            .headers = r->hdrs,
+            .nheaders = m->nheaders,
+        };
+        if (inbox_batch_add(r->batch, &im, r->o->id_header) != 0) {
+            inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
+            return;
+        }
+        r->taken++;
+    }
+}
+
+static void retention(inbox_t *r) {
+    if (r->o->retention_s <= 0 || r->retention_off || r->holding || r->failed || now_ms() < r->retention_at_ms)
+        return;
+    if (!inbox_writer_connected(r->w) || inbox_batch_count(r->batch) > 0)
+        return;
+    char err[ERRSZ];
+    long long deleted = 0;
+    inbox_writer_status_t st =
+        inbox_writer_retention(r->w, r->o->retention_s, r->o->retention_batch, &deleted, err, sizeof(err));
+    if (st == INBOX_WRITER_OK) {
+        r->retention_total += deleted;
+        if (deleted >= r->o->retention_batch) {
+            r->retention_at_ms = now_ms(); /* more to delete: again after the next batch */
+            return;
+        }
+        if (r->retention_total > 0)
+            log_info("retention: deleted %lld done messages older than %lld s", r->retention_total, r->o->retention_s);
+        r->retention_total = 0;
+    } else if (st == INBOX_WRITER_RETRY) {
+        log_warn("retention: %s", err);
+    } else {
+        log_error("retention disabled until restart: %s", err);
+        r->retention_off = true;
+    }
+    r->retention_at_ms = now_ms() + r->o->retention_interval_ms;
+}
+
+static void progress(inbox_t *r) {
+    int64_t now = now_ms();
+    if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
+        return;
+    uint64_t ins = r->inserted - r->last_inserted, dup = r->duplicates - r->last_duplicates;
+    if (ins || dup)
+        log_info("recorded %" PRIu64 " messages (%" PRIu64 " duplicates skipped) in the last %" PRId64 " s; %" PRIu64
+                 " in total",
+                 ins, dup, (now - r->last_progress_ms) / 1000, r->inserted);
+    r->last_inserted = r->inserted;
+    r->last_duplicates = r->duplicates;
+    r->last_progress_ms = now;
+}
+
+/* Waits up to ms for the consumer's fd or a signal (signals are unblocked only in here). */
+static void wait_fd(inbox_t *r, int ms) {
+    struct pollfd pfd = {.fd = kconsumer_fd(r->kc), .events = POLLIN};
+    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+    sigset_t none;
+    sigemptyset(&none);
+    if (ppoll(&pfd, 1, &ts, &none) < 0 && errno != EINTR)
+        log_warn("ppoll: %s", strerror(errno));
+}
+
+static int next_timeout(inbox_t *r) {
+    if (r->more && !r->holding)
+        return 0;
+    int64_t now = now_ms(), t = 1000;
+    if (r->holding && r->retry_at_ms - now < t)
+        t = r->retry_at_ms - now;
+    if (!r->holding && r->o->retention_s > 0 && !r->retention_off && r->retention_at_ms - now < t)
+        t = r->retention_at_ms - now;
+    if (!r->holding && r->commit_at_ms - now < t)
+        t = r->commit_at_ms - now;
+    return t < 0 ? 0 : (int)t;
+}
+
+int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
+    inbox_t r = {.o = o, .stop = stop, .exit_code = INBOX_EXIT_OK};
+    char err[ERRSZ];
+    r.parts = inbox_parts_new();
+    r.batch = inbox_batch_new();
+    if (!r.parts || !r.batch) {
+        log_error("out of memory");
+        r.exit_code = INBOX_EXIT_RUNTIME;
+        goto out;
+    }
+    r.kc = kconsumer_new(o->kafka_props, o->topics, o->ntopics, on_assign, on_revoke, &r, err, sizeof(err));
+    if (!r.kc) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
+    inbox_writer_options_t wo = {
+        .conninfo = o->conninfo, .table = o->table, .offsets_table = o->offsets_table, .group = kconsumer_group(r.kc)};
+    r.w = inbox_writer_new(&wo);
+    if (!r.w) {
+        log_error("out of memory");
+        r.exit_code = INBOX_EXIT_RUNTIME;
+        goto out;
+    }
+    if (kconsumer_check_connect(r.kc, o->startup_timeout_ms, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
+    /* A configuration problem on the PostgreSQL side stops here; an unreachable server does
+     * not: inboxd joins the group holding (partitions paused, positions read once it is back). */
+    inbox_writer_status_t st = inbox_writer_connect(r.w, err, sizeof(err));
+    if (st == INBOX_WRITER_FATAL) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
+    if (kconsumer_subscribe(r.kc, err, sizeof(err)) != 0) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
+    if (st == INBOX_WRITER_RETRY) {
+        char why[ERRSZ];
+        snprintf(why, sizeof(why), "%s", err);
+        hold(&r, why);
+    }
+    log_info("consuming %zu topic%s in group %s into %s (batches of up to %d messages)", o->ntopics,
+             o->ntopics == 1 ? "" : "s", kconsumer_group(r.kc), inbox_writer_table(r.w), o->batch_max);
+    r.last_progress_ms = now_ms();
+    r.retention_at_ms = now_ms() + RETENTION_FIRST_MS;
+    r.commit_at_ms = now_ms() + o->commit_interval_ms;
+
+    while (!*stop && !r.failed) {
+        fill(&r);
+        if (r.failed)
+            break;
+        if (!r.holding)
+            flush(&r, false);
+        if (r.holding) {
+            try_recover(&r);
+        } else {
+            do_seeks(&r);
+            if (now_ms() >= r.commit_at_ms)
+                commit_kafka(&r, false);
+            retention(&r);
+        }
+        progress(&r);
+        if (*stop || r.failed)
+            break;
+        wait_fd(&r, next_timeout(&r));
+    }
+
+    /* Shutdown: write what was consumed, commit, leave the group (the revoke callback runs
+     * and commits synchronously). A second signal skips all that: nothing is lost, the next
+     * start re-reads from the stored positions. */
+    if (*stop < 2 && !r.failed)
+        flush(&r, true);
+    if (*stop < 2) {
+        r.closing = true;
+        if (kconsumer_close(r.kc, err, sizeof(err)) != 0)
+            log_warn("%s", err);
+    }
+    if (!r.failed)
+        log_info("stopped: recorded %" PRIu64 " messages, %" PRIu64 " duplicates skipped, in %" PRIu64 " batches%s",
+                 r.inserted, r.duplicates, r.batches,
+                 inbox_batch_count(r.batch) ? "; unwritten messages are re-read on the next start" : "");
+
+out:
+    kconsumer_destroy(r.kc);
+    inbox_writer_destroy(r.w);
+    inbox_batch_destroy(r.batch);
+    inbox_parts_destroy(r.parts);
+    free(r.hdrs);
+    free(r.ctps);
+    return r.exit_code;
+}

@@ -1,0 +1,497 @@
+/* inbox_writer.c - PostgreSQL writes of inboxd: one transaction per batch with the partition
+ * positions, position lookups for assigned partitions, retention deletes. */
+#include "inbox_writer.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "log.h"
+
+struct inbox_writer {
+    char *conninfo, *table_cfg, *offsets_cfg, *group;
+    PGconn *conn;
+    char *table, *offsets; /* resolved and quoted by the server */
+};
+
+/* Statement names; prepared on every connect. */
+#define ST_LOCK "inboxd_lock"
+#define ST_INSERT "inboxd_insert"
+#define ST_ADVANCE "inboxd_advance"
+#define ST_LOAD "inboxd_load"
+#define ST_RETENTION "inboxd_retention"
+
+inbox_writer_t *inbox_writer_new(const inbox_writer_options_t *o) {
+    inbox_writer_t *w = calloc(1, sizeof(*w));
+    if (!w)
+        return NULL;
+    w->conninfo = strdup(o->conninfo ? o->conninfo : "");
+    w->table_cfg = strdup(o->table);
+    w->offsets_cfg = strdup(o->offsets_table);
+    w->group = strdup(o->group);
+    if (!w->conninfo || !w->table_cfg || !w->offsets_cfg || !w->group) {
+        inbox_writer_destroy(w);
+        return NULL;
+    }
+    return w;
+}
+
+void inbox_writer_disconnect(inbox_writer_t *w) {
+    if (w->conn)
+        PQfinish(w->conn);
+    w->conn = NULL;
+}
+
+void inbox_writer_destroy(inbox_writer_t *w) {
+    if (!w)
+        return;
+    inbox_writer_disconnect(w);
+    free(w->conninfo);
+    free(w->table_cfg);
+    free(w->offsets_cfg);
+    free(w->group);
+    free(w->table);
+    free(w->offsets);
+    free(w);
+}
+
+bool inbox_writer_connected(const inbox_writer_t *w) { return w->conn != NULL; }
+const char *inbox_writer_table(const inbox_writer_t *w) { return w->table ? w->table : w->table_cfg; }
+
+/* "prefix" + msg without the trailing newlines. */
+static void set_err(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
+    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
+    size_t n = strlen(errstr);
+    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+        errstr[--n] = '\0';
+}
+
+/* Server notices (e.g. "FATAL: terminating connection due to administrator command" when the
+ * server shuts down) go to the log instead of libpq's raw stderr lines. */
+static void on_notice(void *arg, const char *message) {
+    (void)arg;
+    char buf[1024];
+    set_err(buf, sizeof(buf), "PostgreSQL: ", message);
+    log_info("%s", buf);
+}
+
+/* Connection failures the user must fix; anything else is retried. */
+static bool connect_error_is_permanent(const char *msg) {
+    static const char *const permanent[] = {"password authentication failed",
+                                            "no password supplied",
+                                            "pg_hba.conf",
+                                            "does not exist",
+                                            "invalid connection option",
+                                            "missing \"=\"",
+                                            "invalid URI",
+                                            "invalid integer value",
+                                            "invalid sslmode",
+                                            "permission denied",
+                                            "authentication method",
+                                            "unterminated quoted string",
+                                            NULL};
+    for (int i = 0; permanent[i]; i++)
+        if (strstr(msg, permanent[i]))
+            return true;
+    return false;
+}
+
+/* After a failed statement: the database is away or busy (retry) or something needs a fix. */
+static inbox_writer_status_t classify(inbox_writer_t *w, const PGresult *res) {
+    if (!w->conn || PQstatus(w->conn) == CONNECTION_BAD)
+        return INBOX_WRITER_RETRY;
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    if (!st)
+        return INBOX_WRITER_RETRY;               /* no server error: the connection broke */
+    static const char *const retry[] = {"08",    /* connection exception */
+                                        "57P",   /* admin/crash shutdown, cannot connect now */
+                                        "53",    /* insufficient resources (disk full, too many connections) */
+                                        "58",    /* system error (I/O) */
+                                        "40001", /* serialization failure */
+                                        "40P01", /* deadlock */
+                                        "55P03", /* lock not available */
+                                        "57014", /* statement timeout / canceled */
+                                        "25006", /* read-only transaction: a standby during a failover */
+                                        NULL};
+    for (int i = 0; retry[i]; i++)
+        if (!strncmp(st, retry[i], strlen(retry[i])))
+            return INBOX_WRITER_RETRY;
+    return INBOX_WRITER_FATAL;
+}
+
+/* Ends a failed statement: rolls back, drops a broken connection, fills errstr. */
+static inbox_writer_status_t fail_stmt(inbox_writer_t *w, PGresult *res, const char *what, char *errstr,
+                                       size_t errstr_size) {
+    char prefix[256];
+    snprintf(prefix, sizeof(prefix), "%s: ", what);
+    set_err(errstr, errstr_size, prefix,
+            res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(w->conn));
+    inbox_writer_status_t st = classify(w, res);
+    PQclear(res);
+    if (PQstatus(w->conn) == CONNECTION_BAD) {
+        inbox_writer_disconnect(w);
+    } else if (PQtransactionStatus(w->conn) != PQTRANS_IDLE) {
+        PGresult *r = PQexec(w->conn, "ROLLBACK");
+        PQclear(r);
+        if (PQstatus(w->conn) == CONNECTION_BAD)
+            inbox_writer_disconnect(w);
+    }
+    return st;
+}
+
+static PGresult *exec_prepared(inbox_writer_t *w, const char *name, int n, const char *const *values,
+                               const int *lengths, const int *formats) {
+    return PQexecPrepared(w->conn, name, n, values, lengths, formats, 0);
+}
+
+static inbox_writer_status_t prepare(inbox_writer_t *w, const char *name, const char *sql, char *errstr,
+                                     size_t errstr_size) {
+    PGresult *res = PQprepare(w->conn, name, sql, 0, NULL);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        return INBOX_WRITER_OK;
+    }
+    char what[512];
+    snprintf(what, sizeof(what),
+             "the inbox tables %s and %s do not fit inboxd (create them with psql -f sql/inbox.sql)", w->table,
+             w->offsets);
+    inbox_writer_status_t st = fail_stmt(w, res, what, errstr, errstr_size);
+    return st;
+}
+
+/* Resolves a table name as the server does (search_path, quoting, case folding) into
+ * schema.table quoted; *out NULL when there is no such table. */
+static inbox_writer_status_t resolve(inbox_writer_t *w, const char *name, char **out, char *errstr,
+                                     size_t errstr_size) {
+    const char *vals[1] = {name};
+    PGresult *res = PQexecParams(w->conn,
+                                 "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
+                                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+                                 1, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail_stmt(w, res, "cannot look up the inbox tables", errstr, errstr_size);
+    *out = PQntuples(res) == 1 ? strdup(PQgetvalue(res, 0, 0)) : NULL;
+    PQclear(res);
+    return INBOX_WRITER_OK;
+}
+
+/* The privileges inboxd needs on a table; "" when it has them all, else the missing ones. */
+static inbox_writer_status_t check_privileges(inbox_writer_t *w, const char *table, const char *privs, char *missing,
+                                              size_t missing_size, char *errstr, size_t errstr_size) {
+    const char *vals[2] = {table, privs};
+    PGresult *res = PQexecParams(w->conn,
+                                 "SELECT string_agg(p, ', ') FROM unnest(string_to_array($2, ',')) AS p "
+                                 "WHERE NOT has_table_privilege($1::regclass, p)",
+                                 2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail_stmt(w, res, "cannot check privileges on the inbox tables", errstr, errstr_size);
+    snprintf(missing, missing_size, "%s", PQgetisnull(res, 0, 0) ? "" : PQgetvalue(res, 0, 0));
+    PQclear(res);
+    return INBOX_WRITER_OK;
+}
+
+inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size) {
+    inbox_writer_disconnect(w);
+    const char *keys[10], *vals[10];
+    int n = 0;
+    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
+    static const char *const defaults[] = {
+        "connect_timeout", "10", "keepalives_idle", "30", "keepalives_interval", "10", "keepalives_count", "3", NULL};
+    for (int i = 0; defaults[i]; i += 2) {
+        keys[n] = defaults[i];
+        vals[n++] = defaults[i + 1];
+    }
+    if (*w->conninfo) {
+        keys[n] = "dbname";
+        vals[n++] = w->conninfo;
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = "inboxd";
+    keys[n] = NULL;
+    vals[n] = NULL;
+    w->conn = PQconnectdbParams(keys, vals, 1);
+    if (!w->conn) {
+        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
+        return INBOX_WRITER_FATAL;
+    }
+    PQsetNoticeProcessor(w->conn, on_notice, NULL);
+    if (PQstatus(w->conn) != CONNECTION_OK) {
+        const char *msg = PQerrorMessage(w->conn);
+        inbox_writer_status_t st = connect_error_is_permanent(msg) ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
+        set_err(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
+        inbox_writer_disconnect(w);
+        return st;
+    }
+
+    inbox_writer_status_t st;
+    free(w->table);
+    free(w->offsets);
+    w->table = w->offsets = NULL;
+    if ((st = resolve(w, w->table_cfg, &w->table, errstr, errstr_size)) != INBOX_WRITER_OK ||
+        (st = resolve(w, w->offsets_cfg, &w->offsets, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    if (!w->table || !w->offsets) {
+        snprintf(errstr, errstr_size,
+                 "%s table %s does not exist in database \"%s\": create the inbox tables (psql -d %s -f "
+                 "sql/inbox.sql), or point %s (and postgres.conninfo's dbname) at yours",
+                 w->table ? "offsets" : "inbox", w->table ? w->offsets_cfg : w->table_cfg, PQdb(w->conn), PQdb(w->conn),
+                 w->table ? "inbox.offsets.table" : "inbox.table");
+        inbox_writer_disconnect(w);
+        return INBOX_WRITER_FATAL;
+    }
+    char missing[256];
+    const char *which = w->table;
+    if ((st = check_privileges(w, w->table, "SELECT,INSERT,DELETE", missing, sizeof(missing), errstr, errstr_size)) !=
+        INBOX_WRITER_OK)
+        return st;
+    if (!*missing) {
+        which = w->offsets;
+        if ((st = check_privileges(w, w->offsets, "SELECT,INSERT,UPDATE", missing, sizeof(missing), errstr,
+                                   errstr_size)) != INBOX_WRITER_OK)
+            return st;
+    }
+    if (*missing) {
+        snprintf(errstr, errstr_size,
+                 "role \"%s\" lacks privileges on the inbox tables (%s on %s): inboxd needs SELECT, INSERT, "
+                 "DELETE on %s and SELECT, INSERT, UPDATE on %s",
+                 PQuser(w->conn), missing, which, w->table, w->offsets);
+        inbox_writer_disconnect(w);
+        return INBOX_WRITER_FATAL;
+    }
+
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) "
+             "SELECT $1::text, u.t, u.p, 0 FROM unnest($2::text[], $3::int4[]) AS u(t, p) "
+             "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset "
+             "RETURNING o.topic, o.partition, o.next_offset",
+             w->offsets);
+    if ((st = prepare(w, ST_LOCK, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s (message_id, topic, partition, \"offset\", key, headers, payload) "
+             "SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::bytea[], $6::jsonb[], "
+             "$7::bytea[]) ON CONFLICT (message_id) DO NOTHING",
+             w->table);
+    if ((st = prepare(w, ST_INSERT, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    snprintf(sql, sizeof(sql),
+             "UPDATE %s AS o SET next_offset = greatest(o.next_offset, u.n), updated_at = now() "
+             "FROM unnest($2::text[], $3::int4[], $4::int8[]) AS u(t, p, n) "
+             "WHERE o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p",
+             w->offsets);
+    if ((st = prepare(w, ST_ADVANCE, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    snprintf(sql, sizeof(sql),
+             "SELECT u.i, o.next_offset FROM unnest($2::text[], $3::int4[]) WITH ORDINALITY AS u(t, p, i) "
+             "JOIN %s AS o ON o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p",
+             w->offsets);
+    if ((st = prepare(w, ST_LOAD, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    snprintf(sql, sizeof(sql),
+             "DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE status = 'done' AND processed_at < now() - "
+             "make_interval(secs => $1::float8) ORDER BY processed_at LIMIT $2::int)",
+             w->table, w->table);
+    if ((st = prepare(w, ST_RETENTION, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
+    return INBOX_WRITER_OK;
+}
+
+/* Parameters for the statements taking (group, topics[], partitions[] [, offsets[]]). */
+typedef struct tp_params {
+    inbox_pgarray_t topics, parts, offs;
+    const char *values[4];
+    int lengths[4], formats[4];
+} tp_params_t;
+
+static void tp_params_free(tp_params_t *p) {
+    inbox_pgarray_free(&p->topics);
+    inbox_pgarray_free(&p->parts);
+    inbox_pgarray_free(&p->offs);
+}
+
+static int tp_params_finish(tp_params_t *p, const char *group) {
+    if (inbox_pgarray_finish(&p->topics) || inbox_pgarray_finish(&p->parts) || inbox_pgarray_finish(&p->offs))
+        return -1;
+    p->values[0] = group;
+    p->lengths[0] = 0;
+    p->formats[0] = 0;
+    inbox_pgarray_t *a[3] = {&p->topics, &p->parts, &p->offs};
+    for (int i = 0; i < 3; i++) {
+        p->values[i + 1] = a[i]->data;
+        p->lengths[i + 1] = (int)a[i]->len;
+        p->formats[i + 1] = 1;
+    }
+    return 0;
+}
+
+inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, inbox_write_result_t *res, char *errstr,
+                                         size_t errstr_size) {
+    memset(res, 0, sizeof(*res));
+    inbox_batch_unfence(b);
+    res->messages = inbox_batch_count(b);
+    if (res->messages == 0)
+        return INBOX_WRITER_OK;
+    if (!w->conn) {
+        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+        return INBOX_WRITER_RETRY;
+    }
+    size_t nspans;
+    const inbox_span_t *spans = inbox_batch_spans(b, &nspans);
+    if (!spans) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return INBOX_WRITER_FATAL;
+    }
+    inbox_writer_status_t st = INBOX_WRITER_OK;
+    inbox_pgarray_t cols[INBOX_NCOLS];
+    memset(cols, 0, sizeof(cols));
+    tp_params_t tp;
+    inbox_pgarray_init(&tp.topics, INBOX_OID_TEXT);
+    inbox_pgarray_init(&tp.parts, INBOX_OID_INT4);
+    inbox_pgarray_init(&tp.offs, INBOX_OID_INT8);
+    for (size_t i = 0; i < nspans; i++) {
+        inbox_pgarray_add(&tp.topics, spans[i].topic, strlen(spans[i].topic));
+        inbox_pgarray_add_int4(&tp.parts, spans[i].partition);
+        inbox_pgarray_add_int8(&tp.offs, spans[i].last + 1);
+    }
+    if (tp_params_finish(&tp, w->group) != 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        st = INBOX_WRITER_FATAL;
+        goto out;
+    }
+
+    PGresult *r = PQexec(w->conn, "BEGIN");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        st = fail_stmt(w, r, "cannot begin the batch transaction", errstr, errstr_size);
+        goto out;
+    }
+    PQclear(r);
+
+    /* 1. Lock the partitions' positions (rows created at 0 when new), in topic/partition order
+     * (spans are sorted), and skip what is already recorded. */
+    r = exec_prepared(w, ST_LOCK, 3, tp.values, tp.lengths, tp.formats);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        st = fail_stmt(w, r, "cannot lock the partition positions", errstr, errstr_size);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        res->fenced += inbox_batch_fence(b, PQgetvalue(r, i, 0), (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10),
+                                         strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    PQclear(r);
+
+    /* 2. Insert the rest; a message id already present is a duplicate. */
+    long nrows = inbox_batch_encode(b, cols);
+    if (nrows < 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        st = INBOX_WRITER_FATAL;
+        PGresult *rb = PQexec(w->conn, "ROLLBACK");
+        PQclear(rb);
+        goto out;
+    }
+    if (nrows > 0) {
+        const char *values[INBOX_NCOLS];
+        int lengths[INBOX_NCOLS], formats[INBOX_NCOLS];
+        for (int c = 0; c < INBOX_NCOLS; c++) {
+            values[c] = cols[c].data;
+            lengths[c] = (int)cols[c].len;
+            formats[c] = 1;
+        }
+        r = exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            st = fail_stmt(w, r, "cannot insert into the inbox", errstr, errstr_size);
+            goto out;
+        }
+        res->inserted = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
+        PQclear(r);
+    }
+    res->conflicts = (size_t)nrows - res->inserted;
+
+    /* 3. Move the positions past the batch (never backwards). */
+    r = exec_prepared(w, ST_ADVANCE, 4, tp.values, tp.lengths, tp.formats);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        st = fail_stmt(w, r, "cannot store the partition positions", errstr, errstr_size);
+        goto out;
+    }
+    PQclear(r);
+
+    r = PQexec(w->conn, "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK || strcmp(PQcmdStatus(r), "COMMIT") != 0) {
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            PQclear(r);
+            snprintf(errstr, errstr_size, "the batch transaction was rolled back");
+            st = INBOX_WRITER_RETRY;
+            goto out;
+        }
+        st = fail_stmt(w, r, "cannot commit the batch", errstr, errstr_size);
+        goto out;
+    }
+    PQclear(r);
+
+out:
+    for (int c = 0; c < INBOX_NCOLS; c++)
+        inbox_pgarray_free(&cols[c]);
+    tp_params_free(&tp);
+    return st;
+}
+
+inbox_writer_status_t inbox_writer_load_offsets(inbox_writer_t *w, const char *const *topics, const int32_t *partitions,
+                                                size_t n, int64_t *next, char *errstr, size_t errstr_size) {
+    for (size_t i = 0; i < n; i++)
+        next[i] = -1;
+    if (n == 0)
+        return INBOX_WRITER_OK;
+    if (!w->conn) {
+        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+        return INBOX_WRITER_RETRY;
+    }
+    tp_params_t tp;
+    inbox_pgarray_init(&tp.topics, INBOX_OID_TEXT);
+    inbox_pgarray_init(&tp.parts, INBOX_OID_INT4);
+    inbox_pgarray_init(&tp.offs, INBOX_OID_INT8);
+    for (size_t i = 0; i < n; i++) {
+        inbox_pgarray_add(&tp.topics, topics[i], strlen(topics[i]));
+        inbox_pgarray_add_int4(&tp.parts, partitions[i]);
+    }
+    inbox_writer_status_t st = INBOX_WRITER_OK;
+    if (tp_params_finish(&tp, w->group) != 0) {
+        snprintf(errstr, errstr_size, "out of memory");
+        st = INBOX_WRITER_FATAL;
+        goto out;
+    }
+    PGresult *r = exec_prepared(w, ST_LOAD, 3, tp.values, tp.lengths, tp.formats);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        st = fail_stmt(w, r, "cannot read the partition positions", errstr, errstr_size);
+        goto out;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long idx = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (idx >= 1 && (size_t)idx <= n)
+            next[idx - 1] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+out:
+    tp_params_free(&tp);
+    return st;
+}
+
+inbox_writer_status_t inbox_writer_retention(inbox_writer_t *w, long long older_than_s, int limit, long long *deleted,
+                                             char *errstr, size_t errstr_size) {
+    *deleted = 0;
+    if (!w->conn) {
+        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+        return INBOX_WRITER_RETRY;
+    }
+    char secs[32], lim[32];
+    snprintf(secs, sizeof(secs), "%lld", older_than_s);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    const char *values[2] = {secs, lim};
+    PGresult *r = exec_prepared(w, ST_RETENTION, 2, values, NULL, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_stmt(w, r, "cannot delete expired inbox rows", errstr, errstr_size);
+    *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return INBOX_WRITER_OK;
+}
