@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kconf.h"
 #include "log.h"
 
 struct kconsumer {
@@ -40,23 +41,7 @@ struct kconsumer {
     time_t last_err_at;
 };
 
-/* librdkafka logs from its own threads; log_msg writes each line with one write(2). */
-static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    log_level_t l = level <= 3 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    log_msg(l, "kafka %s: %s", fac, buf);
-}
 
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
-    char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
-        return -1;
-    }
-    return 0;
-}
-
-static bool is_true(const char *v) { return !strcasecmp(v, "true") || !strcmp(v, "1"); }
 
 /* Fills k->tps from a librdkafka list. Returns false when out of memory. */
 static bool tps_from(kconsumer_t *k, const rd_kafka_topic_partition_list_t *l) {
@@ -187,31 +172,20 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
                                            "enable.partition.eof", "false",
                                            NULL};
     /* clang-format on */
-    for (int i = 0; defaults[i]; i += 2)
-        if (conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
-            goto fail;
     for (int i = 0; props && props[i]; i += 2) {
         const char *name = props[i], *v = props[i + 1];
-        if ((!strcmp(name, "enable.auto.commit") || !strcmp(name, "enable.auto.offset.store")) && is_true(v)) {
+        if ((!strcmp(name, "enable.auto.commit") || !strcmp(name, "enable.auto.offset.store")) && kconf_is_true(v)) {
             snprintf(errstr, errstr_size,
                      "kafka.%s=%s is not allowed: inboxd commits offsets itself, only after the messages are "
                      "in the database; remove the setting",
                      name, v);
             goto fail;
         }
-        if (!strcmp(name, "bootstrap.servers") || !strcmp(name, "metadata.broker.list"))
-            snprintf(k->bootstrap, sizeof(k->bootstrap), "%s", v);
-        if (conf_set(conf, name, v, errstr, errstr_size))
-            goto fail;
     }
-    if (!k->bootstrap[0]) {
-        snprintf(errstr, errstr_size,
-                 "kafka.bootstrap.servers is not set: add kafka.bootstrap.servers = host:9092 to the config (or "
-                 "INBOXD_KAFKA_BOOTSTRAP_SERVERS)");
+    if (kconf_apply(conf, defaults, props, k->bootstrap, sizeof(k->bootstrap), "INBOXD_", errstr, errstr_size))
         goto fail;
-    }
-    if (conf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
-        conf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size))
+    if (kconf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
+        kconf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size))
         goto fail;
     size_t gsize = sizeof(k->group);
     if (rd_kafka_conf_get(conf, "group.id", k->group, &gsize) != RD_KAFKA_CONF_OK)
@@ -220,7 +194,6 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
         snprintf(errstr, errstr_size, "kafka.group.id is empty: inboxd consumes in a consumer group");
         goto fail;
     }
-    rd_kafka_conf_set_log_cb(conf, rk_log);
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);

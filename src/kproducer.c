@@ -12,6 +12,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "kconf.h"
 #include "log.h"
 
 struct kproducer {
@@ -24,33 +25,6 @@ struct kproducer {
     char bootstrap[256];
     char last_error[512];
 };
-
-/* librdkafka logs from its own threads; log_msg writes each line with one write(2). */
-static void rk_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
-    (void)rk;
-    /* librdkafka says ERR (3) for transient broker trouble it retries; outboxd reports what
-     * stops it itself, so nothing below CRIT is an error here. */
-    log_level_t l = level <= 2 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
-    log_msg(l, "kafka %s: %s", fac, buf);
-}
-
-/* A property's current value as text (static buffer; "" if unknown). */
-static const char *conf_value(rd_kafka_conf_t *conf, const char *k) {
-    static char buf[256];
-    size_t size = sizeof(buf);
-    if (rd_kafka_conf_get(conf, k, buf, &size) != RD_KAFKA_CONF_OK)
-        buf[0] = '\0';
-    return buf;
-}
-
-static int conf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
-    char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
-        return -1;
-    }
-    return 0;
-}
 
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            char *errstr, size_t errstr_size) {
@@ -72,12 +46,9 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
                                            "linger.ms", "5",
                                            "client.id", "outboxd",
                                            NULL};
-    for (int i = 0; defaults[i]; i += 2)
-        if (conf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
-            goto fail;
     for (int i = 0; props && props[i]; i += 2) {
         const char *k = props[i], *v = props[i + 1];
-        if (!strcmp(k, "enable.idempotence") && strcasecmp(v, "true") != 0 && strcmp(v, "1") != 0) {
+        if (!strcmp(k, "enable.idempotence") && !kconf_is_true(v)) {
             snprintf(errstr, errstr_size,
                      "kafka.enable.idempotence=%s is not allowed: outboxd needs the idempotent producer "
                      "for per-key order and no duplicates on retry; remove the setting",
@@ -92,25 +63,17 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
                      k, v);
             goto fail;
         }
-        if (!strcmp(k, "bootstrap.servers") || !strcmp(k, "metadata.broker.list"))
-            snprintf(p->bootstrap, sizeof(p->bootstrap), "%s", v);
-        if (conf_set(conf, k, v, errstr, errstr_size))
-            goto fail;
     }
-    if (!p->bootstrap[0]) {
-        snprintf(errstr, errstr_size,
-                 "kafka.bootstrap.servers is not set: add kafka.bootstrap.servers = host:9092 to the "
-                 "config (or OUTBOXD_KAFKA_BOOTSTRAP_SERVERS)");
+    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", errstr, errstr_size))
         goto fail;
-    }
-    if (conf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
-        conf_set(conf, "acks", "all", errstr, errstr_size))
+    if (kconf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
+        kconf_set(conf, "acks", "all", errstr, errstr_size))
         goto fail;
-    if (strcmp(conf_value(conf, "partitioner"), "murmur2_random") != 0)
+    char part[64];
+    if (strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
         log_warn("kafka.partitioner=%s: records will not land on the partitions a Java producer picks for the "
                  "same key",
-                 conf_value(conf, "partitioner"));
-    rd_kafka_conf_set_log_cb(conf, rk_log);
+                 part);
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 
     char e[512];

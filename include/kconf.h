@@ -1,0 +1,33 @@
+/* kconf.h - librdkafka configuration shared by the producer (outboxd) and the consumer
+ * (inboxd): defaults, the user's kafka.* properties, the bootstrap check, and librdkafka's
+ * own log lines routed through log.h. */
+#ifndef OUTBOXD_KCONF_H
+#define OUTBOXD_KCONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include <librdkafka/rdkafka.h>
+
+/* Sets one property; errors read "kafka.<k>: <librdkafka's message>". Returns 0 or -1. */
+int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size);
+
+/* Sets defaults (NULL-terminated name, value pairs, borrowed) and then the user's props
+ * (same form, kafka.* without the prefix; they win), copies bootstrap.servers (or
+ * metadata.broker.list) into bootstrap, and fails when none was given, naming the
+ * environment variable env_prefix + "KAFKA_BOOTSTRAP_SERVERS". Installs kconf_log.
+ * Returns 0 or -1 with errstr. */
+int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *const *props, char *bootstrap,
+                size_t bootstrap_size, const char *env_prefix, char *errstr, size_t errstr_size);
+
+/* A property's current value as text into buf ("" if unknown); returns buf. */
+const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t buf_size);
+
+/* true/1 as librdkafka reads a boolean property. */
+bool kconf_is_true(const char *v);
+
+/* librdkafka's log callback: its levels 0-2 as errors, 3-4 (ERR, WARNING: transient trouble
+ * it retries) as warnings; the programs report what stops them themselves. */
+void kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
+
+#endif

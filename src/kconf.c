@@ -1,0 +1,55 @@
+/* kconf.c - librdkafka configuration shared by outboxd's producer and inboxd's consumer. */
+#include "kconf.h"
+
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "log.h"
+
+void kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    log_level_t l = level <= 2 ? LOG_ERROR : level <= 4 ? LOG_WARN : level <= 6 ? LOG_INFO : LOG_DEBUG;
+    log_msg(l, "kafka %s: %s", fac, buf);
+}
+
+int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
+    char e[512];
+    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
+        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
+        return -1;
+    }
+    return 0;
+}
+
+int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *const *props, char *bootstrap,
+                size_t bootstrap_size, const char *env_prefix, char *errstr, size_t errstr_size) {
+    bootstrap[0] = '\0';
+    for (int i = 0; defaults && defaults[i]; i += 2)
+        if (kconf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
+            return -1;
+    for (int i = 0; props && props[i]; i += 2) {
+        if (!strcmp(props[i], "bootstrap.servers") || !strcmp(props[i], "metadata.broker.list"))
+            snprintf(bootstrap, bootstrap_size, "%s", props[i + 1]);
+        if (kconf_set(conf, props[i], props[i + 1], errstr, errstr_size))
+            return -1;
+    }
+    if (!bootstrap[0]) {
+        snprintf(errstr, errstr_size,
+                 "kafka.bootstrap.servers is not set: add kafka.bootstrap.servers = host:9092 to the config (or "
+                 "%sKAFKA_BOOTSTRAP_SERVERS)",
+                 env_prefix);
+        return -1;
+    }
+    rd_kafka_conf_set_log_cb(conf, kconf_log);
+    return 0;
+}
+
+const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t buf_size) {
+    size_t size = buf_size;
+    if (rd_kafka_conf_get(conf, k, buf, &size) != RD_KAFKA_CONF_OK)
+        buf[0] = '\0';
+    return buf;
+}
+
+bool kconf_is_true(const char *v) { return !strcasecmp(v, "true") || !strcmp(v, "1"); }
