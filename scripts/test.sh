@@ -108,6 +108,7 @@ fi
 stage "integration tests (pytest tests/integration)"
 export OUTBOXD_STACK_DIR=$STACK_DIR
 export OUTBOXD_BIN=${OUTBOXD_BIN:-$BUILD/outboxd}
+export OUTBOXD_TEST_INBOXD_BIN=${OUTBOXD_TEST_INBOXD_BIN:-$BUILD/inboxd}
 export PYTHONDONTWRITEBYTECODE=1
 rc=0
 "$VENV/bin/python" -m pytest "$REPO/tests/integration" -v "$@" || rc=$?

@@ -210,7 +210,7 @@ def inbox_topic(kafka, topic_prefix) -> str:
 
 @pytest.fixture
 def inboxd_bin() -> Path:
-    """build/inboxd, or $OUTBOXD_INBOXD_BIN."""
+    """build/inboxd, or $OUTBOXD_TEST_INBOXD_BIN."""
     return helpers.default_inboxd_bin()
 
 

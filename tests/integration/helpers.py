@@ -830,8 +830,8 @@ INBOX_SQL = REPO / "sql" / "inbox.sql"
 
 
 def default_inboxd_bin() -> Path:
-    """build/inboxd, or $OUTBOXD_INBOXD_BIN (a harness variable: OUTBOXD_* never reaches the daemons)."""
-    return Path(os.environ.get("OUTBOXD_INBOXD_BIN") or REPO / "build" / "inboxd")
+    """build/inboxd, or $OUTBOXD_TEST_INBOXD_BIN (a harness variable: OUTBOXD_* never reaches the daemons)."""
+    return Path(os.environ.get("OUTBOXD_TEST_INBOXD_BIN") or REPO / "build" / "inboxd")
 
 
 def create_inbox_database(stack: Stack, dbname: str | None = None) -> Db:
@@ -852,7 +852,7 @@ class Inboxd(Outboxd):
         if not self.binary.is_file():
             raise AssertionError(
                 f"inboxd binary {self.binary} not found: build it (cmake -S . -B build -G Ninja && "
-                f"ninja -C build) or set OUTBOXD_INBOXD_BIN"
+                f"ninja -C build) or set OUTBOXD_TEST_INBOXD_BIN"
             )
         env = {k: v for k, v in os.environ.items()
                if not k.startswith(HARNESS_ENV_PREFIX) and not k.startswith("INBOXD_")}
