@@ -1,0 +1,36 @@
+/* cli.h - the command line outboxd and inboxd share: -c FILE, -X key=value, --print-config,
+ * --help, --version; configuration layered defaults < file < environment < -X; log setup;
+ * stop signals that only set a flag. */
+#ifndef OUTBOXD_CLI_H
+#define OUTBOXD_CLI_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "config.h"
+
+typedef struct cli_spec {
+    const char *prog;               /* "outboxd" (also the log's program name) */
+    const char *env_prefix;         /* "OUTBOXD_" */
+    const config_key_t *keys;       /* the program's key table (borrowed) */
+    const char *passthrough_prefix; /* "kafka." */
+    void (*usage)(FILE *out);       /* prints --help */
+    int exit_config;                /* exit code for configuration errors */
+} cli_spec_t;
+
+typedef enum {
+    CLI_RUN = 0,  /* *cfg_out holds the configuration: go on */
+    CLI_EXIT = 1  /* done (help, version, print-config, or an error already logged): exit *code */
+} cli_result_t;
+
+/* Parses argv[first..argc). On CLI_RUN, *cfg_out is a new config the caller destroys.
+ * Variables named <env_prefix>STACK_*, <env_prefix>TEST_* and <env_prefix>BIN belong to the
+ * project's scripts and are not configuration. */
+cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, config_t **cfg_out, int *code);
+
+/* SIGTERM/SIGINT increment a flag (at most to 2) and are blocked from now on, except while
+ * the caller waits in ppoll() with them unblocked; SIGPIPE is ignored. Returns the flag. */
+volatile sig_atomic_t *cli_stop_signals(void);
+
+#endif
