@@ -5,9 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "check.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
+#include "status.h"
 
 extern char **environ;
 
@@ -110,10 +112,15 @@ static void usage(FILE *out) {
     fprintf(out,
             "outboxd %s - publishes committed outbox rows from PostgreSQL's WAL to Kafka\n\n"
             "usage: outboxd [-c FILE] [-X key=value]... [--print-config]\n"
+            "       outboxd check [-c FILE] [-X key=value]... [--json]\n"
+            "       outboxd status [-c FILE] [-X key=value]... [--json]\n"
             "       outboxd --help | --version\n\n"
+            "  check           test PostgreSQL, the outbox tables, the slot and Kafka; exit 0 when all needed pass\n"
+            "  status          print the slot's position, lag and WAL retention; exit 1 when it does not exist\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
-            "  --print-config  print the effective configuration (secrets redacted) and exit\n\n"
+            "  --print-config  print the effective configuration (secrets redacted) and exit\n"
+            "  --json          check, status: print JSON\n\n"
             "Precedence: defaults < FILE < environment (OUTBOXD_<KEY>, e.g. OUTBOXD_POSTGRES_CONNINFO,\n"
             "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
             OUTBOXD_VERSION);
@@ -145,8 +152,8 @@ static int load_env(config_t *cfg, char *errstr, size_t errstr_size) {
 }
 
 int main(int argc, char **argv) {
-    const char *file = NULL;
-    bool print_config = false;
+    const char *file = NULL, *command = NULL; /* command: "check", "status" or NULL (relay) */
+    bool print_config = false, json = false;
     char err[1024];
     log_init("outboxd", LOG_INFO, LOG_FORMAT_TEXT);
 
@@ -173,6 +180,10 @@ int main(int argc, char **argv) {
             i++;
         } else if (!strcmp(argv[i], "--print-config")) {
             print_config = true;
+        } else if (!command && (!strcmp(argv[i], "check") || !strcmp(argv[i], "status"))) {
+            command = argv[i];
+        } else if (command && !strcmp(argv[i], "--json")) {
+            json = true;
         } else {
             fprintf(stderr, "outboxd: unknown or incomplete argument '%s'\n\n", argv[i]);
             usage(stderr);
@@ -260,6 +271,12 @@ int main(int argc, char **argv) {
                                  ? config_get(cfg, "outbox.dead_letter.topic")
                                  : NULL,
     };
+    if (command) {
+        int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);
+        free(props);
+        config_destroy(cfg);
+        return crc;
+    }
 
     /* Signals only set a flag; they are blocked except while the loop waits in ppoll(). */
     struct sigaction sa = {0};

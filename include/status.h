@@ -1,0 +1,36 @@
+/* status.h - `outboxd status`: the replication slot's position, lag, WAL retention and the
+ * process streaming it, read over an ordinary (non-replication) connection so that it works
+ * while outboxd streams. */
+#ifndef OUTBOXD_STATUS_H
+#define OUTBOXD_STATUS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#include <libpq-fe.h>
+
+#include "relay.h"
+
+/* Exit codes of status_run. */
+enum {
+    STATUS_EXIT_OK = 0,      /* the slot exists */
+    STATUS_EXIT_NO_SLOT = 1, /* the slot does not exist */
+    STATUS_EXIT_ERROR = 2    /* cannot tell: PostgreSQL unreachable or the query failed */
+};
+
+/* Prints the status of opts->slot (read from the server opts->conninfo names) to out: one
+ * "label  value" line each, or one JSON object when json. Errors go to the log (stderr).
+ * opts: borrowed; only conninfo, slot and create_slot are used. Returns a STATUS_EXIT_* code. */
+int status_run(const relay_options_t *opts, bool json, FILE *out);
+
+/* Opens an ordinary (non-replication) connection with outboxd's connect defaults
+ * (connect_timeout=10 unless conninfo sets it); appname is the fallback_application_name.
+ * Returns a new connection (caller PQfinish-es it), or NULL with errstr
+ * "cannot connect to PostgreSQL: ...". Also used by check. */
+PGconn *status_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size);
+
+/* Writes n bytes in a human-readable form ("0 B", "812 B", "1.5 KiB", "16.0 MiB") to buf. */
+void status_format_bytes(long long n, char *buf, size_t buf_size);
+
+#endif

@@ -1,0 +1,809 @@
+/* check.c - `outboxd check`: a preflight run over PostgreSQL, the outbox tables, the
+ * replication slot and Kafka; one line per check with the fix for each failure. */
+#include "check.h"
+
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#include <jansson.h>
+#include <librdkafka/rdkafka.h>
+
+#include "kproducer.h"
+#include "log.h"
+#include "pg_preflight.h"
+#include "repl_stream.h"
+#include "router.h"
+#include "status.h"
+
+#define MSG_SIZE 1536
+#define KAFKA_TIMEOUT_MAX_MS 5000 /* and at most startup.timeout.ms */
+#define SLOT_TEST_TIMEOUT_MAX_MS 10000
+#define MIN_SERVER_VERSION 120000 /* pg_partition_tree() in the table check */
+
+typedef enum { CK_OK = 0, CK_WARN = 1, CK_FAIL = 2, CK_SKIP = 3 } ck_status_t;
+
+static const char *const status_text[] = {"ok", "warn", "FAIL", "skip"};
+static const char *const status_json[] = {"ok", "warn", "fail", "skip"};
+
+/* What the slot query found about postgres.slot. */
+typedef struct ck_slot {
+    bool known; /* the query ran */
+    bool exists, active, physical, lost;
+    int active_pid;
+    char plugin[64], database[128], app[128], client[160], confirmed[LSN_FMT_SIZE], retained[32];
+} ck_slot_t;
+
+typedef struct ck {
+    const relay_options_t *o;
+    bool json;
+    FILE *out;
+    json_t *results; /* json: the array printed at the end */
+    int counts[4];
+    repl_stream_t *rs; /* the replication connection (replication=database) */
+    bool repl_ok;
+    PGconn *own;      /* an ordinary connection, for SQL */
+    PGconn *sql;      /* what the SQL checks use: own, else the replication one; NULL = none */
+    char db[128];     /* current database */
+    char user[128];   /* current role */
+    bool wal_logical; /* wal_level = logical */
+    router_t *router;
+    ck_slot_t slot;
+} ck_t;
+
+/* ------------------------------------------------------------------------------ reporting */
+
+static json_t *jstr(const char *s) {
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+/* Copies s into buf on one line: newlines and tabs (libpq's messages have them) become
+ * single spaces. */
+static const char *one_line(const char *s, char *buf, size_t size) {
+    size_t n = 0;
+    for (; *s && n + 1 < size; s++) {
+        bool space = *s == '\n' || *s == '\t' || *s == '\r';
+        if (space && (n == 0 || buf[n - 1] == ' '))
+            continue;
+        buf[n++] = space ? ' ' : *s;
+    }
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return buf;
+}
+
+static void report(ck_t *c, ck_status_t st, const char *name, const char *detail_in, const char *fix_in) {
+    char detail[MSG_SIZE], fixbuf[MSG_SIZE];
+    const char *fix = fix_in && *fix_in ? one_line(fix_in, fixbuf, sizeof(fixbuf)) : NULL;
+    one_line(detail_in, detail, sizeof(detail));
+    c->counts[st]++;
+    if (c->json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "check", jstr(name));
+        json_object_set_new(o, "status", json_string(status_json[st]));
+        json_object_set_new(o, "detail", jstr(detail));
+        json_object_set_new(o, "fix", jstr(fix));
+        json_array_append_new(c->results, o);
+        return;
+    }
+    fprintf(c->out, "%-4s  %-22s %s%s%s\n", status_text[st], name, detail, fix ? " -- fix: " : "", fix ? fix : "");
+    fflush(c->out);
+}
+
+static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...) {
+    char detail[MSG_SIZE];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof(detail), fmt, ap);
+    va_end(ap);
+    report(c, st, name, detail, fix);
+}
+
+/* Reports a message written by another module as "what: fix": split at marker (which starts
+ * with ": "; NULL = the first ": "), the fix being what follows the ": ". */
+static void report_msg(ck_t *c, ck_status_t st, const char *name, const char *msg, const char *marker) {
+    const char *m = strstr(msg, marker ? marker : ": ");
+    if (!m) {
+        report(c, st, name, msg, NULL);
+        return;
+    }
+    char detail[MSG_SIZE];
+    snprintf(detail, sizeof(detail), "%.*s", (int)(m - msg), msg);
+    report(c, st, name, detail, m + 2);
+}
+
+/* --------------------------------------------------------------------------- SQL helpers */
+
+/* Runs a query returning one row; NULL (with errstr) on failure. */
+static PGresult *query_row(PGconn *conn, const char *sql, char *errstr, size_t errstr_size) {
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
+        return res;
+    snprintf(errstr, errstr_size, "%s", PQresultStatus(res) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(res));
+    size_t n = strlen(errstr);
+    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+        errstr[--n] = '\0';
+    PQclear(res);
+    return NULL;
+}
+
+/* The fix for a failed connection, by the libpq message. */
+static const char *connect_fix(const char *msg) {
+    if (strstr(msg, "max_wal_senders"))
+        return "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
+               "application_name, client_addr FROM pg_stat_replication)";
+    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
+        return "fix the password (~/.pgpass, PGPASSWORD or postgres.conninfo) or the user name";
+    if (strstr(msg, "pg_hba.conf"))
+        return "add a pg_hba.conf line for this database, role and host (a logical replication connection is "
+               "matched by its database name, not by the replication keyword), then reload PostgreSQL";
+    if (strstr(msg, "does not exist"))
+        return "fix dbname or user in postgres.conninfo, or create them";
+    if (strstr(msg, "Connection refused") || strstr(msg, "timeout expired") || strstr(msg, "could not translate") ||
+        strstr(msg, "No such file or directory") || strstr(msg, "No route to host"))
+        return "start PostgreSQL, or fix host and port in postgres.conninfo";
+    return "fix postgres.conninfo (docs/operations.md, \"Roles and connections\")";
+}
+
+/* ------------------------------------------------------------------------------ checks */
+
+static void check_config(ck_t *c) {
+    char err[MSG_SIZE];
+    c->router = router_new(&c->o->router, err, sizeof(err));
+    if (!c->router) {
+        report(c, CK_FAIL, "config", err, "fix outbox.table, outbox.topic or the outbox.column.* keys");
+        return;
+    }
+    reportf(c, CK_OK, "config", NULL, "tables %s, topic template %s, slot %s", c->o->router.tables,
+            c->o->router.topic_template, c->o->slot);
+}
+
+static void check_connect(ck_t *c) {
+    char err[MSG_SIZE] = "", oerr[MSG_SIZE] = "";
+    c->rs = repl_stream_new();
+    repl_status_t st = REPL_FATAL;
+    if (c->rs)
+        st = repl_stream_connect(c->rs, c->o->conninfo, err, sizeof(err));
+    else
+        snprintf(err, sizeof(err), "out of memory");
+    c->repl_ok = st == REPL_OK;
+    /* An ordinary connection for the SQL checks; after a failed replication connection only
+     * when that failure was about replication itself (else it would fail the same way). */
+    if (c->repl_ok || strstr(err, "replication") || strstr(err, "max_wal_senders") || strstr(err, "WAL sender"))
+        c->own = status_connect(c->o->conninfo, "outboxd check", oerr, sizeof(oerr));
+    c->sql = c->own ? c->own : c->repl_ok ? repl_stream_conn(c->rs) : NULL;
+    if (c->sql) {
+        snprintf(c->db, sizeof(c->db), "%s", PQdb(c->sql));
+        snprintf(c->user, sizeof(c->user), "%s", PQuser(c->sql));
+    }
+    char where[512] = "";
+    if (c->sql) {
+        const char *host = PQhost(c->sql), *port = PQport(c->sql);
+        bool sock = host && *host == '/', with_port = !sock && port && *port;
+        snprintf(where, sizeof(where), "%s%s%s%s, database %s, user %s", sock ? "socket " : "", host ? host : "?",
+                 with_port ? ":" : "", with_port ? port : "", c->db, c->user);
+    }
+    if (c->repl_ok)
+        reportf(c, CK_OK, "postgres", NULL, "reachable at %s (replication connection)", where);
+    else if (strstr(err, "may not start replication"))
+        report_msg(c, CK_FAIL, "postgres", err, ": run ALTER ROLE");
+    else
+        report(c, CK_FAIL, "postgres", err, connect_fix(err));
+}
+
+/* Skips the rest of the PostgreSQL checks when there is no connection at all. */
+static bool pg_skipped(ck_t *c, const char *name) {
+    if (c->sql)
+        return false;
+    report(c, CK_SKIP, name, "not checked: PostgreSQL is not reachable", NULL);
+    return true;
+}
+
+static void check_version(ck_t *c) {
+    if (pg_skipped(c, "server_version"))
+        return;
+    int v = PQserverVersion(c->sql);
+    char ver[32], err[MSG_SIZE], libs[300] = "";
+    snprintf(ver, sizeof(ver), "%d.%d", v / 10000, v % 10000);
+    PGresult *res = query_row(c->sql, "SHOW output_plugin_libraries", err, sizeof(err));
+    if (res) {
+        snprintf(libs, sizeof(libs), "; output_plugin_libraries = %.250s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    if (v < MIN_SERVER_VERSION)
+        reportf(c, CK_FAIL, "server_version", "upgrade PostgreSQL",
+                "PostgreSQL %s is too old: outboxd needs 12 or later", ver);
+    else
+        reportf(c, CK_OK, "server_version", NULL, "PostgreSQL %s%s", ver, libs);
+}
+
+static void check_wal_level(ck_t *c) {
+    if (pg_skipped(c, "wal_level"))
+        return;
+    char err[MSG_SIZE];
+    repl_status_t st = pg_preflight_server(c->sql, err, sizeof(err));
+    c->wal_logical = st == REPL_OK;
+    if (st == REPL_OK)
+        report(c, CK_OK, "wal_level", "wal_level = logical", NULL);
+    else if (st == REPL_FATAL)
+        report_msg(c, CK_FAIL, "wal_level", err, ": run ALTER SYSTEM");
+    else
+        report(c, CK_FAIL, "wal_level", err, NULL);
+}
+
+/* The wal2json test may wait: creating a logical slot waits until every transaction running
+ * at that moment has ended. SIGALRM cancels it (PQcancel is safe in a signal handler). */
+static PGcancel *volatile alarm_cancel;
+static volatile sig_atomic_t alarm_fired;
+
+static void on_alarm(int sig) {
+    (void)sig;
+    alarm_fired = 1;
+    if (alarm_cancel) {
+        char e[256];
+        PQcancel(alarm_cancel, e, sizeof(e));
+    }
+}
+
+/* Describes the oldest transaction holding an xid (what slot creation waits for). */
+static void oldest_xact(ck_t *c, char *buf, size_t size) {
+    char err[MSG_SIZE];
+    snprintf(buf, size, "see pg_stat_activity and pg_prepared_xacts");
+    if (!c->own)
+        return;
+    PGresult *res = query_row(c->own,
+                              "SELECT pid, coalesce(usename, ''), coalesce(datname, ''), coalesce(state, ''), "
+                              "extract(epoch FROM now() - xact_start)::bigint FROM pg_stat_activity "
+                              "WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() "
+                              "ORDER BY xact_start LIMIT 1",
+                              err, sizeof(err));
+    if (!res)
+        return;
+    snprintf(buf, size, "the oldest is PID %s (user %s, database %s, %s) open for %s s", PQgetvalue(res, 0, 0),
+             PQgetvalue(res, 0, 1), PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 3), PQgetvalue(res, 0, 4));
+    PQclear(res);
+}
+
+static void check_wal2json(ck_t *c) {
+    if (pg_skipped(c, "wal2json"))
+        return;
+    if (!c->repl_ok) {
+        report(c, CK_SKIP, "wal2json", "not checked: needs a replication connection (see the postgres line)", NULL);
+        return;
+    }
+    if (!c->wal_logical) {
+        report(c, CK_SKIP, "wal2json", "not checked: a logical slot cannot be created while wal_level is not logical",
+               NULL);
+        return;
+    }
+    char name[64], snapshot[128], err[MSG_SIZE];
+    lsn_t consistent;
+    snprintf(name, sizeof(name), "outboxd_check_%ld", (long)getpid());
+    int timeout_ms =
+        c->o->startup_timeout_ms < SLOT_TEST_TIMEOUT_MAX_MS ? c->o->startup_timeout_ms : SLOT_TEST_TIMEOUT_MAX_MS;
+    PGconn *conn = repl_stream_conn(c->rs);
+    struct sigaction sa = {0}, old;
+    sa.sa_handler = on_alarm;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &old);
+    alarm_fired = 0;
+    alarm_cancel = PQgetCancel(conn);
+    struct itimerval it = {{0, 0}, {timeout_ms / 1000, (timeout_ms % 1000) * 1000}}, off = {{0, 0}, {0, 0}};
+    setitimer(ITIMER_REAL, &it, NULL);
+    /* CREATE_REPLICATION_SLOT ... TEMPORARY LOGICAL wal2json: loads the plugin the way
+     * outboxd's own slot will, and maps the known failures to the relay's fix texts. */
+    repl_status_t st = repl_stream_create_temp_slot(c->rs, name, "wal2json", snapshot, sizeof(snapshot), &consistent,
+                                                    err, sizeof(err));
+    setitimer(ITIMER_REAL, &off, NULL);
+    PGcancel *cancel = alarm_cancel;
+    alarm_cancel = NULL;
+    sigaction(SIGALRM, &old, NULL);
+    PQfreeCancel(cancel);
+    if (st == REPL_OK) {
+        char sql[128];
+        snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT %s", name);
+        PGresult *res = PQexec(conn, sql);
+        bool dropped = PQresultStatus(res) == PGRES_COMMAND_OK || PQresultStatus(res) == PGRES_TUPLES_OK;
+        PQclear(res);
+        if (!dropped) /* a temporary slot goes with its connection */
+            repl_stream_close(c->rs);
+        report(c, CK_OK, "wal2json",
+               "installed and allowed by output_plugin_libraries (a temporary wal2json slot was created and dropped)",
+               NULL);
+    } else if (alarm_fired) {
+        char who[512];
+        oldest_xact(c, who, sizeof(who));
+        reportf(c, CK_WARN, "wal2json",
+                "end or commit long transactions; outboxd's own slot creation waits for them in the same way",
+                "not verified: creating a test slot waited %d ms for running transactions to end (%s)", timeout_ms,
+                who);
+    } else if (strstr(err, "all replication slots are in use")) {
+        report(c, CK_WARN, "wal2json", "not verified: all replication slots are in use",
+               "free a slot or raise max_replication_slots (see the max_replication_slots line), then check again");
+    } else if (st == REPL_FATAL) {
+        report_msg(c, CK_FAIL, "wal2json", err, NULL);
+    } else {
+        report(c, CK_FAIL, "wal2json", err, NULL);
+    }
+}
+
+/* Reads what the slot checks need about postgres.slot. */
+static void load_slot(ck_t *c) {
+    char sql[1600];
+    if (!c->sql || c->slot.known)
+        return;
+    char *lit = PQescapeLiteral(c->sql, c->o->slot, strlen(c->o->slot));
+    if (!lit)
+        return;
+    int v = PQserverVersion(c->sql);
+    snprintf(sql, sizeof(sql),
+             "SELECT coalesce(s.plugin, ''), coalesce(s.database, ''), s.active, coalesce(s.active_pid, 0), "
+             "s.slot_type = 'physical', %s, coalesce(r.application_name, ''), "
+             "coalesce(host(r.client_addr) || ':' || r.client_port, CASE WHEN r.state IS NOT NULL THEN "
+             "'local socket' END, '? (needs pg_read_all_stats)'), coalesce(s.confirmed_flush_lsn::text, ''), "
+             "CASE WHEN pg_is_in_recovery() THEN '' ELSE "
+             "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint::text, '') END "
+             "FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid "
+             "WHERE s.slot_name = %s",
+             v >= 130000 ? "coalesce(s.wal_status = 'lost', false)" : "false", lit);
+    PQfreemem(lit);
+    PGresult *res = PQexec(c->sql, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        PQclear(res);
+        return;
+    }
+    ck_slot_t *s = &c->slot;
+    s->known = true;
+    if (PQntuples(res) == 1) {
+        s->exists = true;
+        snprintf(s->plugin, sizeof(s->plugin), "%s", PQgetvalue(res, 0, 0));
+        snprintf(s->database, sizeof(s->database), "%s", PQgetvalue(res, 0, 1));
+        s->active = PQgetvalue(res, 0, 2)[0] == 't';
+        s->active_pid = atoi(PQgetvalue(res, 0, 3));
+        s->physical = PQgetvalue(res, 0, 4)[0] == 't';
+        s->lost = PQgetvalue(res, 0, 5)[0] == 't';
+        snprintf(s->app, sizeof(s->app), "%s", PQgetvalue(res, 0, 6));
+        snprintf(s->client, sizeof(s->client), "%s", PQgetvalue(res, 0, 7));
+        snprintf(s->confirmed, sizeof(s->confirmed), "%s", PQgetvalue(res, 0, 8));
+        if (*PQgetvalue(res, 0, 9))
+            status_format_bytes(atoll(PQgetvalue(res, 0, 9)), s->retained, sizeof(s->retained));
+    }
+    PQclear(res);
+}
+
+static void check_headroom(ck_t *c) {
+    if (!c->sql) {
+        pg_skipped(c, "max_replication_slots");
+        pg_skipped(c, "max_wal_senders");
+        return;
+    }
+    char err[MSG_SIZE], sql[512];
+    load_slot(c);
+    /* Our own walsender (the check's replication connection) does not count. */
+    int self = c->repl_ok && repl_stream_conn(c->rs) ? PQbackendPID(repl_stream_conn(c->rs)) : 0;
+    snprintf(sql, sizeof(sql),
+             "SELECT current_setting('max_replication_slots')::int, (SELECT count(*) FROM pg_replication_slots)::int, "
+             "current_setting('max_wal_senders')::int, "
+             "(SELECT count(*) FROM pg_stat_replication WHERE pid <> %d)::int",
+             self);
+    PGresult *res = query_row(c->sql, sql, err, sizeof(err));
+    if (!res) {
+        reportf(c, CK_FAIL, "max_replication_slots", NULL, "cannot read the settings: %s", err);
+        reportf(c, CK_FAIL, "max_wal_senders", NULL, "cannot read the settings: %s", err);
+        return;
+    }
+    int max_slots = atoi(PQgetvalue(res, 0, 0)), slots = atoi(PQgetvalue(res, 0, 1));
+    int max_senders = atoi(PQgetvalue(res, 0, 2)), senders = atoi(PQgetvalue(res, 0, 3));
+    PQclear(res);
+    bool backfill = c->o->backfill_where && *c->o->backfill_where;
+    int need = c->slot.exists ? 0 : backfill ? 2 : 1; /* a backfill briefly holds a temporary slot too */
+    if (c->slot.exists)
+        reportf(c, CK_OK, "max_replication_slots", NULL, "%d of %d in use, including slot %s", slots, max_slots,
+                c->o->slot);
+    else if (max_slots - slots >= need)
+        reportf(c, CK_OK, "max_replication_slots", NULL, "%d of %d in use; slot %s will need %d more", slots, max_slots,
+                c->o->slot, need);
+    else
+        reportf(c, CK_WARN, "max_replication_slots",
+                "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and "
+                "restart PostgreSQL",
+                "%d of %d in use and slot %s does not exist yet: outboxd cannot create it%s", slots, max_slots,
+                c->o->slot, backfill ? " (with its backfill it needs 2)" : "");
+    if (c->slot.active)
+        reportf(c, CK_OK, "max_wal_senders", NULL, "%d of %d in use, one of them streaming slot %s", senders,
+                max_senders, c->o->slot);
+    else if (senders < max_senders)
+        reportf(c, CK_OK, "max_wal_senders", NULL, "%d of %d in use; outboxd needs 1", senders, max_senders);
+    else
+        reportf(c, CK_WARN, "max_wal_senders",
+                "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
+                "application_name, client_addr FROM pg_stat_replication)",
+                "all %d in use: outboxd cannot open its replication connection", max_senders);
+}
+
+static void check_privilege(ck_t *c) {
+    if (pg_skipped(c, "replication_privilege"))
+        return;
+    char err[MSG_SIZE], fix[400];
+    PGresult *res = query_row(c->sql, "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user", err,
+                              sizeof(err));
+    if (!res) {
+        reportf(c, CK_FAIL, "replication_privilege", NULL, "cannot read pg_roles: %s", err);
+        return;
+    }
+    bool repl = PQgetvalue(res, 0, 0)[0] == 't', super = PQgetvalue(res, 0, 1)[0] == 't';
+    PQclear(res);
+    snprintf(fix, sizeof(fix), "run ALTER ROLE \"%s\" REPLICATION; as a superuser (see sql/roles.sql)", c->user);
+    if (super)
+        reportf(c, CK_OK, "replication_privilege", NULL, "role \"%s\" is a superuser", c->user);
+    else if (repl)
+        reportf(c, CK_OK, "replication_privilege", NULL, "role \"%s\" has REPLICATION", c->user);
+    else
+        reportf(c, CK_FAIL, "replication_privilege", fix, "role \"%s\" may not start replication (no REPLICATION)",
+                c->user);
+}
+
+/* outbox.cleanup = delete: the role needs DELETE on the table (else published rows stay and
+ * outboxd keeps retrying, with a warning). */
+static void cleanup_privilege(ck_t *c, const char *schema, const char *table, char *note, size_t note_size) {
+    char *qs = PQescapeIdentifier(c->sql, schema, strlen(schema)),
+         *qt = PQescapeIdentifier(c->sql, table, strlen(table));
+    note[0] = '\0';
+    if (qs && qt) {
+        char q[600], err[MSG_SIZE];
+        snprintf(q, sizeof(q), "%s.%s", qs, qt);
+        char *lit = PQescapeLiteral(c->sql, q, strlen(q));
+        if (lit) {
+            char sql[800];
+            snprintf(sql, sizeof(sql), "SELECT has_table_privilege(%s, 'DELETE')", lit);
+            PGresult *res = query_row(c->sql, sql, err, sizeof(err));
+            if (res && PQgetvalue(res, 0, 0)[0] != 't')
+                snprintf(
+                    note, note_size,
+                    "GRANT DELETE ON %s TO \"%s\"; (sql/roles.sql does this for role outboxd with -v relay_cleanup=on)",
+                    q, c->user);
+            PQclear(res);
+            PQfreemem(lit);
+        }
+    }
+    PQfreemem(qs);
+    PQfreemem(qt);
+}
+
+static void check_tables(ck_t *c) {
+    if (!c->router) {
+        report(c, CK_SKIP, "table", "not checked: the configuration is invalid (see the config line)", NULL);
+        return;
+    }
+    const router_columns_t *col = &c->o->router.columns;
+    const char *required[] = {col->id, col->aggregate_type, col->aggregate_id, col->event_type, col->payload, NULL};
+    for (size_t i = 0; i < router_table_count(c->router); i++) {
+        const char *schema, *table;
+        char name[300], err[MSG_SIZE], types[6][PG_PREFLIGHT_TYPE_SIZE];
+        bool has_headers = false;
+        router_table_get(c->router, i, &schema, &table);
+        snprintf(name, sizeof(name), "table %s.%s", schema, table);
+        if (pg_skipped(c, name))
+            continue;
+        repl_status_t st =
+            pg_preflight_table(c->sql, schema, table, required, types, col->headers, &has_headers, err, sizeof(err));
+        if (st == REPL_FATAL) {
+            report_msg(c, CK_FAIL, name, err, NULL);
+            continue;
+        }
+        if (st != REPL_OK) {
+            report(c, CK_FAIL, name, err, NULL);
+            continue;
+        }
+        char detail[MSG_SIZE], headers[300] = "";
+        if (col->headers && *col->headers)
+            snprintf(headers, sizeof(headers),
+                     has_headers ? ", %s (headers column)"
+                                 : "; no \"%s\" column: records get only "
+                                   "the id and type headers",
+                     col->headers);
+        snprintf(detail, sizeof(detail), "columns %s (%s), %s (%s), %s (%s), %s (%s), %s (%s%s)%s", required[0],
+                 types[0], required[1], types[1], required[2], types[2], required[3], types[3], required[4], types[4],
+                 router_payload_type_for(types[4]) == ROUTER_PAYLOAD_BYTEA ? ", sent as raw bytes" : "", headers);
+        char fix[700];
+        if (c->o->cleanup)
+            cleanup_privilege(c, schema, table, fix, sizeof(fix));
+        if (c->o->cleanup && *fix)
+            reportf(c, CK_WARN, name, fix, "%s; but outbox.cleanup = delete and role \"%s\" may not DELETE from it",
+                    detail, c->user);
+        else
+            report(c, CK_OK, name, detail, NULL);
+    }
+}
+
+static void check_slot(ck_t *c) {
+    if (pg_skipped(c, "slot"))
+        return;
+    load_slot(c);
+    const ck_slot_t *s = &c->slot;
+    const char *slot = c->o->slot;
+    char fix[600];
+    if (!s->known) {
+        report(c, CK_FAIL, "slot", "cannot read pg_replication_slots", NULL);
+    } else if (!s->exists && !c->o->create_slot) {
+        snprintf(fix, sizeof(fix),
+                 "create it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set "
+                 "postgres.slot.create = true. If it existed before, it was lost: docs/operations.md \"Slot "
+                 "invalidated\"",
+                 slot);
+        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" does not exist and postgres.slot.create is false",
+                slot);
+    } else if (!s->exists) {
+        reportf(c, CK_OK, "slot", NULL,
+                "replication slot \"%s\" does not exist yet: outboxd creates it when it starts "
+                "(postgres.slot.create = true)%s and publishes what commits from then on",
+                slot,
+                c->o->backfill_where && *c->o->backfill_where
+                    ? ", first publishing the rows outbox.backfill.where selects,"
+                    : "");
+    } else if (s->physical) {
+        snprintf(fix, sizeof(fix), "set postgres.slot to another name");
+        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" is a physical slot", slot);
+    } else if (strcmp(s->plugin, "wal2json") != 0) {
+        snprintf(fix, sizeof(fix),
+                 "set postgres.slot to another name or drop the slot (SELECT pg_drop_replication_slot('%s'))", slot);
+        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" uses plugin %s, not wal2json", slot, s->plugin);
+    } else if (strcmp(s->database, c->db) != 0) {
+        reportf(c, CK_FAIL, "slot", "fix the dbname or use another postgres.slot",
+                "replication slot \"%s\" belongs to database \"%s\", but postgres.conninfo connects to \"%s\"", slot,
+                s->database, c->db);
+    } else if (s->lost) {
+        reportf(c, CK_FAIL, "slot",
+                "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot invalidated\")",
+                "replication slot \"%s\" was invalidated (wal_status = lost): events written since its confirmed "
+                "position %s may not have been published",
+                slot, s->confirmed);
+    } else if (s->active && !strstr(s->app, "outboxd")) {
+        reportf(c, CK_WARN, "slot", "stop that consumer, or set postgres.slot to another name",
+                "replication slot \"%s\" is in use by PID %d (application_name \"%s\", client %s), which does not look "
+                "like outboxd: outboxd waits until it is free",
+                slot, s->active_pid, s->app, s->client);
+    } else if (s->active) {
+        reportf(c, CK_OK, "slot", NULL,
+                "replication slot \"%s\" (wal2json, database %s) is active: streamed by walsender PID %d "
+                "(application_name %s, client %s); confirmed %s",
+                slot, s->database, s->active_pid, s->app, s->client, s->confirmed);
+    } else {
+        reportf(c, CK_OK, "slot", NULL,
+                "replication slot \"%s\" (wal2json, database %s) exists, not active: outboxd resumes from %s%s%s", slot,
+                s->database, s->confirmed, *s->retained ? "; it retains " : "", s->retained);
+    }
+}
+
+/* -------------------------------------------------------------------------------- Kafka */
+
+static void noop_delivery(void *opaque, const kproducer_delivery_t *d) {
+    (void)opaque;
+    (void)d;
+}
+
+/* The broker's auto.create.topics.enable ("true"/"false") into value; -1 with errstr. */
+static int broker_auto_create(rd_kafka_t *rk, int32_t broker, int timeout_ms, char *value, size_t value_size,
+                              char *errstr, size_t errstr_size) {
+    char id[16], e[256];
+    int rc = -1;
+    snprintf(id, sizeof(id), "%d", (int)broker);
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_BROKER, id);
+    rd_kafka_AdminOptions_t *opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_AdminOptions_set_request_timeout(opts, timeout_ms, e, sizeof(e));
+    rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
+    ev = rd_kafka_queue_poll(q, timeout_ms + 1000);
+    if (!ev) {
+        snprintf(errstr, errstr_size, "no answer within %d ms", timeout_ms);
+        goto out;
+    }
+    if (rd_kafka_event_error(ev)) {
+        snprintf(errstr, errstr_size, "%s", rd_kafka_event_error_string(ev));
+        goto out;
+    }
+    const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+    size_t n = 0, ne = 0;
+    const rd_kafka_ConfigResource_t **rs = r ? rd_kafka_DescribeConfigs_result_resources(r, &n) : NULL;
+    if (n != 1 || rd_kafka_ConfigResource_error(rs[0])) {
+        snprintf(errstr, errstr_size, "%s", n == 1 ? rd_kafka_ConfigResource_error_string(rs[0]) : "no result");
+        goto out;
+    }
+    const rd_kafka_ConfigEntry_t **entries = rd_kafka_ConfigResource_configs(rs[0], &ne);
+    for (size_t i = 0; i < ne; i++)
+        if (!strcmp(rd_kafka_ConfigEntry_name(entries[i]), "auto.create.topics.enable") &&
+            rd_kafka_ConfigEntry_value(entries[i])) {
+            snprintf(value, value_size, "%s", rd_kafka_ConfigEntry_value(entries[i]));
+            rc = 0;
+        }
+    if (rc != 0)
+        snprintf(errstr, errstr_size, "the broker did not list auto.create.topics.enable");
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    rd_kafka_queue_destroy(q);
+    rd_kafka_AdminOptions_destroy(opts);
+    rd_kafka_ConfigResource_destroy(res);
+    return rc;
+}
+
+/* Partitions of topic in md; 0 when it does not exist. */
+static int topic_partitions(const struct rd_kafka_metadata *md, const char *topic) {
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!strcmp(md->topics[i].topic, topic))
+            return md->topics[i].err ? 0 : md->topics[i].partition_cnt;
+    return 0;
+}
+
+/* One literal topic: exists, or will be created by the broker, or neither. */
+static void check_literal_topic(ck_t *c, const char *name, const char *topic, const struct rd_kafka_metadata *md,
+                                int autocreate, const char *autocreate_err) {
+    int parts = topic_partitions(md, topic);
+    char fix[700];
+    snprintf(fix, sizeof(fix),
+             "create it (kafka-topics.sh --bootstrap-server ... --create --topic %s --partitions N) or set "
+             "auto.create.topics.enable = true on the brokers",
+             topic);
+    if (parts > 0)
+        reportf(c, CK_OK, name, NULL, "topic %s exists (%d partitions)", topic, parts);
+    else if (autocreate == 1)
+        reportf(c, CK_WARN, name, "create it with the partition count you want before the first event",
+                "topic %s does not exist yet; the broker creates it at the first event with its default partition "
+                "count (auto.create.topics.enable = true)",
+                topic);
+    else if (autocreate == 0)
+        reportf(c, CK_FAIL, name, fix, "topic %s does not exist and the broker does not create topics", topic);
+    else
+        reportf(c, CK_FAIL, name, fix, "topic %s does not exist (auto.create.topics.enable unknown: %s)", topic,
+                autocreate_err);
+}
+
+static void check_kafka(ck_t *c) {
+    char err[MSG_SIZE];
+    /* librdkafka logs each failed connection attempt; the check line says it once. */
+    log_level_t level = log_get_level();
+    if (level < LOG_DEBUG)
+        log_set_level(LOG_ERROR);
+    kproducer_t *kp = kproducer_new(c->o->kafka_props, c->o->router.id_header, noop_delivery, NULL, err, sizeof(err));
+    const struct rd_kafka_metadata *md = NULL;
+    if (!kp) {
+        if (strstr(err, "bootstrap.servers is not set"))
+            report_msg(c, CK_FAIL, "kafka", err, NULL);
+        else
+            report(c, CK_FAIL, "kafka", err, "fix or remove that kafka.* setting (a librdkafka producer property)");
+        report(c, CK_SKIP, "topics", "not checked: no Kafka producer", NULL);
+        goto out;
+    }
+    int timeout_ms = c->o->startup_timeout_ms < KAFKA_TIMEOUT_MAX_MS ? c->o->startup_timeout_ms : KAFKA_TIMEOUT_MAX_MS;
+    rd_kafka_t *rk = kproducer_handle(kp);
+    if (kproducer_check_connect(kp, timeout_ms, err, sizeof(err)) != 0) {
+        report_msg(c, CK_FAIL, "kafka", err, ": start the broker");
+        report(c, CK_SKIP, "topics", "not checked: Kafka is not reachable", NULL);
+        if (c->o->dead_letter_topic)
+            report(c, CK_SKIP, "dead_letter_topic", "not checked: Kafka is not reachable", NULL);
+        goto out;
+    }
+    rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
+    if (merr) {
+        md = NULL;
+        reportf(c, CK_FAIL, "kafka", NULL, "a broker answered, but listing the topics failed: %s",
+                rd_kafka_err2str(merr));
+        report(c, CK_SKIP, "topics", "not checked: cannot list the topics", NULL);
+        goto out;
+    }
+    char bootstrap[300] = "";
+    size_t bsize = sizeof(bootstrap);
+    rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bootstrap, &bsize);
+    reportf(c, CK_OK, "kafka", NULL, "reachable at bootstrap.servers=%s (%d broker%s)", bootstrap, md->broker_cnt,
+            md->broker_cnt == 1 ? "" : "s");
+
+    /* Does a missing topic get created? The broker must allow it, and so must the client. */
+    char value[16] = "", aerr[512] = "";
+    int autocreate = -1;
+    if (md->broker_cnt > 0 &&
+        broker_auto_create(rk, md->brokers[0].id, timeout_ms, value, sizeof(value), aerr, sizeof(aerr)) == 0)
+        autocreate = !strcasecmp(value, "true");
+    char client[16] = "";
+    size_t csize = sizeof(client);
+    if (autocreate == 1 &&
+        rd_kafka_conf_get(rd_kafka_conf(rk), "allow.auto.create.topics", client, &csize) == RD_KAFKA_CONF_OK &&
+        !strcasecmp(client, "false"))
+        autocreate = 0;
+
+    const char *tpl = c->o->router.topic_template ? c->o->router.topic_template : "outbox.event.${aggregate_type}";
+    const char *ph = strstr(tpl, "${");
+    if (!c->router) {
+        report(c, CK_SKIP, "topics", "not checked: the configuration is invalid (see the config line)", NULL);
+    } else if (!ph) {
+        check_literal_topic(c, "topics", tpl, md, autocreate, aerr);
+    } else {
+        int n = 0;
+        size_t plen = (size_t)(ph - tpl);
+        for (int i = 0; i < md->topic_cnt; i++)
+            if (!md->topics[i].err && !strncmp(md->topics[i].topic, tpl, plen))
+                n++;
+        char have[400];
+        snprintf(have, sizeof(have), "%d existing topic%s start%s with \"%.*s\"", n, n == 1 ? "" : "s",
+                 n == 1 ? "s" : "", (int)plen, tpl);
+        if (autocreate == 1)
+            reportf(c, CK_OK, "topics", NULL,
+                    "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s", tpl, have);
+        else if (autocreate == 0)
+            reportf(c, CK_WARN, "topics",
+                    "create every topic the template yields before its first event, or allow auto-creation "
+                    "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
+                    "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
+                    "topic stops outboxd",
+                    tpl,
+                    !strcasecmp(client, "false") ? "kafka.allow.auto.create.topics = false"
+                                                 : "auto.create.topics.enable = false",
+                    have);
+        else
+            reportf(c, CK_WARN, "topics",
+                    "make sure every topic the template yields exists, or that the brokers have "
+                    "auto.create.topics.enable = true",
+                    "template %s: cannot read the broker's auto.create.topics.enable (%s); %s", tpl, aerr, have);
+    }
+    if (c->o->dead_letter_topic)
+        check_literal_topic(c, "dead_letter_topic", c->o->dead_letter_topic, md, autocreate, aerr);
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    kproducer_destroy(kp);
+    log_set_level(level);
+}
+
+/* ------------------------------------------------------------------------------- run */
+
+int check_run(const relay_options_t *opts, bool json, FILE *out) {
+    ck_t c = {.o = opts, .json = json, .out = out};
+    if (json && !(c.results = json_array())) {
+        log_error("out of memory");
+        return RELAY_EXIT_CONFIG;
+    }
+    check_config(&c);
+    check_connect(&c);
+    check_version(&c);
+    check_wal_level(&c);
+    check_wal2json(&c);
+    check_headroom(&c);
+    check_privilege(&c);
+    check_tables(&c);
+    check_slot(&c);
+    check_kafka(&c);
+
+    int total = c.counts[CK_OK] + c.counts[CK_WARN] + c.counts[CK_FAIL] + c.counts[CK_SKIP];
+    if (json) {
+        char *text = json_dumps(c.results, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        if (text) {
+            fprintf(out, "%s\n", text);
+            free(text);
+        }
+        json_decref(c.results);
+    } else if (c.counts[CK_FAIL]) {
+        fprintf(out,
+                "\n%d of %d checks FAILED (%d warning%s, %d skipped): outboxd will not work until they are fixed\n",
+                c.counts[CK_FAIL], total, c.counts[CK_WARN], c.counts[CK_WARN] == 1 ? "" : "s", c.counts[CK_SKIP]);
+    } else {
+        fprintf(out, "\nall needed checks passed (%d ok, %d warning%s)\n", c.counts[CK_OK], c.counts[CK_WARN],
+                c.counts[CK_WARN] == 1 ? "" : "s");
+    }
+    fflush(out);
+    router_destroy(c.router);
+    if (c.own)
+        PQfinish(c.own);
+    repl_stream_destroy(c.rs);
+    return c.counts[CK_FAIL] ? RELAY_EXIT_CONFIG : 0;
+}

@@ -1,0 +1,276 @@
+/* status.c - `outboxd status`: the replication slot's position, lag, WAL retention and the
+ * process streaming it, in readable lines or JSON, over an ordinary connection. */
+#include "status.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+
+/* Copies a libpq message into errstr without its trailing newline. */
+static void set_err(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
+    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
+    size_t n = strlen(errstr);
+    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+        errstr[--n] = '\0';
+}
+
+PGconn *status_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size) {
+    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
+    const char *keys[4] = {"connect_timeout", NULL, NULL, NULL}, *vals[4] = {"10", NULL, NULL, NULL};
+    int n = 1;
+    if (conninfo && *conninfo) {
+        keys[n] = "dbname";
+        vals[n++] = conninfo;
+    }
+    keys[n] = "fallback_application_name";
+    vals[n++] = appname;
+    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    if (!conn) {
+        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        set_err(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+void status_format_bytes(long long n, char *buf, size_t buf_size) {
+    static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
+    long long a = n < 0 ? -n : n;
+    if (a < 1024) {
+        snprintf(buf, buf_size, "%lld B", n);
+        return;
+    }
+    double v = (double)a;
+    int u = -1;
+    while (v >= 1024 && u < 4) {
+        v /= 1024;
+        u++;
+    }
+    snprintf(buf, buf_size, "%s%.1f %s", n < 0 ? "-" : "", v, units[u]);
+}
+
+/* Columns of the status query, in order. */
+enum {
+    C_TYPE,
+    C_PLUGIN,
+    C_DATABASE,
+    C_TEMPORARY,
+    C_ACTIVE,
+    C_ACTIVE_PID,
+    C_CONFIRMED,
+    C_RESTART,
+    C_CURRENT,
+    C_LAG,
+    C_RETAINED,
+    C_WAL_STATUS,
+    C_SAFE_WAL_SIZE,
+    C_APP,
+    C_CLIENT_ADDR,
+    C_CLIENT_PORT,
+    C_BACKEND_START,
+    C_REPLY_AGE,
+    C_STATE,
+    C_KEEP_SIZE,
+    C_RECOVERY,
+    C_SENDER_VISIBLE,
+    C_COUNT
+};
+
+static const char *val(const PGresult *res, int col) {
+    return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
+}
+
+static json_t *jstr(const char *s) {
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static json_t *jint(const char *s) { return s ? json_integer(strtoll(s, NULL, 10)) : json_null(); }
+
+static void print_json(FILE *out, json_t *obj) {
+    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (text) {
+        fprintf(out, "%s\n", text);
+        free(text);
+    }
+    json_decref(obj);
+}
+
+static void line(FILE *out, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line(FILE *out, const char *label, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(out, "%-20s ", label);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    va_end(ap);
+}
+
+/* "56 bytes", "16992 bytes (16.6 KiB)", or "-" for NULL. */
+static void bytes_text(const char *s, char *buf, size_t size) {
+    if (!s) {
+        snprintf(buf, size, "-");
+        return;
+    }
+    long long n = strtoll(s, NULL, 10);
+    char h[32];
+    status_format_bytes(n, h, sizeof(h));
+    if (n < 1024 && n > -1024)
+        snprintf(buf, size, "%lld bytes", n);
+    else
+        snprintf(buf, size, "%lld bytes (%s)", n, h);
+}
+
+static void print_text(FILE *out, const char *slot, const PGresult *res) {
+    const char *type = val(res, C_TYPE), *plugin = val(res, C_PLUGIN), *db = val(res, C_DATABASE);
+    char b1[96], b2[96];
+    line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
+         db ? ", database " : "", db ? db : "", !strcmp(val(res, C_TEMPORARY), "t") ? ", temporary" : "");
+    if (!strcmp(val(res, C_ACTIVE), "t")) {
+        const char *app = val(res, C_APP), *addr = val(res, C_CLIENT_ADDR), *port = val(res, C_CLIENT_PORT);
+        const char *since = val(res, C_BACKEND_START), *age = val(res, C_REPLY_AGE), *state = val(res, C_STATE);
+        bool visible = !strcmp(val(res, C_SENDER_VISIBLE), "t");
+        char client[160];
+        if (addr)
+            snprintf(client, sizeof(client), "%s%s%s", addr, port ? ":" : "", port ? port : "");
+        else
+            snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
+        line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, C_ACTIVE_PID),
+             app ? app : (visible ? "\"\"" : "?"), client);
+        if (since || age || state)
+            line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
+                 since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
+                 age ? age : "", age ? " s ago" : "");
+    } else {
+        line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
+    }
+    const char *cur = val(res, C_CURRENT);
+    line(out, "confirmed_flush_lsn", "%s (outboxd's confirmed position)",
+         val(res, C_CONFIRMED) ? val(res, C_CONFIRMED) : "-");
+    line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, C_RESTART) ? val(res, C_RESTART) : "-");
+    line(out, "current WAL", "%s (%s)", cur ? cur : "-",
+         !strcmp(val(res, C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby" : "pg_current_wal_lsn()");
+    bytes_text(val(res, C_LAG), b1, sizeof(b1));
+    line(out, "lag", "%s: current WAL - confirmed_flush_lsn, not yet confirmed", b1);
+    bytes_text(val(res, C_RETAINED), b2, sizeof(b2));
+    line(out, "retained WAL", "%s: current WAL - restart_lsn, kept on disk for the slot", b2);
+    const char *ws = val(res, C_WAL_STATUS);
+    line(out, "wal_status", "%s%s", ws ? ws : "-",
+         !ws                         ? " (PostgreSQL 13 or later)"
+         : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
+         : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
+         : !strcmp(ws, "extended")   ? ": WAL beyond max_wal_size, within max_slot_wal_keep_size"
+                                     : "");
+    const char *safe = val(res, C_SAFE_WAL_SIZE), *keep = val(res, C_KEEP_SIZE);
+    if (safe) {
+        bytes_text(safe, b1, sizeof(b1));
+        line(out, "safe_wal_size",
+             "%s: WAL that may still be written before the slot is invalidated "
+             "(max_slot_wal_keep_size = %s)",
+             b1, keep ? keep : "?");
+    } else {
+        line(out, "safe_wal_size", "unlimited (max_slot_wal_keep_size = %s)", keep ? keep : "-1");
+    }
+}
+
+static json_t *status_json(const char *slot, const PGresult *res) {
+    json_t *o = json_object();
+    json_object_set_new(o, "slot", jstr(slot));
+    json_object_set_new(o, "exists", json_true());
+    json_object_set_new(o, "slot_type", jstr(val(res, C_TYPE)));
+    json_object_set_new(o, "plugin", jstr(val(res, C_PLUGIN)));
+    json_object_set_new(o, "database", jstr(val(res, C_DATABASE)));
+    json_object_set_new(o, "temporary", json_boolean(!strcmp(val(res, C_TEMPORARY), "t")));
+    json_object_set_new(o, "active", json_boolean(!strcmp(val(res, C_ACTIVE), "t")));
+    json_object_set_new(o, "active_pid", jint(val(res, C_ACTIVE_PID)));
+    json_object_set_new(o, "application_name", jstr(val(res, C_APP)));
+    json_object_set_new(o, "client_addr", jstr(val(res, C_CLIENT_ADDR)));
+    json_object_set_new(o, "client_port", jint(val(res, C_CLIENT_PORT)));
+    json_object_set_new(o, "backend_start", jstr(val(res, C_BACKEND_START)));
+    json_object_set_new(o, "state", jstr(val(res, C_STATE)));
+    json_object_set_new(o, "reply_age_s",
+                        val(res, C_REPLY_AGE) ? json_real(strtod(val(res, C_REPLY_AGE), NULL)) : json_null());
+    json_object_set_new(o, "confirmed_flush_lsn", jstr(val(res, C_CONFIRMED)));
+    json_object_set_new(o, "restart_lsn", jstr(val(res, C_RESTART)));
+    json_object_set_new(o, "current_wal_lsn", jstr(val(res, C_CURRENT)));
+    json_object_set_new(o, "lag_bytes", jint(val(res, C_LAG)));
+    json_object_set_new(o, "retained_bytes", jint(val(res, C_RETAINED)));
+    json_object_set_new(o, "wal_status", jstr(val(res, C_WAL_STATUS)));
+    json_object_set_new(o, "safe_wal_size", jint(val(res, C_SAFE_WAL_SIZE)));
+    json_object_set_new(o, "max_slot_wal_keep_size", jstr(val(res, C_KEEP_SIZE)));
+    return o;
+}
+
+int status_run(const relay_options_t *opts, bool json, FILE *out) {
+    char err[1024];
+    PGconn *conn = status_connect(opts->conninfo, "outboxd status", err, sizeof(err));
+    if (!conn) {
+        log_error("%s", err);
+        return STATUS_EXIT_ERROR;
+    }
+    int v = PQserverVersion(conn);
+    /* wal_status, safe_wal_size and max_slot_wal_keep_size: PostgreSQL 13; reply_time: 12. On a
+     * standby, pg_current_wal_lsn() fails: use the replay position there. */
+    char sql[2048];
+    snprintf(sql, sizeof(sql),
+             "SELECT s.slot_type, s.plugin, s.database, s.temporary, s.active, s.active_pid, "
+             "s.confirmed_flush_lsn::text, s.restart_lsn::text, w.lsn::text, "
+             "pg_wal_lsn_diff(w.lsn, s.confirmed_flush_lsn)::bigint, pg_wal_lsn_diff(w.lsn, s.restart_lsn)::bigint, "
+             "%s, r.application_name, host(r.client_addr), r.client_port, "
+             "to_char(r.backend_start AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+             "%s, r.state, %s, w.recovery, r.pid IS NOT NULL AND r.state IS NOT NULL "
+             "FROM pg_replication_slots s "
+             "CROSS JOIN (SELECT pg_is_in_recovery() AS recovery, CASE WHEN pg_is_in_recovery() "
+             "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn) w "
+             "LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1",
+             v >= 130000 ? "s.wal_status, s.safe_wal_size" : "NULL::text, NULL::bigint",
+             v >= 120000 ? "round(extract(epoch FROM clock_timestamp() - r.reply_time)::numeric, 1)::text"
+                         : "NULL::text",
+             v >= 130000 ? "current_setting('max_slot_wal_keep_size')" : "NULL::text");
+    const char *params[1] = {opts->slot};
+    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+    int rc = STATUS_EXIT_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != C_COUNT) {
+        set_err(err, sizeof(err), "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
+        log_error("%s", err);
+        rc = STATUS_EXIT_ERROR;
+    } else if (PQntuples(res) == 0) {
+        char detail[512], fix[1024];
+        snprintf(detail, sizeof(detail), "replication slot \"%s\" does not exist on this server", opts->slot);
+        snprintf(fix, sizeof(fix),
+                 "%screate it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); in the outbox's "
+                 "database. If it existed before, it was lost: see docs/operations.md \"Slot invalidated\"",
+                 opts->create_slot ? "outboxd creates it when it starts (postgres.slot.create = true), or " : "",
+                 opts->slot);
+        if (json) {
+            json_t *o = json_object();
+            json_object_set_new(o, "slot", jstr(opts->slot));
+            json_object_set_new(o, "exists", json_false());
+            json_object_set_new(o, "detail", jstr(detail));
+            json_object_set_new(o, "fix", jstr(fix));
+            print_json(out, o);
+        } else {
+            fprintf(out, "%s: %s\n", detail, fix);
+        }
+        rc = STATUS_EXIT_NO_SLOT;
+    } else if (json) {
+        print_json(out, status_json(opts->slot, res));
+    } else {
+        print_text(out, opts->slot, res);
+    }
+    fflush(out);
+    PQclear(res);
+    PQfinish(conn);
+    return rc;
+}
