@@ -17,6 +17,9 @@ typedef struct cli_spec {
     const char *passthrough_prefix; /* "kafka." */
     void (*usage)(FILE *out);       /* prints --help */
     int exit_config;                /* exit code for configuration errors */
+    /* Optional: completes the loaded configuration (e.g. presets) before --print-config and
+     * before it is returned; returns 0 or -1 with errstr. */
+    int (*finish)(config_t *cfg, char *errstr, size_t errstr_size);
 } cli_spec_t;
 
 typedef enum {

@@ -105,6 +105,8 @@ cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, 
         else if (!strcmp(argv[i], "-X") && config_set_kv(cfg, argv[++i], "-X", err, sizeof(err)) != 0)
             goto error;
     }
+    if (spec->finish && spec->finish(cfg, err, sizeof(err)) != 0)
+        goto error;
     log_level_t level;
     log_format_t format;
     log_level_parse(config_get(cfg, "log.level"), &level);

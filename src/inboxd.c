@@ -29,7 +29,7 @@ static void usage(FILE *out) {
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG};
+    static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG, NULL};
     config_t *cfg;
     int code;
     char err[1024];

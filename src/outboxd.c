@@ -6,12 +6,11 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
 #include "status.h"
-
-extern char **environ;
 
 #define MS_MAX 86400000LL
 
@@ -100,14 +99,6 @@ static int apply_preset(config_t *cfg, char *errstr, size_t errstr_size) {
     return 0;
 }
 
-static volatile sig_atomic_t stop_signals;
-
-static void on_stop_signal(int sig) {
-    (void)sig;
-    if (stop_signals < 2)
-        stop_signals++;
-}
-
 static void usage(FILE *out) {
     fprintf(out,
             "outboxd %s - publishes committed outbox rows from PostgreSQL's WAL to Kafka\n\n"
@@ -128,101 +119,48 @@ static void usage(FILE *out) {
     fprintf(out, "  kafka.<property>  any librdkafka producer property, e.g. kafka.bootstrap.servers\n");
 }
 
-/* Maps OUTBOXD_* variables onto keys, except the names reserved for the project's scripts
- * (OUTBOXD_STACK_*, OUTBOXD_TEST_*, OUTBOXD_BIN), which are not configuration. */
-static int load_env(config_t *cfg, char *errstr, size_t errstr_size) {
-    size_t n = 0;
-    while (environ[n])
-        n++;
-    char **env = calloc(n + 1, sizeof(char *));
-    if (!env) {
-        snprintf(errstr, errstr_size, "out of memory");
+/* The dead-letter policy needs its topic. */
+static int check_dead_letter(config_t *cfg, char *errstr, size_t errstr_size) {
+    if (!strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") && !*config_get(cfg, "outbox.dead_letter.topic")) {
+        snprintf(errstr, errstr_size, "outbox.on_invalid = dead-letter needs outbox.dead_letter.topic (it is empty)");
         return -1;
     }
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const char *v = environ[i];
-        if (!strncmp(v, "OUTBOXD_STACK_", 14) || !strncmp(v, "OUTBOXD_TEST_", 13) || !strncmp(v, "OUTBOXD_BIN=", 12))
-            continue;
-        env[k++] = environ[i];
-    }
-    int rc = config_load_env(cfg, env, errstr, errstr_size);
-    free(env);
-    return rc;
+    return 0;
+}
+
+static int finish_config(config_t *cfg, char *errstr, size_t errstr_size) {
+    return apply_preset(cfg, errstr, errstr_size) != 0 ? -1 : check_dead_letter(cfg, errstr, errstr_size);
 }
 
 int main(int argc, char **argv) {
-    const char *file = NULL, *command = NULL; /* command: "check", "status" or NULL (relay) */
-    bool print_config = false, json = false;
-    char err[1024];
-    log_init("outboxd", LOG_INFO, LOG_FORMAT_TEXT);
+    static const cli_spec_t spec = {"outboxd", "OUTBOXD_", outboxd_keys, "kafka.", usage, RELAY_EXIT_CONFIG,
+                                    finish_config};
+    const char *command = NULL; /* "check", "status" or NULL (relay) */
+    bool json = false;
+    int code;
+    config_t *cfg;
 
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            usage(stdout);
-            return 0;
-        }
-        if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
-            printf("outboxd %s\n", OUTBOXD_VERSION);
-            return 0;
-        }
-    }
-    config_t *cfg = config_new(outboxd_keys, "kafka.", "OUTBOXD_");
-    if (!cfg) {
-        log_error("out of memory");
+    /* The command word may stand anywhere among the options; --json follows it. */
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    if (!args)
         return RELAY_EXIT_CONFIG;
-    }
-    /* First pass: find the file; -X values are applied after it and the environment. */
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c") && i + 1 < argc) {
-            file = argv[++i];
-        } else if (!strcmp(argv[i], "-X") && i + 1 < argc) {
-            i++;
-        } else if (!strcmp(argv[i], "--print-config")) {
-            print_config = true;
-        } else if (!command && (!strcmp(argv[i], "check") || !strcmp(argv[i], "status"))) {
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && (!strcmp(argv[i], "-c") || !strcmp(argv[i], "-X")) && i + 1 < argc) {
+            args[nargs++] = argv[i++];
+            args[nargs++] = argv[i];
+        } else if (i > 0 && !command && (!strcmp(argv[i], "check") || !strcmp(argv[i], "status"))) {
             command = argv[i];
         } else if (command && !strcmp(argv[i], "--json")) {
             json = true;
         } else {
-            fprintf(stderr, "outboxd: unknown or incomplete argument '%s'\n\n", argv[i]);
-            usage(stderr);
-            config_destroy(cfg);
-            return RELAY_EXIT_CONFIG;
+            args[nargs++] = argv[i];
         }
     }
-    if (file && config_load_file(cfg, file, err, sizeof(err)) != 0)
-        goto config_error;
-    if (load_env(cfg, err, sizeof(err)) != 0)
-        goto config_error;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "-c")) {
-            i++;
-        } else if (!strcmp(argv[i], "-X")) {
-            if (config_set_kv(cfg, argv[++i], "-X", err, sizeof(err)) != 0)
-                goto config_error;
-        }
-    }
-
-    if (apply_preset(cfg, err, sizeof(err)) != 0)
-        goto config_error;
-
-    log_level_t level;
-    log_format_t format;
-    log_level_parse(config_get(cfg, "log.level"), &level);
-    log_format_parse(config_get(cfg, "log.format"), &format);
-    log_init("outboxd", level, format);
-
-    if (print_config) {
-        config_dump(cfg, stdout);
-        config_destroy(cfg);
-        return 0;
-    }
-
-    if (!strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") && !*config_get(cfg, "outbox.dead_letter.topic")) {
-        snprintf(err, sizeof(err), "outbox.on_invalid = dead-letter needs outbox.dead_letter.topic (it is empty)");
-        goto config_error;
-    }
+    cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
+    free(args);
+    if (res != CLI_RUN)
+        return code;
 
     size_t np = config_passthrough_count(cfg);
     const char **props = calloc(np * 2 + 1, sizeof(char *));
@@ -278,30 +216,14 @@ int main(int argc, char **argv) {
         return crc;
     }
 
-    /* Signals only set a flag; they are blocked except while the loop waits in ppoll(). */
-    struct sigaction sa = {0};
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    sigset_t block;
-    sigemptyset(&block);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGINT);
-    sigprocmask(SIG_BLOCK, &block, NULL);
+    volatile sig_atomic_t *stop = cli_stop_signals();
 
     char redacted[1024];
     log_redact_conninfo(o.conninfo, redacted, sizeof(redacted));
     log_info("outboxd %s starting: postgres \"%s\", slot %s, tables %s", OUTBOXD_VERSION, redacted, o.slot,
              o.router.tables);
-    int rc = relay_run(&o, &stop_signals);
+    int rc = relay_run(&o, stop);
     free(props);
     config_destroy(cfg);
     return rc;
-
-config_error:
-    log_error("%s", err);
-    config_destroy(cfg);
-    return RELAY_EXIT_CONFIG;
 }
