@@ -8,26 +8,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* One Kafka header; value NULL is a null header (len ignored). Borrowed. */
-typedef struct inbox_header {
-    const char *name;
-    const void *value;
-    size_t len;
-} inbox_header_t;
+#include "kmsg.h"
 
-/* One consumed Kafka message; every pointer borrowed. key NULL: no key; value NULL: a
- * tombstone (NULL payload). */
-typedef struct inbox_msg {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    const void *key;
-    size_t key_len;
-    const void *value;
-    size_t value_len;
-    const inbox_header_t *headers;
-    size_t nheaders;
-} inbox_msg_t;
+
 
 /* ---- message ids and headers -------------------------------------------------------------- */
 
@@ -39,13 +22,13 @@ bool inbox_is_text(const void *p, size_t len);
  * last header called id_header if it has one that is not empty; as is when it is text
  * (inbox_is_text), else "\x" followed by its bytes in lower-case hex. Without such a header:
  * "topic/partition/offset", e.g. "orders/2/1234". id_header NULL or "": always the latter. */
-char *inbox_msgid(const inbox_msg_t *m, const char *id_header);
+char *inbox_msgid(const kmsg_t *m, const char *id_header);
 
 /* The headers as a compact JSON object (new string, caller frees; NULL when out of memory),
  * "{}" when there are none. A value that is text becomes a JSON string, a null header JSON
  * null, any other value the string "\x<hex>"; a name that is not text is written as
  * "\x<hex>" as well. When a name repeats, the last header wins (Kafka's lastHeader). */
-char *inbox_headers_json(const inbox_header_t *h, size_t n);
+char *inbox_headers_json(const kmsg_header_t *h, size_t n);
 
 /* ---- partition positions ------------------------------------------------------------------ */
 
@@ -114,7 +97,7 @@ void inbox_batch_destroy(inbox_batch_t *b); /* accepts NULL */
 /* Copies m into the batch with its message id (inbox_msgid with id_header) and headers
  * JSON. Messages of one partition must come in offset order. Returns 0 or -1 (out of
  * memory). */
-int inbox_batch_add(inbox_batch_t *b, const inbox_msg_t *m, const char *id_header);
+int inbox_batch_add(inbox_batch_t *b, const kmsg_t *m, const char *id_header);
 
 size_t inbox_batch_count(const inbox_batch_t *b);
 /* Bytes of keys, payloads, ids and headers held. */

@@ -7,6 +7,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "kmsg.h"
+
 typedef struct kconsumer kconsumer_t;
 
 /* Start at the group's committed offset, else at auto.offset.reset (librdkafka's
@@ -30,26 +32,8 @@ typedef bool (*kconsumer_assign_cb_t)(void *opaque, kconsumer_tp_t *tps, size_t 
  * lost: the group already gave them to another member (a commit will fail). */
 typedef void (*kconsumer_revoke_cb_t)(void *opaque, const kconsumer_tp_t *tps, size_t n, bool lost);
 
-/* One Kafka header, borrowed; value NULL: a null header. */
-typedef struct kconsumer_header {
-    const char *name;
-    const void *value;
-    size_t len;
-} kconsumer_header_t;
-
-/* A consumed message; every pointer borrowed until the next kconsumer_next, kconsumer_close
- * or kconsumer_destroy. key NULL: no key; value NULL: a tombstone. */
-typedef struct kconsumer_msg {
-    const char *topic;
-    int32_t partition;
-    int64_t offset;
-    const void *key;
-    size_t key_len;
-    const void *value;
-    size_t value_len;
-    const kconsumer_header_t *headers;
-    size_t nheaders;
-} kconsumer_msg_t;
+/* kconsumer_next hands out a kmsg_t (kmsg.h), borrowed until the next kconsumer_next,
+ * kconsumer_close or kconsumer_destroy. */
 
 /* props: NULL-terminated name, value pairs from the user (kafka.* without the prefix),
  * borrowed. Enforced (a conflicting user value is an error): enable.auto.commit=false and
@@ -77,7 +61,7 @@ int kconsumer_fd(const kconsumer_t *k);
 /* The next message, or NULL when none is waiting. Serves rebalances (the callbacks run in
  * here) and errors on the way. *fatal becomes true, with errstr, on a fatal consumer error;
  * stop then. */
-const kconsumer_msg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr, size_t errstr_size);
+const kmsg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr, size_t errstr_size);
 
 /* Pauses (true) or resumes (false) every assigned partition. Returns 0 or -1 with errstr. */
 int kconsumer_pause(kconsumer_t *k, bool pause, char *errstr, size_t errstr_size);

@@ -43,8 +43,6 @@ typedef struct inbox {
     bool retention_off; /* disabled after a permanent error */
     long long retention_total;
 
-    inbox_header_t *hdrs; /* scratch: kconsumer headers as inbox headers */
-    size_t hcap;
     kconsumer_tp_t *ctps; /* scratch: offsets to commit */
     size_t ccap;
 
@@ -358,7 +356,7 @@ static void fill(inbox_t *r) {
         }
         bool fatal = false;
         char err[ERRSZ];
-        const kconsumer_msg_t *m = kconsumer_next(r->kc, &fatal, err, sizeof(err));
+        const kmsg_t *m = kconsumer_next(r->kc, &fatal, err, sizeof(err));
         if (fatal) {
             inbox_fail(r, INBOX_EXIT_RUNTIME, err);
             return;
@@ -370,30 +368,7 @@ static void fill(inbox_t *r) {
             r->dropped++;
             continue;
         }
-        if (m->nheaders > r->hcap) {
-            inbox_header_t *h = realloc(r->hdrs, m->nheaders * sizeof(*h));
-            if (!h) {
-                inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
-                return;
-            }
-            r->hdrs = h;
-            r->hcap = m->nheaders;
-        }
-        for (size_t i = 0; i < m->nheaders; i++)
-            r->hdrs[i] =
-                (inbox_header_t){.name = m->headers[i].name, .value = m->headers[i].value, .len = m->headers[i].len};
-        inbox_msg_t im = {
-            .topic = m->topic,
-            .partition = m->partition,
-            .offset = m->offset,
-            .key = m->key,
-            .key_len = m->key_len,
-            .value = m->value,
-            .value_len = m->value_len,
-            .headers = r->hdrs,
-            .nheaders = m->nheaders,
-        };
-        if (inbox_batch_add(r->batch, &im, r->o->id_header) != 0) {
+        if (inbox_batch_add(r->batch, m, r->o->id_header) != 0) {
             inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
             return;
         }
@@ -558,7 +533,6 @@ out:
     inbox_writer_destroy(r.w);
     inbox_batch_destroy(r.batch);
     inbox_parts_destroy(r.parts);
-    free(r.hdrs);
     free(r.ctps);
     return r.exit_code;
 }

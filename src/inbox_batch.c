@@ -82,8 +82,8 @@ static char *dup_bytes(const void *p, size_t len) {
     return s;
 }
 
-char *inbox_msgid(const inbox_msg_t *m, const char *id_header) {
-    const inbox_header_t *found = NULL;
+char *inbox_msgid(const kmsg_t *m, const char *id_header) {
+    const kmsg_header_t *found = NULL;
     if (id_header && *id_header)
         for (size_t i = 0; i < m->nheaders; i++)
             if (m->headers[i].name && !strcmp(m->headers[i].name, id_header) && m->headers[i].value &&
@@ -104,7 +104,7 @@ char *inbox_msgid(const inbox_msg_t *m, const char *id_header) {
     return s;
 }
 
-char *inbox_headers_json(const inbox_header_t *h, size_t n) {
+char *inbox_headers_json(const kmsg_header_t *h, size_t n) {
     json_t *obj = json_object();
     char *out = NULL;
     if (!obj)
@@ -294,7 +294,7 @@ static const char *intern(inbox_batch_t *b, const char *topic) {
     return t;
 }
 
-int inbox_batch_add(inbox_batch_t *b, const inbox_msg_t *m, const char *id_header) {
+int inbox_batch_add(inbox_batch_t *b, const kmsg_t *m, const char *id_header) {
     if (b->n == b->cap) {
         size_t cap = b->cap ? 2 * b->cap : 256;
         row_t *v = realloc(b->rows, cap * sizeof(*v));

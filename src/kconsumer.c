@@ -29,8 +29,8 @@ struct kconsumer {
     char bootstrap[256];
 
     rd_kafka_message_t *cur; /* the message handed out last */
-    kconsumer_msg_t msg;
-    kconsumer_header_t *hdrs;
+    kmsg_t msg;
+    kmsg_header_t *hdrs;
     size_t hcap;
     kconsumer_tp_t *tps; /* scratch for the callbacks */
     size_t tpcap;
@@ -296,7 +296,7 @@ static void log_consumer_error(kconsumer_t *k, const rd_kafka_message_t *m) {
     log_warn("kafka consumer: %s", text);
 }
 
-const kconsumer_msg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr, size_t errstr_size) {
+const kmsg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr, size_t errstr_size) {
     char drain[64];
     while (read(k->pipefd[0], drain, sizeof(drain)) > 0)
         ;
@@ -326,7 +326,7 @@ const kconsumer_msg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr,
         if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
             nh = rd_kafka_header_cnt(h);
         if (nh > k->hcap) {
-            kconsumer_header_t *v = realloc(k->hdrs, nh * sizeof(*v));
+            kmsg_header_t *v = realloc(k->hdrs, nh * sizeof(*v));
             if (!v) {
                 rd_kafka_message_destroy(m);
                 *fatal = true;
@@ -341,10 +341,10 @@ const kconsumer_msg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr,
             const void *val = NULL;
             size_t size = 0;
             rd_kafka_header_get_all(h, i, &name, &val, &size);
-            k->hdrs[i] = (kconsumer_header_t){.name = name, .value = val, .len = size};
+            k->hdrs[i] = (kmsg_header_t){.name = name, .value = val, .len = size};
         }
         k->cur = m;
-        k->msg = (kconsumer_msg_t){
+        k->msg = (kmsg_t){
             .topic = rd_kafka_topic_name(m->rkt),
             .partition = m->partition,
             .offset = m->offset,

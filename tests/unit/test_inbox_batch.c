@@ -16,8 +16,8 @@
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static inbox_msg_t msg(const char *topic, int32_t partition, int64_t offset, const inbox_header_t *h, size_t nh) {
-    return (inbox_msg_t){.topic = topic,
+static kmsg_t msg(const char *topic, int32_t partition, int64_t offset, const kmsg_header_t *h, size_t nh) {
+    return (kmsg_t){.topic = topic,
                          .partition = partition,
                          .offset = offset,
                          .key = "k",
@@ -89,21 +89,21 @@ static void test_is_text(void **state) {
 
 static void test_msgid_header(void **state) {
     (void)state;
-    inbox_header_t h[] = {{"event_type", "X", 1}, {"id", "abc-1", 5}};
-    inbox_msg_t m = msg("orders", 2, 1234, h, 2);
+    kmsg_header_t h[] = {{"event_type", "X", 1}, {"id", "abc-1", 5}};
+    kmsg_t m = msg("orders", 2, 1234, h, 2);
     char *id = inbox_msgid(&m, "id");
     assert_string_equal(id, "abc-1");
     free(id);
 
     /* The last non-empty header of that name wins (Kafka's lastHeader). */
-    inbox_header_t h2[] = {{"id", "first", 5}, {"id", "second", 6}, {"id", "", 0}, {"id", NULL, 0}};
+    kmsg_header_t h2[] = {{"id", "first", 5}, {"id", "second", 6}, {"id", "", 0}, {"id", NULL, 0}};
     m = msg("orders", 2, 1234, h2, 4);
     id = inbox_msgid(&m, "id");
     assert_string_equal(id, "second");
     free(id);
 
     /* A custom header name. */
-    inbox_header_t h3[] = {{"id", "a", 1}, {"message-id", "b", 1}};
+    kmsg_header_t h3[] = {{"id", "a", 1}, {"message-id", "b", 1}};
     m = msg("orders", 2, 1234, h3, 2);
     id = inbox_msgid(&m, "message-id");
     assert_string_equal(id, "b");
@@ -112,20 +112,20 @@ static void test_msgid_header(void **state) {
 
 static void test_msgid_fallback(void **state) {
     (void)state;
-    inbox_msg_t m = msg("orders.events", 7, 9000000000LL, NULL, 0);
+    kmsg_t m = msg("orders.events", 7, 9000000000LL, NULL, 0);
     char *id = inbox_msgid(&m, "id");
     assert_string_equal(id, "orders.events/7/9000000000");
     free(id);
 
     /* Empty and null id headers do not count. */
-    inbox_header_t h[] = {{"id", "", 0}, {"id", NULL, 0}};
+    kmsg_header_t h[] = {{"id", "", 0}, {"id", NULL, 0}};
     m = msg("t", 0, 0, h, 2);
     id = inbox_msgid(&m, "id");
     assert_string_equal(id, "t/0/0");
     free(id);
 
     /* No id header configured: always topic/partition/offset. */
-    inbox_header_t h2[] = {{"id", "x", 1}};
+    kmsg_header_t h2[] = {{"id", "x", 1}};
     m = msg("t", 1, 5, h2, 1);
     id = inbox_msgid(&m, "");
     assert_string_equal(id, "t/1/5");
@@ -137,8 +137,8 @@ static void test_msgid_fallback(void **state) {
 
 static void test_msgid_binary(void **state) {
     (void)state;
-    inbox_header_t h[] = {{"id", "\x01\xff\x00z", 4}};
-    inbox_msg_t m = msg("t", 0, 0, h, 1);
+    kmsg_header_t h[] = {{"id", "\x01\xff\x00z", 4}};
+    kmsg_t m = msg("t", 0, 0, h, 1);
     char *id = inbox_msgid(&m, "id");
     assert_string_equal(id, "\\x01ff007a");
     free(id);
@@ -154,14 +154,14 @@ static void test_headers_json(void **state) {
     assert_string_equal(j, "{}");
     free(j);
 
-    inbox_header_t h[] = {{"id", "e1", 2},        {"event_type", "OrderPlaced", 11}, {"n", NULL, 0},
+    kmsg_header_t h[] = {{"id", "e1", 2},        {"event_type", "OrderPlaced", 11}, {"n", NULL, 0},
                           {"bin", "\xff\x00", 2}, {"quote", "a\"b\\c\n", 6},         {"id", "e2", 2}};
     j = inbox_headers_json(h, 6);
     assert_string_equal(j, "{\"id\":\"e2\",\"event_type\":\"OrderPlaced\",\"n\":null,\"bin\":\"\\\\xff00\","
                            "\"quote\":\"a\\\"b\\\\c\\n\"}");
     free(j);
 
-    inbox_header_t h2[] = {{"\xff", "v", 1}, {"", "empty name", 10}};
+    kmsg_header_t h2[] = {{"\xff", "v", 1}, {"", "empty name", 10}};
     j = inbox_headers_json(h2, 2);
     assert_string_equal(j, "{\"\\\\xff\":\"v\",\"\":\"empty name\"}");
     free(j);
@@ -238,8 +238,8 @@ static void test_parts_hold(void **state) {
 /* ---- the batch ---------------------------------------------------------------------------- */
 
 static void add(inbox_batch_t *b, const char *topic, int32_t partition, int64_t offset, const char *id) {
-    inbox_header_t h[] = {{"id", id, id ? strlen(id) : 0}};
-    inbox_msg_t m = msg(topic, partition, offset, h, id ? 1 : 0);
+    kmsg_header_t h[] = {{"id", id, id ? strlen(id) : 0}};
+    kmsg_t m = msg(topic, partition, offset, h, id ? 1 : 0);
     assert_int_equal(inbox_batch_add(b, &m, "id"), 0);
 }
 
@@ -365,8 +365,8 @@ static void test_batch_drop_partition(void **state) {
 static void test_batch_encode_columns(void **state) {
     (void)state;
     inbox_batch_t *b = inbox_batch_new();
-    inbox_header_t h[] = {{"id", "m1", 2}, {"x", NULL, 0}};
-    inbox_msg_t m = {.topic = "orders",
+    kmsg_header_t h[] = {{"id", "m1", 2}, {"x", NULL, 0}};
+    kmsg_t m = {.topic = "orders",
                      .partition = -2 + 3,
                      .offset = 0x0102030405LL,
                      .key = "\0k",
@@ -376,7 +376,7 @@ static void test_batch_encode_columns(void **state) {
                      .headers = h,
                      .nheaders = 2};
     assert_int_equal(inbox_batch_add(b, &m, "id"), 0);
-    inbox_msg_t tomb = {.topic = "orders", .partition = 1, .offset = 0x0102030406LL}; /* no key, no value */
+    kmsg_t tomb = {.topic = "orders", .partition = 1, .offset = 0x0102030406LL}; /* no key, no value */
     assert_int_equal(inbox_batch_add(b, &tomb, "id"), 0);
 
     inbox_pgarray_t cols[INBOX_NCOLS];
