@@ -28,6 +28,7 @@ APT_PACKAGES=(
   # test stack
   postgresql-15 postgresql-15-wal2json kcat
   openjdk-17-jdk-headless maven ca-certificates
+  systemd  # systemd-analyze verifies contrib/systemd units (test_packaging.py)
   python3 python3-venv
 )
 
