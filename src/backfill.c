@@ -9,6 +9,8 @@
 
 #include <libpq-fe.h>
 
+#include "pgconn.h"
+
 static int exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *what, char *errstr,
                    size_t errstr_size) {
     PGresult *res = PQexec(c, sql);
@@ -45,9 +47,7 @@ static int hand_over(PGresult *res, const char *schema, const char *table, w2j_c
 
 int backfill_run(const backfill_options_t *o, const char *const *schemas, const char *const *tables, size_t ntables,
                  backfill_row_cb_t cb, void *opaque, uint64_t *rows, char *errstr, size_t errstr_size) {
-    const char *keys[] = {"dbname", "fallback_application_name", NULL};
-    const char *vals[] = {o->conninfo && *o->conninfo ? o->conninfo : "", "outboxd-backfill", NULL};
-    PGconn *c = PQconnectdbParams(keys, vals, 1);
+    PGconn *c = pgconn_open(o->conninfo, "outboxd-backfill", false);
     char *sql = NULL, *snap = NULL, *qs = NULL, *qt = NULL;
     w2j_column_t *cols = NULL;
     PGresult *res = NULL;

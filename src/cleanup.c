@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 #define MAX_TABLES 64
 #define RETRY_MS 5000
@@ -162,9 +163,7 @@ void cleanup_step(cleanup_t *c, uint64_t confirmed_seq, int64_t now_ms) {
         return;
     }
     if (!c->conn) {
-        const char *keys[] = {"connect_timeout", "dbname", "fallback_application_name", NULL};
-        const char *vals[] = {"10", c->conninfo ? c->conninfo : "", "outboxd-cleanup", NULL};
-        c->conn = PQconnectdbParams(keys, vals, 1);
+        c->conn = pgconn_open(c->conninfo, "outboxd-cleanup", false);
         if (!c->conn || PQstatus(c->conn) != CONNECTION_OK) {
             char why[512];
             snprintf(why, sizeof(why), "cannot connect: %s", c->conn ? PQerrorMessage(c->conn) : "out of memory");

@@ -10,6 +10,7 @@
 #include <libpq-fe.h>
 
 #include "log.h"
+#include "pgconn.h"
 
 struct inbox_writer {
     char *conninfo, *table_cfg, *offsets_cfg, *group;
@@ -61,42 +62,13 @@ void inbox_writer_destroy(inbox_writer_t *w) {
 bool inbox_writer_connected(const inbox_writer_t *w) { return w->conn != NULL; }
 const char *inbox_writer_table(const inbox_writer_t *w) { return w->table ? w->table : w->table_cfg; }
 
-/* "prefix" + msg without the trailing newlines. */
-static void set_err(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
-    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
-    size_t n = strlen(errstr);
-    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-        errstr[--n] = '\0';
-}
-
 /* Server notices (e.g. "FATAL: terminating connection due to administrator command" when the
  * server shuts down) go to the log instead of libpq's raw stderr lines. */
 static void on_notice(void *arg, const char *message) {
     (void)arg;
     char buf[1024];
-    set_err(buf, sizeof(buf), "PostgreSQL: ", message);
+    pgconn_error(buf, sizeof(buf), "PostgreSQL: ", message);
     log_info("%s", buf);
-}
-
-/* Connection failures the user must fix; anything else is retried. */
-static bool connect_error_is_permanent(const char *msg) {
-    static const char *const permanent[] = {"password authentication failed",
-                                            "no password supplied",
-                                            "pg_hba.conf",
-                                            "does not exist",
-                                            "invalid connection option",
-                                            "missing \"=\"",
-                                            "invalid URI",
-                                            "invalid integer value",
-                                            "invalid sslmode",
-                                            "permission denied",
-                                            "authentication method",
-                                            "unterminated quoted string",
-                                            NULL};
-    for (int i = 0; permanent[i]; i++)
-        if (strstr(msg, permanent[i]))
-            return true;
-    return false;
 }
 
 /* After a failed statement: the database is away or busy (retry) or something needs a fix. */
@@ -127,7 +99,7 @@ static inbox_writer_status_t fail_stmt(inbox_writer_t *w, PGresult *res, const c
                                        size_t errstr_size) {
     char prefix[256];
     snprintf(prefix, sizeof(prefix), "%s: ", what);
-    set_err(errstr, errstr_size, prefix,
+    pgconn_error(errstr, errstr_size, prefix,
             res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(w->conn));
     inbox_writer_status_t st = classify(w, res);
     PQclear(res);
@@ -195,24 +167,7 @@ static inbox_writer_status_t check_privileges(inbox_writer_t *w, const char *tab
 
 inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size) {
     inbox_writer_disconnect(w);
-    const char *keys[10], *vals[10];
-    int n = 0;
-    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
-    static const char *const defaults[] = {
-        "connect_timeout", "10", "keepalives_idle", "30", "keepalives_interval", "10", "keepalives_count", "3", NULL};
-    for (int i = 0; defaults[i]; i += 2) {
-        keys[n] = defaults[i];
-        vals[n++] = defaults[i + 1];
-    }
-    if (*w->conninfo) {
-        keys[n] = "dbname";
-        vals[n++] = w->conninfo;
-    }
-    keys[n] = "fallback_application_name";
-    vals[n++] = "inboxd";
-    keys[n] = NULL;
-    vals[n] = NULL;
-    w->conn = PQconnectdbParams(keys, vals, 1);
+    w->conn = pgconn_open(w->conninfo, "inboxd", false);
     if (!w->conn) {
         snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
         return INBOX_WRITER_FATAL;
@@ -220,8 +175,8 @@ inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size
     PQsetNoticeProcessor(w->conn, on_notice, NULL);
     if (PQstatus(w->conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(w->conn);
-        inbox_writer_status_t st = connect_error_is_permanent(msg) ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
-        set_err(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
+        inbox_writer_status_t st = pgconn_error_is_permanent(msg) ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
+        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
         inbox_writer_disconnect(w);
         return st;
     }

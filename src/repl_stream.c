@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/time.h>
 
+#include "pgconn.h"
+
 struct repl_stream {
     PGconn *conn;
     char *buf; /* last PQgetCopyData buffer, freed on the next read */
@@ -33,14 +35,6 @@ static void put_u64(char *p, uint64_t v) {
     uint32_t hi = htonl((uint32_t)(v >> 32)), lo = htonl((uint32_t)v);
     memcpy(p, &hi, 4);
     memcpy(p + 4, &lo, 4);
-}
-
-/* Copies a libpq message into errstr without its trailing newline. */
-static void set_err(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
-    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
-    size_t n = strlen(errstr);
-    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-        errstr[--n] = '\0';
 }
 
 repl_stream_t *repl_stream_new(void) { return calloc(1, sizeof(repl_stream_t)); }
@@ -69,48 +63,16 @@ bool repl_stream_connected(const repl_stream_t *rs) { return rs->conn != NULL; }
 PGconn *repl_stream_conn(repl_stream_t *rs) { return rs->conn; }
 int repl_stream_fd(const repl_stream_t *rs) { return rs->conn ? PQsocket(rs->conn) : -1; }
 
-/* Connection failures the user must fix; anything else is retried. */
-static bool connect_error_is_permanent(const char *msg) {
-    static const char *const permanent[] = {
-        "password authentication failed", "no password supplied", "pg_hba.conf",
-        "does not exist", "invalid connection option", "missing \"=\"", "invalid URI",
-        "invalid integer value", "invalid sslmode", "must be superuser or replication role",
-        "permission denied", "authentication method", "unterminated quoted string", NULL};
-    for (int i = 0; permanent[i]; i++)
-        if (strstr(msg, permanent[i]))
-            return true;
-    return false;
-}
-
 repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char *errstr, size_t errstr_size) {
     repl_stream_close(rs);
-    const char *keys[10], *vals[10];
-    int n = 0;
-    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
-    static const char *const defaults[] = {"connect_timeout", "10", "keepalives_idle", "30",
-                                           "keepalives_interval", "10", "keepalives_count", "3", NULL};
-    for (int i = 0; defaults[i]; i += 2) {
-        keys[n] = defaults[i];
-        vals[n++] = defaults[i + 1];
-    }
-    if (conninfo && *conninfo) {
-        keys[n] = "dbname";
-        vals[n++] = conninfo;
-    }
-    keys[n] = "replication";
-    vals[n++] = "database";
-    keys[n] = "fallback_application_name";
-    vals[n++] = "outboxd";
-    keys[n] = NULL;
-    vals[n] = NULL;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    PGconn *conn = pgconn_open(conninfo, "outboxd", true);
     if (!conn) {
         snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
         return REPL_FATAL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         const char *msg = PQerrorMessage(conn);
-        repl_status_t st = connect_error_is_permanent(msg) ? REPL_FATAL : REPL_RETRY;
+        repl_status_t st = pgconn_error_is_permanent(msg) ? REPL_FATAL : REPL_RETRY;
         if (strstr(msg, "must be superuser or replication role") ||
             strstr(msg, "permission denied to start WAL sender")) {
             const char *user = PQuser(conn);
@@ -119,7 +81,7 @@ repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char 
                      "superuser (see sql/roles.sql)",
                      user ? user : "?", user ? user : "?");
         } else {
-            set_err(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
+            pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
         }
         PQfinish(conn);
         return st;
@@ -143,7 +105,7 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
     memset(info, 0, sizeof(*info));
     char *lit = PQescapeLiteral(rs->conn, slot, strlen(slot));
     if (!lit) {
-        set_err(errstr, errstr_size, "", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "", PQerrorMessage(rs->conn));
         return REPL_RETRY;
     }
     char sql[512];
@@ -154,7 +116,7 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
     PQfreemem(lit);
     PGresult *res = PQexec(rs->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        set_err(errstr, errstr_size, "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
+        pgconn_error(errstr, errstr_size, "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
         PQclear(res);
         return REPL_RETRY;
     }
@@ -238,7 +200,7 @@ static bool explain_plugin_error(PGconn *conn, const char *plugin, const char *m
         return true;
     }
     if (strstr(msg, "can no longer get changes") || strstr(msg, "has been invalidated")) {
-        set_err(errstr, errstr_size,
+        pgconn_error(errstr, errstr_size,
                 "the replication slot was invalidated (the server removed WAL it still needed; events "
                 "written since the slot's last confirmed position may not have been published): drop "
                 "and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
@@ -270,7 +232,7 @@ static repl_status_t create_slot(repl_stream_t *rs, const char *slot, const char
             st = REPL_FATAL;
         } else {
             const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            set_err(errstr, errstr_size, "cannot create replication slot: ", msg);
+            pgconn_error(errstr, errstr_size, "cannot create replication slot: ", msg);
             st = state && (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) || !strncmp(state, "53", 2))
                      ? REPL_RETRY
                      : REPL_FATAL;
@@ -321,7 +283,7 @@ repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const ch
         snprintf(sql, sizeof(sql), "SELECT pg_copy_logical_replication_slot(%s, %s, false)", ls, ld);
         PGresult *res = PQexec(rs->conn, sql);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            set_err(errstr, errstr_size, "cannot copy the backfill slot to its permanent name: ",
+            pgconn_error(errstr, errstr_size, "cannot copy the backfill slot to its permanent name: ",
                     PQresultErrorMessage(res));
             st = REPL_RETRY;
         }
@@ -371,10 +333,10 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
         if (explain_plugin_error(rs->conn, "wal2json", msg, errstr, errstr_size)) {
             st = REPL_FATAL;
         } else if (state && !strcmp(state, "55006")) {
-            set_err(errstr, errstr_size, "replication slot busy (another consumer is streaming it): ", msg);
+            pgconn_error(errstr, errstr_size, "replication slot busy (another consumer is streaming it): ", msg);
             st = REPL_RETRY;
         } else {
-            set_err(errstr, errstr_size, "START_REPLICATION failed: ", msg);
+            pgconn_error(errstr, errstr_size, "START_REPLICATION failed: ", msg);
             st = state && (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) ||
                            !strncmp(state, "53", 2) || !strcmp(state, "42704"))
                      ? REPL_RETRY
@@ -383,7 +345,7 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
     }
     PQclear(res);
     if (st == REPL_OK && PQsetnonblocking(rs->conn, 1) != 0) {
-        set_err(errstr, errstr_size, "cannot make the connection non-blocking: ", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "cannot make the connection non-blocking: ", PQerrorMessage(rs->conn));
         st = REPL_RETRY;
     }
     return st;
@@ -391,7 +353,7 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
 
 repl_status_t repl_stream_consume(repl_stream_t *rs, char *errstr, size_t errstr_size) {
     if (!PQconsumeInput(rs->conn)) {
-        set_err(errstr, errstr_size, "lost the replication connection: ", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "lost the replication connection: ", PQerrorMessage(rs->conn));
         return REPL_RETRY;
     }
     return REPL_OK;
@@ -412,14 +374,14 @@ int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t er
     if (n == 0)
         return 0;
     if (n == -2) {
-        set_err(errstr, errstr_size, "lost the replication connection: ", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "lost the replication connection: ", PQerrorMessage(rs->conn));
         return -1;
     }
     if (n == -1) { /* the server ended the COPY: fetch why */
         PGresult *res = PQgetResult(rs->conn);
         if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
             if (!explain_plugin_error(rs->conn, "wal2json", PQresultErrorMessage(res), errstr, errstr_size))
-                set_err(errstr, errstr_size, "replication stream ended: ", PQresultErrorMessage(res));
+                pgconn_error(errstr, errstr_size, "replication stream ended: ", PQresultErrorMessage(res));
         } else {
             snprintf(errstr, errstr_size, "replication stream ended by the server");
         }
@@ -461,11 +423,11 @@ repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flus
     put_u64(m + 25, (uint64_t)repl_stream_now_us());
     m[33] = 0;
     if (PQputCopyData(rs->conn, m, sizeof(m)) != 1) {
-        set_err(errstr, errstr_size, "cannot send status update: ", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "cannot send status update: ", PQerrorMessage(rs->conn));
         return REPL_RETRY;
     }
     if (repl_stream_flush(rs) < 0) {
-        set_err(errstr, errstr_size, "cannot send status update: ", PQerrorMessage(rs->conn));
+        pgconn_error(errstr, errstr_size, "cannot send status update: ", PQerrorMessage(rs->conn));
         return REPL_RETRY;
     }
     return REPL_OK;

@@ -10,32 +10,16 @@
 #include <jansson.h>
 
 #include "log.h"
-
-/* Copies a libpq message into errstr without its trailing newline. */
-static void set_err(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
-    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
-    size_t n = strlen(errstr);
-    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-        errstr[--n] = '\0';
-}
+#include "pgconn.h"
 
 PGconn *status_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size) {
-    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
-    const char *keys[4] = {"connect_timeout", NULL, NULL, NULL}, *vals[4] = {"10", NULL, NULL, NULL};
-    int n = 1;
-    if (conninfo && *conninfo) {
-        keys[n] = "dbname";
-        vals[n++] = conninfo;
-    }
-    keys[n] = "fallback_application_name";
-    vals[n++] = appname;
-    PGconn *conn = PQconnectdbParams(keys, vals, 1);
+    PGconn *conn = pgconn_open(conninfo, appname, false);
     if (!conn) {
         snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        set_err(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
+        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
         PQfinish(conn);
         return NULL;
     }
@@ -242,7 +226,7 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
     PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
     int rc = STATUS_EXIT_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != C_COUNT) {
-        set_err(err, sizeof(err), "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
+        pgconn_error(err, sizeof(err), "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
         log_error("%s", err);
         rc = STATUS_EXIT_ERROR;
     } else if (PQntuples(res) == 0) {

@@ -1,0 +1,43 @@
+/* pgconn.c - opens libpq connections with outboxd's defaults and formats libpq errors. */
+#include "pgconn.h"
+
+#include <stdio.h>
+#include <string.h>
+
+PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication) {
+    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
+    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                          NULL, NULL, NULL, NULL};
+    const char *vals[] = {"10", "30", "10", "3", NULL, NULL, NULL, NULL};
+    int n = 4;
+    if (conninfo && *conninfo) {
+        keys[n] = "dbname";
+        vals[n++] = conninfo;
+    }
+    if (replication) {
+        keys[n] = "replication";
+        vals[n++] = "database";
+    }
+    keys[n] = "fallback_application_name";
+    vals[n] = appname;
+    return PQconnectdbParams(keys, vals, 1);
+}
+
+bool pgconn_error_is_permanent(const char *msg) {
+    static const char *const permanent[] = {
+        "password authentication failed", "no password supplied", "pg_hba.conf",
+        "does not exist", "invalid connection option", "missing \"=\"", "invalid URI",
+        "invalid integer value", "invalid sslmode", "must be superuser or replication role",
+        "permission denied", "authentication method", "unterminated quoted string", NULL};
+    for (int i = 0; permanent[i]; i++)
+        if (strstr(msg, permanent[i]))
+            return true;
+    return false;
+}
+
+void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
+    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
+    size_t n = strlen(errstr);
+    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
+        errstr[--n] = '\0';
+}
