@@ -16,10 +16,9 @@ static int exec_ok(PGconn *c, const char *sql, ExecStatusType want, const char *
     PGresult *res = PQexec(c, sql);
     int ok = PQresultStatus(res) == want;
     if (!ok) {
-        snprintf(errstr, errstr_size, "backfill: %s failed: %s", what, PQresultErrorMessage(res));
-        size_t n = strlen(errstr);
-        while (n > 0 && errstr[n - 1] == '\n')
-            errstr[--n] = '\0';
+        char prefix[700];
+        snprintf(prefix, sizeof(prefix), "backfill: %s failed: ", what);
+        pgconn_error(errstr, errstr_size, prefix, PQresultErrorMessage(res));
     }
     PQclear(res);
     return ok ? 0 : -1;
@@ -55,7 +54,7 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
     *rows = 0;
     errstr[0] = '\0';
     if (!c || PQstatus(c) != CONNECTION_OK) {
-        snprintf(errstr, errstr_size, "backfill: cannot connect to PostgreSQL: %s", c ? PQerrorMessage(c) : "out of memory");
+        pgconn_error(errstr, errstr_size, "backfill: cannot connect to PostgreSQL: ", c ? PQerrorMessage(c) : "out of memory");
         goto out;
     }
     snap = PQescapeLiteral(c, o->snapshot, strlen(o->snapshot));
@@ -101,7 +100,9 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
         for (;;) {
             res = PQexec(c, sql);
             if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-                snprintf(errstr, errstr_size, "backfill: %s: %s", what, PQresultErrorMessage(res));
+                char prefix[700];
+                snprintf(prefix, sizeof(prefix), "backfill: %s: ", what);
+                pgconn_error(errstr, errstr_size, prefix, PQresultErrorMessage(res));
                 goto out;
             }
             if (PQntuples(res) == 0)
@@ -130,11 +131,6 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
     }
     rc = exec_ok(c, "COMMIT", PGRES_COMMAND_OK, "COMMIT", errstr, errstr_size);
 out:
-    if (errstr[0]) {
-        size_t n = strlen(errstr);
-        while (n > 0 && errstr[n - 1] == '\n')
-            errstr[--n] = '\0';
-    }
     PQclear(res);
     PQfreemem(qs);
     PQfreemem(qt);

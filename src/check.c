@@ -17,6 +17,7 @@
 #include "kproducer.h"
 #include "log.h"
 #include "pg_preflight.h"
+#include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
 #include "status.h"
@@ -130,10 +131,7 @@ static PGresult *query_row(PGconn *conn, const char *sql, char *errstr, size_t e
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         return res;
-    snprintf(errstr, errstr_size, "%s", PQresultStatus(res) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(res));
-    size_t n = strlen(errstr);
-    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-        errstr[--n] = '\0';
+    pgconn_error(errstr, errstr_size, "", PQresultStatus(res) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(res));
     PQclear(res);
     return NULL;
 }

@@ -5,11 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgconn.h"
+
 static repl_status_t query_failed(PGresult *res, const char *what, char *errstr, size_t errstr_size) {
-    snprintf(errstr, errstr_size, "cannot check %s: %s", what, PQresultErrorMessage(res));
-    size_t n = strlen(errstr);
-    while (n > 0 && errstr[n - 1] == '\n')
-        errstr[--n] = '\0';
+    char prefix[128];
+    snprintf(prefix, sizeof(prefix), "cannot check %s: ", what);
+    pgconn_error(errstr, errstr_size, prefix, PQresultErrorMessage(res));
     PQclear(res);
     return REPL_RETRY;
 }
