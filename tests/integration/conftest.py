@@ -132,6 +132,42 @@ def java_partition(stack) -> JavaPartitioner:
 # --------------------------------------------------------------------------- outboxd
 
 
+def _daemon_factory(request, tmp_path: Path, name: str, cls, default_bin: Path, base: dict[str, Any]):
+    """The body of the outboxd and inboxd fixtures: yields a factory
+    (config=None, *, args=(), env=None, binary=None, start=True, defaults=True) that writes
+    <tmp_path>/<name>-N.conf from base (unless defaults=False) updated by config (None drops a key) and starts
+    the daemon; at teardown every process is killed, the log tail printed when the test
+    failed, and a sanitizer report in any output fails the test."""
+    procs: list = []
+
+    def factory(config: dict[str, Any] | None = None, *, args=(), env=None, binary=None,
+                start: bool = True, defaults: bool = True):
+        n = len(procs) + 1
+        cfg: dict[str, Any] = dict(base) if defaults else {}
+        cfg.update(config or {})
+        cfg = {k: v for k, v in cfg.items() if v is not None}
+        conf = helpers.write_config(tmp_path / f"{name}-{n}.conf", cfg)
+        p = cls(Path(binary) if binary else default_bin, conf, tmp_path / f"{name}-{n}.log",
+                args=args, env=env, config=cfg)
+        procs.append(p)
+        if start:
+            p.start()
+        return p
+
+    yield factory
+
+    reports = []
+    for p in procs:
+        p.kill9()
+        if _failed(request) and p.starts:
+            print(f"\n---- {p.log_path} (last 80 lines) ----\n{p.log_tail(80)}")
+        r = p.sanitizer_report()
+        if r:
+            reports.append(f"{p.log_path}: {r}")
+    if reports:
+        pytest.fail(f"sanitizer report in {name} output:\n" + "\n".join(reports), pytrace=False)
+
+
 @pytest.fixture
 def outboxd_bin() -> Path:
     """build/outboxd, or $OUTBOXD_BIN."""
@@ -151,41 +187,12 @@ def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
     variables are never passed on). Every process is killed at teardown; the log
     tail is printed when the test failed, and a sanitizer report fails the test.
     """
-    procs: list[Outboxd] = []
-
-    def factory(config: dict[str, Any] | None = None, *, args=(), env=None, binary=None,
-                start: bool = True, defaults: bool = True) -> Outboxd:
-        n = len(procs) + 1
-        cfg: dict[str, Any] = {}
-        if defaults:
-            cfg.update({
-                "postgres.conninfo": db.conninfo,
-                "postgres.slot": f"{db.dbname}_slot",
-                "outbox.topic": topic_template,
-                "kafka.bootstrap.servers": stack.kafka,
-            })
-        cfg.update(config or {})
-        cfg = {k: v for k, v in cfg.items() if v is not None}
-        conf = helpers.write_config(tmp_path / f"outboxd-{n}.conf", cfg)
-        p = Outboxd(Path(binary) if binary else outboxd_bin, conf, tmp_path / f"outboxd-{n}.log",
-                    args=args, env=env, config=cfg)
-        procs.append(p)
-        if start:
-            p.start()
-        return p
-
-    yield factory
-
-    reports = []
-    for p in procs:
-        p.kill9()
-        if _failed(request) and p.starts:
-            print(f"\n---- {p.log_path} (last 80 lines) ----\n{p.log_tail(80)}")
-        r = p.sanitizer_report()
-        if r:
-            reports.append(f"{p.log_path}: {r}")
-    if reports:
-        pytest.fail("sanitizer report in outboxd output:\n" + "\n".join(reports), pytrace=False)
+    yield from _daemon_factory(request, tmp_path, "outboxd", Outboxd, outboxd_bin, {
+        "postgres.conninfo": db.conninfo,
+        "postgres.slot": f"{db.dbname}_slot",
+        "outbox.topic": topic_template,
+        "kafka.bootstrap.servers": stack.kafka,
+    })
 
 
 # --------------------------------------------------------------------------- inboxd
@@ -226,40 +233,11 @@ def inboxd(request, stack, inbox_db, inbox_topic, inboxd_bin, tmp_path):
     partitions move after ~6 s). Output goes to <tmp_path>/inboxd-N.log. Every process is
     killed at teardown; the log tail is printed when the test failed, and a sanitizer
     report fails the test."""
-    procs: list[helpers.Inboxd] = []
-
-    def factory(config: dict[str, Any] | None = None, *, args=(), env=None, binary=None,
-                start: bool = True, defaults: bool = True) -> helpers.Inboxd:
-        n = len(procs) + 1
-        cfg: dict[str, Any] = {}
-        if defaults:
-            cfg.update({
-                "postgres.conninfo": inbox_db.conninfo,
-                "inbox.topics": inbox_topic,
-                "kafka.bootstrap.servers": stack.kafka,
-                "kafka.group.id": f"{inbox_db.dbname}_g",
-                "kafka.session.timeout.ms": 6000,
-                "kafka.heartbeat.interval.ms": 500,
-            })
-        cfg.update(config or {})
-        cfg = {k: v for k, v in cfg.items() if v is not None}
-        conf = helpers.write_config(tmp_path / f"inboxd-{n}.conf", cfg)
-        p = helpers.Inboxd(Path(binary) if binary else inboxd_bin, conf, tmp_path / f"inboxd-{n}.log",
-                           args=args, env=env, config=cfg)
-        procs.append(p)
-        if start:
-            p.start()
-        return p
-
-    yield factory
-
-    reports = []
-    for p in procs:
-        p.kill9()
-        if _failed(request) and p.starts:
-            print(f"\n---- {p.log_path} (last 80 lines) ----\n{p.log_tail(80)}")
-        r = p.sanitizer_report()
-        if r:
-            reports.append(f"{p.log_path}: {r}")
-    if reports:
-        pytest.fail("sanitizer report in inboxd output:\n" + "\n".join(reports), pytrace=False)
+    yield from _daemon_factory(request, tmp_path, "inboxd", helpers.Inboxd, inboxd_bin, {
+        "postgres.conninfo": inbox_db.conninfo,
+        "inbox.topics": inbox_topic,
+        "kafka.bootstrap.servers": stack.kafka,
+        "kafka.group.id": f"{inbox_db.dbname}_g",
+        "kafka.session.timeout.ms": 6000,
+        "kafka.heartbeat.interval.ms": 500,
+    })
