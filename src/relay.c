@@ -32,6 +32,7 @@ typedef enum { ST_CONNECT, ST_STREAM, ST_DRAIN, ST_SHUTDOWN } state_t;
 typedef struct relay {
     const relay_options_t *o;
     volatile sig_atomic_t *stop;
+    sigset_t unblocked; /* the signal mask while waiting: SIGTERM and SIGINT deliverable */
     repl_stream_t *rs;
     w2j_decoder_t *dec;
     router_t *router;
@@ -352,13 +353,9 @@ static void read_stream(relay_t *r) {
 /* Waits up to 100 ms for delivery reports and serves them. Returns -1 when the relay must
  * stop (signal, fatal producer error, a failed event). */
 static int wait_kafka(relay_t *r) {
-    sigset_t unblocked;
-    sigprocmask(SIG_SETMASK, NULL, &unblocked);
-    sigdelset(&unblocked, SIGTERM);
-    sigdelset(&unblocked, SIGINT);
     struct pollfd p = {.fd = kproducer_fd(r->kp), .events = POLLIN};
     struct timespec ts = {0, 100 * 1000000};
-    ppoll(&p, 1, &ts, &unblocked);
+    ppoll(&p, 1, &ts, &r->unblocked);
     char err[ERRSZ];
     if (kproducer_poll(r->kp, err, sizeof(err)) != 0) {
         relay_fail(r, RELAY_EXIT_RUNTIME, err);
@@ -666,10 +663,9 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
     relay_t r = {.o = o, .stop = stop, .backoff_ms = 500, .state = ST_CONNECT};
     char err[ERRSZ];
     int rc = RELAY_EXIT_CONFIG;
-    sigset_t unblocked;
-    sigprocmask(SIG_SETMASK, NULL, &unblocked);
-    sigdelset(&unblocked, SIGTERM);
-    sigdelset(&unblocked, SIGINT);
+    sigprocmask(SIG_SETMASK, NULL, &r.unblocked);
+    sigdelset(&r.unblocked, SIGTERM);
+    sigdelset(&r.unblocked, SIGINT);
 
     r.router = router_new(&o->router, err, sizeof(err));
     if (!r.router) {
@@ -783,7 +779,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         if (wait < 0)
             wait = 0;
         struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
-        int n = ppoll(fds, (nfds_t)nfds, &ts, &unblocked);
+        int n = ppoll(fds, (nfds_t)nfds, &ts, &r.unblocked);
         if (n < 0 && errno != EINTR) {
             log_error("poll: %s", strerror(errno));
             rc = RELAY_EXIT_RUNTIME;
