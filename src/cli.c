@@ -10,6 +10,18 @@
 extern char **environ;
 
 static volatile sig_atomic_t stop_signals;
+static volatile sig_atomic_t reload_signal;
+
+/* What cli_reload needs to load the configuration again (argv's strings live as long as the
+ * process; the array is copied because callers may free theirs). */
+static const cli_spec_t *saved_spec;
+static char **saved_argv;
+static int saved_argc;
+
+static void on_reload_signal(int sig) {
+    (void)sig;
+    reload_signal = 1;
+}
 
 static void on_stop_signal(int sig) {
     (void)sig;
@@ -23,11 +35,16 @@ volatile sig_atomic_t *cli_stop_signals(void) {
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    struct sigaction hup = {0};
+    hup.sa_handler = on_reload_signal;
+    sigemptyset(&hup.sa_mask);
+    sigaction(SIGHUP, &hup, NULL);
     signal(SIGPIPE, SIG_IGN);
     sigset_t block;
     sigemptyset(&block);
     sigaddset(&block, SIGTERM);
     sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, NULL);
     return &stop_signals;
 }
@@ -55,6 +72,66 @@ static int load_env(const cli_spec_t *spec, config_t *cfg, char *errstr, size_t 
     int rc = config_load_env(cfg, env, errstr, errstr_size);
     free(env);
     return rc;
+}
+
+/* Defaults < file < environment < -X, then spec->finish. Returns a new config or NULL with err. */
+static config_t *build_config(const cli_spec_t *spec, int argc, char **argv, int first, const char *file, char *err,
+                              size_t errsz) {
+    config_t *cfg = config_new(spec->keys, spec->passthrough_prefix, spec->env_prefix);
+    if (!cfg) {
+        snprintf(err, errsz, "out of memory");
+        return NULL;
+    }
+    if (file && config_load_file(cfg, file, err, errsz) != 0)
+        goto error;
+    if (load_env(spec, cfg, err, errsz) != 0)
+        goto error;
+    for (int i = first; i < argc; i++) {
+        if (!strcmp(argv[i], "-c"))
+            i++;
+        else if (!strcmp(argv[i], "-X") && config_set_kv(cfg, argv[++i], "-X", err, errsz) != 0)
+            goto error;
+    }
+    if (spec->finish && spec->finish(cfg, err, errsz) != 0)
+        goto error;
+    return cfg;
+error:
+    config_destroy(cfg);
+    return NULL;
+}
+
+static const char *file_arg(int argc, char **argv, int first) {
+    const char *file = NULL;
+    for (int i = first; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "-c"))
+            file = argv[++i];
+        else if (!strcmp(argv[i], "-X"))
+            i++;
+    return file;
+}
+
+bool cli_reload_pending(void) { return reload_signal != 0; }
+
+void cli_reload(void) {
+    reload_signal = 0;
+    if (!saved_spec)
+        return;
+    char err[1024];
+    config_t *cfg = build_config(saved_spec, saved_argc, saved_argv, 0, file_arg(saved_argc, saved_argv, 0), err,
+                                 sizeof(err));
+    if (!cfg) {
+        log_error("SIGHUP: cannot reload the configuration, keeping the current log settings: %s", err);
+        return;
+    }
+    log_level_t level;
+    log_format_t format;
+    log_level_parse(config_get(cfg, "log.level"), &level);
+    log_format_parse(config_get(cfg, "log.format"), &format);
+    /* logged before the change, so that it shows also when the new level is "error" */
+    log_warn("SIGHUP: reloaded log.level = %s, log.format = %s (other keys take effect at the next restart)",
+             config_get(cfg, "log.level"), config_get(cfg, "log.format"));
+    log_init(saved_spec->prog, level, format);
+    config_destroy(cfg);
 }
 
 cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, config_t **cfg_out, int *code) {
@@ -89,23 +166,8 @@ cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, 
             return CLI_EXIT;
         }
     }
-    config_t *cfg = config_new(spec->keys, spec->passthrough_prefix, spec->env_prefix);
-    if (!cfg) {
-        log_error("out of memory");
-        *code = spec->exit_config;
-        return CLI_EXIT;
-    }
-    if (file && config_load_file(cfg, file, err, sizeof(err)) != 0)
-        goto error;
-    if (load_env(spec, cfg, err, sizeof(err)) != 0)
-        goto error;
-    for (int i = first; i < argc; i++) {
-        if (!strcmp(argv[i], "-c"))
-            i++;
-        else if (!strcmp(argv[i], "-X") && config_set_kv(cfg, argv[++i], "-X", err, sizeof(err)) != 0)
-            goto error;
-    }
-    if (spec->finish && spec->finish(cfg, err, sizeof(err)) != 0)
+    config_t *cfg = build_config(spec, argc, argv, first, file, err, sizeof(err));
+    if (!cfg)
         goto error;
     log_level_t level;
     log_format_t format;
@@ -116,6 +178,14 @@ cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, 
         config_dump(cfg, stdout);
         config_destroy(cfg);
         return CLI_EXIT;
+    }
+    free(saved_argv);
+    saved_argv = calloc((size_t)(argc - first) + 1, sizeof(char *));
+    if (saved_argv) {
+        saved_spec = spec;
+        saved_argc = argc - first;
+        for (int i = first; i < argc; i++)
+            saved_argv[i - first] = argv[i];
     }
     *cfg_out = cfg;
     return CLI_RUN;

@@ -11,10 +11,14 @@
 #include <string.h>
 #include <time.h>
 
+#include "cli.h"
 #include "inbox_batch.h"
+#include "inbox_ops.h"
+#include "inbox_deliver.h"
 #include "inbox_writer.h"
 #include "kconsumer.h"
 #include "log.h"
+#include "notify.h"
 
 #define ERRSZ 1024
 #define BACKOFF_MIN_MS 500
@@ -29,6 +33,7 @@ typedef struct inbox {
     inbox_writer_t *w;
     inbox_parts_t *parts;
     inbox_batch_t *batch;
+    inbox_deliver_t *deliver; /* HTTP push thread; NULL without deliver.url */
 
     bool holding; /* the database is unreachable: consumption paused, the batch kept */
     int64_t retry_at_ms;
@@ -49,6 +54,7 @@ typedef struct inbox {
     uint64_t taken, inserted, duplicates, batches, dropped;
     uint64_t last_inserted, last_duplicates;
     int64_t last_progress_ms;
+    inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
 } inbox_t;
 
 static int64_t now_ms(void) {
@@ -427,6 +433,24 @@ static void wait_fd(inbox_t *r, int ms) {
         log_warn("ppoll: %s", strerror(errno));
 }
 
+/* Waits for the HTTP push thread to finish its requests in flight (at most
+ * deliver.timeout.ms); a second signal meanwhile cancels them (their rows go back to
+ * pending). */
+static void stop_deliver(inbox_t *r) {
+    if (!r->deliver)
+        return;
+    for (int waited = 0; !inbox_deliver_finished(r->deliver); waited++) {
+        if (*r->stop >= 2)
+            inbox_deliver_stop(r->deliver, true);
+        else if (waited == 4) /* 200 ms: not just the thread winding down */
+            log_info("waiting for the HTTP requests in flight (a second signal cancels them)");
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000000L};
+        sigset_t none;
+        sigemptyset(&none);
+        ppoll(NULL, 0, &ts, &none);
+    }
+}
+
 static int next_timeout(inbox_t *r) {
     if (r->more && !r->holding)
         return 0;
@@ -450,12 +474,21 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_RUNTIME;
         goto out;
     }
+    inbox_ops_options_t oo = {.http_listen = o->http_listen, .conninfo = o->conninfo, .table = o->table,
+                              .poll_interval_ms = o->metrics_interval_ms};
+    r.ops = inbox_ops_new(&oo, err, sizeof(err));
+    if (!r.ops) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
     r.kc = kconsumer_new(o->kafka_props, o->topics, o->ntopics, on_assign, on_revoke, &r, err, sizeof(err));
     if (!r.kc) {
         log_error("%s", err);
         r.exit_code = INBOX_EXIT_CONFIG;
         goto out;
     }
+    inbox_ops_watch_kafka(r.ops, kconsumer_handle(r.kc));
     inbox_writer_options_t wo = {
         .conninfo = o->conninfo, .table = o->table, .offsets_table = o->offsets_table, .group = kconsumer_group(r.kc)};
     r.w = inbox_writer_new(&wo);
@@ -489,6 +522,11 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
     }
     log_info("consuming %zu topic%s in group %s into %s (batches of up to %d messages)", o->ntopics,
              o->ntopics == 1 ? "" : "s", kconsumer_group(r.kc), inbox_writer_table(r.w), o->batch_max);
+    if (o->deliver && !(r.deliver = inbox_deliver_start(o->deliver, err, sizeof(err)))) {
+        log_error("%s", err);
+        r.exit_code = INBOX_EXIT_CONFIG;
+        goto out;
+    }
     r.last_progress_ms = now_ms();
     r.retention_at_ms = now_ms() + RETENTION_FIRST_MS;
     r.commit_at_ms = now_ms() + o->commit_interval_ms;
@@ -508,14 +546,30 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
             retention(&r);
         }
         progress(&r);
+        if (cli_reload_pending())
+            cli_reload();
+        inbox_ops_state_t os = {.recorded = r.inserted, .duplicates = r.duplicates, .batches = r.batches,
+                                .batch_messages = inbox_batch_count(r.batch), .consuming = !r.holding,
+                                .not_ready = "PostgreSQL is unavailable: consumption paused"};
+        inbox_ops_tick(r.ops, now_ms(), &os);
+        if (r.deliver && inbox_deliver_finished(r.deliver)) {
+            char why[ERRSZ];
+            if (!inbox_deliver_failed(r.deliver, why, sizeof(why)))
+                snprintf(why, sizeof(why), "HTTP push stopped unexpectedly");
+            inbox_fail(&r, INBOX_EXIT_CONFIG, why);
+        }
         if (*stop || r.failed)
             break;
         wait_fd(&r, next_timeout(&r));
     }
 
+    notify_stopping();
+    inbox_ops_state_t final = {.recorded = r.inserted, .duplicates = r.duplicates, .not_ready = "stopping"};
+    inbox_ops_tick(r.ops, now_ms(), &final);
     /* Shutdown: write what was consumed, commit, leave the group (the revoke callback runs
      * and commits synchronously). A second signal skips all that: nothing is lost, the next
      * start re-reads from the stored positions. */
+    inbox_deliver_stop(r.deliver, *stop >= 2 || r.failed); /* finishes meanwhile */
     if (*stop < 2 && !r.failed)
         flush(&r, true);
     if (*stop < 2) {
@@ -528,7 +582,11 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
                  r.inserted, r.duplicates, r.batches,
                  inbox_batch_count(r.batch) ? "; unwritten messages are re-read on the next start" : "");
 
+    stop_deliver(&r);
+
 out:
+    inbox_ops_destroy(r.ops); /* before the consumer: its Kafka probe uses the handle */
+    inbox_deliver_destroy(r.deliver);
     kconsumer_destroy(r.kc);
     inbox_writer_destroy(r.w);
     inbox_batch_destroy(r.batch);

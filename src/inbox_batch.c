@@ -55,8 +55,7 @@ bool inbox_is_text(const void *data, size_t len) {
     return true;
 }
 
-/* "\x" + lower-case hex of p[0..len) (new string). */
-static char *hex_text(const void *data, size_t len) {
+char *inbox_hex_text(const void *data, size_t len) {
     static const char digits[] = "0123456789abcdef";
     const unsigned char *p = data;
     char *s = malloc(2 * len + 3);
@@ -91,7 +90,7 @@ char *inbox_msgid(const kmsg_t *m, const char *id_header) {
                 found = &m->headers[i];
     if (found)
         return inbox_is_text(found->value, found->len) ? dup_bytes(found->value, found->len)
-                                                       : hex_text(found->value, found->len);
+                                                       : inbox_hex_text(found->value, found->len);
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "/%" PRId32 "/%" PRId64, m->partition, m->offset);
     size_t tl = m->topic ? strlen(m->topic) : 0;
@@ -114,14 +113,14 @@ char *inbox_headers_json(const kmsg_header_t *h, size_t n) {
         size_t nlen = strlen(name);
         char *hexname = NULL;
         json_t *v;
-        if (!inbox_is_text(name, nlen) && !(hexname = hex_text(name, nlen)))
+        if (!inbox_is_text(name, nlen) && !(hexname = inbox_hex_text(name, nlen)))
             goto out;
         if (!h[i].value)
             v = json_null();
         else if (inbox_is_text(h[i].value, h[i].len))
             v = json_stringn(h[i].value, h[i].len);
         else {
-            char *hx = hex_text(h[i].value, h[i].len);
+            char *hx = inbox_hex_text(h[i].value, h[i].len);
             v = hx ? json_string(hx) : NULL;
             free(hx);
         }

@@ -6,7 +6,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <curl/curl.h>
+
 #include "inbox_batch.h"
+#include "inbox_http.h"
 
 #define MS_MAX 86400000LL
 
@@ -30,22 +33,81 @@ const config_key_t inbox_config_keys[] = {
     {"inbox.commit.interval.ms", CONFIG_INT, "1000", 0, MS_MAX, NULL, false,
      "how often recorded positions are committed to Kafka for lag tools (0: after every batch)"},
     {"deliver.url", CONFIG_STRING, "", 0, 0, NULL, false,
-     "HTTP push of messages to the service: not available in this version (must be empty)"},
+     "HTTP push: POST every message to this http:// or https:// URL (empty: the service claims with SQL)"},
     {"deliver.max_attempts", CONFIG_INT, "10", 1, 1000000, NULL, false,
-     "HTTP push: attempts before a message is dead (reserved; the SQL path takes it from inbox_fail)"},
+     "HTTP push: attempts before a message is dead (429, 5xx, timeouts; other 4xx are dead at once)"},
+    {"deliver.timeout.ms", CONFIG_INT, "10000", 100, 3600000, NULL, false,
+     "HTTP push: time limit of one request, connecting included; then it counts as failed and is retried"},
+    {"deliver.concurrency", CONFIG_INT, "8", 1, 1000, NULL, false,
+     "HTTP push: requests in flight at most (always for different keys: one key is delivered in order)"},
+    {"deliver.backoff.base.ms", CONFIG_INT, "1000", 1, MS_MAX, NULL, false,
+     "HTTP push: wait before the 2nd attempt; doubles per attempt, with jitter (50-100 %)"},
+    {"deliver.backoff.max.ms", CONFIG_INT, "300000", 1, MS_MAX, NULL, false,
+     "HTTP push: longest wait between attempts; also caps a Retry-After"},
+    {"deliver.poll.interval.ms", CONFIG_INT, "1000", 10, MS_MAX, NULL, false,
+     "HTTP push: look for due retries this often (new rows wake it at once via NOTIFY inbox)"},
+    {"deliver.headers", CONFIG_STRING, "", 0, 0, NULL, true,
+     "HTTP push: static headers for every request, 'Name: value; Name2: value2' (e.g. Authorization)"},
+    {"deliver.header.prefix", CONFIG_STRING, "", 0, 0, NULL, false,
+     "HTTP push: prefix of the HTTP names of Kafka headers, e.g. Kafka-Header- (empty: the names as they are)"},
+    {"deliver.content.type", CONFIG_STRING, "application/octet-stream", 0, 0, NULL, false,
+     "HTTP push: Content-Type of the body unless a Kafka header or deliver.headers sets one"},
+    {"deliver.tls.ca.location", CONFIG_STRING, "", 0, 0, NULL, false,
+     "HTTP push: PEM file of the CA certificates that an https:// service is checked against (empty: the system's)"},
+    {"deliver.tls.cert.location", CONFIG_STRING, "", 0, 0, NULL, false,
+     "HTTP push: PEM client certificate for services that want one (mutual TLS)"},
+    {"deliver.tls.key.location", CONFIG_STRING, "", 0, 0, NULL, false,
+     "HTTP push: PEM private key of deliver.tls.cert.location"},
     {"startup.timeout.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
      "how long to wait for Kafka at startup before giving up"},
     {"reconnect.backoff.max.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
      "cap of the PostgreSQL reconnect backoff"},
-    {"log.level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", false, "log level"},
-    {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format"},
+    {"http.listen", CONFIG_STRING, "127.0.0.1:9633", 0, 0, NULL, false,
+     "host:port of the HTTP endpoint (/metrics, /healthz, /readyz); empty = no endpoint"},
+    {"inbox.metrics.interval.ms", CONFIG_INT, "10000", 100, MS_MAX, NULL, false,
+     "how often the inbox table's rows are counted by status for /metrics"},
+    {"log.level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", false, "log level (SIGHUP re-reads it)"},
+    {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format (SIGHUP re-reads it)"},
     {NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
+
+int inbox_config_check_url(const char *url, char *errstr, size_t errstr_size) {
+    CURLU *u = curl_url();
+    if (!u) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    char *scheme = NULL, *host = NULL;
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
+    if (rc == CURLUE_OK)
+        rc = curl_url_get(u, CURLUPART_HOST, &host, 0);
+    int ret = 0;
+    if (rc != CURLUE_OK) {
+        snprintf(errstr, errstr_size,
+                 "invalid deliver.url '%s': %s; expected an absolute URL such as http://127.0.0.1:8080/inbox", url,
+                 curl_url_strerror(rc));
+        ret = -1;
+    } else if (strcmp(scheme, "http") != 0 && strcmp(scheme, "https") != 0) {
+        snprintf(errstr, errstr_size, "invalid deliver.url '%s': the scheme must be http or https, not %s", url,
+                 scheme);
+        ret = -1;
+    } else if (!*host) {
+        snprintf(errstr, errstr_size, "invalid deliver.url '%s': no host", url);
+        ret = -1;
+    }
+    curl_free(scheme);
+    curl_free(host);
+    curl_url_cleanup(u);
+    return ret;
+}
 
 void inbox_config_free(inbox_config_t *c) {
     if (!c)
         return;
     inbox_list_free(c->topics);
+    inbox_http_lines_free(c->static_headers);
     free(c->kafka_props);
     memset(c, 0, sizeof(*c));
 }
@@ -55,12 +117,8 @@ int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, s
     inbox_options_t *o = &out->opts;
 
     const char *url = config_get(cfg, "deliver.url");
-    if (url && *url) {
-        snprintf(errstr, errstr_size,
-                 "deliver.url is set, but HTTP push is not available in this version of inboxd: remove "
-                 "deliver.url and let the service take messages with inbox_claim() (docs/inboxd.md)");
+    if (url && *url && inbox_config_check_url(url, errstr, errstr_size) != 0)
         return -1;
-    }
     long long retention;
     const char *rs = config_get(cfg, "inbox.retention");
     if (inbox_duration_parse(rs, &retention) != 0) {
@@ -114,6 +172,56 @@ int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, s
     o->commit_interval_ms = (int)config_get_int(cfg, "inbox.commit.interval.ms");
     o->startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms");
     o->reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms");
+    o->http_listen = config_get(cfg, "http.listen");
+    o->metrics_interval_ms = (int)config_get_int(cfg, "inbox.metrics.interval.ms");
+    if (url && *url) {
+        inbox_deliver_options_t *d = &out->deliver;
+        const char *prefix = config_get(cfg, "deliver.header.prefix");
+        if (prefix && *prefix && !inbox_http_is_token(prefix)) {
+            snprintf(errstr, errstr_size,
+                     "invalid deliver.header.prefix '%s': use letters, digits and !#$%%&'*+-.^_`|~ (e.g. "
+                     "Kafka-Header-)",
+                     prefix);
+            inbox_config_free(out);
+            return -1;
+        }
+        const char *ct = config_get(cfg, "deliver.content.type");
+        for (const unsigned char *c = (const unsigned char *)(ct ? ct : ""); *c; c++)
+            if (*c < 0x20 || *c == 0x7f) {
+                snprintf(errstr, errstr_size, "deliver.content.type has a control character");
+                inbox_config_free(out);
+                return -1;
+            }
+        size_t ns;
+        out->static_headers = inbox_http_static_headers(config_get(cfg, "deliver.headers"), &ns, errstr, errstr_size);
+        if (!out->static_headers) {
+            inbox_config_free(out);
+            return -1;
+        }
+        d->conninfo = o->conninfo;
+        d->table = tbl;
+        d->url = url;
+        d->concurrency = (int)config_get_int(cfg, "deliver.concurrency");
+        d->timeout_ms = (int)config_get_int(cfg, "deliver.timeout.ms");
+        d->max_attempts = (int)config_get_int(cfg, "deliver.max_attempts");
+        d->poll_ms = (int)config_get_int(cfg, "deliver.poll.interval.ms");
+        d->backoff_base_ms = (int)config_get_int(cfg, "deliver.backoff.base.ms");
+        d->backoff_max_ms = (int)config_get_int(cfg, "deliver.backoff.max.ms");
+        d->header_prefix = prefix ? prefix : "";
+        d->content_type = ct && *ct ? ct : "application/octet-stream";
+        d->static_headers = (const char *const *)out->static_headers;
+        d->tls_ca = config_get(cfg, "deliver.tls.ca.location");
+        d->tls_cert = config_get(cfg, "deliver.tls.cert.location");
+        d->tls_key = config_get(cfg, "deliver.tls.key.location");
+        if ((d->tls_cert && *d->tls_cert) != (d->tls_key && *d->tls_key)) {
+            snprintf(errstr, errstr_size,
+                     "deliver.tls.cert.location and deliver.tls.key.location go together: set both or neither");
+            inbox_config_free(out);
+            return -1;
+        }
+        d->reconnect_backoff_max_ms = o->reconnect_backoff_max_ms;
+        o->deliver = d;
+    }
     return 0;
 
 oom:

@@ -53,3 +53,14 @@ const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t bu
 }
 
 bool kconf_is_true(const char *v) { return !strcasecmp(v, "true") || !strcmp(v, "1"); }
+
+bool kconf_probe(rd_kafka_t *rk, int timeout_ms, char *errstr, size_t errstr_size) {
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, NULL, &md, timeout_ms);
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md && md->broker_cnt > 0;
+    if (!ok)
+        snprintf(errstr, errstr_size, "%s", err ? rd_kafka_err2str(err) : "no broker in the metadata");
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return ok;
+}

@@ -182,6 +182,7 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
             .partition = m->partition,
             .offset = m->offset,
             .msg = m,
+            .bytes = m->len + m->key_len,
         };
         p->cb(p->opaque, &d);
     }

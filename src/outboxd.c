@@ -67,8 +67,14 @@ static const config_key_t outboxd_keys[] = {
      "how long to wait for Kafka at startup before giving up"},
     {"reconnect.backoff.max.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
      "cap of the PostgreSQL reconnect backoff"},
-    {"log.level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", false, "log level"},
-    {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format"},
+    {"http.listen", CONFIG_STRING, "127.0.0.1:9632", 0, 0, NULL, false,
+     "host:port of the HTTP endpoint (/metrics, /healthz, /readyz); empty = no endpoint"},
+    {"slot.retained.warn.bytes", CONFIG_INT, "1073741824", 0, 1LL << 50, NULL, false,
+     "log a warning (and set outboxd_slot_retained_over_warn) when the slot retains more WAL than this; 0 = never"},
+    {"slot.poll.interval.ms", CONFIG_INT, "5000", 100, MS_MAX, NULL, false,
+     "how often the slot's retained WAL, lag and wal_status are read (ordinary connection)"},
+    {"log.level", CONFIG_ENUM, "info", 0, 0, "error|warn|info|debug", false, "log level (SIGHUP re-reads it)"},
+    {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format (SIGHUP re-reads it)"},
     {NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
@@ -205,6 +211,9 @@ int main(int argc, char **argv) {
         .backfill_where = config_get(cfg, "outbox.backfill.where"),
         .cleanup = strcmp(config_get(cfg, "outbox.cleanup"), "delete") == 0,
         .backfill_order = config_get(cfg, "outbox.backfill.order"),
+        .http_listen = config_get(cfg, "http.listen"),
+        .retained_warn_bytes = config_get_int(cfg, "slot.retained.warn.bytes"),
+        .slot_poll_interval_ms = (int)config_get_int(cfg, "slot.poll.interval.ms"),
         .dead_letter_topic = strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") == 0
                                  ? config_get(cfg, "outbox.dead_letter.topic")
                                  : NULL,

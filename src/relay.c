@@ -15,16 +15,20 @@
 #include "ack_tracker.h"
 #include "backfill.h"
 #include "cleanup.h"
+#include "cli.h"
 #include "kproducer.h"
 #include "log.h"
 #include "lsn.h"
+#include "notify.h"
 #include "pg_preflight.h"
+#include "relay_ops.h"
 #include "repl_stream.h"
 #include "w2j_decode.h"
 
 #define ERRSZ 1024
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
+#define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG (1ULL << 63) /* in a delivery opaque: the record went to the dead-letter topic */
 
 typedef enum { ST_CONNECT, ST_STREAM, ST_DRAIN, ST_SHUTDOWN } state_t;
@@ -65,6 +69,11 @@ typedef struct relay {
     uint64_t stall_acked;   /* r->acked when stall_since was last reset */
     int64_t stall_since_ms; /* since when events are outstanding without any acknowledgement */
     int64_t last_progress_ms;
+
+    relay_ops_t *ops;   /* metrics, HTTP endpoint, slot poll, guardrails */
+    lsn_t wal_end;      /* the walsender's last reported WAL end */
+    bool standby;       /* the slot is streamed by another process: waiting for it */
+    char not_ready[ERRSZ + 64]; /* why not streaming, for /readyz */
 } relay_t;
 
 static int64_t now_ms(void) {
@@ -79,6 +88,7 @@ static const char *fmt_lsn(lsn_t l, char *buf) { return lsn_format(l, buf); }
 static void relay_fail(relay_t *r, int code, const char *msg) {
     log_error("%s", msg);
     if (r->state != ST_SHUTDOWN) {
+        notify_stopping();
         r->state = ST_SHUTDOWN;
         r->shutdown_deadline_ms = now_ms() + r->o->shutdown_timeout_ms;
     }
@@ -92,10 +102,13 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     bool was_dlq = (d->seq & DLQ_FLAG) != 0;
     char msg[ERRSZ + 512], err[ERRSZ], lb[LSN_FMT_SIZE];
     if (!d->err) {
-        if (ack_tracker_ack(r->at, seq) == 0)
+        if (ack_tracker_ack(r->at, seq) == 0) {
             r->acked++;
+            relay_ops_acked(r->ops, seq, d->topic, d->bytes);
+        }
         return;
     }
+    relay_ops_failed(r->ops, seq);
     lsn_t l = ack_tracker_seq_lsn(r->at, seq);
     if (r->o->dead_letter_topic && !was_dlq) {
         /* The broker refused it for good: send the same record to the dead-letter topic under
@@ -185,6 +198,7 @@ static void stream_lost(relay_t *r, const char *why) {
     if (r->state == ST_SHUTDOWN)
         return;
     log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
+    snprintf(r->not_ready, sizeof(r->not_ready), "reconnecting: %s", why);
     r->state = ST_DRAIN;
 }
 
@@ -227,6 +241,7 @@ static void publish(relay_t *r) {
         r->pending = false;
         r->ev_is_dlq = false;
         r->produced++;
+        relay_ops_produced(r->ops, r->ev_seq, now_ms());
         return;
     case KPRODUCER_QUEUE_FULL:
         r->pending = true;
@@ -270,6 +285,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     }
     switch (rec.action) {
     case W2J_BEGIN:
+        relay_ops_begin_txn(r->ops, rec.timestamp);
         if (ack_tracker_begin(r->at) != 0)
             stream_lost(r, "replication protocol error: BEGIN inside a transaction");
         return;
@@ -319,18 +335,38 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     publish(r);
 }
 
+/* Metrics, health and guardrails (cheap unless a second has passed); a lost slot stops us. */
+static void ops_tick(relay_t *r, int64_t now) {
+    char err[ERRSZ + 512];
+    relay_ops_state_t os = {.streaming = r->state == ST_STREAM,
+                            .not_ready = r->state == ST_SHUTDOWN ? "stopping" : r->not_ready,
+                            .standby = r->standby,
+                            .received = ack_tracker_received(r->at),
+                            .confirmed = r->sent_flush,
+                            .wal_end = r->wal_end,
+                            .in_flight = ack_tracker_outstanding(r->at)};
+    if (relay_ops_tick(r->ops, now, &os, err, sizeof(err)) != 0 && r->state != ST_SHUTDOWN) {
+        repl_stream_close(r->rs);
+        relay_fail(r, RELAY_EXIT_CONFIG, err);
+    }
+}
+
 static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at); }
 
-/* Reads buffered replication messages until none is left or back-pressure applies. */
-static void read_stream(relay_t *r) {
+/* Reads buffered replication messages until none is left or back-pressure applies.
+ * Returns true when it stopped at READ_BATCH: libpq may still hold whole messages that
+ * the socket will not signal, so the loop must come back without waiting. */
+static bool read_stream(relay_t *r) {
     if (r->pending)
         publish(r);
     char err[ERRSZ];
-    for (int i = 0; i < READ_BATCH && r->state == ST_STREAM && !blocked(r); i++) {
+    for (int i = 0; i < READ_BATCH; i++) {
+        if (r->state != ST_STREAM || blocked(r))
+            return false;
         repl_msg_t m;
         int n = repl_stream_read(r->rs, &m, err, sizeof(err));
         if (n == 0)
-            return;
+            return false;
         if (n < 0) {
             if (strstr(err, "invalidated")) {
                 relay_fail(r, RELAY_EXIT_CONFIG, err);
@@ -338,8 +374,10 @@ static void read_stream(relay_t *r) {
             } else {
                 stream_lost(r, err);
             }
-            return;
+            return false;
         }
+        if (m.wal_end > r->wal_end)
+            r->wal_end = m.wal_end;
         if (m.kind == REPL_MSG_KEEPALIVE) {
             ack_tracker_keepalive(r->at, m.wal_end);
             if (m.reply_requested)
@@ -348,6 +386,7 @@ static void read_stream(relay_t *r) {
             handle_data(r, &m);
         }
     }
+    return true;
 }
 
 /* Waits up to 100 ms for delivery reports and serves them. Returns -1 when the relay must
@@ -369,6 +408,7 @@ static int wait_kafka(relay_t *r) {
 static int backfill_row(void *opaque, const w2j_record_t *rec) {
     relay_t *r = opaque;
     char err[ERRSZ], msg[ERRSZ + 256];
+    ops_tick(r, now_ms()); /* a long backfill keeps /healthz and the watchdog alive */
     while (ack_tracker_full(r->at))
         if (wait_kafka(r) != 0)
             return 1;
@@ -432,6 +472,7 @@ static repl_status_t backfill_and_create_slot(relay_t *r, char *err, size_t errs
     }
     for (size_t i = 0; i < n; i++)
         router_table_get(r->router, i, &schemas[i], &tables[i]);
+    snprintf(r->not_ready, sizeof(r->not_ready), "backfill: publishing the existing rows before streaming");
     log_info("backfill: publishing rows WHERE %s ORDER BY %s as of the new slot's snapshot (LSN %s)",
              r->o->backfill_where, r->o->backfill_order, fmt_lsn(r->backfill_lsn, lb));
     backfill_options_t bo = {.conninfo = r->o->conninfo, .snapshot = snapshot, .where = r->o->backfill_where,
@@ -487,6 +528,7 @@ static void connect_and_start(relay_t *r) {
                      schema, table, c->headers);
     }
     repl_slot_info_t slot;
+    bool busy = false; /* another process streams the slot: stand by */
     if (st == REPL_OK)
         st = repl_stream_slot_info(r->rs, r->o->slot, &slot, err, sizeof(err));
     if (st == REPL_OK && slot.exists) {
@@ -504,9 +546,10 @@ static void connect_and_start(relay_t *r) {
                      r->o->slot, slot.database, db);
             st = REPL_FATAL;
         } else if (slot.active) {
-            snprintf(err, sizeof(err), "replication slot \"%s\" is in use by PID %d; waiting for it to be free",
-                     r->o->slot, slot.active_pid);
+            snprintf(err, sizeof(err), "replication slot \"%s\" is in use by PID %d (another outboxd?)", r->o->slot,
+                     slot.active_pid);
             st = REPL_RETRY;
+            busy = true;
         }
     } else if (st == REPL_OK) {
         if (r->had_stream) {
@@ -548,14 +591,28 @@ static void connect_and_start(relay_t *r) {
         if (slot.confirmed_flush > start)
             start = slot.confirmed_flush;
         st = repl_stream_start(r->rs, r->o->slot, start, (const char *const *)r->w2j_options, err, sizeof(err));
+        busy = st == REPL_RETRY && strstr(err, "replication slot busy") != NULL; /* taken since slot_info */
     }
     if (st == REPL_FATAL) {
         repl_stream_close(r->rs);
         relay_fail(r, RELAY_EXIT_CONFIG, err);
         return;
     }
+    if (busy) {
+        /* Standby: one line when it starts, then check every second without backoff, so that
+         * this instance takes over within about a second of the holder's end. */
+        repl_stream_close(r->rs);
+        if (!r->standby)
+            log_warn("%s: standing by, checking every %d ms; this instance takes over when the slot is free", err,
+                     STANDBY_RETRY_MS);
+        r->standby = true;
+        snprintf(r->not_ready, sizeof(r->not_ready), "standby: %s", err);
+        r->next_connect_ms = now_ms() + STANDBY_RETRY_MS;
+        return;
+    }
     if (st == REPL_RETRY) {
         repl_stream_close(r->rs);
+        snprintf(r->not_ready, sizeof(r->not_ready), "not streaming: %s", err);
         log_warn("%s (retrying in %d ms)", err, r->backoff_ms);
         r->next_connect_ms = now_ms() + r->backoff_ms;
         r->backoff_ms = r->backoff_ms * 2 > r->o->reconnect_backoff_max_ms ? r->o->reconnect_backoff_max_ms
@@ -563,6 +620,12 @@ static void connect_and_start(relay_t *r) {
         return;
     }
     ack_tracker_reset(r->at, start);
+    relay_ops_reset(r->ops);
+    if (r->had_stream)
+        relay_ops_reconnected(r->ops);
+    if (r->standby)
+        log_info("replication slot \"%s\" is free: taking over", r->o->slot);
+    r->standby = false;
     r->sent_flush = start;
     r->backoff_ms = 500;
     r->state = ST_STREAM;
@@ -666,6 +729,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
     sigprocmask(SIG_SETMASK, NULL, &r.unblocked);
     sigdelset(&r.unblocked, SIGTERM);
     sigdelset(&r.unblocked, SIGINT);
+    sigdelset(&r.unblocked, SIGHUP);
+    snprintf(r.not_ready, sizeof(r.not_ready), "starting: waiting for Kafka");
 
     r.router = router_new(&o->router, err, sizeof(err));
     if (!r.router) {
@@ -683,13 +748,24 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         log_error("out of memory");
         goto out;
     }
+    relay_ops_options_t oo = {.http_listen = o->http_listen, .conninfo = o->conninfo, .slot = o->slot,
+                              .retained_warn_bytes = o->retained_warn_bytes,
+                              .slot_poll_interval_ms = o->slot_poll_interval_ms, .max_txns = o->max_inflight_txns};
+    r.ops = relay_ops_new(&oo, err, sizeof(err));
+    if (!r.ops) {
+        log_error("%s", err);
+        goto out;
+    }
     r.kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, &r, err, sizeof(err));
     if (!r.kp) {
         log_error("%s", err);
         goto out;
     }
+    relay_ops_watch_kafka(r.ops, kproducer_handle(r.kp));
     /* Wait for Kafka in short slices so SIGTERM (blocked outside ppoll) still stops us. */
     for (int waited = 0;; waited += 500) {
+        relay_ops_state_t os = {.not_ready = r.not_ready};
+        relay_ops_tick(r.ops, now_ms(), &os, err, sizeof(err));
         int slice = o->startup_timeout_ms - waited < 500 ? o->startup_timeout_ms - waited : 500;
         if (kproducer_check_connect(r.kp, slice, err, sizeof(err)) == 0)
             break;
@@ -707,10 +783,16 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         }
     }
     r.last_progress_ms = now_ms();
+    snprintf(r.not_ready, sizeof(r.not_ready), "connecting to PostgreSQL");
 
     for (;;) {
         int64_t now = now_ms();
+        bool more = false; /* read_stream left whole messages in libpq's buffer */
+        if (cli_reload_pending())
+            cli_reload();
         if (*stop && r.state != ST_SHUTDOWN) {
+            notify_stopping();
+            snprintf(r.not_ready, sizeof(r.not_ready), "stopping");
             log_info("stopping: waiting for %zu in-flight events", ack_tracker_outstanding(r.at));
             r.state = ST_SHUTDOWN;
             r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
@@ -727,7 +809,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
                 connect_and_start(&r);
             break;
         case ST_STREAM:
-            read_stream(&r);
+            more = read_stream(&r);
             break;
         case ST_DRAIN:
             if (ack_tracker_outstanding(r.at) == 0) {
@@ -747,6 +829,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             send_status(&r);
         check_stall(&r, now);
         progress(&r, now);
+        ops_tick(&r, now);
         if (r.cl)
             cleanup_step(r.cl, r.confirmed_seq, now);
 
@@ -772,11 +855,12 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             if (due < wait)
                 wait = due;
         } else if (r.state == ST_CONNECT) {
-            wait = r.next_connect_ms - now;
+            if (r.next_connect_ms - now < wait) /* at least once a second: metrics, health */
+                wait = r.next_connect_ms - now;
         } else {
             wait = 100;
         }
-        if (wait < 0)
+        if (wait < 0 || more)
             wait = 0;
         struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
         int n = ppoll(fds, (nfds_t)nfds, &ts, &r.unblocked);
@@ -793,6 +877,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         }
     }
 out:
+    relay_ops_destroy(r.ops); /* before the producer: its Kafka probe uses the handle */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
     w2j_decoder_destroy(r.dec);

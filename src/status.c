@@ -42,32 +42,6 @@ void status_format_bytes(long long n, char *buf, size_t buf_size) {
     snprintf(buf, buf_size, "%s%.1f %s", n < 0 ? "-" : "", v, units[u]);
 }
 
-/* Columns of the status query, in order. */
-enum {
-    C_TYPE,
-    C_PLUGIN,
-    C_DATABASE,
-    C_TEMPORARY,
-    C_ACTIVE,
-    C_ACTIVE_PID,
-    C_CONFIRMED,
-    C_RESTART,
-    C_CURRENT,
-    C_LAG,
-    C_RETAINED,
-    C_WAL_STATUS,
-    C_SAFE_WAL_SIZE,
-    C_APP,
-    C_CLIENT_ADDR,
-    C_CLIENT_PORT,
-    C_BACKEND_START,
-    C_REPLY_AGE,
-    C_STATE,
-    C_KEEP_SIZE,
-    C_RECOVERY,
-    C_SENDER_VISIBLE,
-    C_COUNT
-};
 
 static const char *val(const PGresult *res, int col) {
     return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
@@ -117,20 +91,20 @@ static void bytes_text(const char *s, char *buf, size_t size) {
 }
 
 static void print_text(FILE *out, const char *slot, const PGresult *res) {
-    const char *type = val(res, C_TYPE), *plugin = val(res, C_PLUGIN), *db = val(res, C_DATABASE);
+    const char *type = val(res, STATUS_C_TYPE), *plugin = val(res, STATUS_C_PLUGIN), *db = val(res, STATUS_C_DATABASE);
     char b1[96], b2[96];
     line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
-         db ? ", database " : "", db ? db : "", !strcmp(val(res, C_TEMPORARY), "t") ? ", temporary" : "");
-    if (!strcmp(val(res, C_ACTIVE), "t")) {
-        const char *app = val(res, C_APP), *addr = val(res, C_CLIENT_ADDR), *port = val(res, C_CLIENT_PORT);
-        const char *since = val(res, C_BACKEND_START), *age = val(res, C_REPLY_AGE), *state = val(res, C_STATE);
-        bool visible = !strcmp(val(res, C_SENDER_VISIBLE), "t");
+         db ? ", database " : "", db ? db : "", !strcmp(val(res, STATUS_C_TEMPORARY), "t") ? ", temporary" : "");
+    if (!strcmp(val(res, STATUS_C_ACTIVE), "t")) {
+        const char *app = val(res, STATUS_C_APP), *addr = val(res, STATUS_C_CLIENT_ADDR), *port = val(res, STATUS_C_CLIENT_PORT);
+        const char *since = val(res, STATUS_C_BACKEND_START), *age = val(res, STATUS_C_REPLY_AGE), *state = val(res, STATUS_C_STATE);
+        bool visible = !strcmp(val(res, STATUS_C_SENDER_VISIBLE), "t");
         char client[160];
         if (addr)
             snprintf(client, sizeof(client), "%s%s%s", addr, port ? ":" : "", port ? port : "");
         else
             snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
-        line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, C_ACTIVE_PID),
+        line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, STATUS_C_ACTIVE_PID),
              app ? app : (visible ? "\"\"" : "?"), client);
         if (since || age || state)
             line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
@@ -139,24 +113,24 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
     } else {
         line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
     }
-    const char *cur = val(res, C_CURRENT);
+    const char *cur = val(res, STATUS_C_CURRENT);
     line(out, "confirmed_flush_lsn", "%s (outboxd's confirmed position)",
-         val(res, C_CONFIRMED) ? val(res, C_CONFIRMED) : "-");
-    line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, C_RESTART) ? val(res, C_RESTART) : "-");
+         val(res, STATUS_C_CONFIRMED) ? val(res, STATUS_C_CONFIRMED) : "-");
+    line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, STATUS_C_RESTART) ? val(res, STATUS_C_RESTART) : "-");
     line(out, "current WAL", "%s (%s)", cur ? cur : "-",
-         !strcmp(val(res, C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby" : "pg_current_wal_lsn()");
-    bytes_text(val(res, C_LAG), b1, sizeof(b1));
+         !strcmp(val(res, STATUS_C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby" : "pg_current_wal_lsn()");
+    bytes_text(val(res, STATUS_C_LAG), b1, sizeof(b1));
     line(out, "lag", "%s: current WAL - confirmed_flush_lsn, not yet confirmed", b1);
-    bytes_text(val(res, C_RETAINED), b2, sizeof(b2));
+    bytes_text(val(res, STATUS_C_RETAINED), b2, sizeof(b2));
     line(out, "retained WAL", "%s: current WAL - restart_lsn, kept on disk for the slot", b2);
-    const char *ws = val(res, C_WAL_STATUS);
+    const char *ws = val(res, STATUS_C_WAL_STATUS);
     line(out, "wal_status", "%s%s", ws ? ws : "-",
          !ws                         ? " (PostgreSQL 13 or later)"
          : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
          : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
          : !strcmp(ws, "extended")   ? ": WAL beyond max_wal_size, within max_slot_wal_keep_size"
                                      : "");
-    const char *safe = val(res, C_SAFE_WAL_SIZE), *keep = val(res, C_KEEP_SIZE);
+    const char *safe = val(res, STATUS_C_SAFE_WAL_SIZE), *keep = val(res, STATUS_C_KEEP_SIZE);
     if (safe) {
         bytes_text(safe, b1, sizeof(b1));
         line(out, "safe_wal_size",
@@ -172,41 +146,39 @@ static json_t *status_json(const char *slot, const PGresult *res) {
     json_t *o = json_object();
     json_object_set_new(o, "slot", jstr(slot));
     json_object_set_new(o, "exists", json_true());
-    json_object_set_new(o, "slot_type", jstr(val(res, C_TYPE)));
-    json_object_set_new(o, "plugin", jstr(val(res, C_PLUGIN)));
-    json_object_set_new(o, "database", jstr(val(res, C_DATABASE)));
-    json_object_set_new(o, "temporary", json_boolean(!strcmp(val(res, C_TEMPORARY), "t")));
-    json_object_set_new(o, "active", json_boolean(!strcmp(val(res, C_ACTIVE), "t")));
-    json_object_set_new(o, "active_pid", jint(val(res, C_ACTIVE_PID)));
-    json_object_set_new(o, "application_name", jstr(val(res, C_APP)));
-    json_object_set_new(o, "client_addr", jstr(val(res, C_CLIENT_ADDR)));
-    json_object_set_new(o, "client_port", jint(val(res, C_CLIENT_PORT)));
-    json_object_set_new(o, "backend_start", jstr(val(res, C_BACKEND_START)));
-    json_object_set_new(o, "state", jstr(val(res, C_STATE)));
+    json_object_set_new(o, "slot_type", jstr(val(res, STATUS_C_TYPE)));
+    json_object_set_new(o, "plugin", jstr(val(res, STATUS_C_PLUGIN)));
+    json_object_set_new(o, "database", jstr(val(res, STATUS_C_DATABASE)));
+    json_object_set_new(o, "temporary", json_boolean(!strcmp(val(res, STATUS_C_TEMPORARY), "t")));
+    json_object_set_new(o, "active", json_boolean(!strcmp(val(res, STATUS_C_ACTIVE), "t")));
+    json_object_set_new(o, "active_pid", jint(val(res, STATUS_C_ACTIVE_PID)));
+    json_object_set_new(o, "application_name", jstr(val(res, STATUS_C_APP)));
+    json_object_set_new(o, "client_addr", jstr(val(res, STATUS_C_CLIENT_ADDR)));
+    json_object_set_new(o, "client_port", jint(val(res, STATUS_C_CLIENT_PORT)));
+    json_object_set_new(o, "backend_start", jstr(val(res, STATUS_C_BACKEND_START)));
+    json_object_set_new(o, "state", jstr(val(res, STATUS_C_STATE)));
     json_object_set_new(o, "reply_age_s",
-                        val(res, C_REPLY_AGE) ? json_real(strtod(val(res, C_REPLY_AGE), NULL)) : json_null());
-    json_object_set_new(o, "confirmed_flush_lsn", jstr(val(res, C_CONFIRMED)));
-    json_object_set_new(o, "restart_lsn", jstr(val(res, C_RESTART)));
-    json_object_set_new(o, "current_wal_lsn", jstr(val(res, C_CURRENT)));
-    json_object_set_new(o, "lag_bytes", jint(val(res, C_LAG)));
-    json_object_set_new(o, "retained_bytes", jint(val(res, C_RETAINED)));
-    json_object_set_new(o, "wal_status", jstr(val(res, C_WAL_STATUS)));
-    json_object_set_new(o, "safe_wal_size", jint(val(res, C_SAFE_WAL_SIZE)));
-    json_object_set_new(o, "max_slot_wal_keep_size", jstr(val(res, C_KEEP_SIZE)));
+                        val(res, STATUS_C_REPLY_AGE) ? json_real(strtod(val(res, STATUS_C_REPLY_AGE), NULL)) : json_null());
+    json_object_set_new(o, "confirmed_flush_lsn", jstr(val(res, STATUS_C_CONFIRMED)));
+    json_object_set_new(o, "restart_lsn", jstr(val(res, STATUS_C_RESTART)));
+    json_object_set_new(o, "current_wal_lsn", jstr(val(res, STATUS_C_CURRENT)));
+    json_object_set_new(o, "lag_bytes", jint(val(res, STATUS_C_LAG)));
+    json_object_set_new(o, "retained_bytes", jint(val(res, STATUS_C_RETAINED)));
+    json_object_set_new(o, "wal_status", jstr(val(res, STATUS_C_WAL_STATUS)));
+    json_object_set_new(o, "safe_wal_size", jint(val(res, STATUS_C_SAFE_WAL_SIZE)));
+    json_object_set_new(o, "max_slot_wal_keep_size", jstr(val(res, STATUS_C_KEEP_SIZE)));
     return o;
 }
 
-int status_run(const relay_options_t *opts, bool json, FILE *out) {
-    char err[1024];
-    PGconn *conn = status_connect(opts->conninfo, "outboxd status", err, sizeof(err));
-    if (!conn) {
-        log_error("%s", err);
-        return STATUS_EXIT_ERROR;
-    }
+PGresult *status_query(PGconn *conn, const char *slot) {
     int v = PQserverVersion(conn);
     /* wal_status, safe_wal_size and max_slot_wal_keep_size: PostgreSQL 13; reply_time: 12. On a
-     * standby, pg_current_wal_lsn() fails: use the replay position there. */
-    char sql[2048];
+     * standby, pg_current_wal_lsn() fails: use the replay position there. Simple protocol (an
+     * escaped literal, no $1): check may run it on a replication=database connection. */
+    char *lit = PQescapeLiteral(conn, slot, strlen(slot));
+    if (!lit)
+        return PQmakeEmptyPGresult(conn, PGRES_FATAL_ERROR);
+    char sql[2400];
     snprintf(sql, sizeof(sql),
              "SELECT s.slot_type, s.plugin, s.database, s.temporary, s.active, s.active_pid, "
              "s.confirmed_flush_lsn::text, s.restart_lsn::text, w.lsn::text, "
@@ -217,15 +189,25 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
              "FROM pg_replication_slots s "
              "CROSS JOIN (SELECT pg_is_in_recovery() AS recovery, CASE WHEN pg_is_in_recovery() "
              "THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END AS lsn) w "
-             "LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = $1",
+             "LEFT JOIN pg_stat_replication r ON r.pid = s.active_pid WHERE s.slot_name = %s",
              v >= 130000 ? "s.wal_status, s.safe_wal_size" : "NULL::text, NULL::bigint",
              v >= 120000 ? "round(extract(epoch FROM clock_timestamp() - r.reply_time)::numeric, 1)::text"
                          : "NULL::text",
-             v >= 130000 ? "current_setting('max_slot_wal_keep_size')" : "NULL::text");
-    const char *params[1] = {opts->slot};
-    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
+             v >= 130000 ? "current_setting('max_slot_wal_keep_size')" : "NULL::text", lit);
+    PQfreemem(lit);
+    return PQexec(conn, sql);
+}
+
+int status_run(const relay_options_t *opts, bool json, FILE *out) {
+    char err[1024];
+    PGconn *conn = status_connect(opts->conninfo, "outboxd status", err, sizeof(err));
+    if (!conn) {
+        log_error("%s", err);
+        return STATUS_EXIT_ERROR;
+    }
+    PGresult *res = status_query(conn, opts->slot);
     int rc = STATUS_EXIT_OK;
-    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != C_COUNT) {
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != STATUS_C_COUNT) {
         pgconn_error(err, sizeof(err), "cannot read pg_replication_slots: ", PQresultErrorMessage(res));
         log_error("%s", err);
         rc = STATUS_EXIT_ERROR;

@@ -145,6 +145,9 @@ def _daemon_factory(request, tmp_path: Path, name: str, cls, default_bin: Path, 
         n = len(procs) + 1
         cfg: dict[str, Any] = dict(base) if defaults else {}
         cfg.update(config or {})
+        # No HTTP endpoint unless the test asks for one: daemons of parallel tests would
+        # compete for the fixed default port.
+        cfg.setdefault("http.listen", "")
         cfg = {k: v for k, v in cfg.items() if v is not None}
         conf = helpers.write_config(tmp_path / f"{name}-{n}.conf", cfg)
         p = cls(Path(binary) if binary else default_bin, conf, tmp_path / f"{name}-{n}.log",

@@ -630,15 +630,19 @@ class Outboxd:
     def argv(self) -> list[str]:
         return [str(self.binary), "-c", str(self.config_path), *self.args]
 
+    name = "outboxd"  # the daemon, in messages
+    bin_env = "OUTBOXD_BIN"  # the variable that points the tests at another binary
+    dropped_env_prefixes: tuple[str, ...] = (HARNESS_ENV_PREFIX,)  # not passed to the daemon
+
     def start(self) -> "Outboxd":
         if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"outboxd already running (pid {self.proc.pid})")
+            raise RuntimeError(f"{self.name} already running (pid {self.proc.pid})")
         if not self.binary.is_file():
             raise AssertionError(
-                f"outboxd binary {self.binary} not found: build it (cmake -S . -B build -G Ninja && "
-                f"ninja -C build) or set OUTBOXD_BIN"
+                f"{self.name} binary {self.binary} not found: build it (cmake -S . -B build -G Ninja && "
+                f"ninja -C build) or set {self.bin_env}"
             )
-        env = {k: v for k, v in os.environ.items() if not k.startswith(HARNESS_ENV_PREFIX)}
+        env = {k: v for k, v in os.environ.items() if not k.startswith(self.dropped_env_prefixes)}
         env.update(self.extra_env)
         self.starts += 1
         with open(self.log_path, "ab") as log:
@@ -846,30 +850,9 @@ class Inboxd(Outboxd):
     environment has neither the harness's OUTBOXD_* nor any INBOXD_* variable, except
     those a test passes in env."""
 
-    def start(self) -> "Inboxd":
-        if self.proc is not None and self.proc.poll() is None:
-            raise RuntimeError(f"inboxd already running (pid {self.proc.pid})")
-        if not self.binary.is_file():
-            raise AssertionError(
-                f"inboxd binary {self.binary} not found: build it (cmake -S . -B build -G Ninja && "
-                f"ninja -C build) or set OUTBOXD_TEST_INBOXD_BIN"
-            )
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith(HARNESS_ENV_PREFIX) and not k.startswith("INBOXD_")}
-        env.update(self.extra_env)
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            log.write(f"==== harness: start #{self.starts}: {shlex.join(self.argv)}\n".encode())
-            log.flush()
-            self._log_start = log.tell()
-            argv = self.argv
-            if _SETPRIV and threading.current_thread() is threading.main_thread():
-                argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
-            self.proc = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                env=env, cwd=self.log_path.parent,
-            )
-        return self
+    name = "inboxd"
+    bin_env = "OUTBOXD_TEST_INBOXD_BIN"
+    dropped_env_prefixes = (HARNESS_ENV_PREFIX, "INBOXD_")
 
 
 def kafka_committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:

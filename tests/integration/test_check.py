@@ -370,3 +370,56 @@ def test_status_when_postgres_is_unreachable_exits_2(run):
     r = run("status", {"postgres.conninfo": "host=127.0.0.1 port=1 dbname=x connect_timeout=3"})
     assert r.rc == EXIT_FAILED, r
     assert "cannot connect to PostgreSQL" in r.stderr
+
+
+# --------------------------------------------------------------------------- check: no headroom
+
+
+def test_check_no_free_replication_slot(run, db, stack):
+    """Every slot of max_replication_slots taken (physical slots that reserve nothing): the
+    slot cannot be created, and wal2json cannot be verified."""
+    admin = stack.pg_connect()
+    most = int(admin.execute("SHOW max_replication_slots").fetchone()[0])
+    used = admin.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
+    fillers = [f"{db.dbname}_fill{i}" for i in range(most - used)]
+    try:
+        for name in fillers:
+            admin.execute("SELECT pg_create_physical_replication_slot(%s)", (name,))
+        r = run("check")
+        status, detail = r.lines()["max_replication_slots"]
+        assert status == "warn", r
+        assert f"{most} of {most} in use and slot {db.dbname}_slot does not exist yet: outboxd cannot create it" in detail
+        assert "raise max_replication_slots" in fix_of(r, "max_replication_slots")
+        assert r.lines()["wal2json"][0] == "warn" and "all replication slots are in use" in r.lines()["wal2json"][1]
+    finally:
+        for name in fillers:
+            admin.execute("SELECT pg_drop_replication_slot(%s) WHERE EXISTS (SELECT 1 FROM pg_replication_slots "
+                          "WHERE slot_name = %s)", (name, name))
+        admin.close()
+
+
+def test_check_no_free_wal_sender(run, db, stack):
+    """Every walsender of max_wal_senders taken by idle replication connections: the
+    replication connection fails (postgres), the other checks go on over an ordinary one,
+    and max_wal_senders says why."""
+    import psycopg
+
+    admin = stack.pg_connect()
+    most = int(admin.execute("SHOW max_wal_senders").fetchone()[0])
+    used = admin.execute("SELECT count(*) FROM pg_stat_replication").fetchone()[0]
+    holders = []
+    try:
+        for _ in range(most - used):
+            holders.append(psycopg.connect(db.conninfo + " replication=database", autocommit=True))
+        r = run("check")
+        assert r.rc == EXIT_FAILED, r
+        status, detail = r.lines()["postgres"]
+        assert status == "FAIL" and "max_wal_senders" in detail, r
+        status, detail = r.lines()["max_wal_senders"]
+        assert status == "warn" and f"all {most} in use: outboxd cannot open its replication connection" in detail, r
+        assert "raise max_wal_senders" in fix_of(r, "max_wal_senders")
+        assert r.lines()["wal_level"][0] == "ok"  # checked over the ordinary connection
+    finally:
+        for h in holders:
+            h.close()
+        admin.close()

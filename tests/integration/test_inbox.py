@@ -353,7 +353,7 @@ def test_postgres_down_at_assignment(inboxd, inbox_db, inbox_topic, stack, fault
 def test_startup_errors(inboxd, inbox_db, inbox_topic, inboxd_bin, stack):
     cases = [
         ({"inbox.table": "public.nope"}, r"inbox table public\.nope does not exist in database"),
-        ({"deliver.url": "http://127.0.0.1:1/"}, r"deliver\.url is set, but HTTP push is not available"),
+        ({"deliver.url": "127.0.0.1:1/inbox"}, r"invalid deliver\.url '127\.0\.0\.1:1/inbox'"),
         ({"kafka.enable.auto.commit": "true"}, r"kafka\.enable\.auto\.commit=true is not allowed"),
         ({"inbox.topics": None}, r"inbox\.topics is not set"),
         ({"inbox.retention": "soon"}, r"invalid value 'soon' for inbox\.retention"),

@@ -25,6 +25,8 @@ def test_systemd_unit_verifies(name, tmp_path):
     text = (UNITS / f"{name}.service").read_text()
     assert f"ExecStart=/usr/local/bin/{name} -c /etc/{name}/{name}.conf" in text
     assert "RestartPreventExitStatus=2" in text  # exit 2 = configuration error, see docs/configuration.md
+    assert "Type=notify" in text and "NotifyAccess=main" in text  # sd_notify READY=1 (test_ops.py checks it)
+    assert "ExecReload=/bin/kill -HUP $MAINPID" in text  # SIGHUP re-reads log.level
     unit = tmp_path / f"{name}.service"
     unit.write_text(text.replace(f"/usr/local/bin/{name}", str(binary)))
     r = subprocess.run([tool, "verify", str(unit)], capture_output=True, text=True, timeout=60)

@@ -114,8 +114,24 @@ static void test_errors(void **state) {
     set_ok(cfg, "inbox.retention", "a week");
     build_fails(cfg, "invalid value 'a week' for inbox.retention");
     set_ok(cfg, "inbox.retention", "7d");
+    set_ok(cfg, "deliver.url", "svc:8080/inbox");
+    build_fails(cfg, "invalid deliver.url 'svc:8080/inbox'");
+    set_ok(cfg, "deliver.url", "ftp://svc/inbox");
+    build_fails(cfg, "the scheme must be http or https, not ftp");
+    set_ok(cfg, "deliver.url", "http://");
+    build_fails(cfg, "invalid deliver.url 'http://'");
     set_ok(cfg, "deliver.url", "http://svc:8080/inbox");
-    build_fails(cfg, "deliver.url is set, but HTTP push is not available");
+    set_ok(cfg, "deliver.header.prefix", "Kafka Header");
+    build_fails(cfg, "invalid deliver.header.prefix 'Kafka Header'");
+    set_ok(cfg, "deliver.header.prefix", "");
+    set_ok(cfg, "deliver.headers", "X-Env prod");
+    build_fails(cfg, "invalid deliver.headers entry 'X-Env prod'");
+    set_ok(cfg, "deliver.headers", "Host: other");
+    build_fails(cfg, "deliver.headers cannot set Host");
+    set_ok(cfg, "deliver.headers", "");
+    set_ok(cfg, "deliver.tls.cert.location", "/etc/inboxd/client.pem");
+    build_fails(cfg, "deliver.tls.cert.location and deliver.tls.key.location go together");
+    set_ok(cfg, "deliver.tls.cert.location", "");
     set_ok(cfg, "deliver.url", "");
     set_ok(cfg, "inbox.table", "");
     build_fails(cfg, "inbox.table is empty");
@@ -130,6 +146,37 @@ static void test_errors(void **state) {
     assert_int_equal(config_set(cfg, "inbox.topic", "x", "-X", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "did you mean 'inbox.topics'?"));
     assert_int_equal(config_set(cfg, "deliver.max_attempts", "0", NULL, err, sizeof(err)), -1);
+}
+
+static void test_deliver(void **state) {
+    config_t *cfg = *state;
+    set_ok(cfg, "inbox.topics", "t");
+    inbox_config_t ic;
+    char err[1024] = "";
+    assert_int_equal(inbox_config_build(cfg, &ic, err, sizeof(err)), 0);
+    assert_null(ic.opts.deliver); /* no deliver.url: no HTTP push */
+    inbox_config_free(&ic);
+
+    set_ok(cfg, "deliver.url", "https://user:pw@svc.internal:8443/inbox?x=1");
+    set_ok(cfg, "deliver.headers", "Authorization: Bearer abc; X-Env: prod ;");
+    if (inbox_config_build(cfg, &ic, err, sizeof(err)) != 0)
+        fail_msg("build: %s", err);
+    const inbox_deliver_options_t *d = ic.opts.deliver;
+    assert_non_null(d);
+    assert_string_equal(d->url, "https://user:pw@svc.internal:8443/inbox?x=1");
+    assert_string_equal(d->table, "public.inbox");
+    assert_int_equal(d->concurrency, 8);
+    assert_int_equal(d->timeout_ms, 10000);
+    assert_int_equal(d->max_attempts, 10);
+    assert_int_equal(d->poll_ms, 1000);
+    assert_int_equal(d->backoff_base_ms, 1000);
+    assert_int_equal(d->backoff_max_ms, 300000);
+    assert_string_equal(d->header_prefix, "");
+    assert_string_equal(d->content_type, "application/octet-stream");
+    assert_string_equal(d->static_headers[0], "Authorization: Bearer abc");
+    assert_string_equal(d->static_headers[1], "X-Env: prod");
+    assert_null(d->static_headers[2]);
+    inbox_config_free(&ic);
 }
 
 static void test_environment(void **state) {
@@ -175,6 +222,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_values, setup, teardown),
         cmocka_unit_test_setup_teardown(test_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deliver, setup, teardown),
         cmocka_unit_test_setup_teardown(test_environment, setup, teardown),
         cmocka_unit_test(test_help_lists_every_key),
     };

@@ -604,6 +604,199 @@ static void test_malformed(void **state) {
     w2j_decoder_destroy(dec);
 }
 
+/* ---- the fast paths (B, C and I records) ---------------------------------------------- */
+
+/* A deep copy of a decoded record, to compare two decodes made with one decoder. */
+typedef struct snap {
+    w2j_record_t r;
+    char *str[8 + 2 * 64];
+    size_t nstr;
+} snap_t;
+
+static const char *keep(snap_t *s, const char *p, size_t len) {
+    if (p == NULL)
+        return NULL;
+    assert_true(s->nstr < sizeof(s->str) / sizeof(s->str[0]));
+    s->str[s->nstr] = malloc(len + 1);
+    assert_non_null(s->str[s->nstr]);
+    memcpy(s->str[s->nstr], p, len + 1);
+    return s->str[s->nstr++];
+}
+
+static void snap_take(snap_t *s, const w2j_record_t *r) {
+    static w2j_column_t cols[64];
+    memset(s, 0, sizeof(*s));
+    s->r = *r;
+    s->r.timestamp = keep(s, r->timestamp, r->timestamp ? strlen(r->timestamp) : 0);
+    s->r.schema = keep(s, r->schema, r->schema ? strlen(r->schema) : 0);
+    s->r.table = keep(s, r->table, r->table ? strlen(r->table) : 0);
+    s->r.prefix = keep(s, r->prefix, r->prefix ? strlen(r->prefix) : 0);
+    s->r.content = keep(s, r->content, r->content_len);
+    assert_true(r->ncolumns <= 64);
+    for (size_t i = 0; i < r->ncolumns; i++) {
+        cols[i].name = keep(s, r->columns[i].name, strlen(r->columns[i].name));
+        cols[i].value = keep(s, r->columns[i].value, r->columns[i].value_len);
+        cols[i].value_len = r->columns[i].value_len;
+    }
+    s->r.columns = cols;
+}
+
+static void snap_free(snap_t *s) {
+    for (size_t i = 0; i < s->nstr; i++)
+        free(s->str[i]);
+}
+
+static void assert_str_same(const char *a, const char *b) {
+    assert_int_equal(a == NULL, b == NULL);
+    if (a != NULL)
+        assert_string_equal(a, b);
+}
+
+/* Decodes json as given (records in wal2json's exact spelling take a fast path) and with a
+ * space after the opening brace (always parsed by jansson); both must agree. */
+static void assert_same_as_jansson(w2j_decoder_t *dec, const char *json, size_t len) {
+    char *spaced = malloc(len + 2), err1[256], err2[256];
+    w2j_record_t a, b;
+    snap_t sa;
+    int rc1, rc2;
+
+    assert_non_null(spaced);
+    assert_true(len > 0 && json[0] == '{');
+    spaced[0] = '{';
+    spaced[1] = ' ';
+    memcpy(spaced + 2, json + 1, len - 1);
+    rc1 = w2j_decode(dec, json, len, &a, err1, sizeof(err1));
+    if (rc1 == 0)
+        snap_take(&sa, &a); /* a's pointers die with the next decode */
+    rc2 = w2j_decode(dec, spaced, len + 1, &b, err2, sizeof(err2));
+    if (rc1 != rc2)
+        fail_msg("%.*s: fast path %d (%s), jansson %d (%s)", (int)len, json, rc1, rc1 ? err1 : "", rc2,
+                 rc2 ? err2 : "");
+    if (rc1 == 0) {
+        assert_int_equal(sa.r.action, b.action);
+        assert_int_equal(sa.r.xid, b.xid);
+        assert_int_equal(sa.r.lsn, b.lsn);
+        assert_int_equal(sa.r.nextlsn, b.nextlsn);
+        assert_str_same(sa.r.timestamp, b.timestamp);
+        assert_str_same(sa.r.schema, b.schema);
+        assert_str_same(sa.r.table, b.table);
+        assert_str_same(sa.r.prefix, b.prefix);
+        assert_int_equal(sa.r.content_len, b.content_len);
+        assert_int_equal(sa.r.transactional, b.transactional);
+        assert_int_equal(sa.r.ncolumns, b.ncolumns);
+        for (size_t i = 0; i < b.ncolumns; i++) {
+            assert_string_equal(sa.r.columns[i].name, b.columns[i].name);
+            assert_int_equal(sa.r.columns[i].value_len, b.columns[i].value_len);
+            assert_int_equal(sa.r.columns[i].value == NULL, b.columns[i].value == NULL);
+            if (b.columns[i].value != NULL) {
+                assert_memory_equal(sa.r.columns[i].value, b.columns[i].value, b.columns[i].value_len);
+                assert_int_equal(b.columns[i].value[b.columns[i].value_len], '\0');
+                assert_int_equal(sa.r.columns[i].value[b.columns[i].value_len], '\0');
+            }
+        }
+        snap_free(&sa);
+    }
+    free(spaced);
+}
+
+static void test_fast_paths(void **state) {
+    static const char *const files[] = {"outbox.jsonl", "outbox_invalid.jsonl", "types_num.jsonl", "weird_names.jsonl",
+                                        "v2.6/types_str.jsonl"};
+    /* Near misses: the fast paths must leave each to jansson, which decides as before, or
+     * decode it exactly as jansson does. */
+    static const char *const odd[] = {
+        "{\"action\":\"B\",\"xid\":4294967295,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"B\",\"xid\":4294967296,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"B\",\"xid\":99999999999,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":0,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":07,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":-7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7.0,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":null,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":null,\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"\\u0032026-01-01\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"a\\\"b\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"caf\xc3\xa9\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"caf\xc3\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"zz\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"1/2/3\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"FFFFFFFF/FFFFFFFF\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"100000000/0\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\",\"origin\":\"x\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}x",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}\n",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"nextlsn\":\"0/2\",\"lsn\":\"0/1\"}",
+        "{\"action\":\"C\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\"}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"nextlsn\":\"0/2\"}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":null},{\"name\":\"b\",\"value\":\"\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"q\\\"b\\\\s\\/n\\n\\r\\t\\b\\f\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\\\"b\",\"value\":\"x\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"\\u00e9\\u0000z\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"\\x\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"caf\xc3\xa9\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"bad\xc3\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"tab\there\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":42}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":true}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\"},]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\"}]",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\"}]}}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"value\":\"x\",\"name\":\"a\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\",\"type\":\"text\"}]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"0/1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":"
+        "[{\"name\":\"a\",\"value\":\"x\"}],\"pk\":[]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"lsn\":\"zz\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[]"
+        "}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":\"t\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[]}",
+        "{\"action\":\"I\",\"xid\":7,\"timestamp\":null,\"lsn\":\"0/"
+        "1\",\"schema\":\"s\",\"table\":\"t\",\"columns\":[]}",
+    };
+    w2j_decoder_t *dec = w2j_decoder_new();
+    size_t seen = 0;
+    char path[256];
+
+    (void)state;
+    for (size_t f = 0; f < sizeof(files) / sizeof(files[0]); f++) {
+        snprintf(path, sizeof(path), "%s%s", W2J_DIR, files[f]);
+        lines_t *l = load(path);
+        for (size_t i = 0; i < l->n; i++) {
+            assert_same_as_jansson(dec, l->line[i], l->len[i]);
+            seen++;
+        }
+        unload(l);
+    }
+    assert_true(seen >= 200);
+    for (size_t i = 0; i < sizeof(odd) / sizeof(odd[0]); i++)
+        assert_same_as_jansson(dec, odd[i], strlen(odd[i]));
+    w2j_decoder_destroy(dec);
+}
+
 /* The decoder keeps working after errors and big records; pointers stay valid until the
  * next call. */
 static void test_reuse(void **state) {
@@ -644,6 +837,7 @@ int main(void) {
         cmocka_unit_test(test_value_kinds),
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_reuse),
+        cmocka_unit_test(test_fast_paths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

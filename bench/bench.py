@@ -1,0 +1,901 @@
+#!/usr/bin/env python3
+"""bench.py - the outboxd benchmark driver: backlog drain, live latency, one big transaction and
+footprint of outboxd, side by side with pg_recvlogical, Debezium and a polling relay.
+
+Run it through bench/run.sh, which installs the venv and jars, builds and starts the stack.
+Every relay reads the same rows of the same database through the same broker in the same
+invocation; docs/benchmarks.md explains the method. Writes <out>/results.json and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import statistics
+import string
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import psycopg
+from confluent_kafka import Consumer, KafkaException, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+REPO = Path(__file__).resolve().parent.parent
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+AGG_KEYS = 1000  # distinct aggregate ids (record keys)
+PARTITIONS = 3
+# The wal2json options outboxd sends (src/relay.c build_w2j_options), for pg_recvlogical.
+W2J_OPTIONS = [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"),
+               ("include-lsn", "1"), ("include-types", "0"), ("actions", "insert"),
+               ("add-tables", "public.outbox"), ("add-msg-prefixes", "outbox")]
+STATUS_INTERVAL_MS = 100  # outboxd's status.interval.ms (its minimum); Debezium's offset flush
+POLL_BATCH, POLL_INTERVAL_MS = 500, 100  # the polling baseline's settings
+
+# One event: the outbox row and its business row (orders, an unrelated table) in one statement.
+# The orders row keeps the commit timestamp (pg_xact_commit_timestamp(xmin)) for the latency
+# workload; the relays never touch it.
+PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || ({i} % 1000), "
+               "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
+EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
+             "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
+             "RETURNING id) INSERT INTO orders (id, amount) SELECT id, 42.5 FROM e")
+
+SCHEMA_SQL = (REPO / "sql" / "outbox.sql").read_text() + """
+CREATE INDEX outbox_created_at_idx ON public.outbox (created_at);  -- for the polling baseline
+CREATE TABLE public.orders (id uuid PRIMARY KEY, amount numeric NOT NULL);
+CREATE PUBLICATION dbz_pub FOR TABLE public.outbox;                 -- for Debezium (pgoutput)
+"""
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def rnd(n: int = 6) -> str:
+    return "".join(random.choices(string.ascii_lowercase + string.digits, k=n))
+
+
+# ----------------------------------------------------------------------------- processes
+
+
+def proc_cpu_s(pid: int) -> float:
+    """user+sys CPU seconds of a running process (/proc/<pid>/stat fields 14 and 15)."""
+    f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / CLK_TCK
+
+
+def proc_status_kb(pid: int, key: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(key + ":"):
+            return int(line.split()[1])
+    return 0
+
+
+def clean_env() -> dict:
+    """outboxd reads OUTBOXD_* variables as configuration and rejects unknown ones."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
+
+
+def stop_proc(p: subprocess.Popen, timeout: float = 30) -> None:
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+# ----------------------------------------------------------------------------- the stack
+
+
+class Stack:
+    def __init__(self, args):
+        self.port = int(os.environ["OUTBOXD_STACK_PG_PORT"])
+        self.kafka = os.environ["OUTBOXD_STACK_KAFKA"]
+        self.pgbin = Path(os.environ.get("OUTBOXD_STACK_PGBIN", "/usr/lib/postgresql/15/bin"))
+        self.admin = AdminClient({"bootstrap.servers": self.kafka})
+        self.wm = Consumer({"bootstrap.servers": self.kafka, "group.id": "bench-watermarks",
+                            "enable.auto.commit": False})
+
+    def conninfo(self, db: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
+
+    def connect(self, db: str = "postgres") -> psycopg.Connection:
+        return psycopg.connect(self.conninfo(db), autocommit=True)
+
+    def create_topic(self, name: str) -> str:
+        """LogAppendTime: a record's timestamp is when the broker appended it, just before
+        it acknowledges the produce request (acks=all, one replica)."""
+        fs = self.admin.create_topics([NewTopic(name, PARTITIONS, 1,
+                                                config={"message.timestamp.type": "LogAppendTime"})])
+        for f in fs.values():
+            f.result(30)
+        for _ in range(100):  # metadata propagation
+            md = self.admin.list_topics(name, timeout=10)
+            if name in md.topics and not md.topics[name].error and len(md.topics[name].partitions) == PARTITIONS:
+                self.topic_count(name)  # waits until every partition has a leader
+                return name
+            time.sleep(0.05)
+        raise RuntimeError(f"topic {name} did not appear")
+
+    def topic_count(self, topic: str) -> int:
+        n = 0
+        for p in range(PARTITIONS):
+            for attempt in range(50):  # leaders of a new topic can take a moment
+                try:
+                    lo, hi = self.wm.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
+                    break
+                except KafkaException:
+                    if attempt == 49:
+                        raise
+                    time.sleep(0.1)
+            n += hi - lo
+        return n
+
+
+class Database:
+    """A fresh database with the outbox, orders, the publication and the slots."""
+
+    def __init__(self, stack: Stack, name: str, slots=("outboxd", "recv"), dbz: bool = False):
+        """Slot names are cluster-wide: each is <database>_<role> (slot(role))."""
+        self.stack, self.name = stack, name
+        with stack.connect() as c:
+            c.execute(f"DROP DATABASE IF EXISTS {name}")
+            c.execute(f"CREATE DATABASE {name}")
+        try:
+            self.conn = stack.connect(name)
+            self.conn.execute(SCHEMA_SQL)
+            for s in slots:
+                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot(s),))
+            if dbz:
+                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot("dbz"),))
+        except BaseException:
+            self.drop()
+            raise
+
+    def slot(self, role: str) -> str:
+        return f"{self.name}_{role}"
+
+    def scalar(self, sql: str, params=None):
+        return self.conn.execute(sql, params).fetchone()[0]
+
+    def write_backlog(self, events: int, per_txn: int) -> str:
+        """events outbox rows (+ as many orders rows), per_txn per transaction; returns the WAL
+        insert position after the last commit (= the last commit record's end)."""
+        body = EVENT_SQL.format(i="i")
+        self.conn.execute(f"DO $$ BEGIN FOR i IN 1..{events} LOOP {body}; "
+                          f"IF i % {per_txn} = 0 THEN COMMIT; END IF; END LOOP; END $$")
+        return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+    def write_one_txn(self, events: int) -> str:
+        self.conn.execute(
+            "WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
+            f"SELECT 'order', (g % {AGG_KEYS})::text, 'OrderPlaced', {PAYLOAD_SQL.format(i='g')} "
+            f"FROM generate_series(1, {events}) g RETURNING id) INSERT INTO orders (id, amount) SELECT id, 42.5 FROM e")
+        return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+    def confirmed(self, slot: str, lsn: str) -> bool:
+        return bool(self.scalar("SELECT coalesce(confirmed_flush_lsn >= %s::pg_lsn, false) "
+                                "FROM pg_replication_slots WHERE slot_name = %s", (lsn, slot)))
+
+    def drop(self) -> None:
+        if getattr(self, "conn", None) is not None:
+            self.conn.close()
+        with self.stack.connect() as c:
+            c.execute("SELECT pg_terminate_backend(active_pid) FROM pg_replication_slots "
+                      "WHERE database = %s AND active_pid IS NOT NULL", (self.name,))
+            time.sleep(0.2)
+            c.execute("SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
+                      "WHERE database = %s", (self.name,))
+            c.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+
+
+# ----------------------------------------------------------------------------- relays
+
+
+class PgSide:
+    """CPU of the PostgreSQL process that serves a relay: the walsender of its slot, or the
+    backend of its connection (application_name). Its pid is looked up until found."""
+
+    def __init__(self, db: Database, slot: str | None = None, app: str | None = None):
+        self.db, self.slot, self.app = db, slot, app
+        self.pid: int | None = None
+        self.cpu: float | None = None
+
+    def sample(self) -> float | None:
+        try:
+            if self.pid is None:
+                if self.slot:
+                    self.pid = self.db.scalar("SELECT active_pid FROM pg_replication_slots WHERE slot_name = %s",
+                                              (self.slot,))
+                elif self.app:
+                    self.pid = self.db.scalar("SELECT max(pid) FROM pg_stat_activity WHERE datname = %s AND "
+                                              "application_name = %s", (self.db.name, self.app))
+            if self.pid is not None:
+                self.cpu = proc_cpu_s(self.pid)
+        except (OSError, TypeError):
+            pass  # the process ended: keep the last value
+        return self.cpu
+
+
+class Relay:
+    name = "?"
+    role: str | None = None
+    proc: subprocess.Popen | None = None
+
+    def __init__(self, bench: "Bench", db: Database, topic: str):
+        self.b, self.db, self.topic = bench, db, topic
+        self.logf = open(bench.out / "logs" / f"{db.name}-{self.name}.log", "w")
+
+    @property
+    def slot(self) -> str | None:
+        return self.db.slot(self.role) if self.role else None
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_proc(self.proc)
+        if not self.logf.closed:
+            self.logf.close()
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+
+class Outboxd(Relay):
+    name = "outboxd"
+    role = "outboxd"
+    extra_conf = ""
+
+    def start(self) -> None:
+        conf = self.b.out / "logs" / f"{self.db.name}-outboxd.conf"
+        conf.write_text(
+            f"postgres.conninfo = {self.b.stack.conninfo(self.db.name)}\n"
+            f"postgres.slot = {self.slot}\n"
+            "postgres.slot.create = false\n"
+            f"outbox.topic = {self.topic}\n"
+            f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
+            f"status.interval.ms = {STATUS_INTERVAL_MS}\n" + self.extra_conf)
+        # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
+        # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
+        wrap = os.environ.get("BENCH_OUTBOXD_WRAP", "").split()
+        self.proc = subprocess.Popen(wrap + [self.b.args.outboxd, "-c", str(conf)], env=clean_env(),
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+
+
+class OutboxdLinger1(Outboxd):
+    """outboxd with kafka.linger.ms = 1 instead of its default 5 (latency workload only)."""
+    name = "outboxd-linger1"
+    extra_conf = "kafka.linger.ms = 1\n"
+
+
+class Poller(Relay):
+    name = "polling"
+    role = None
+
+    def start(self) -> None:
+        prefix = self.topic.rsplit(".", 1)[0]
+        self.proc = subprocess.Popen([self.b.args.poller, self.b.stack.conninfo(self.db.name), self.b.stack.kafka,
+                                      prefix, str(POLL_BATCH), str(POLL_INTERVAL_MS)],
+                                     stdout=self.logf, stderr=subprocess.STDOUT)
+
+
+class Debezium(Relay):
+    name = "debezium"
+    role = "dbz"
+
+    def start(self) -> None:
+        d = self.b.out / "logs" / f"{self.db.name}-debezium"
+        d.mkdir(parents=True, exist_ok=True)
+        prefix = self.topic.rsplit(".", 1)[0]
+        (d / "worker.properties").write_text(f"""bootstrap.servers={self.b.stack.kafka}
+key.converter=org.apache.kafka.connect.storage.StringConverter
+value.converter=org.apache.kafka.connect.storage.StringConverter
+offset.storage.file.filename={d}/offsets
+offset.flush.interval.ms={STATUS_INTERVAL_MS}
+listeners=http://127.0.0.1:0
+""")
+        (d / "connector.properties").write_text(f"""name=outbox-{self.db.name}
+connector.class=io.debezium.connector.postgresql.PostgresConnector
+tasks.max=1
+plugin.name=pgoutput
+database.hostname=127.0.0.1
+database.port={self.b.stack.port}
+database.user=postgres
+database.password=unused
+database.dbname={self.db.name}
+topic.prefix=dbz{self.db.name}
+slot.name={self.slot}
+publication.name=dbz_pub
+publication.autocreate.mode=disabled
+table.include.list=public.outbox
+snapshot.mode=no_data
+tombstones.on.delete=false
+transforms=outbox
+transforms.outbox.type=io.debezium.transforms.outbox.EventRouter
+transforms.outbox.table.field.event.id=id
+transforms.outbox.table.field.event.key=aggregate_id
+transforms.outbox.table.field.event.payload=payload
+transforms.outbox.route.by.field=aggregate_type
+transforms.outbox.route.topic.replacement={prefix}.${{routedByValue}}
+transforms.outbox.table.fields.additional.placement=event_type:header:event_type
+""")
+        (d / "log4j.properties").write_text(
+            "log4j.rootLogger=WARN, stdout\n"
+            "log4j.appender.stdout=org.apache.log4j.ConsoleAppender\n"
+            "log4j.appender.stdout.layout=org.apache.log4j.PatternLayout\n"
+            "log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n\n"
+            "log4j.logger.io.debezium=INFO\n")
+        # The heap of Kafka's connect-standalone script (KAFKA_HEAP_OPTS default).
+        self.proc = subprocess.Popen(
+            ["java", "-Xms256m", "-Xmx2g", "-XX:+UseG1GC", "-Djava.awt.headless=true",
+             f"-Dlog4j.configuration=file:{d}/log4j.properties", "-cp", f"{self.b.args.debezium_libs}/*",
+             "org.apache.kafka.connect.cli.ConnectStandalone", str(d / "worker.properties"),
+             str(d / "connector.properties")], stdout=self.logf, stderr=subprocess.STDOUT)
+
+
+# ----------------------------------------------------------------------------- workloads
+
+
+def pct(xs: list, p: float) -> float:
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    k = min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))
+    return xs[k]
+
+
+def ratio(a, b):
+    return a / b if a is not None and b else None
+
+
+def median(xs):
+    xs = [x for x in xs if x is not None]
+    return statistics.median(xs) if xs else None
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.out = Path(args.out)
+        (self.out / "logs").mkdir(parents=True, exist_ok=True)
+        self.stack = Stack(args)
+        self.run_id = rnd(4)
+        self.results: dict = {"drain": [], "bigtxn": [], "latency": []}
+
+    # -- backlog drain -----------------------------------------------------------------
+
+    def recvlogical(self, db: Database, slot: str, endpos: str) -> dict:
+        cmd = [str(self.stack.pgbin / "pg_recvlogical"), "-h", "127.0.0.1", "-p", str(self.stack.port),
+               "-U", "postgres", "-d", db.name, "--slot", slot, "--start", "--no-loop", "-f", "/dev/null",
+               "-E", endpos, "-s", "10"]
+        for k, v in W2J_OPTIONS:
+            cmd += ["-o", f"{k}={v}"]
+        t0 = time.monotonic()
+        p = subprocess.Popen(cmd, stderr=subprocess.PIPE)
+        ws = PgSide(db, slot=slot)
+        while True:
+            pid, status, ru = os.wait4(p.pid, os.WNOHANG)
+            if pid:
+                break
+            ws.sample()  # the walsender's CPU, last seen just before it ends with the stream
+            time.sleep(0.01)
+        secs = time.monotonic() - t0
+        p.returncode = os.waitstatus_to_exitcode(status)
+        if p.returncode != 0:
+            raise RuntimeError(f"pg_recvlogical failed: {p.stderr.read().decode()}")
+        return {"secs": secs, "cpu_s": ru.ru_utime + ru.ru_stime, "rss_kb": ru.ru_maxrss, "pg_cpu_s": ws.cpu}
+
+    def drain(self, relay: Relay, n: int, endpos: str | None, timeout: float) -> dict:
+        """Starts the relay on the backlog and samples every 20 ms: records in the topic
+        (watermarks), the slot's confirmed_flush_lsn, the process's CPU and RSS."""
+        t0 = time.monotonic()
+        relay.start()
+        try:
+            return self._drain(relay, n, endpos, timeout, t0)
+        finally:
+            relay.stop()
+
+    def _drain(self, relay: Relay, n: int, endpos: str | None, timeout: float, t0: float) -> dict:
+        r = {"relay": relay.name, "events": n}
+        t_first = t_all = t_conf = None
+        cpu_first = cpu_all = None
+        cnt_first = 0
+        rss = []
+        ws = PgSide(relay.db, slot=relay.slot, app=None if relay.slot else "baseline_polling_relay")
+        pg_first = pg_all = None
+        deadline = t0 + timeout
+        while time.monotonic() < deadline:
+            if not relay.alive():
+                raise RuntimeError(f"{relay.name} exited with {relay.proc.returncode}; see {relay.logf.name}")
+            c = self.stack.topic_count(relay.topic) if t_all is None else n
+            now = time.monotonic() - t0  # after the count: the count is at least as of now
+            cpu = proc_cpu_s(relay.pid)
+            pg = ws.sample()
+            rss.append((now, proc_status_kb(relay.pid, "VmRSS")))
+            if t_all is None:
+                if c > 0 and t_first is None:
+                    t_first, cpu_first, cnt_first, pg_first = now, cpu, c, pg
+                if c >= n:
+                    t_all, cpu_all, pg_all = now, cpu, pg
+            if endpos and relay.slot and t_conf is None and relay.name != "debezium":
+                if relay.db.confirmed(relay.slot, endpos):
+                    t_conf = time.monotonic() - t0
+            done_conf = t_conf is not None or not endpos or relay.slot is None or relay.name == "debezium"
+            if t_all is not None and done_conf:
+                break
+            time.sleep(0.02)
+        else:
+            raise RuntimeError(f"{relay.name} did not drain {n} events in {timeout} s; see {relay.logf.name}")
+        r["cpu_total_s"] = proc_cpu_s(relay.pid)
+        r["peak_rss_kb"] = proc_status_kb(relay.pid, "VmHWM")
+        r.update(t_first=t_first, t_all=t_all, t_confirmed=t_conf)
+        # Steady-state rate: from the first record in the topic to the last (JVM start-up
+        # and the connector's setup are not counted; same rule for every relay).
+        r["rate_steady"] = (n - cnt_first) / (t_all - t_first) if n > cnt_first and t_all > t_first else None
+        r["cpu_us_per_event"] = ((cpu_all - cpu_first) / max(n - cnt_first, 1) * 1e6
+                                 if n > cnt_first and cpu_all > cpu_first else r["cpu_total_s"] / n * 1e6)
+        # The PostgreSQL process serving the relay (walsender, or the poller's backend),
+        # over the same span; pg_cpu_total_us_per_event counts it from its start.
+        r["pg_cpu_us_per_event"] = ((pg_all - pg_first) / (n - cnt_first) * 1e6
+                                    if pg_first is not None and pg_all is not None and n > cnt_first else None)
+        r["pg_cpu_total_us_per_event"] = ws.cpu / n * 1e6 if ws.cpu is not None else None
+        # Headline: from process start until the slot confirmed the end (outboxd), else until
+        # the last record is in Kafka.
+        r["secs"] = t_conf if t_conf is not None else t_all
+        r["rate"] = n / r["secs"]
+        r["rss_series"] = rss[:: max(1, len(rss) // 200)]
+        return r
+
+    def drain_scenario(self, rep: int, kind: str, n: int, per_txn: int) -> None:
+        a = self.args
+        dbz = a.debezium and kind in ("single", "batched")
+        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", dbz=dbz)
+        try:
+            log(f"{kind}: writing {n} events, {per_txn} per transaction")
+            t = time.monotonic()
+            endpos = db.write_backlog(n, per_txn)
+            write_secs = time.monotonic() - t
+            row = {"kind": kind, "rep": rep, "events": n, "per_txn": per_txn, "write_secs": write_secs,
+                   "wal_bytes": int(db.scalar("SELECT %s::pg_lsn - confirmed_flush_lsn FROM pg_replication_slots "
+                                              "WHERE slot_name = %s", (endpos, db.slot("recv"))))}
+            rl = self.recvlogical(db, db.slot("recv"), endpos)
+            row["pg_recvlogical"] = dict(rl, relay="pg_recvlogical", rate=n / rl["secs"])
+            log(f"{kind}: pg_recvlogical {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
+            relays = [c for c in (Outboxd, Debezium, Poller) if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
+            for cls in relays:
+                topic = self.stack.create_topic(f"b{self.run_id}.{kind}{rep}.{cls.name}.order")
+                rel = cls(self, db, topic)
+                timeout = a.timeout * (4 if cls is not Outboxd else 1)
+                r = self.drain(rel, n, endpos, timeout)
+                row[cls.name] = r
+                log(f"{kind}: {cls.name} {r['secs']:.2f} s ({r['rate']:.0f} ev/s; steady {fmt(r['rate_steady'])} "
+                    f"ev/s), peak RSS {r['peak_rss_kb'] / 1024:.1f} MB, {r['cpu_us_per_event']:.1f} us CPU/event")
+            self.results["drain"].append(row)
+        finally:
+            db.drop()
+
+    def bigtxn_scenario(self, rep: int, n: int) -> None:
+        db = Database(self.stack, f"b{self.run_id}_bigtxn_{rep}")
+        try:
+            log(f"bigtxn: writing {n} events in one transaction")
+            t = time.monotonic()
+            endpos = db.write_one_txn(n)
+            row = {"kind": "bigtxn", "rep": rep, "events": n, "per_txn": n, "write_secs": time.monotonic() - t}
+            rl = self.recvlogical(db, db.slot("recv"), endpos)
+            row["pg_recvlogical"] = dict(rl, relay="pg_recvlogical", rate=n / rl["secs"])
+            log(f"bigtxn: pg_recvlogical {rl['secs']:.2f} s")
+            topic = self.stack.create_topic(f"b{self.run_id}.bigtxn{rep}.outboxd.order")
+            r = self.drain(Outboxd(self, db, topic), n, endpos, self.args.timeout * 3)
+            row["outboxd"] = r
+            log(f"bigtxn: outboxd {r['secs']:.2f} s, peak RSS {r['peak_rss_kb'] / 1024:.1f} MB")
+            self.results["bigtxn"].append(row)
+        finally:
+            db.drop()
+
+    # -- live latency --------------------------------------------------------------------
+
+    def latency_scenario(self, rep: int, rate: int, cls) -> None:
+        a = self.args
+        db = Database(self.stack, f"b{self.run_id}_lat{rate}_{cls.name.replace('-', '_')}_{rep}", slots=("outboxd",),
+                      dbz=cls is Debezium)
+        topic = self.stack.create_topic(f"b{self.run_id}.lat{rate}r{rep}.{cls.name}.order")
+        rel = cls(self, db, topic)
+        got: dict = {}
+        stop = threading.Event()
+        try:
+            rel.start()
+            # Warm-up: the relay is streaming once this event is in Kafka.
+            db.conn.execute(EVENT_SQL.format(i=0))
+            t = time.monotonic()
+            while self.stack.topic_count(topic) < 1:
+                if time.monotonic() - t > a.timeout * 2 or not rel.alive():
+                    raise RuntimeError(f"{cls.name} did not start; see {rel.logf.name}")
+                time.sleep(0.05)
+            warm = {r[0] for r in db.conn.execute("SELECT id::text FROM orders")}
+            cons = Consumer({"bootstrap.servers": self.stack.kafka, "group.id": "bench-" + rnd(),
+                             "enable.auto.commit": False, "fetch.wait.max.ms": 10})
+            cons.assign([TopicPartition(topic, p, 0) for p in range(PARTITIONS)])
+
+            def consume():
+                # poll() returns as soon as one record is there; consume(n, 0) then takes what
+                # is already fetched without waiting (consume(n, t) would wait for n or t).
+                while not stop.is_set():
+                    first = cons.poll(0.1)
+                    if first is None:
+                        continue
+                    now = time.time()
+                    for m in [first] + cons.consume(10000, 0):
+                        if m.error():
+                            continue
+                        hid = dict(m.headers() or []).get("id")
+                        if hid is not None:
+                            got[hid.decode()] = (m.timestamp()[1] / 1000.0, now)
+                cons.close()
+
+            th = threading.Thread(target=consume, daemon=True)
+            th.start()
+            while len(got) < 1:
+                time.sleep(0.02)
+            ws = PgSide(db, slot=rel.slot, app=None if rel.slot else "baseline_polling_relay")
+            cpu0, pg0, t0 = proc_cpu_s(rel.pid), ws.sample(), time.monotonic()
+            script = self.out / "logs" / "pgbench-event.sql"
+            script.write_text("\\set k random(1, 1000000)\n" + EVENT_SQL.format(i=":k") + ";\n")
+            clients = 4 if rate >= 4000 else 2
+            pb = subprocess.run([str(self.stack.pgbin / "pgbench"), "-n", "-h", "127.0.0.1", "-p",
+                                 str(self.stack.port), "-U", "postgres", "-c", str(clients), "-j", "2",
+                                 "-R", str(rate), "-T", str(a.latency_secs), "-f", str(script), db.name],
+                                capture_output=True, text=True)
+            if pb.returncode != 0:
+                raise RuntimeError(f"pgbench failed: {pb.stderr}")
+            m = re.search(r"number of transactions actually processed: (\d+)", pb.stdout)
+            written = int(m.group(1)) if m else 0
+            total = written + len(warm)
+            t = time.monotonic()
+            while len(got) < total and time.monotonic() - t < a.timeout:
+                time.sleep(0.05)
+            cpu = proc_cpu_s(rel.pid) - cpu0
+            pg1 = ws.sample()
+            pg_cpu = pg1 - pg0 if pg0 is not None and pg1 is not None else None
+            wall = time.monotonic() - t0
+            rss_peak = proc_status_kb(rel.pid, "VmHWM")
+            stop.set()
+            th.join(5)
+            commits = dict(db.conn.execute("SELECT id::text, extract(epoch FROM pg_xact_commit_timestamp(xmin))::float8"
+                                           " FROM orders").fetchall())
+            ack, recv = [], []
+            for eid, ct in commits.items():
+                if eid in warm or eid not in got or ct is None:
+                    continue
+                ack.append((got[eid][0] - ct) * 1000)
+                recv.append((got[eid][1] - ct) * 1000)
+            row = {"rep": rep, "rate_target": rate, "relay": cls.name, "written": written,
+                   "rate_achieved": written / a.latency_secs, "received": len(recv), "missing": written - len(recv),
+                   "cpu_us_per_event": cpu / max(written, 1) * 1e6, "cpu_share": cpu / wall, "peak_rss_kb": rss_peak,
+                   "pg_cpu_us_per_event": pg_cpu / max(written, 1) * 1e6 if pg_cpu is not None else None,
+                   "load_avg": os.getloadavg()[0]}
+            for nm, xs in (("ack", ack), ("recv", recv)):
+                for p in (50, 99, 99.9):
+                    row[f"{nm}_p{p:g}_ms"] = pct(xs, p)
+                row[f"{nm}_max_ms"] = max(xs) if xs else float("nan")
+            row["recv_sample"] = sorted(recv)[:: max(1, len(recv) // 500)]
+            log(f"latency {rate}/s {cls.name}: achieved {row['rate_achieved']:.0f}/s, ack p50 {row['ack_p50_ms']:.1f} "
+                f"p99 {row['ack_p99_ms']:.1f} max {row['ack_max_ms']:.1f} ms; receipt p50 {row['recv_p50_ms']:.1f} "
+                f"p99 {row['recv_p99_ms']:.1f} ms; missing {row['missing']}")
+            self.results["latency"].append(row)
+        finally:
+            stop.set()
+            rel.stop()
+            db.drop()
+
+    # -- the run ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        a = self.args
+        with self.stack.connect() as c:
+            if c.execute("SHOW track_commit_timestamp").fetchone()[0] != "on":
+                sys.exit("bench: track_commit_timestamp is off; bench/run.sh turns it on (ALTER SYSTEM, restart)")
+        for rep in range(1, a.repeats + 1):
+            log(f"=== repeat {rep}/{a.repeats}")
+            skip = a.skip.split(",")
+            if "single" not in skip:
+                self.drain_scenario(rep, "single", a.events, 1)
+            if "batched" not in skip:
+                self.drain_scenario(rep, "batched", a.events, 100)
+            if a.small_events and "small" not in skip:
+                self.drain_scenario(rep, "small", a.small_events, 1)
+            if a.big and "bigtxn" not in skip:
+                self.bigtxn_scenario(rep, a.big)
+            for rate in a.rates:
+                for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
+                        [Debezium] if a.debezium and a.debezium_latency else []):
+                    self.latency_scenario(rep, rate, cls)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def summarize(res: dict, args) -> dict:
+    s: dict = {"drain": {}, "bigtxn": {}, "latency": {}}
+    for kind in sorted({r["kind"] for r in res["drain"]}):
+        rows = [r for r in res["drain"] if r["kind"] == kind]
+        d = {"events": rows[0]["events"], "per_txn": rows[0]["per_txn"]}
+        for rel in ("pg_recvlogical", "outboxd", "debezium", "polling"):
+            rr = [r[rel] for r in rows if rel in r]
+            if not rr:
+                continue
+            d[rel] = {k: median([x.get(k) for x in rr]) for k in
+                      ("secs", "rate", "rate_steady", "peak_rss_kb", "cpu_us_per_event", "t_first", "t_all", "cpu_s",
+                       "rss_kb", "pg_cpu_us_per_event", "pg_cpu_total_us_per_event", "pg_cpu_s")}
+        # Ratios within each repeat, then the median of the ratios.
+        d["outboxd_vs_recvlogical"] = median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"] for r in rows])
+        if all("debezium" in r for r in rows):
+            d["outboxd_vs_debezium_rate"] = median([ratio(r["outboxd"]["rate_steady"], r["debezium"]["rate_steady"])
+                                                    for r in rows])
+            d["debezium_vs_outboxd_rss"] = median([r["debezium"]["peak_rss_kb"] / r["outboxd"]["peak_rss_kb"]
+                                                   for r in rows])
+        if all("polling" in r for r in rows):
+            d["outboxd_vs_polling_rate"] = median([ratio(r["outboxd"]["rate_steady"], r["polling"]["rate_steady"])
+                                                   for r in rows])
+        s["drain"][kind] = d
+    if res["bigtxn"]:
+        rows = res["bigtxn"]
+        s["bigtxn"] = {"events": rows[0]["events"],
+                       "pg_recvlogical_secs": median([r["pg_recvlogical"]["secs"] for r in rows]),
+                       "outboxd_secs": median([r["outboxd"]["secs"] for r in rows]),
+                       "outboxd_peak_rss_kb": median([r["outboxd"]["peak_rss_kb"] for r in rows]),
+                       "outboxd_cpu_us_per_event": median([r["outboxd"]["cpu_us_per_event"] for r in rows]),
+                       "outboxd_vs_recvlogical": median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"]
+                                                         for r in rows])}
+    for rate in sorted({r["rate_target"] for r in res["latency"]}):
+        d = {}
+        for rel in ("outboxd", "outboxd-linger1", "debezium", "polling"):
+            rr = [r for r in res["latency"] if r["rate_target"] == rate and r["relay"] == rel]
+            if rr:
+                d[rel] = {k: median([x[k] for x in rr]) for k in rr[0] if k.endswith("_ms") or k in
+                          ("rate_achieved", "cpu_us_per_event", "peak_rss_kb", "missing", "cpu_share",
+                           "pg_cpu_us_per_event", "load_avg")}
+        # polling p50 / outboxd p50, per repeat, then the median; ack and receipt.
+        for rel in ("outboxd", "outboxd-linger1"):
+            pairs = [(o, p) for o in res["latency"] for p in res["latency"]
+                     if o["rate_target"] == p["rate_target"] == rate and o["rep"] == p["rep"]
+                     and o["relay"] == rel and p["relay"] == "polling"]
+            for k in ("ack", "recv"):
+                if pairs:
+                    d[f"polling_vs_{rel}_{k}_p50"] = median([p[f"{k}_p50_ms"] / o[f"{k}_p50_ms"] for o, p in pairs])
+        s["latency"][str(rate)] = d
+    # Targets (docs/benchmarks.md, issue 5).
+    t = {}
+    single = s["drain"].get("single", {})
+    if single:
+        t["drain >= 0.7x pg_recvlogical (single)"] = (single["outboxd_vs_recvlogical"], single["outboxd_vs_recvlogical"] >= 0.7)
+    b = s["drain"].get("batched", {})
+    if b:
+        t["drain >= 0.7x pg_recvlogical (batched)"] = (b["outboxd_vs_recvlogical"], b["outboxd_vs_recvlogical"] >= 0.7)
+    l5 = s["latency"].get("5000", {}).get("outboxd")
+    if l5:
+        t["p99 commit-to-ack <= 25 ms at 5k/s"] = (l5["ack_p99_ms"], l5["ack_p99_ms"] <= 25)
+    rss = [d["outboxd"]["peak_rss_kb"] for d in s["drain"].values() if "outboxd" in d]
+    if s["bigtxn"]:
+        rss.append(s["bigtxn"]["outboxd_peak_rss_kb"])
+    if rss:
+        t["peak RSS <= 32 MB (all drains, big txn)"] = (max(rss) / 1024, max(rss) <= 32 * 1024)
+    if single.get("outboxd_vs_debezium_rate") is not None:
+        t[">= 3x Debezium drain rate"] = (single["outboxd_vs_debezium_rate"], single["outboxd_vs_debezium_rate"] >= 3)
+        t["<= 1/10 Debezium RSS"] = (single["debezium_vs_outboxd_rss"], single["debezium_vs_outboxd_rss"] >= 10)
+    for rel in ("outboxd", "outboxd-linger1"):
+        for k, what in (("ack", "commit-to-ack"), ("recv", "commit-to-receipt")):
+            ratios = [d[f"polling_vs_{rel}_{k}_p50"] for d in s["latency"].values() if f"polling_vs_{rel}_{k}_p50" in d]
+            if ratios:
+                t[f"median {what} >= 20x lower than polling ({rel}, worst rate)"] = (min(ratios), min(ratios) >= 20)
+    s["targets"] = {k: {"value": v, "met": ok} for k, (v, ok) in t.items() if v is not None}
+    return s
+
+
+def fmt(x, spec=".0f"):
+    return "-" if x is None else format(x, spec)
+
+
+def table(s: dict) -> str:
+    out = ["### Backlog drain (median over repeats)", "",
+           "| workload | relay | time s | events/s | steady events/s | peak RSS MB | CPU us/event | PostgreSQL-side CPU us/event |",
+           "|---|---|---|---|---|---|---|---|"]
+    for kind, d in s["drain"].items():
+        label = f"{kind}: {d['events']} events, {d['per_txn']}/txn"
+        for rel in ("pg_recvlogical", "outboxd", "debezium", "polling"):
+            if rel not in d:
+                continue
+            x = d[rel]
+            cpu = x["cpu_us_per_event"] if x.get("cpu_us_per_event") is not None else (
+                x["cpu_s"] / d["events"] * 1e6 if x.get("cpu_s") is not None else None)
+            rss = x.get("peak_rss_kb") or x.get("rss_kb")
+            pgc = x.get("pg_cpu_us_per_event") if x.get("pg_cpu_us_per_event") is not None else (
+                x["pg_cpu_s"] / d["events"] * 1e6 if x.get("pg_cpu_s") is not None else None)
+            out.append(f"| {label} | {rel} | {fmt(x['secs'], '.2f')} | {fmt(x['rate'])} | {fmt(x.get('rate_steady'))} "
+                       f"| {fmt(rss / 1024 if rss else None, '.1f')} | {fmt(cpu, '.1f')} | {fmt(pgc, '.1f')} |")
+    if s["bigtxn"]:
+        b = s["bigtxn"]
+        out += ["", "### One transaction", "",
+                "| events | pg_recvlogical s | outboxd s | outboxd / pg_recvlogical rate | outboxd peak RSS MB | CPU us/event |",
+                "|---|---|---|---|---|---|",
+                f"| {b['events']} | {b['pg_recvlogical_secs']:.2f} | {b['outboxd_secs']:.2f} | "
+                f"{b['outboxd_vs_recvlogical']:.2f} | {b['outboxd_peak_rss_kb'] / 1024:.1f} | "
+                f"{b['outboxd_cpu_us_per_event']:.1f} |"]
+    if s["latency"]:
+        out += ["", "### Live latency, ms from commit (median over repeats)", "",
+                "| target rate | relay | achieved/s | ack p50 | ack p99 | ack p99.9 | ack max | receipt p50 | receipt p99 "
+                "| receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event | peak RSS MB | load avg |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+        for rate, d in s["latency"].items():
+            for rel in ("outboxd", "outboxd-linger1", "debezium", "polling"):
+                if rel not in d:
+                    continue
+                x = d[rel]
+                out.append(f"| {rate} | {rel} | {x['rate_achieved']:.0f} | {x['ack_p50_ms']:.1f} | {x['ack_p99_ms']:.1f} "
+                           f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {x['recv_p50_ms']:.1f} | "
+                           f"{x['recv_p99_ms']:.1f} | {x['recv_p99.9_ms']:.1f} | {x['recv_max_ms']:.1f} | "
+                           f"{x['cpu_us_per_event']:.1f} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
+                           f"{x['peak_rss_kb'] / 1024:.1f} | {fmt(x.get('load_avg'), '.1f')} |")
+    out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
+    for k, v in s["targets"].items():
+        out.append(f"| {k} | {v['value']:.2f} | {'yes' if v['met'] else 'NO'} |")
+    return "\n".join(out)
+
+
+def plots(res: dict, s: dict, out: Path) -> list:
+    try:
+        import matplotlib
+    except ImportError:  # the smoke test runs in the test venv, without matplotlib
+        log("matplotlib is not installed: no plots (bench/run.sh installs it)")
+        return []
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    files = []
+    colors = {"pg_recvlogical": "#999999", "outboxd": "#1f77b4", "debezium": "#d62728", "polling": "#ff7f0e"}
+    # 1. drain rates
+    kinds = list(s["drain"])
+    if kinds:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        rels = [r for r in colors if any(r in s["drain"][k] for k in kinds)]
+        w = 0.8 / len(rels)
+        for i, rel in enumerate(rels):
+            ys = [s["drain"][k].get(rel, {}).get("rate") or 0 for k in kinds]
+            ax.bar([x + i * w for x in range(len(kinds))], ys, w, label=rel, color=colors[rel])
+        ax.set_xticks([x + w * (len(rels) - 1) / 2 for x in range(len(kinds))])
+        ax.set_xticklabels([f"{k}\n{s['drain'][k]['events']} ev, {s['drain'][k]['per_txn']}/txn" for k in kinds])
+        ax.set_ylabel("events/s (start to end)")
+        ax.set_title("Backlog drain rate (median)")
+        ax.legend(fontsize=8)
+        fig.tight_layout()
+        fig.savefig(out / "bench-drain.png", dpi=90)
+        files.append("bench-drain.png")
+    # 2. latency percentiles
+    if s["latency"]:
+        fig, ax = plt.subplots(figsize=(7, 3.6))
+        rates = list(s["latency"])
+        series = [("outboxd", "ack", "outboxd ack"), ("outboxd", "recv", "outboxd receipt"),
+                  ("debezium", "recv", "debezium receipt"), ("polling", "recv", "polling receipt")]
+        series = [x for x in series if any(x[0] in s["latency"][r] for r in rates)]
+        w = 0.8 / len(series)
+        for i, (rel, k, label) in enumerate(series):
+            for j, (p, alpha) in enumerate((("p50", 1.0), ("p99", 0.45))):
+                ys = [s["latency"][r].get(rel, {}).get(f"{k}_{p}_ms") or 0 for r in rates]
+                ax.bar([x + i * w for x in range(len(rates))], ys, w, color=colors[rel], alpha=alpha,
+                       hatch="//" if k == "ack" else None, label=f"{label} {p}", zorder=2 - j)
+        ax.set_yscale("log")
+        ax.set_xticks([x + w * (len(series) - 1) / 2 for x in range(len(rates))])
+        ax.set_xticklabels([f"{r} ev/s" for r in rates])
+        ax.set_ylabel("ms from commit (log)")
+        ax.set_title("Live latency: p50 (solid) and p99 (light)")
+        ax.legend(fontsize=7, ncol=2)
+        fig.tight_layout()
+        fig.savefig(out / "bench-latency.png", dpi=90)
+        files.append("bench-latency.png")
+    # 3. RSS over time during the drains (last repeat)
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    drawn = False
+    for rows, label in ((res["drain"], None), (res["bigtxn"], "bigtxn")):
+        seen = set()
+        for r in reversed(rows):
+            if r["kind"] in seen:
+                continue
+            seen.add(r["kind"])
+            for rel in ("outboxd", "debezium", "polling"):
+                if rel in r and r[rel].get("rss_series"):
+                    xs, ys = zip(*r[rel]["rss_series"])
+                    ax.plot(xs, [y / 1024 for y in ys], label=f"{rel}, {r['kind']}",
+                            color=colors[rel], linestyle={"single": "-", "batched": "--", "small": ":"}.get(r["kind"], "-."))
+                    drawn = True
+    if drawn:
+        ax.set_yscale("log")
+        ax.set_xlabel("s since relay start")
+        ax.set_ylabel("RSS MB (log)")
+        ax.set_title("Relay RSS during the drains")
+        ax.legend(fontsize=7)
+        fig.tight_layout()
+        fig.savefig(out / "bench-rss.png", dpi=90)
+        files.append("bench-rss.png")
+    plt.close("all")
+    return files
+
+
+def versions(args) -> dict:
+    def run(cmd):
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=30).stdout.strip().splitlines()[0]
+        except Exception as e:  # noqa: BLE001 - informational only
+            return f"? ({e})"
+    st = Stack(args)
+    with st.connect() as c:
+        pgv = c.execute("SELECT version()").fetchone()[0]
+        w2j = c.execute("SELECT 1").fetchone()  # wal2json has no SQL-visible version
+    import confluent_kafka
+    v = {"outboxd": run([args.outboxd, "--version"]), "postgresql": pgv,
+         "wal2json": run(["dpkg-query", "-W", "-f=${Version}", "postgresql-15-wal2json"]),
+         "librdkafka": confluent_kafka.libversion()[0] + " (python client; outboxd links Debian's)",
+         "kafka": "3.9.1", "java": run(["java", "-version"]) or "", "cpus": os.cpu_count(),
+         "kernel": platform.release(), "cpu_model": next((l.split(":", 1)[1].strip() for l in
+                                                           Path("/proc/cpuinfo").read_text().splitlines()
+                                                           if l.startswith("model name")), "?")}
+    del w2j
+    j = subprocess.run(["java", "-version"], capture_output=True, text=True)
+    v["java"] = (j.stderr or j.stdout).splitlines()[0] if (j.stderr or j.stdout) else "?"
+    v["rdkafka_debian"] = run(["dpkg-query", "-W", "-f=${Version}", "librdkafka1"])
+    return v
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--outboxd", required=True)
+    ap.add_argument("--poller", required=True)
+    ap.add_argument("--debezium-libs", default="")
+    ap.add_argument("--debezium", action="store_true")
+    ap.add_argument("--debezium-latency", action="store_true", help="also measure Debezium's live latency")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--events", type=int, default=100_000)
+    ap.add_argument("--small-events", type=int, default=10_000, help="a smaller backlog for RSS flatness; 0: none")
+    ap.add_argument("--big", type=int, default=1_000_000)
+    ap.add_argument("--rates", default="1000,5000,10000")
+    ap.add_argument("--latency-secs", type=int, default=10)
+    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--config", default="full")
+    ap.add_argument("--relays", default="outboxd,outboxd-linger1,debezium,polling", help="comma-separated subset")
+    ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
+    args = ap.parse_args()
+    args.rates = [int(x) for x in args.rates.split(",") if x]
+    b = Bench(args)
+    t0 = time.time()
+    b.run()
+    s = summarize(b.results, args)
+    settings = {"config": args.config, "repeats": args.repeats, "events": args.events, "big": args.big,
+                "rates": args.rates, "latency_secs": args.latency_secs, "status_interval_ms": STATUS_INTERVAL_MS,
+                "polling_batch": POLL_BATCH, "polling_interval_ms": POLL_INTERVAL_MS, "debezium": args.debezium,
+                "aggregate_ids": AGG_KEYS, "partitions": PARTITIONS, "wall_secs": time.time() - t0}
+    out = Path(args.out)
+    txt = table(s)
+    files = plots(b.results, s, out)
+    (out / "results.json").write_text(json.dumps({"settings": settings, "versions": versions(args),
+                                                  "summary": s, "raw": b.results}, indent=1, default=str))
+    (out / "table.md").write_text(txt + "\n")
+    print(txt)
+    print(f"\nsettings: {json.dumps(settings)}")
+    print(f"results: {out / 'results.json'}; plots: {', '.join(str(out / f) for f in files)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

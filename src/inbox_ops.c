@@ -1,0 +1,207 @@
+/* inbox_ops.c - inboxd's metrics, HTTP endpoint, inbox table poll, Kafka probe, consumer lag
+ * and systemd notifications, driven by the inbox loop (see inbox_ops.h). */
+#include "inbox_ops.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "daemon_ops.h"
+#include "inbox_deliver.h"
+#include "metrics.h"
+#include "pgpoll.h"
+
+#define PUBLISH_INTERVAL_MS 1000
+
+static const char *const statuses[] = {"pending", "processing", "done", "failed", "dead"};
+#define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
+
+typedef struct table_snap {
+    long long count[NSTATUS];
+    double oldest_pending_s; /* 0: none pending */
+} table_snap_t;
+
+/* Poller-thread state (never touched by the loop thread while the poller runs). */
+typedef struct table_arg {
+    const char *table;
+    char resolved[512]; /* quoted by the server (to_regclass) */
+} table_arg_t;
+
+struct inbox_ops {
+    inbox_ops_options_t o;
+    daemon_ops_t d;
+    pgpoll_t *table_poll;
+    table_arg_t targ;
+    void *rk;
+    metrics_t *m;
+    metrics_series_t *deliver_attempts, *deliver_successes, *deliver_retries, *deliver_dead, *deliver_inflight;
+    metrics_series_t *recorded, *duplicates, *batches, *batch_messages, *oldest_pending, *consuming, *kafka_up;
+    metrics_series_t *status[NSTATUS];
+    metrics_family_t *lag;
+    int64_t next_publish_ms;
+    bool was_consuming;
+};
+
+static int poll_table(PGconn *conn, void *snapshot, void *arg, char *errstr, size_t errstr_size) {
+    table_arg_t *a = arg;
+    table_snap_t *s = snapshot;
+    if (!a->resolved[0]) {
+        const char *params[1] = {a->table};
+        PGresult *res = PQexecParams(conn, "SELECT to_regclass($1)::text", 1, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+            snprintf(errstr, errstr_size, "inbox table %s not found", a->table);
+            PQclear(res);
+            return -1;
+        }
+        snprintf(a->resolved, sizeof(a->resolved), "%s", PQgetvalue(res, 0, 0));
+        PQclear(res);
+    }
+    char sql[800];
+    snprintf(sql, sizeof(sql),
+             "SELECT status, count(*), coalesce(extract(epoch FROM now() - min(received_at)), 0)::float8 "
+             "FROM %s GROUP BY status",
+             a->resolved);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(errstr, errstr_size, "cannot count the inbox: %s", PQresultErrorMessage(res));
+        a->resolved[0] = '\0'; /* the table may have been renamed: resolve again */
+        PQclear(res);
+        return -1;
+    }
+    for (int i = 0; i < PQntuples(res); i++)
+        for (size_t k = 0; k < NSTATUS; k++)
+            if (!strcmp(PQgetvalue(res, i, 0), statuses[k])) {
+                s->count[k] = atoll(PQgetvalue(res, i, 1));
+                if (k == 0)
+                    s->oldest_pending_s = atof(PQgetvalue(res, i, 2));
+            }
+    PQclear(res);
+    return 0;
+}
+
+inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t errstr_size) {
+    inbox_ops_t *ops = calloc(1, sizeof(*ops));
+    metrics_t *m = ops ? (ops->m = metrics_new()) : NULL;
+    if (!m) {
+        inbox_ops_destroy(ops);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    ops->o = *o;
+    ops->targ.table = o->table;
+    ops->recorded =
+        metrics_scalar(m, METRICS_COUNTER, "inboxd_messages_recorded_total", "Messages inserted into the inbox table.");
+    ops->duplicates = metrics_scalar(m, METRICS_COUNTER, "inboxd_duplicates_skipped_total",
+                                     "Messages skipped because they were already recorded (by position or id).");
+    ops->deliver_attempts =
+        metrics_scalar(m, METRICS_COUNTER, "inboxd_delivery_attempts_total", "HTTP push: requests sent (deliver.url).");
+    ops->deliver_successes = metrics_scalar(m, METRICS_COUNTER, "inboxd_delivery_successes_total",
+                                            "HTTP push: 2xx answers; the message is done.");
+    ops->deliver_retries = metrics_scalar(m, METRICS_COUNTER, "inboxd_delivery_failures_total",
+                                          "HTTP push: attempts that failed and will be retried (429, 5xx, timeouts, "
+                                          "connection errors).");
+    ops->deliver_dead = metrics_scalar(m, METRICS_COUNTER, "inboxd_delivery_dead_total",
+                                       "HTTP push: messages made dead (another 4xx, or the last attempt failed).");
+    ops->deliver_inflight =
+        metrics_scalar(m, METRICS_GAUGE, "inboxd_delivery_in_flight", "HTTP push: requests under way now.");
+    ops->batches = metrics_scalar(m, METRICS_COUNTER, "inboxd_batches_total", "Database transactions written.");
+    ops->batch_messages = metrics_scalar(m, METRICS_GAUGE, "inboxd_batch_messages",
+                                         "Messages consumed and waiting for the next database transaction.");
+    metrics_family_t *st = metrics_family(m, METRICS_GAUGE, "inboxd_inbox_messages",
+                                          "Rows of the inbox table by status, polled.", "status", NULL, 0);
+    for (size_t k = 0; k < NSTATUS; k++)
+        ops->status[k] = metrics_series(st, statuses[k]);
+    ops->oldest_pending = metrics_scalar(m, METRICS_GAUGE, "inboxd_oldest_pending_age_seconds",
+                                         "Age of the oldest pending row (received_at), polled; 0: none pending.");
+    ops->lag = metrics_family(m, METRICS_GAUGE, "inboxd_consumer_lag_messages",
+                              "High watermark minus the consumer's position, summed over the assigned partitions of "
+                              "each topic.",
+                              "topic", NULL, 0);
+    ops->consuming = metrics_scalar(m, METRICS_GAUGE, "inboxd_consuming",
+                                    "1 while consuming (0: paused for PostgreSQL, starting, stopping).");
+    ops->kafka_up = metrics_scalar(m, METRICS_GAUGE, "inboxd_kafka_reachable",
+                                   "1 when a broker answered the last metadata probe (every 2 s).");
+    if (daemon_ops_start(&ops->d, o->http_listen, errstr, errstr_size) != 0) {
+        inbox_ops_destroy(ops);
+        return NULL;
+    }
+    ops->table_poll =
+        pgpoll_start(o->conninfo, "inboxd metrics", o->poll_interval_ms, sizeof(table_snap_t), poll_table, &ops->targ);
+    if (!ops->table_poll) {
+        inbox_ops_destroy(ops);
+        snprintf(errstr, errstr_size, "cannot start the inbox poll thread");
+        return NULL;
+    }
+    return ops;
+}
+
+void inbox_ops_destroy(inbox_ops_t *ops) {
+    if (!ops)
+        return;
+    pgpoll_stop(ops->table_poll);
+    daemon_ops_stop(&ops->d);
+    metrics_destroy(ops->m);
+    free(ops);
+}
+
+void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle) {
+    if (!ops || ops->rk)
+        return;
+    ops->rk = rd_kafka_handle;
+    daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
+}
+
+/* Per topic: high watermark (cached from fetches, no request) minus the position. */
+static void update_lag(inbox_ops_t *ops) {
+    rd_kafka_topic_partition_list_t *a = NULL;
+    if (!ops->rk || rd_kafka_assignment(ops->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
+        return;
+    rd_kafka_position(ops->rk, a);
+    /* topics no longer assigned show 0 */
+    for (int i = 0; i < a->cnt; i++)
+        metrics_set(metrics_series(ops->lag, a->elems[i].topic), 0);
+    for (int i = 0; i < a->cnt; i++) {
+        int64_t lo = -1, hi = -1;
+        rd_kafka_topic_partition_t *p = &a->elems[i];
+        if (rd_kafka_get_watermark_offsets(ops->rk, p->topic, p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
+            hi < 0 || p->offset < 0)
+            continue;
+        metrics_add(metrics_series(ops->lag, p->topic), (double)(hi > p->offset ? hi - p->offset : 0));
+    }
+    rd_kafka_topic_partition_list_destroy(a);
+}
+
+void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *st) {
+    if (!ops)
+        return;
+    daemon_ops_heartbeat(&ops->d, now_ms);
+    if (now_ms < ops->next_publish_ms && st->consuming == ops->was_consuming) /* a change goes out at once */
+        return;
+    ops->next_publish_ms = now_ms + PUBLISH_INTERVAL_MS;
+    ops->was_consuming = st->consuming;
+    table_snap_t t;
+    if (pgpoll_get(ops->table_poll, &t, NULL, 0)) {
+        for (size_t k = 0; k < NSTATUS; k++)
+            metrics_set(ops->status[k], (double)t.count[k]);
+        metrics_set(ops->oldest_pending, t.oldest_pending_s);
+    }
+    metrics_set(ops->recorded, (double)st->recorded);
+    metrics_set(ops->duplicates, (double)st->duplicates);
+    metrics_set(ops->batches, (double)st->batches);
+    inbox_deliver_stats_t ds;
+    inbox_deliver_stats_get(&ds);
+    metrics_set(ops->deliver_attempts, (double)ds.attempts);
+    metrics_set(ops->deliver_successes, (double)ds.successes);
+    metrics_set(ops->deliver_retries, (double)ds.retries);
+    metrics_set(ops->deliver_dead, (double)ds.dead);
+    metrics_set(ops->deliver_inflight, (double)ds.in_flight);
+    metrics_set(ops->batch_messages, (double)st->batch_messages);
+    metrics_set(ops->consuming, st->consuming);
+    metrics_set(ops->kafka_up, daemon_ops_kafka_up(&ops->d));
+    update_lag(ops);
+    /* systemd: ready once consuming; from then on STATUS= follows what it does. */
+    daemon_ops_publish(&ops->d, ops->m, st->consuming, "consuming", st->not_ready ? st->not_ready : "not consuming",
+                       false);
+}

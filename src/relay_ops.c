@@ -1,0 +1,332 @@
+/* relay_ops.c - outboxd's metrics, HTTP endpoint, slot and Kafka polls, guardrails and
+ * systemd notifications, driven by the relay loop (see relay_ops.h). */
+#include "relay_ops.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "daemon_ops.h"
+#include "log.h"
+#include "metrics.h"
+#include "pgpoll.h"
+#include "status.h"
+
+#define PUBLISH_INTERVAL_MS 1000
+#define RETAINED_REWARN_MS (10 * 60 * 1000) /* repeat the retained-WAL warning while above */
+
+/* One transaction with events in flight, by its sequence number (seq % cap). */
+typedef struct txn_slot {
+    uint64_t seq;
+    int64_t commit_us;   /* wal2json commit timestamp; 0 unknown */
+    int64_t produced_ms; /* first event handed to Kafka */
+    uint32_t outstanding;
+} txn_slot_t;
+
+/* What the slot poll reads (plain data, copied between threads). */
+typedef struct slot_snap {
+    bool exists, active, lost;
+    int active_pid;
+    bool has_retained, has_safe;
+    long long retained, safe, lag;
+    lsn_t current;
+    char wal_status[16];
+} slot_snap_t;
+
+struct relay_ops {
+    relay_ops_options_t o;
+    daemon_ops_t d;
+    pgpoll_t *slot_poll;
+    metrics_t *m;
+    metrics_family_t *events, *bytes;
+    metrics_series_t *in_flight, *errors, *reconnects, *received, *confirmed, *wal_end, *lag, *retained, *safe,
+        *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby;
+    txn_slot_t *txns;
+    size_t cap;
+    int64_t txn_commit_us; /* commit timestamp of the transaction being read */
+    uint64_t last_acked_seq;
+    txn_slot_t *last_acked;
+    int64_t next_publish_ms;
+    uint64_t slot_polls;
+    slot_snap_t slot;
+    bool retained_warned;
+    int64_t retained_warned_ms;
+};
+
+int relay_ops_parse_timestamp(const char *text, int64_t *us) {
+    int y, mo, d, h, mi, n = 0;
+    double sec;
+    if (!text || sscanf(text, "%d-%d-%d %d:%d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+        return -1;
+    const char *p = text + n;
+    int off = 0;
+    if (*p == '+' || *p == '-') {
+        int oh = 0, om = 0;
+        if (sscanf(p + 1, "%2d:%2d", &oh, &om) < 1)
+            return -1;
+        off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+    }
+    struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return -1;
+    *us = ((int64_t)t - off) * 1000000 + (int64_t)(sec * 1e6 + 0.5);
+    return 0;
+}
+
+static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size_t errstr_size) {
+    relay_ops_t *ops = arg;
+    slot_snap_t *s = snapshot;
+    PGresult *res = status_query(conn, ops->o.slot);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != STATUS_C_COUNT) {
+        snprintf(errstr, errstr_size, "cannot read pg_replication_slots: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    if (PQntuples(res) == 1) {
+        s->exists = true;
+        s->active = PQgetvalue(res, 0, STATUS_C_ACTIVE)[0] == 't';
+        s->active_pid = atoi(PQgetvalue(res, 0, STATUS_C_ACTIVE_PID));
+        s->has_retained = !PQgetisnull(res, 0, STATUS_C_RETAINED);
+        s->retained = atoll(PQgetvalue(res, 0, STATUS_C_RETAINED));
+        s->lag = atoll(PQgetvalue(res, 0, STATUS_C_LAG));
+        s->has_safe = !PQgetisnull(res, 0, STATUS_C_SAFE_WAL_SIZE);
+        s->safe = atoll(PQgetvalue(res, 0, STATUS_C_SAFE_WAL_SIZE));
+        lsn_parse(PQgetvalue(res, 0, STATUS_C_CURRENT), &s->current);
+        snprintf(s->wal_status, sizeof(s->wal_status), "%s", PQgetvalue(res, 0, STATUS_C_WAL_STATUS));
+        s->lost = !strcmp(s->wal_status, "lost");
+    }
+    PQclear(res);
+    return 0;
+}
+
+/* A metadata request without topics: answered by any live broker (librdkafka handles are
+ * thread-safe). */
+relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t errstr_size) {
+    static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60};
+    relay_ops_t *ops = calloc(1, sizeof(*ops));
+    if (!ops) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    ops->o = *o;
+    ops->cap = o->max_txns + 2;
+    ops->txns = calloc(ops->cap, sizeof(txn_slot_t));
+    metrics_t *m = ops->m = metrics_new();
+    if (!ops->txns || !m) {
+        relay_ops_destroy(ops);
+        snprintf(errstr, errstr_size, "out of memory");
+        return NULL;
+    }
+    ops->events =
+        metrics_family(m, METRICS_COUNTER, "outboxd_events_published_total",
+                       "Events acknowledged by Kafka, by topic (dead-letter records included).", "topic", NULL, 0);
+    ops->bytes = metrics_family(m, METRICS_COUNTER, "outboxd_bytes_published_total",
+                                "Key and value bytes of the events acknowledged by Kafka, by topic.", "topic", NULL, 0);
+    ops->in_flight = metrics_scalar(m, METRICS_GAUGE, "outboxd_events_in_flight",
+                                    "Events handed to Kafka and not acknowledged yet.");
+    ops->errors =
+        metrics_scalar(m, METRICS_COUNTER, "outboxd_delivery_errors_total",
+                       "Delivery reports with an error (each stops the relay or goes to the dead-letter topic).");
+    ops->reconnects = metrics_scalar(m, METRICS_COUNTER, "outboxd_reconnects_total",
+                                     "Times streaming resumed after the replication connection was lost or released.");
+    ops->received = metrics_scalar(m, METRICS_GAUGE, "outboxd_received_lsn",
+                                   "Highest commit end or keepalive position received, as a number (LSN).");
+    ops->confirmed = metrics_scalar(m, METRICS_GAUGE, "outboxd_confirmed_lsn",
+                                    "Position confirmed to PostgreSQL (the slot's confirmed_flush_lsn), as a number.");
+    ops->wal_end = metrics_scalar(m, METRICS_GAUGE, "outboxd_server_wal_end_lsn",
+                                  "The server's WAL end: the newer of the walsender's last report and the slot poll.");
+    ops->lag = metrics_scalar(m, METRICS_GAUGE, "outboxd_lag_bytes",
+                              "Server WAL end minus the confirmed position: WAL not yet confirmed.");
+    ops->retained = metrics_scalar(m, METRICS_GAUGE, "outboxd_slot_retained_bytes",
+                                   "WAL kept on disk for the slot (current WAL - restart_lsn), polled.");
+    ops->safe = metrics_scalar(m, METRICS_GAUGE, "outboxd_slot_safe_wal_size_bytes",
+                               "WAL that may still be written before the slot is invalidated (-1: no "
+                               "max_slot_wal_keep_size), polled.");
+    ops->slot_active = metrics_scalar(m, METRICS_GAUGE, "outboxd_slot_active",
+                                      "1 when some process streams the slot (pg_replication_slots.active), polled.");
+    ops->warn_bytes = metrics_scalar(m, METRICS_GAUGE, "outboxd_slot_retained_warn_bytes",
+                                     "slot.retained.warn.bytes (0: no warning).");
+    ops->over_warn = metrics_scalar(m, METRICS_GAUGE, "outboxd_slot_retained_over_warn",
+                                    "1 while the slot's retained WAL is above slot.retained.warn.bytes.");
+    ops->oldest_age = metrics_scalar(m, METRICS_GAUGE, "outboxd_oldest_unacked_event_age_seconds",
+                                     "Time since the oldest event not yet acknowledged was handed to Kafka (0: none).");
+    ops->latency =
+        metrics_series(metrics_family(m, METRICS_HISTOGRAM, "outboxd_commit_to_ack_seconds",
+                                      "From the transaction's commit (PostgreSQL's clock) to Kafka's "
+                                      "acknowledgement of each of its events.",
+                                      NULL, latency_buckets, sizeof(latency_buckets) / sizeof(latency_buckets[0])),
+                       NULL);
+    ops->streaming = metrics_scalar(m, METRICS_GAUGE, "outboxd_streaming", "1 while the slot is streamed.");
+    ops->kafka_up = metrics_scalar(m, METRICS_GAUGE, "outboxd_kafka_reachable",
+                                   "1 when a broker answered the last metadata probe (every 2 s).");
+    ops->standby = metrics_scalar(m, METRICS_GAUGE, "outboxd_standby",
+                                  "1 while waiting for the slot that another process streams.");
+    metrics_set(ops->warn_bytes, (double)o->retained_warn_bytes);
+    metrics_set(ops->safe, -1);
+    if (daemon_ops_start(&ops->d, o->http_listen, errstr, errstr_size) != 0) {
+        relay_ops_destroy(ops);
+        return NULL;
+    }
+    ops->slot_poll =
+        pgpoll_start(o->conninfo, "outboxd metrics", o->slot_poll_interval_ms, sizeof(slot_snap_t), poll_slot, ops);
+    if (!ops->slot_poll) {
+        relay_ops_destroy(ops);
+        snprintf(errstr, errstr_size, "cannot start the slot poll thread");
+        return NULL;
+    }
+    return ops;
+}
+
+void relay_ops_destroy(relay_ops_t *ops) {
+    if (!ops)
+        return;
+    pgpoll_stop(ops->slot_poll);
+    daemon_ops_stop(&ops->d);
+    metrics_destroy(ops->m);
+    free(ops->txns);
+    free(ops);
+}
+
+void relay_ops_watch_kafka(relay_ops_t *ops, void *rd_kafka_handle) {
+    if (ops)
+        daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
+}
+
+void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp) {
+    if (ops && relay_ops_parse_timestamp(timestamp, &ops->txn_commit_us) != 0)
+        ops->txn_commit_us = 0;
+}
+
+void relay_ops_produced(relay_ops_t *ops, uint64_t seq, int64_t now_ms) {
+    if (!ops)
+        return;
+    txn_slot_t *t = &ops->txns[seq % ops->cap];
+    if (t->seq != seq) /* a slot still in use here would only skew the age metric */
+        *t = (txn_slot_t){.seq = seq, .commit_us = ops->txn_commit_us, .produced_ms = now_ms};
+    t->outstanding++;
+}
+
+static txn_slot_t *settle(relay_ops_t *ops, uint64_t seq) {
+    txn_slot_t *t = &ops->txns[seq % ops->cap];
+    if (t->seq != seq || t->outstanding == 0)
+        return NULL;
+    t->outstanding--;
+    return t;
+}
+
+void relay_ops_acked(relay_ops_t *ops, uint64_t seq, const char *topic, size_t bytes) {
+    if (!ops)
+        return;
+    txn_slot_t *t = settle(ops, seq);
+    metrics_add(metrics_series(ops->events, topic ? topic : ""), 1);
+    metrics_add(metrics_series(ops->bytes, topic ? topic : ""), (double)bytes);
+    if (t && t->commit_us > 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+        double s = (double)(now_us - t->commit_us) / 1e6;
+        metrics_observe(ops->latency, s < 0 ? 0 : s); /* clocks of two hosts may disagree a little */
+    }
+}
+
+void relay_ops_failed(relay_ops_t *ops, uint64_t seq) {
+    if (!ops)
+        return;
+    settle(ops, seq);
+    metrics_add(ops->errors, 1);
+}
+
+void relay_ops_reconnected(relay_ops_t *ops) {
+    if (ops)
+        metrics_add(ops->reconnects, 1);
+}
+
+void relay_ops_reset(relay_ops_t *ops) {
+    if (ops)
+        memset(ops->txns, 0, ops->cap * sizeof(txn_slot_t));
+}
+
+static double oldest_age_s(const relay_ops_t *ops, int64_t now_ms) {
+    int64_t oldest = 0;
+    for (size_t i = 0; i < ops->cap; i++)
+        if (ops->txns[i].outstanding && (!oldest || ops->txns[i].produced_ms < oldest))
+            oldest = ops->txns[i].produced_ms;
+    return oldest ? (double)(now_ms - oldest) / 1000.0 : 0;
+}
+
+/* slot.retained.warn.bytes: warn when retained WAL passes it, again every 10 minutes while it
+ * stays above, and once more (info) when it is back below. */
+static void retained_guard(relay_ops_t *ops, int64_t now_ms) {
+    long long limit = ops->o.retained_warn_bytes;
+    if (limit <= 0 || !ops->slot.has_retained)
+        return;
+    bool over = ops->slot.retained > limit;
+    metrics_set(ops->over_warn, over);
+    char b1[32], b2[32];
+    status_format_bytes(ops->slot.retained, b1, sizeof(b1));
+    status_format_bytes(limit, b2, sizeof(b2));
+    if (over && (!ops->retained_warned || now_ms - ops->retained_warned_ms >= RETAINED_REWARN_MS)) {
+        log_warn("replication slot \"%s\" retains %s of WAL, more than slot.retained.warn.bytes (%s)%s: outboxd "
+                 "is behind or stopped reading (Kafka down?); PostgreSQL keeps this WAL on disk until the slot "
+                 "confirms it (see outboxd status, docs/operations.md \"Watching retained WAL\")",
+                 ops->o.slot, b1, b2, ops->slot.has_safe ? "" : ", and nothing caps it (max_slot_wal_keep_size = -1)");
+        ops->retained_warned = true;
+        ops->retained_warned_ms = now_ms;
+    } else if (!over && ops->retained_warned) {
+        log_info("replication slot \"%s\" retains %s of WAL again, within slot.retained.warn.bytes (%s)", ops->o.slot,
+                 b1, b2);
+        ops->retained_warned = false;
+    }
+}
+
+int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st, char *errstr, size_t errstr_size) {
+    if (!ops)
+        return 0;
+    daemon_ops_heartbeat(&ops->d, now_ms);
+    if (now_ms < ops->next_publish_ms)
+        return 0;
+    ops->next_publish_ms = now_ms + PUBLISH_INTERVAL_MS;
+
+    uint64_t polls = pgpoll_get(ops->slot_poll, &ops->slot, NULL, 0);
+    bool fresh = polls != ops->slot_polls;
+    ops->slot_polls = polls;
+
+    lsn_t wal_end = st->wal_end > ops->slot.current ? st->wal_end : ops->slot.current;
+    metrics_set(ops->in_flight, (double)st->in_flight);
+    metrics_set(ops->received, (double)st->received);
+    metrics_set(ops->confirmed, (double)st->confirmed);
+    metrics_set(ops->wal_end, (double)wal_end);
+    metrics_set(ops->lag, wal_end > st->confirmed ? (double)(wal_end - st->confirmed) : 0);
+    metrics_set(ops->oldest_age, oldest_age_s(ops, now_ms));
+    metrics_set(ops->streaming, st->streaming);
+    metrics_set(ops->standby, st->standby);
+    metrics_set(ops->kafka_up, daemon_ops_kafka_up(&ops->d));
+    if (polls) {
+        metrics_set(ops->retained, ops->slot.has_retained ? (double)ops->slot.retained : 0);
+        metrics_set(ops->safe, ops->slot.has_safe ? (double)ops->slot.safe : -1);
+        metrics_set(ops->slot_active, ops->slot.active);
+    }
+    if (fresh)
+        retained_guard(ops, now_ms);
+
+    /* systemd: ready once streaming or standing by (a standby is up and doing its job); from
+     * then on STATUS= follows what it does. */
+    daemon_ops_publish(&ops->d, ops->m, st->streaming, "streaming", st->not_ready ? st->not_ready : "not streaming",
+                       st->standby);
+
+    if (fresh && ops->slot.lost) {
+        char lb[LSN_FMT_SIZE];
+        snprintf(errstr, errstr_size,
+                 "replication slot \"%s\" was invalidated by PostgreSQL (wal_status = lost): the server removed WAL "
+                 "the slot still needed (max_slot_wal_keep_size). Events committed after the last confirmed "
+                 "position %s may not have been published, and this slot can never stream them. Recover: drop and "
+                 "recreate the slot, then republish those rows from the outbox table (docs/operations.md, \"Slot "
+                 "invalidated\")",
+                 ops->o.slot, lsn_format(st->confirmed, lb));
+        return -1;
+    }
+    return 0;
+}

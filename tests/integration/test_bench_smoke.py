@@ -1,0 +1,70 @@
+"""The benchmark suite (bench/bench.py, run by bench/run.sh) runs on the test stack at tiny
+sizes and reports sane numbers. Not a benchmark: the figures of a 2-core CI machine mean
+nothing; this only keeps the suite working. Debezium is skipped (no JVM, no Maven)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+import helpers
+
+REPO = helpers.REPO
+
+
+@pytest.mark.timeout(240)
+def test_bench_quick_run(stack, faults, tmp_path):
+    # The latency workload reads commit times (pg_xact_commit_timestamp): scripts/stack.sh
+    # turns track_commit_timestamp on; a stack started before that needs it set and a restart.
+    with stack.pg_connect() as c:
+        if c.execute("SHOW track_commit_timestamp").fetchone()[0] != "on":
+            c.execute("ALTER SYSTEM SET track_commit_timestamp = on")
+            restart = True
+        else:
+            restart = False
+    if restart:
+        faults.pg_restart()
+    poller = helpers.default_outboxd_bin().parent / "baseline_polling_relay"
+    assert poller.is_file(), f"{poller} not built (it is a target of the normal build)"
+    env = dict(os.environ, **stack.env)
+    out = tmp_path / "out"
+    r = subprocess.run(
+        [sys.executable, str(REPO / "bench" / "bench.py"), "--out", str(out),
+         "--outboxd", str(helpers.default_outboxd_bin()), "--poller", str(poller), "--config", "smoke",
+         "--repeats", "1", "--events", "600", "--small-events", "0", "--big", "3000",
+         "--rates", "300", "--latency-secs", "2", "--timeout", "60"],
+        env=env, capture_output=True, text=True, timeout=220)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
+    assert "### Backlog drain" in r.stdout and "### Live latency" in r.stdout and "### Targets" in r.stdout
+    res = json.loads((out / "results.json").read_text())
+    s = res["summary"]
+
+    for kind, per_txn in (("single", 1), ("batched", 100)):
+        d = s["drain"][kind]
+        assert d["events"] == 600 and d["per_txn"] == per_txn
+        for rel in ("pg_recvlogical", "outboxd", "polling"):
+            assert 0 < d[rel]["secs"] < 60, (kind, rel, d[rel])
+            assert d[rel]["rate"] > 10, (kind, rel, d[rel])
+        assert 1_000 < d["outboxd"]["peak_rss_kb"] < 200_000
+        assert 0 < d["outboxd_vs_recvlogical"] < 100
+    b = s["bigtxn"]
+    assert b["events"] == 3000 and 0 < b["outboxd_secs"] < 60 and 1_000 < b["outboxd_peak_rss_kb"] < 200_000
+
+    lat = s["latency"]["300"]
+    for rel in ("outboxd", "outboxd-linger1", "polling"):
+        x = lat[rel]
+        assert x["missing"] == 0, (rel, x)
+        assert x["rate_achieved"] > 100, (rel, x)
+        # Commit, broker append and receipt are read from one clock: latencies are positive
+        # (the broker's append time has ms resolution) and ordered.
+        assert -1.5 < x["ack_p50_ms"] <= x["ack_p99_ms"] <= x["ack_max_ms"] < 10_000, (rel, x)
+        assert x["ack_p50_ms"] - 1.5 <= x["recv_p50_ms"] <= x["recv_max_ms"] < 10_000, (rel, x)
+    # A polling relay waits for its next poll (100 ms here); the log-tailing relay does not.
+    assert lat["polling"]["ack_p50_ms"] > lat["outboxd"]["ack_p50_ms"], lat
+    for raw in res["raw"]["latency"]:
+        assert raw["received"] == raw["written"], raw
+    assert "drain >= 0.7x pg_recvlogical (single)" in s["targets"]

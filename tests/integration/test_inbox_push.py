@@ -1,0 +1,476 @@
+"""inboxd's HTTP push (deliver.url) against a real Kafka, PostgreSQL and a test HTTP server
+on 127.0.0.1: retries (500, 429 with Retry-After, a response slower than
+deliver.timeout.ms, connection refused) with backoff, dead messages (400; too many
+attempts) with last_error, exact body and headers, per-key order, no second delivery after
+a success, the server down at start, kill -9 and SIGTERM mid-delivery.
+
+The server records every request it gets; the assertions compare those arrivals with the
+inbox rows.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import signal
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import psycopg
+import pytest
+
+import helpers
+from test_ops import free_port, wait_metric
+
+
+# --------------------------------------------------------------------------- test server
+
+
+class Arrival:
+    def __init__(self, t: float, headers: list[tuple[str, str]], body: bytes):
+        self.t = t
+        self.headers = headers
+        self.body = body
+        self.outcome = None  # the status sent, or "timeout" when the server stalled
+
+    def header(self, name: str) -> str | None:
+        for k, v in self.headers:
+            if k.lower() == name.lower():
+                return v
+        return None
+
+    @property
+    def key(self) -> str:
+        return self.header("Idempotency-Key")
+
+
+class PushServer:
+    """A ThreadingHTTPServer on 127.0.0.1. plan(arrival, n) -> (status, body, headers, delay)
+    decides each answer (n: how many requests this Idempotency-Key had before); delay > 0
+    stalls before answering. .arrivals lists every request."""
+
+    def __init__(self, plan=None, port: int = 0, tls: tuple[str, str] | None = None):
+        self.plan = plan or (lambda a, n: (200, b"ok", {}, 0))
+        self.arrivals: list[Arrival] = []
+        self.lock = threading.Lock()
+        srv = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                # http.server decodes header bytes as latin-1: back to the bytes sent.
+                hdrs = [(k, v.encode("latin-1").decode("utf-8", "replace")) for k, v in self.headers.items()]
+                a = Arrival(time.monotonic(), hdrs, body)
+                with srv.lock:
+                    n = sum(1 for x in srv.arrivals if x.key == a.key)
+                    srv.arrivals.append(a)
+                status, rbody, rheaders, delay = srv.plan(a, n)
+                a.outcome = "timeout" if delay else status
+                if delay:
+                    time.sleep(delay)
+                try:
+                    self.send_response(status)
+                    for k, v in rheaders.items():
+                        self.send_header(k, v)
+                    self.send_header("Content-Length", str(len(rbody)))
+                    self.end_headers()
+                    self.wfile.write(rbody)
+                except OSError:
+                    pass  # the client gave up (timeout)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.url = f"http://127.0.0.1:{self.port}/inbox"
+        if tls:  # (certificate file, key file)
+            import ssl
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*tls)
+            self.httpd.socket = ctx.wrap_socket(self.httpd.socket, server_side=True)
+            self.url = f"https://127.0.0.1:{self.port}/inbox"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+    def by_key(self) -> dict[str, list[Arrival]]:
+        out: dict[str, list[Arrival]] = collections.defaultdict(list)
+        with self.lock:
+            for a in self.arrivals:
+                out[a.key].append(a)
+        return out
+
+    def successes(self) -> collections.Counter:
+        with self.lock:
+            return collections.Counter(a.key for a in self.arrivals if a.outcome == 200)
+
+
+@pytest.fixture
+def push_server():
+    servers = []
+
+    def factory(plan=None, port=0, tls=None):
+        s = PushServer(plan, port, tls)
+        servers.append(s)
+        return s
+
+    yield factory
+    for s in servers:
+        s.close()
+
+
+def statuses(db) -> dict[str, tuple]:
+    with psycopg.connect(db.conninfo, autocommit=True) as c:
+        return {r[0]: r[1:] for r in c.execute(
+            'SELECT message_id, status, attempts, last_error, partition, "offset" FROM inbox')}
+
+
+def wait_settled(db, n: int, timeout: float = 90) -> dict[str, tuple]:
+    """Waits until the inbox has n rows, all done or dead."""
+    def ok():
+        s = statuses(db)
+        return len(s) == n and all(v[0] in ("done", "dead") for v in s.values())
+    helpers.wait_until(ok, timeout, 0.2, f"{n} messages done or dead")
+    return statuses(db)
+
+
+def produce_all(stack, topic, recs) -> dict[str, tuple[int, int]]:
+    """Produces (key, value, headers) records; returns id header -> (partition, offset)."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": stack.kafka, "enable.idempotence": True, "linger.ms": 5})
+    where: dict[str, tuple[int, int]] = {}
+
+    def cb(mid, err, msg):
+        assert err is None, err
+        where[mid] = (msg.partition(), msg.offset())
+
+    for key, value, headers in recs:
+        mid = dict(headers)["id"].decode()
+        p.produce(topic, key=key, value=value, headers=headers,
+                  on_delivery=lambda err, msg, mid=mid: cb(mid, err, msg))
+    assert p.flush(30) == 0
+    assert len(where) == len(recs)
+    return where
+
+
+def check_key_order(arrivals: list[Arrival], where: dict[str, tuple[int, int]]) -> None:
+    """Per Kafka key, requests never go back in offset order: a later message of a key is
+    not sent before the earlier one is settled (done or dead)."""
+    per_key: dict[str, list[tuple[float, int, str]]] = collections.defaultdict(list)
+    for a in arrivals:
+        per_key[a.header("Kafka-Key")].append((a.t, where[a.key][1], a.key))
+    for k, seq in per_key.items():
+        seq.sort()
+        offs = [o for _, o, _ in seq]
+        assert offs == sorted(offs), f"key {k}: requests out of order: {[m for _, _, m in seq]}"
+
+
+def push_stats(d) -> tuple[int, int, int]:
+    """Sums of the HTTP push progress lines of the log: delivered, to retry, dead."""
+    import re
+    tot = [0, 0, 0]
+    for m in re.finditer(r"HTTP push: (\d+) delivered, (\d+) to retry, (\d+) dead", d.log_text()):
+        for i in range(3):
+            tot[i] += int(m.group(i + 1))
+    return tuple(tot)
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@pytest.mark.timeout(180)
+def test_push_retries_dead_body_headers_order(inboxd, inbox_db, inbox_topic, stack, push_server):
+    base_ms, timeout_ms = 400, 1000
+    kinds = {}  # id -> kind
+    recs = []
+    for i in range(120):
+        mid = f"m-{i:03d}"
+        kind = ["ok"] * 5 + ["fail500", "r429", "slow", "reject", "always500"]
+        kinds[mid] = kind[i % 10]
+        headers = [("id", mid.encode()), ("event_type", b"OrderPlaced"), ("trace id", "ид-1".encode()),
+                   ("bin", b"\xff\x00"), ("empty", None), ("Host", b"evil.example")]
+        recs.append((f"key-{i % 8}".encode(), json.dumps({"n": i, "id": mid}).encode(), headers))
+    recs.append((b"key-0", None, [("id", b"m-tomb")]))  # a tombstone: empty body
+    kinds["m-tomb"] = "ok"
+
+    def plan(a, n):
+        k = kinds[a.key]
+        if k == "fail500" and n < 2:
+            return 500, b"busy, try later", {}, 0
+        if k == "r429" and n < 1:
+            return 429, b"slow down", {"Retry-After": "1"}, 0
+        if k == "slow" and n < 1:
+            return 200, b"too late", {}, timeout_ms / 1000 * 2
+        if k == "reject":
+            return 400, f"bad order {a.key}\r\nline 2".encode(), {}, 0
+        if k == "always500":
+            return 503, b"x" * 1000, {}, 0
+        return 200, b"ok", {}, 0
+
+    srv = push_server(plan)
+    where = produce_all(stack, inbox_topic, recs)
+    port = free_port()
+    d = inboxd({"deliver.url": srv.url, "deliver.timeout.ms": timeout_ms, "http.listen": f"127.0.0.1:{port}", "deliver.backoff.base.ms": base_ms,
+                "deliver.backoff.max.ms": 5000, "deliver.max_attempts": 3, "deliver.concurrency": 4,
+                "deliver.poll.interval.ms": 20,  # so that only the backoff spaces the retries
+                "deliver.headers": "Authorization: Bearer t0ken; X-Env: test"})
+    rows = wait_settled(inbox_db, len(recs), 120)
+
+    expect_dead = {m for m, k in kinds.items() if k in ("reject", "always500")}
+    assert {m for m, v in rows.items() if v[0] == "dead"} == expect_dead
+    for m, (status, attempts, err, _, _) in rows.items():
+        k = kinds[m]
+        if k == "reject":
+            assert (attempts, err) == (1, f"HTTP 400: bad order {m}  line 2"), m
+        elif k == "always500":
+            assert attempts == 3, m
+            assert err == "HTTP 503: " + "x" * 200 + "...", m
+        elif k == "slow":
+            assert "Timeout was reached" in err and "timed out" in err, err
+        elif k == "fail500":
+            assert (status, attempts, err) == ("done", 3, "HTTP 500: busy, try later")
+        elif k == "r429":
+            assert (status, attempts, err) == ("done", 2, "HTTP 429: slow down")
+        else:
+            assert (status, attempts, err) == ("done", 1, None), m
+
+    # Exactly the expected requests: no second delivery after a success, no extra retries.
+    per = {"ok": 1, "fail500": 3, "r429": 2, "slow": 2, "reject": 1, "always500": 3}
+    by_key = srv.by_key()
+    assert {m: len(v) for m, v in by_key.items()} == {m: per[k] for m, k in kinds.items()}
+    succ = srv.successes()
+    assert set(succ) == set(kinds) - expect_dead
+    assert max(succ.values()) == 1
+
+    # /metrics counts the same requests.
+    sent = sum(len(v) for v in by_key.values())
+    m = wait_metric(port, "inboxd_delivery_attempts_total", lambda v: v == sent)
+    assert m["inboxd_delivery_successes_total"] == len(succ)
+    assert m["inboxd_delivery_dead_total"] == len(expect_dead)
+    assert m["inboxd_delivery_failures_total"] == sent - len(succ) - len(expect_dead)
+    assert m["inboxd_delivery_in_flight"] == 0
+
+    # Body and headers, exact.
+    for (key, value, _), mid in zip(recs, [dict(h)["id"].decode() for _, _, h in recs]):
+        for a in by_key[mid]:
+            part, off = where[mid]
+            assert a.body == (value or b"")
+            h = dict((k.lower(), v) for k, v in a.headers)
+            assert h["idempotency-key"] == mid
+            assert h["kafka-topic"] == inbox_topic
+            assert (h["kafka-partition"], h["kafka-offset"]) == (str(part), str(off))
+            assert h["kafka-key"] == key.decode()
+            assert h["authorization"] == "Bearer t0ken" and h["x-env"] == "test"
+            assert h["host"] == f"127.0.0.1:{srv.port}"  # a Kafka header cannot set Host
+            if value is None:
+                assert h["kafka-tombstone"] == "true" and "event_type" not in h
+                assert h["content-type"] == "application/octet-stream"
+                continue
+            assert "kafka-tombstone" not in h
+            assert h["event_type"] == "OrderPlaced"
+            assert h["trace%20id"] == "ид-1"
+            assert h["bin"] == "\\xff00"
+            assert h["empty"] == ""
+            assert h["content-type"] == "application/octet-stream"
+        assert [int(x.header("Inbox-Attempt")) for x in by_key[mid]] == list(range(1, len(by_key[mid]) + 1))
+
+    check_key_order(srv.arrivals, where)
+
+    # Backoff: base * 2^(attempt-1), jitter 50-100 %; Retry-After honoured; never hammering.
+    for m, k in kinds.items():
+        ts = [a.t for a in by_key[m]]
+        gaps = [b - a for a, b in zip(ts, ts[1:])]
+        if k in ("fail500", "always500"):
+            for i, g in enumerate(gaps):
+                assert 0.5 * base_ms / 1000 * 2 ** i - 0.02 <= g <= base_ms / 1000 * 2 ** i + 0.5, (m, gaps)
+        elif k == "r429":
+            assert gaps[0] >= 0.98, (m, gaps)
+        elif k == "slow":
+            assert gaps[0] >= timeout_ms / 1000 + 0.5 * base_ms / 1000 - 0.02, (m, gaps)
+
+    assert d.terminate() == 0
+    n_retry = sum(per[k] - 1 for k in kinds.values() if k in ("fail500", "r429", "slow")) + \
+        sum(2 for k in kinds.values() if k == "always500")
+    assert push_stats(d) == (len(kinds) - len(expect_dead), n_retry, len(expect_dead))
+    assert inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'processing'") == 0
+
+
+def test_server_down_at_start_then_up(inboxd, inbox_db, inbox_topic, stack, push_server):
+    port = free_port()
+    recs = [(f"k{i % 5}".encode(), f"v{i}".encode(), [("id", f"d-{i}".encode())]) for i in range(40)]
+    produce_all(stack, inbox_topic, recs)
+    d = inboxd({"deliver.url": f"http://127.0.0.1:{port}/x", "deliver.backoff.base.ms": 100,
+                "deliver.backoff.max.ms": 1000, "deliver.max_attempts": 1000, "deliver.timeout.ms": 2000})
+    # Ingest does not wait for the service: every message is recorded while it is down.
+    helpers.wait_until(lambda: len(statuses(inbox_db)) == 40, 30, 0.2, "40 rows")
+
+    def refused():
+        return any(v[0] == "failed" and v[2] and "Couldn't connect" in v[2] for v in statuses(inbox_db).values())
+    helpers.wait_until(refused, 30, 0.2, "a failed attempt with connection refused")
+    time.sleep(1.5)
+    srv = push_server(port=port)
+    rows = wait_settled(inbox_db, 40, 60)
+    assert all(v[0] == "done" for v in rows.values())
+    assert srv.successes() == collections.Counter({f"d-{i}": 1 for i in range(40)})
+    assert d.terminate() == 0
+
+
+@pytest.mark.timeout(180)
+def test_kill9_mid_delivery_loses_nothing(inboxd, inbox_db, inbox_topic, stack, push_server):
+    """kill -9 while requests are in flight: their rows stay processing until the lease
+    (deliver.timeout.ms + 10 s) runs out and are delivered again, with the same
+    Idempotency-Key; nothing is lost and per-key order of first deliveries holds."""
+    n = 300
+    recs = [(f"k{i % 20}".encode(), f"v{i}".encode(), [("id", f"x-{i:03d}".encode())]) for i in range(n)]
+    where = produce_all(stack, inbox_topic, recs)
+
+    def plan(a, k):
+        time.sleep(0.05)
+        return 200, b"ok", {}, 0
+    srv = push_server(plan)
+    cfg = {"deliver.url": srv.url, "deliver.timeout.ms": 2000, "deliver.concurrency": 8}
+    d = inboxd(cfg)
+    helpers.wait_until(lambda: sum(srv.successes().values()) >= 60, 60, 0.02, "60 deliveries")
+    d.kill9()
+    time.sleep(0.5)
+    processing = inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'processing'")
+    d.start()
+    rows = wait_settled(inbox_db, n, 90)
+    assert all(v[0] == "done" for v in rows.values())
+    succ = srv.successes()
+    assert set(succ) == {f"x-{i:03d}" for i in range(n)}
+    twice = [m for m, c in succ.items() if c > 1]
+    assert len(twice) <= 8 and len(twice) <= processing, (twice, processing)
+    # Per key, the first successful deliveries are in offset order.
+    firsts = {}
+    for a in srv.arrivals:
+        if a.outcome == 200 and a.key not in firsts:
+            firsts[a.key] = a
+    check_key_order(list(firsts.values()), where)
+    assert d.terminate() == 0
+
+
+def test_sigterm_waits_for_requests_in_flight_second_cancels(inboxd, inbox_db, inbox_topic, stack, push_server):
+    recs = [(f"k{i}".encode(), b"v", [("id", f"s-{i}".encode())]) for i in range(8)]
+    produce_all(stack, inbox_topic, recs)
+    hold = {"delay": 1.5}
+
+    def plan(a, n):
+        time.sleep(hold["delay"])
+        return 200, b"ok", {}, 0
+    srv = push_server(plan)
+    d = inboxd({"deliver.url": srv.url, "deliver.timeout.ms": 20000, "deliver.concurrency": 4})
+    helpers.wait_until(lambda: len(srv.arrivals) >= 4, 30, 0.02, "4 requests in flight")
+    t0 = time.monotonic()
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(15) == 0
+    assert time.monotonic() - t0 < 5
+    d.wait_for_log(r"waiting for the HTTP requests in flight", all_runs=True, timeout=1)
+    rows = statuses(inbox_db)
+    assert sum(1 for v in rows.values() if v[0] == "done") == 4
+    assert sum(1 for v in rows.values() if v[0] == "processing") == 0
+
+    # Second signal: requests cancelled, their rows pending again (attempt not counted).
+    hold["delay"] = 30
+    d.start()
+    helpers.wait_until(lambda: len(srv.arrivals) >= 8, 30, 0.02, "4 more requests in flight")
+    d.signal(signal.SIGTERM)
+    time.sleep(0.3)
+    d.signal(signal.SIGTERM)
+    assert d.wait_exit(10) == 0
+    d.wait_for_log(r"HTTP push: 4 requests cancelled; their messages are pending again", all_runs=True, timeout=1)
+    rows = statuses(inbox_db)
+    assert sorted(v[:2] for v in rows.values() if v[0] != "done") == [("pending", 0)] * 4
+    hold["delay"] = 0
+    d.start()
+    rows = wait_settled(inbox_db, 8, 30)
+    assert all(v[0] == "done" for v in rows.values())
+    assert d.terminate() == 0
+
+
+def test_push_startup_errors(inboxd, inbox_db, inbox_topic, push_server):
+    inbox_db.execute("DROP FUNCTION inbox_claim(integer, interval)")
+    d = inboxd({"deliver.url": "http://127.0.0.1:9/"})
+    assert d.wait_exit(30) == 2
+    assert "deliver.url needs the functions inbox_claim, inbox_complete and inbox_fail" in d.log_text()
+
+    d = inboxd({"deliver.url": "ftp://127.0.0.1/x"})
+    assert d.wait_exit(10) == 2
+    assert "invalid deliver.url 'ftp://127.0.0.1/x': the scheme must be http or https, not ftp" in d.log_text()
+    d = inboxd({"deliver.url": "http://127.0.0.1:9/", "deliver.headers": "Content-Length: 5"})
+    assert d.wait_exit(10) == 2
+    assert "deliver.headers cannot set Content-Length" in d.log_text()
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(240)
+def test_two_instances_push_while_postgres_restarts(inboxd, inbox_db, inbox_topic, stack, push_server, faults):
+    """Two inboxd instances of one group push from the same table while PostgreSQL is
+    restarted: every message is delivered and done, a second delivery only for messages
+    whose outcome could not be recorded, per key the first deliveries in offset order."""
+    n = 400
+    recs = [(f"k{i % 16}".encode(), f"v{i}".encode(), [("id", f"p-{i:03d}".encode())]) for i in range(n)]
+    where = produce_all(stack, inbox_topic, recs)
+
+    def plan(a, k):
+        time.sleep(0.02)
+        return 200, b"ok", {}, 0
+    srv = push_server(plan)
+    cfg = {"deliver.url": srv.url, "deliver.timeout.ms": 2000, "deliver.concurrency": 4,
+           "reconnect.backoff.max.ms": 1000}
+    a, b = inboxd(cfg), inboxd(cfg)
+    helpers.wait_until(lambda: sum(srv.successes().values()) >= 100, 60, 0.02, "100 deliveries")
+    faults.pg_restart()
+    rows = wait_settled(inbox_db, n, 120)
+    assert all(v[0] == "done" for v in rows.values())
+    succ = srv.successes()
+    assert set(succ) == {f"p-{i:03d}" for i in range(n)}
+    assert sum(succ.values()) - n <= 8, [m for m, c in succ.items() if c > 1]
+    firsts = {}
+    for x in srv.arrivals:
+        if x.outcome == 200 and x.key not in firsts:
+            firsts[x.key] = x
+    check_key_order(list(firsts.values()), where)
+    # Both instances pushed.
+    assert "HTTP push to" in a.log_text() and "HTTP push to" in b.log_text()
+    assert a.terminate() == 0 and b.terminate() == 0
+    pushed = [push_stats(d)[0] for d in (a, b)]
+    assert all(p > 0 for p in pushed), pushed
+
+
+def test_https_with_own_ca(inboxd, inbox_db, inbox_topic, stack, push_server, tmp_path):
+    """https:// with a certificate the system does not trust: refused (retried, the TLS
+    error in last_error) until deliver.tls.ca.location names it."""
+    import subprocess
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    srv = push_server(tls=(str(cert), str(key)))
+    produce_all(stack, inbox_topic, [(b"k", b"secret payload", [("id", b"tls-1")])])
+    cfg = {"deliver.url": srv.url, "deliver.backoff.base.ms": 100, "deliver.max_attempts": 1000}
+    d = inboxd(cfg)
+    helpers.wait_until(lambda: (statuses(inbox_db).get("tls-1") or ("",))[0] == "failed", 30, 0.1,
+                       "a failed attempt")
+    assert "SSL certificate problem" in statuses(inbox_db)["tls-1"][2]
+    assert srv.successes() == {}
+    assert d.terminate() == 0
+
+    d = inboxd({**cfg, "deliver.tls.ca.location": str(cert)})
+    wait_settled(inbox_db, 1, 30)
+    assert srv.successes() == {"tls-1": 1}
+    assert srv.arrivals[-1].body == b"secret payload"
+    assert d.terminate() == 0
+
+    d = inboxd({**cfg, "deliver.tls.ca.location": str(tmp_path / "nope.pem")})
+    assert d.wait_exit(30) == 2
+    assert f"deliver.tls.ca.location: cannot read {tmp_path / 'nope.pem'}: No such file or directory" in d.log_text()

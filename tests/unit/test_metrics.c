@@ -1,0 +1,121 @@
+/* test_metrics.c - unit tests for metrics.c: Prometheus text rendering of counters, gauges
+ * and histograms, labels and escaping. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "metrics.h"
+
+static char *render(metrics_t *m) {
+    size_t len = 0;
+    char *text = metrics_render(m, &len);
+    assert_non_null(text);
+    assert_int_equal(len, strlen(text));
+    return text;
+}
+
+static void test_counter_and_gauge(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_series_t *c = metrics_scalar(m, METRICS_COUNTER, "x_events_total", "Events.");
+    metrics_series_t *g = metrics_scalar(m, METRICS_GAUGE, "x_lag_bytes", "Lag in bytes.");
+    metrics_add(c, 3);
+    metrics_add(c, 2);
+    metrics_set(g, 1.5);
+    metrics_set(g, -7);
+    assert_true(metrics_value(c) == 5);
+    char *t = render(m);
+    assert_string_equal(t, "# HELP x_events_total Events.\n"
+                           "# TYPE x_events_total counter\n"
+                           "x_events_total 5\n"
+                           "# HELP x_lag_bytes Lag in bytes.\n"
+                           "# TYPE x_lag_bytes gauge\n"
+                           "x_lag_bytes -7\n");
+    free(t);
+    metrics_destroy(m);
+}
+
+static void test_labels_and_escaping(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_family_t *f = metrics_family(m, METRICS_COUNTER, "x_bytes_total", "Bytes \\ per\ntopic.", "topic", NULL, 0);
+    assert_non_null(f);
+    char *t = render(m); /* a labelled family without series: only its header */
+    assert_string_equal(t, "# HELP x_bytes_total Bytes \\\\ per\\ntopic.\n# TYPE x_bytes_total counter\n");
+    free(t);
+    metrics_add(metrics_series(f, "orders"), 10);
+    metrics_add(metrics_series(f, "we\"ird\\na\nme"), 1);
+    metrics_add(metrics_series(f, "orders"), 0.25);
+    assert_ptr_equal(metrics_series(f, "orders"), metrics_series(f, "orders"));
+    t = render(m);
+    assert_non_null(strstr(t, "x_bytes_total{topic=\"orders\"} 10.25\n"));
+    assert_non_null(strstr(t, "x_bytes_total{topic=\"we\\\"ird\\\\na\\nme\"} 1\n"));
+    free(t);
+    metrics_destroy(m);
+}
+
+static void test_histogram(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    static const double b[] = {0.01, 0.1, 1};
+    metrics_series_t *h =
+        metrics_series(metrics_family(m, METRICS_HISTOGRAM, "x_latency_seconds", "Latency.", NULL, b, 3), NULL);
+    metrics_observe(h, 0.005);
+    metrics_observe(h, 0.01); /* bounds are inclusive */
+    metrics_observe(h, 0.5);
+    metrics_observe(h, 30);
+    assert_true(metrics_value(h) == 4);
+    char *t = render(m);
+    assert_string_equal(t, "# HELP x_latency_seconds Latency.\n"
+                           "# TYPE x_latency_seconds histogram\n"
+                           "x_latency_seconds_bucket{le=\"0.01\"} 2\n"
+                           "x_latency_seconds_bucket{le=\"0.1\"} 2\n"
+                           "x_latency_seconds_bucket{le=\"1\"} 3\n"
+                           "x_latency_seconds_bucket{le=\"+Inf\"} 4\n"
+                           "x_latency_seconds_sum 30.515000000000001\n"
+                           "x_latency_seconds_count 4\n");
+    free(t);
+    metrics_destroy(m);
+}
+
+static void test_labelled_histogram_and_special_values(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    static const double b[] = {1};
+    metrics_family_t *f = metrics_family(m, METRICS_HISTOGRAM, "h", "", "topic", b, 1);
+    metrics_observe(metrics_series(f, "a"), 2);
+    metrics_series_t *g = metrics_scalar(m, METRICS_GAUGE, "g", "");
+    metrics_set(g, INFINITY);
+    char *t = render(m);
+    assert_non_null(strstr(t, "h_bucket{topic=\"a\",le=\"1\"} 0\nh_bucket{topic=\"a\",le=\"+Inf\"} 1\n"
+                              "h_sum{topic=\"a\"} 2\nh_count{topic=\"a\"} 1\n"));
+    assert_non_null(strstr(t, "\ng +Inf\n"));
+    free(t);
+    metrics_set(g, NAN);
+    t = render(m);
+    assert_non_null(strstr(t, "\ng NaN\n"));
+    free(t);
+    /* NULL series are ignored, so a failed allocation only loses a metric */
+    metrics_add(NULL, 1);
+    metrics_set(NULL, 1);
+    metrics_observe(NULL, 1);
+    metrics_destroy(m);
+    metrics_destroy(NULL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_counter_and_gauge),
+        cmocka_unit_test(test_labels_and_escaping),
+        cmocka_unit_test(test_histogram),
+        cmocka_unit_test(test_labelled_histogram_and_special_values),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
