@@ -37,8 +37,9 @@ uint64_t ack_tracker_add_event(ack_tracker_t *t);
 /* The open transaction committed; end_lsn is its commit record's end. Returns -1 if no
  * transaction is open or end_lsn goes backwards. */
 int ack_tracker_commit(ack_tracker_t *t, lsn_t end_lsn);
-/* A keepalive reported wal_end: everything before it was sent to us. Advances the watermark
- * only when no transaction is open and nothing is outstanding. */
+/* A keepalive reported wal_end: everything before it was sent to us. Outside a transaction
+ * it is remembered, and the watermark moves to it once nothing older is outstanding (at
+ * once when nothing is); inside one it is ignored. */
 void ack_tracker_keepalive(ack_tracker_t *t, lsn_t wal_end);
 
 /* Delivery outcomes, one per added event, in any order. Returns -1 when seq holds no

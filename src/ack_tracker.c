@@ -18,6 +18,7 @@ struct ack_tracker {
     size_t max_txns, max_events;
     size_t outstanding;
     lsn_t confirmed, received;
+    lsn_t seen;      /* everything before it was received whole: commit ends and idle keepalives */
     bool open;       /* between begin and commit */
     bool open_held;  /* the open transaction has an entry (it produced an event) */
     bool failed_any;
@@ -36,7 +37,7 @@ ack_tracker_t *ack_tracker_new(lsn_t start, size_t max_txns, size_t max_events) 
     t->max_txns = max_txns ? max_txns : 1;
     t->max_events = max_events ? max_events : 1;
     t->head_seq = 1;
-    t->confirmed = t->received = start;
+    t->confirmed = t->received = t->seen = start;
     return t;
 }
 
@@ -52,7 +53,7 @@ void ack_tracker_reset(ack_tracker_t *t, lsn_t start) {
     t->head = t->count = 0;
     t->outstanding = 0;
     t->open = t->open_held = t->failed_any = false;
-    t->confirmed = t->received = start;
+    t->confirmed = t->received = t->seen = start;
 }
 
 static txn_t *at(const ack_tracker_t *t, size_t i) { return &t->ring[(t->head + i) % t->cap]; }
@@ -75,6 +76,11 @@ static void advance(ack_tracker_t *t) {
         t->head_seq++;
         t->count--;
     }
+    /* Nothing held and no transaction open: every transaction before `seen` was
+     * delivered, so the slot may move there (a keepalive that arrived while the last
+     * events were in flight is not lost). */
+    if (t->count == 0 && !t->open && t->seen > t->confirmed)
+        t->confirmed = t->seen;
 }
 
 static int grow(ack_tracker_t *t) {
@@ -121,6 +127,8 @@ int ack_tracker_commit(ack_tracker_t *t, lsn_t end_lsn) {
     t->open = false;
     if (end_lsn > t->received)
         t->received = end_lsn;
+    if (end_lsn > t->seen)
+        t->seen = end_lsn;
     if (t->open_held) {
         txn_t *x = at(t, t->count - 1);
         x->end_lsn = end_lsn;
@@ -141,8 +149,11 @@ int ack_tracker_commit(ack_tracker_t *t, lsn_t end_lsn) {
 void ack_tracker_keepalive(ack_tracker_t *t, lsn_t wal_end) {
     if (wal_end > t->received)
         t->received = wal_end;
-    if (!t->open && t->count == 0 && wal_end > t->confirmed)
-        t->confirmed = wal_end;
+    if (t->open)
+        return; /* mid-transaction: the transaction's own commit says how far it goes */
+    if (wal_end > t->seen)
+        t->seen = wal_end;
+    advance(t);
 }
 
 static int settle(ack_tracker_t *t, uint64_t seq, bool ok) {

@@ -394,6 +394,27 @@ def test_idle_outbox_slot_advances_while_other_tables_of_its_database_are_busy(o
     db.wait_slot_confirmed(slot, after, timeout=20)
 
 
+def test_slot_reaches_wal_end_when_the_last_acks_come_after_the_keepalive(outboxd, db, kafka, stack,
+                                                                            topic_prefix):
+    """The keepalive that carries the server's WAL end can arrive while the last events are
+    still waiting for Kafka, and the server sends no other until new WAL is written. The
+    slot must still reach that end once the acks come, not stay at the last commit."""
+    slot = slot_of(db)
+    # Acks come 1.5 s after each send; status replies every 200 ms make the walsender send
+    # its keepalive for the other database's commit inside that window.
+    p = outboxd({"kafka.linger.ms": "1500", "status.interval.ms": "200"})
+    p.wait_for_log(STREAMING, timeout=30)
+    db.insert_event("order", "k", "e", {"i": 1})
+    with stack.pg_connect() as c:  # a commit record the slot's database does not decode
+        c.execute("SELECT txid_current()")
+        # The insert position: pg_current_wal_lsn() may still be before that commit record.
+        target = c.execute("SELECT pg_current_wal_insert_lsn()::text").fetchone()[0]
+    kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)
+    # Well under the 15 s after which PostgreSQL may log a standby snapshot, whose WAL
+    # would bring a new keepalive and hide the bug.
+    db.wait_slot_confirmed(slot, target, timeout=5)
+
+
 # --------------------------------------------------------------------------- 6. SIGTERM
 
 
