@@ -58,11 +58,32 @@ for p in "${APT_PACKAGES[@]}"; do
   status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
   [[ $status == "ii"* ]] || missing+=("$p")
 done
+# Packages that must be at least a given version when already installed (an image may
+# ship an older point release). PostgreSQL 15.20 added output_plugin_libraries, which
+# outboxd's check, its error messages and their tests deal with (docs/operations.md).
+MIN_VERSIONS=(
+  postgresql-15=15.20
+  postgresql-client-15=15.20
+)
+for pv in "${MIN_VERSIONS[@]}"; do
+  p=${pv%%=*} min=${pv#*=}
+  have=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+  if [[ -n $have ]] && dpkg --compare-versions "$have" lt "$min"; then
+    say "$p $have is older than $min: upgrading"
+    missing+=("$p")
+  fi
+done
 if ((${#missing[@]})); then
   say "installing apt packages: ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
   as_root apt-get update -q
   as_root apt-get install -y -q --no-install-recommends "${missing[@]}"
+  for pv in "${MIN_VERSIONS[@]}"; do
+    p=${pv%%=*} min=${pv#*=}
+    have=$(dpkg-query -W -f='${Version}' "$p" 2>/dev/null || true)
+    [[ -z $have ]] || dpkg --compare-versions "$have" ge "$min" \
+      || die "$p is $have after apt-get install; $min or newer is needed (is the security archive in sources.list?)"
+  done
 fi
 
 sha() { sha256sum "$1" | cut -d' ' -f1; }

@@ -151,6 +151,26 @@ pg_running() {
   [[ -f $PG_DATA/PG_VERSION ]] && as_pg "$PGBIN/pg_ctl" -D "$PG_DATA" status >/dev/null 2>&1
 }
 
+# output_plugin_libraries exists from 15.20/16.15/17.11/18.6 on; wal2json must be listed.
+# Prints the postgresql.conf line, or nothing on a server without the setting.
+opl_setting() {
+  local gucs
+  gucs=$(as_pg "$PGBIN/postgres" --describe-config 2>/dev/null || true)
+  if [[ $'\n'$gucs == *$'\n'output_plugin_libraries$'\t'* ]]; then
+    echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'"
+  fi
+}
+
+# A data dir made by an older point release lacks the line once the server has the
+# setting (scripts/install-deps.sh upgrades PostgreSQL): add it before starting.
+pg_conf_upgrade() {
+  local opl; opl=$(opl_setting)
+  [[ -n $opl ]] || return 0
+  grep -q '^output_plugin_libraries' "$PG_DATA/postgresql.conf" && return 0
+  say "adding output_plugin_libraries to $PG_DATA/postgresql.conf (the server has the setting now)"
+  echo "$opl" | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
+}
+
 pg_init() {
   [[ -x $PGBIN/initdb ]] || die "$PGBIN/initdb not found; run scripts/install-deps.sh"
   [[ -f $PG_DATA/PG_VERSION ]] && return 0
@@ -167,12 +187,7 @@ pg_init() {
     --no-sync --no-instructions >"$PG_DIR/initdb.log" 2>&1 \
     || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
 
-  # output_plugin_libraries exists from 15.20/16.15/17.11/18.6 on; wal2json must be listed.
-  local opl="" gucs
-  gucs=$(as_pg "$PGBIN/postgres" --describe-config 2>/dev/null || true)
-  if [[ $'\n'$gucs == *$'\n'output_plugin_libraries$'\t'* ]]; then
-    opl="output_plugin_libraries = 'pgoutput, test_decoding, wal2json'"
-  fi
+  local opl; opl=$(opl_setting)
   as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null <<EOF
 
 # ---- outboxd test stack (scripts/stack.sh) ----
@@ -218,6 +233,7 @@ pg_start() {
     return 0
   fi
   pg_init
+  pg_conf_upgrade
   if port_open "$PG_PORT"; then
     die "port $PG_PORT is in use by another process (set OUTBOXD_STACK_PG_PORT)"
   fi
