@@ -45,6 +45,9 @@ POLL_BATCH, POLL_INTERVAL_MS = 500, 100  # the polling baseline's settings
 # workload; the relays never touch it.
 PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || ({i} % 1000), "
                "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
+# Rows of the live-latency table, in this order. producer-floor: bench/baseline_producer.c.
+LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "producer-floor", "debezium", "polling")
+
 EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
              "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
              "RETURNING id) INSERT INTO orders (id, amount) SELECT id, 42.5 FROM e")
@@ -508,6 +511,21 @@ class Bench:
 
     # -- live latency --------------------------------------------------------------------
 
+    def pgbench(self, db: "Database", rate: int) -> int:
+        """Writes the event statement at `rate` for latency_secs with pgbench (2-4 clients);
+        returns the number of transactions pgbench committed."""
+        script = self.out / "logs" / "pgbench-event.sql"
+        script.write_text("\\set k random(1, 1000000)\n" + EVENT_SQL.format(i=":k") + ";\n")
+        clients = 4 if rate >= 4000 else 2
+        pb = subprocess.run([str(self.stack.pgbin / "pgbench"), "-n", "-h", "127.0.0.1", "-p",
+                             str(self.stack.port), "-U", "postgres", "-c", str(clients), "-j", "2",
+                             "-R", str(rate), "-T", str(self.args.latency_secs), "-f", str(script), db.name],
+                            capture_output=True, text=True)
+        if pb.returncode != 0:
+            raise RuntimeError(f"pgbench failed: {pb.stderr}")
+        m = re.search(r"number of transactions actually processed: (\d+)", pb.stdout)
+        return int(m.group(1)) if m else 0
+
     def latency_scenario(self, rep: int, rate: int, cls) -> None:
         a = self.args
         db = Database(self.stack, f"b{self.run_id}_lat{rate}_{cls.name.replace('-', '_')}_{rep}", slots=("outboxd",),
@@ -552,17 +570,7 @@ class Bench:
                 time.sleep(0.02)
             ws = PgSide(db, slot=rel.slot, app=None if rel.slot else "baseline_polling_relay")
             cpu0, pg0, t0 = proc_cpu_s(rel.pid), ws.sample(), time.monotonic()
-            script = self.out / "logs" / "pgbench-event.sql"
-            script.write_text("\\set k random(1, 1000000)\n" + EVENT_SQL.format(i=":k") + ";\n")
-            clients = 4 if rate >= 4000 else 2
-            pb = subprocess.run([str(self.stack.pgbin / "pgbench"), "-n", "-h", "127.0.0.1", "-p",
-                                 str(self.stack.port), "-U", "postgres", "-c", str(clients), "-j", "2",
-                                 "-R", str(rate), "-T", str(a.latency_secs), "-f", str(script), db.name],
-                                capture_output=True, text=True)
-            if pb.returncode != 0:
-                raise RuntimeError(f"pgbench failed: {pb.stderr}")
-            m = re.search(r"number of transactions actually processed: (\d+)", pb.stdout)
-            written = int(m.group(1)) if m else 0
+            written = self.pgbench(db, rate)
             total = written + len(warm)
             t = time.monotonic()
             while len(got) < total and time.monotonic() - t < a.timeout:
@@ -601,6 +609,37 @@ class Bench:
             rel.stop()
             db.drop()
 
+    def floor_scenario(self, rep: int, rate: int) -> None:
+        """The Kafka floor: bench/baseline_producer produces records like outboxd's at the rate
+        with outboxd's producer settings, from no database, while pgbench writes the same rows
+        as in the relays' runs (no slot: nothing decodes them). Its produce-to-ack latency is
+        what the machine's Kafka path costs under that load; no relay can be faster."""
+        a = self.args
+        db = Database(self.stack, f"b{self.run_id}_lat{rate}_floor_{rep}", slots=())
+        topic = self.stack.create_topic(f"b{self.run_id}.lat{rate}r{rep}.floor.order")
+        try:
+            logf = open(self.out / "logs" / f"{db.name}-producer.log", "w")
+            prod = subprocess.Popen([a.producer, self.stack.kafka, topic, str(rate), str(a.latency_secs)],
+                                    stdout=subprocess.PIPE, stderr=logf, text=True)
+            written = self.pgbench(db, rate)
+            out, _ = prod.communicate(timeout=a.timeout + a.latency_secs)
+            if prod.returncode != 0:
+                raise RuntimeError(f"baseline_producer failed (exit {prod.returncode}); see {logf.name}")
+            f = json.loads(out)
+            row = {"rep": rep, "rate_target": rate, "relay": "producer-floor", "written": written,
+                   "rate_achieved": f["acked"] / a.latency_secs, "pg_rate_achieved": written / a.latency_secs,
+                   "received": f["acked"], "missing": f["sent"] - f["acked"],
+                   "cpu_us_per_event": f["cpu_s"] / max(f["sent"], 1) * 1e6, "peak_rss_kb": None,
+                   "pg_cpu_us_per_event": None, "load_avg": os.getloadavg()[0],
+                   "ack_p50_ms": f["p50_ms"], "ack_p99_ms": f["p99_ms"], "ack_p99.9_ms": f["p99.9_ms"],
+                   "ack_max_ms": f["max_ms"], "recv_p50_ms": None, "recv_p99_ms": None, "recv_p99.9_ms": None,
+                   "recv_max_ms": None}
+            log(f"latency {rate}/s producer-floor: pgbench {row['pg_rate_achieved']:.0f}/s, produce-to-ack p50 "
+                f"{f['p50_ms']:.1f} p99 {f['p99_ms']:.1f} max {f['max_ms']:.1f} ms")
+            self.results["latency"].append(row)
+        finally:
+            db.drop()
+
     # -- the run ---------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -620,6 +659,8 @@ class Bench:
             if a.big and "bigtxn" not in skip:
                 self.bigtxn_scenario(rep, a.big)
             for rate in a.rates:
+                if "producer-floor" in a.relays.split(",") and a.producer:
+                    self.floor_scenario(rep, rate)
                 for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
                     self.latency_scenario(rep, rate, cls)
@@ -662,7 +703,7 @@ def summarize(res: dict, args) -> dict:
                                                          for r in rows])}
     for rate in sorted({r["rate_target"] for r in res["latency"]}):
         d = {}
-        for rel in ("outboxd", "outboxd-linger1", "debezium", "polling"):
+        for rel in LATENCY_RELAYS:
             rr = [r for r in res["latency"] if r["rate_target"] == rate and r["relay"] == rel]
             if rr:
                 d[rel] = {k: median([x[k] for x in rr]) for k in rr[0] if k.endswith("_ms") or k in
@@ -740,15 +781,17 @@ def table(s: dict) -> str:
                 "| receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event | peak RSS MB | load avg |",
                 "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for rate, d in s["latency"].items():
-            for rel in ("outboxd", "outboxd-linger1", "debezium", "polling"):
+            for rel in LATENCY_RELAYS:
                 if rel not in d:
                     continue
                 x = d[rel]
+                rss = x.get("peak_rss_kb")
                 out.append(f"| {rate} | {rel} | {x['rate_achieved']:.0f} | {x['ack_p50_ms']:.1f} | {x['ack_p99_ms']:.1f} "
-                           f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {x['recv_p50_ms']:.1f} | "
-                           f"{x['recv_p99_ms']:.1f} | {x['recv_p99.9_ms']:.1f} | {x['recv_max_ms']:.1f} | "
+                           f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
+                           f"{fmt(x.get('recv_p99_ms'), '.1f')} | {fmt(x.get('recv_p99.9_ms'), '.1f')} | "
+                           f"{fmt(x.get('recv_max_ms'), '.1f')} | "
                            f"{x['cpu_us_per_event']:.1f} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
-                           f"{x['peak_rss_kb'] / 1024:.1f} | {fmt(x.get('load_avg'), '.1f')} |")
+                           f"{fmt(rss / 1024 if rss else None, '.1f')} | {fmt(x.get('load_avg'), '.1f')} |")
     out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
     for k, v in s["targets"].items():
         out.append(f"| {k} | {v['value']:.2f} | {'yes' if v['met'] else 'NO'} |")
@@ -862,6 +905,7 @@ def main() -> int:
     ap.add_argument("--out", required=True)
     ap.add_argument("--outboxd", required=True)
     ap.add_argument("--poller", required=True)
+    ap.add_argument("--producer", default="", help="bench/baseline_producer (the producer-floor row)")
     ap.add_argument("--debezium-libs", default="")
     ap.add_argument("--debezium", action="store_true")
     ap.add_argument("--debezium-latency", action="store_true", help="also measure Debezium's live latency")
@@ -873,7 +917,7 @@ def main() -> int:
     ap.add_argument("--latency-secs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
-    ap.add_argument("--relays", default="outboxd,outboxd-linger1,debezium,polling", help="comma-separated subset")
+    ap.add_argument("--relays", default="outboxd,outboxd-linger1,producer-floor,debezium,polling", help="comma-separated subset")
     ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]

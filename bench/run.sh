@@ -89,7 +89,7 @@ fi
 
 # --- build outboxd and the polling baseline
 cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-ninja -C "$BUILD" -j "$(nproc)" outboxd baseline_polling_relay >/dev/null || die "build failed"
+ninja -C "$BUILD" -j "$(nproc)" outboxd baseline_polling_relay baseline_producer >/dev/null || die "build failed"
 
 # --- the stack, with track_commit_timestamp (the latency workload reads commit times)
 started=0
@@ -107,7 +107,8 @@ if [[ $(psql_ "SHOW track_commit_timestamp") != on ]]; then
   "$REPO/scripts/stack.sh" pg-restart >&2
 fi
 
-args=(--out "$out" --outboxd "$BUILD/outboxd" --poller "$BUILD/baseline_polling_relay" --debezium-libs "$DBZ_LIBS")
+args=(--out "$out" --outboxd "$BUILD/outboxd" --poller "$BUILD/baseline_polling_relay" --producer "$BUILD/baseline_producer"
+      --debezium-libs "$DBZ_LIBS")
 ((debezium)) && args+=(--debezium)
 ((dbz_latency)) && args+=(--debezium-latency)
 if ((quick)); then

@@ -30,11 +30,14 @@ def test_bench_quick_run(stack, faults, tmp_path):
         faults.pg_restart()
     poller = helpers.default_outboxd_bin().parent / "baseline_polling_relay"
     assert poller.is_file(), f"{poller} not built (it is a target of the normal build)"
+    producer = poller.parent / "baseline_producer"
+    assert producer.is_file(), f"{producer} not built (it is a target of the normal build)"
     env = dict(os.environ, **stack.env)
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), "--out", str(out),
-         "--outboxd", str(helpers.default_outboxd_bin()), "--poller", str(poller), "--config", "smoke",
+         "--outboxd", str(helpers.default_outboxd_bin()), "--poller", str(poller),
+         "--producer", str(producer), "--config", "smoke",
          "--repeats", "1", "--events", "600", "--small-events", "0", "--big", "3000",
          "--rates", "300", "--latency-secs", "2", "--timeout", "60"],
         env=env, capture_output=True, text=True, timeout=220)
@@ -63,8 +66,16 @@ def test_bench_quick_run(stack, faults, tmp_path):
         # (the broker's append time has ms resolution) and ordered.
         assert -1.5 < x["ack_p50_ms"] <= x["ack_p99_ms"] <= x["ack_max_ms"] < 10_000, (rel, x)
         assert x["ack_p50_ms"] - 1.5 <= x["recv_p50_ms"] <= x["recv_max_ms"] < 10_000, (rel, x)
+    # The Kafka floor: records produced while pgbench writes, acked, latencies ordered.
+    f = lat["producer-floor"]
+    assert f["missing"] == 0 and f["rate_achieved"] > 100, f
+    assert 0 < f["ack_p50_ms"] <= f["ack_p99_ms"] <= f["ack_max_ms"] < 10_000, f
+    assert "| 300 | producer-floor |" in r.stdout
     # A polling relay waits for its next poll (100 ms here); the log-tailing relay does not.
     assert lat["polling"]["ack_p50_ms"] > lat["outboxd"]["ack_p50_ms"], lat
     for raw in res["raw"]["latency"]:
-        assert raw["received"] == raw["written"], raw
+        if raw["relay"] == "producer-floor":  # its records do not come from the database
+            assert raw["missing"] == 0 and raw["written"] > 0, raw
+        else:
+            assert raw["received"] == raw["written"], raw
     assert "drain >= 0.7x pg_recvlogical (single)" in s["targets"]
