@@ -15,6 +15,12 @@
  * Returns a new connection - check PQstatus, PQfinish it - or NULL when out of memory. */
 PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication);
 
+/* The same defaults for an ordinary connection, but only started (PQconnectStartParams): the
+ * caller drives it with PQconnectPoll and its own deadline (libpq applies connect_timeout
+ * only to blocking connects). Returns a new connection - PQfinish it - or NULL when out of
+ * memory; PQstatus CONNECTION_BAD when it failed at once. */
+PGconn *pgconn_start(const char *conninfo, const char *appname);
+
 /* A connection failure the user must fix (authentication, unknown database or role, no
  * REPLICATION, a malformed conninfo); anything else is worth retrying. */
 bool pgconn_error_is_permanent(const char *msg);

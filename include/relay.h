@@ -36,7 +36,8 @@ typedef struct relay_options {
 /* Exit codes of relay_run. */
 enum {
     RELAY_EXIT_OK = 0,      /* stopped by a signal after flushing */
-    RELAY_EXIT_RUNTIME = 1, /* fatal Kafka error, an event that cannot be published */
+    RELAY_EXIT_RUNTIME = 1, /* fatal Kafka error, an event that cannot be published, no broker
+                               answered within startup.timeout.ms: a restart may help */
     RELAY_EXIT_CONFIG = 2   /* misconfiguration the user must fix */
 };
 

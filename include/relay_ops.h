@@ -49,7 +49,9 @@ typedef struct relay_ops_state {
     bool streaming;         /* START_REPLICATION succeeded and the stream is up */
     const char *not_ready;  /* why not streaming (for /readyz), when !streaming */
     bool standby;           /* waiting for a slot another process holds */
-    lsn_t received, confirmed, wal_end;
+    lsn_t received, wal_end;
+    lsn_t confirmed;        /* what the relay confirmed; while !streaming the slot's polled
+                               confirmed_flush_lsn and lag are exported instead */
     size_t in_flight;
 } relay_ops_state_t;
 
@@ -58,8 +60,14 @@ typedef struct relay_ops_state {
  * the relay must stop: the slot was invalidated (wal_status = lost). */
 int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st, char *errstr, size_t errstr_size);
 
-/* Parses wal2json's timestamp text ("2026-11-23 06:22:05.190386+00", "+05:30" offsets) into
- * microseconds since the Unix epoch. Returns 0 or -1. */
+/* The lag (server WAL end minus the confirmed position) as of the last metrics update, in bytes:
+ * what outboxd_lag_bytes shows. 0 for NULL. */
+long long relay_ops_lag_bytes(const relay_ops_t *ops);
+
+/* Parses wal2json's timestamp text, PostgreSQL's ISO form whatever DateStyle says
+ * ("2026-11-23 06:22:05.190386+00"; offsets "+05:30", "-03:30", "+HH:MM:SS"; none = UTC) into
+ * microseconds since the Unix epoch. Returns 0, or -1 for anything else (" BC", "infinity",
+ * out-of-range fields, trailing text). */
 int relay_ops_parse_timestamp(const char *text, int64_t *us);
 
 #endif

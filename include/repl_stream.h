@@ -48,7 +48,8 @@ typedef struct repl_stream repl_stream_t;
 repl_stream_t *repl_stream_new(void);
 void repl_stream_destroy(repl_stream_t *rs); /* accepts NULL; closes the connection */
 
-/* Connects with replication=database (conninfo: key=value or URI; borrowed). */
+/* Connects with replication=database (conninfo: key=value or URI; borrowed) and sets the
+ * session's DateStyle to ISO and TimeZone to UTC (wal2json's commit timestamps). */
 repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char *errstr, size_t errstr_size);
 void repl_stream_close(repl_stream_t *rs);
 bool repl_stream_connected(const repl_stream_t *rs);

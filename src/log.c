@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <jansson.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,9 +19,17 @@
 /* "2026-11-23T06:21:17.123Z" plus NUL */
 #define LOG_TS_SIZE 32
 
-static const char *log_progname = "outboxd";
-static log_level_t log_level = LOG_INFO;
-static log_format_t log_format = LOG_FORMAT_TEXT;
+/* Read by every thread that logs (librdkafka's and the pollers' too) while SIGHUP's reload
+ * rewrites them on the main thread: atomics, relaxed (each is independent; a line may use the
+ * old format or level around a reload). */
+static _Atomic(const char *) log_progname = "outboxd";
+static atomic_int log_level = LOG_INFO;
+static atomic_int log_format = LOG_FORMAT_TEXT;
+
+static const char *progname_now(void)
+{
+    return atomic_load_explicit(&log_progname, memory_order_relaxed);
+}
 
 static const char *const level_upper[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static const char *const level_lower[] = {"error", "warn", "info", "debug"};
@@ -28,19 +37,19 @@ static const char *const level_lower[] = {"error", "warn", "info", "debug"};
 void log_init(const char *progname, log_level_t level, log_format_t format)
 {
     if (progname != NULL && progname[0] != '\0')
-        log_progname = progname;
-    log_level = level;
-    log_format = format;
+        atomic_store_explicit(&log_progname, progname, memory_order_relaxed);
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
 }
 
 void log_set_level(log_level_t level)
 {
-    log_level = level;
+    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
 }
 
 log_level_t log_get_level(void)
 {
-    return log_level;
+    return (log_level_t)atomic_load_explicit(&log_level, memory_order_relaxed);
 }
 
 int log_level_parse(const char *s, log_level_t *out)
@@ -148,7 +157,7 @@ static void emit_text(log_level_t level, const char *ts, const char *msg)
         if (msg[i] == '\n' || msg[i] == '\r')
             extra++;
 
-    snprintf(head, sizeof(head), "%s %s[%ld] %s: ", ts, log_progname, (long)getpid(),
+    snprintf(head, sizeof(head), "%s %s[%ld] %s: ", ts, progname_now(), (long)getpid(),
              level_upper[level]);
     hlen = strlen(head);
     cap = hlen + mlen + extra + 2;
@@ -208,7 +217,7 @@ static void emit_json(log_level_t level, const char *ts, const char *msg)
         goto fallback;
     if (json_object_set_new(obj, "ts", json_string(ts)) != 0 ||
         json_object_set_new(obj, "level", json_string(level_lower[level])) != 0 ||
-        json_object_set_new(obj, "prog", json_string(log_progname)) != 0 ||
+        json_object_set_new(obj, "prog", json_string(progname_now())) != 0 ||
         json_object_set_new(obj, "pid", json_integer((json_int_t)getpid())) != 0 ||
         json_object_set(obj, "msg", jmsg) != 0)
         goto fallback;
@@ -250,14 +259,14 @@ void log_msg(log_level_t level, const char *fmt, ...)
         level = LOG_ERROR;
     if (level > LOG_DEBUG)
         level = LOG_DEBUG;
-    if (level > log_level)
+    if ((int)level > atomic_load_explicit(&log_level, memory_order_relaxed))
         return;
 
     va_start(ap, fmt);
     msg = format_message(buf, sizeof(buf), &heap, fmt, ap);
     va_end(ap);
     format_timestamp(ts, sizeof(ts));
-    if (log_format == LOG_FORMAT_JSON)
+    if (atomic_load_explicit(&log_format, memory_order_relaxed) == LOG_FORMAT_JSON)
         emit_json(level, ts, msg);
     else
         emit_text(level, ts, msg);

@@ -4,7 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication) {
+/* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults. */
+static PGconn *open_conn(const char *conninfo, const char *appname, bool replication, bool blocking) {
     /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
     const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
                           NULL, NULL, NULL, NULL};
@@ -20,8 +21,14 @@ PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication)
     }
     keys[n] = "fallback_application_name";
     vals[n] = appname;
-    return PQconnectdbParams(keys, vals, 1);
+    return blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
 }
+
+PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication) {
+    return open_conn(conninfo, appname, replication, true);
+}
+
+PGconn *pgconn_start(const char *conninfo, const char *appname) { return open_conn(conninfo, appname, false, false); }
 
 bool pgconn_error_is_permanent(const char *msg) {
     static const char *const permanent[] = {

@@ -660,9 +660,9 @@ static void progress(relay_t *r, int64_t now) {
     uint64_t n = r->acked - r->last_progress_acked;
     if (n > 0 || ack_tracker_outstanding(r->at) > 0) {
         char lb[LSN_FMT_SIZE];
-        log_info("published %" PRIu64 " events (%.1f/s), %zu in flight, confirmed %s", n,
+        log_info("published %" PRIu64 " events (%.1f/s), %zu in flight, confirmed %s, lag %lld bytes", n,
                  n * 1000.0 / (double)(now - r->last_progress_ms), ack_tracker_outstanding(r->at),
-                 fmt_lsn(ack_tracker_confirmable(r->at), lb));
+                 fmt_lsn(ack_tracker_confirmable(r->at), lb), relay_ops_lag_bytes(r->ops));
     }
     r->last_progress_ms = now;
     r->last_progress_acked = r->acked;
@@ -777,8 +777,10 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             goto out;
         }
         if (waited + slice >= o->startup_timeout_ms) {
-            /* err names the last slice; say how long we waited in all */
+            /* err names the last slice; say how long we waited in all. A broker that is down
+             * (say, at boot) is worth a restart by the supervisor: exit 1, not 2. */
             log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
+            rc = RELAY_EXIT_RUNTIME;
             goto out;
         }
     }

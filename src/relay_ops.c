@@ -2,6 +2,7 @@
  * systemd notifications, driven by the relay loop (see relay_ops.h). */
 #include "relay_ops.h"
 
+#include <ctype.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,9 +30,9 @@ typedef struct txn_slot {
 typedef struct slot_snap {
     bool exists, active, lost;
     int active_pid;
-    bool has_retained, has_safe;
+    bool has_retained, has_safe, has_lag;
     long long retained, safe, lag;
-    lsn_t current;
+    lsn_t current, confirmed;
     char wal_status[16];
 } slot_snap_t;
 
@@ -42,15 +43,17 @@ struct relay_ops {
     metrics_t *m;
     metrics_family_t *events, *bytes;
     metrics_series_t *in_flight, *errors, *reconnects, *received, *confirmed, *wal_end, *lag, *retained, *safe,
-        *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby;
+        *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby, *poll_errors;
     txn_slot_t *txns;
     size_t cap;
     int64_t txn_commit_us; /* commit timestamp of the transaction being read */
     uint64_t last_acked_seq;
     txn_slot_t *last_acked;
     int64_t next_publish_ms;
-    uint64_t slot_polls;
+    uint64_t slot_polls, slot_poll_failures;
+    bool slot_poll_failing; /* slot polls failed (logged once) and none worked since */
     slot_snap_t slot;
+    long long lag_bytes; /* what outboxd_lag_bytes shows */
     bool retained_warned;
     int64_t retained_warned_ms;
 };
@@ -58,16 +61,28 @@ struct relay_ops {
 int relay_ops_parse_timestamp(const char *text, int64_t *us) {
     int y, mo, d, h, mi, n = 0;
     double sec;
-    if (!text || sscanf(text, "%d-%d-%d %d:%d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
+    if (!text || sscanf(text, "%4d-%2d-%2d %2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
         return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23 || mi < 0 || mi > 59 || !(sec >= 0 && sec < 61))
+        return -1;
+    /* The offset: "+HH", "+HH:MM" or "+HH:MM:SS" (PostgreSQL's ISO form); none means UTC. */
     const char *p = text + n;
     int off = 0;
     if (*p == '+' || *p == '-') {
-        int oh = 0, om = 0;
-        if (sscanf(p + 1, "%2d:%2d", &oh, &om) < 1)
-            return -1;
-        off = (oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+        int sign = *p++ == '-' ? -1 : 1, part[3] = {0, 0, 0};
+        for (int i = 0; i < 3; i++) {
+            if (!isdigit((unsigned char)p[0]) || !isdigit((unsigned char)p[1]))
+                return -1;
+            part[i] = (p[0] - '0') * 10 + (p[1] - '0');
+            p += 2;
+            if (i == 2 || *p != ':')
+                break;
+            p++;
+        }
+        off = sign * (part[0] * 3600 + part[1] * 60 + part[2]);
     }
+    if (*p)
+        return -1;
     struct tm tm = {.tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d, .tm_hour = h, .tm_min = mi};
     time_t t = timegm(&tm);
     if (t == (time_t)-1)
@@ -82,6 +97,15 @@ static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size
     PGresult *res = status_query(conn, ops->o.slot);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != STATUS_C_COUNT) {
         snprintf(errstr, errstr_size, "cannot read pg_replication_slots: %s", PQresultErrorMessage(res));
+        size_t n = 0; /* one line: libpq's messages have newlines and tabs */
+        for (const char *c = errstr; *c; c++) {
+            bool space = *c == '\n' || *c == '\t' || *c == ' ';
+            if (!space || (n > 0 && errstr[n - 1] != ' '))
+                errstr[n++] = space ? ' ' : *c;
+        }
+        while (n > 0 && errstr[n - 1] == ' ')
+            n--;
+        errstr[n] = '\0';
         PQclear(res);
         return -1;
     }
@@ -91,7 +115,9 @@ static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size
         s->active_pid = atoi(PQgetvalue(res, 0, STATUS_C_ACTIVE_PID));
         s->has_retained = !PQgetisnull(res, 0, STATUS_C_RETAINED);
         s->retained = atoll(PQgetvalue(res, 0, STATUS_C_RETAINED));
+        s->has_lag = !PQgetisnull(res, 0, STATUS_C_LAG);
         s->lag = atoll(PQgetvalue(res, 0, STATUS_C_LAG));
+        lsn_parse(PQgetvalue(res, 0, STATUS_C_CONFIRMED), &s->confirmed);
         s->has_safe = !PQgetisnull(res, 0, STATUS_C_SAFE_WAL_SIZE);
         s->safe = atoll(PQgetvalue(res, 0, STATUS_C_SAFE_WAL_SIZE));
         lsn_parse(PQgetvalue(res, 0, STATUS_C_CURRENT), &s->current);
@@ -164,6 +190,9 @@ relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t er
                                    "1 when a broker answered the last metadata probe (every 2 s).");
     ops->standby = metrics_scalar(m, METRICS_GAUGE, "outboxd_standby",
                                   "1 while waiting for the slot that another process streams.");
+    ops->poll_errors = metrics_scalar(m, METRICS_COUNTER, "outboxd_slot_poll_errors_total",
+                                      "Reads of the slot from pg_replication_slots that failed (the slot metrics "
+                                      "keep their last values meanwhile).");
     metrics_set(ops->warn_bytes, (double)o->retained_warn_bytes);
     metrics_set(ops->safe, -1);
     if (daemon_ops_start(&ops->d, o->http_listen, errstr, errstr_size) != 0) {
@@ -261,8 +290,13 @@ static double oldest_age_s(const relay_ops_t *ops, int64_t now_ms) {
  * stays above, and once more (info) when it is back below. */
 static void retained_guard(relay_ops_t *ops, int64_t now_ms) {
     long long limit = ops->o.retained_warn_bytes;
-    if (limit <= 0 || !ops->slot.has_retained)
+    if (limit <= 0)
         return;
+    if (!ops->slot.has_retained) { /* the slot is gone (or has no restart_lsn): nothing retained */
+        metrics_set(ops->over_warn, 0);
+        ops->retained_warned = false;
+        return;
+    }
     bool over = ops->slot.retained > limit;
     metrics_set(ops->over_warn, over);
     char b1[32], b2[32];
@@ -290,16 +324,45 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
         return 0;
     ops->next_publish_ms = now_ms + PUBLISH_INTERVAL_MS;
 
-    uint64_t polls = pgpoll_get(ops->slot_poll, &ops->slot, NULL, 0);
+    char perr[1024] = "", ferr[1024];
+    uint64_t polls = pgpoll_get(ops->slot_poll, &ops->slot, perr, sizeof(perr));
     bool fresh = polls != ops->slot_polls;
     ops->slot_polls = polls;
+    /* Slot poll failures: one line when they start and one when a poll works again, not one
+     * per poll; the counter says how many. A failure and the recovery may both fall between
+     * two ticks (the poll runs on its own interval). */
+    uint64_t failures = pgpoll_failures(ops->slot_poll, ferr, sizeof(ferr));
+    metrics_set(ops->poll_errors, (double)failures);
+    if (failures != ops->slot_poll_failures && !ops->slot_poll_failing) {
+        log_warn("replication slot \"%s\": %s; the slot metrics and the retained-WAL guardrail keep their last "
+                 "values until a poll works again (retrying every %d ms)",
+                 ops->o.slot, ferr, ops->o.slot_poll_interval_ms);
+        ops->slot_poll_failing = true;
+    }
+    ops->slot_poll_failures = failures;
+    if (ops->slot_poll_failing && fresh && !perr[0]) {
+        log_info("replication slot \"%s\": reading pg_replication_slots works again", ops->o.slot);
+        ops->slot_poll_failing = false;
+    }
 
+    /* While streaming, the relay knows what it confirmed. Before the first stream, on a standby
+     * or while reconnecting, it confirms nothing itself: show the slot's own position instead
+     * (0 while the slot is unknown or missing), not the whole WAL as lag. */
     lsn_t wal_end = st->wal_end > ops->slot.current ? st->wal_end : ops->slot.current;
+    lsn_t confirmed = st->confirmed;
+    long long lag = 0;
+    if (st->streaming)
+        lag = wal_end > confirmed ? (long long)(wal_end - confirmed) : 0;
+    else if (ops->slot.exists) {
+        confirmed = ops->slot.confirmed;
+        lag = ops->slot.has_lag && ops->slot.lag > 0 ? ops->slot.lag : 0;
+    }
+    ops->lag_bytes = lag;
     metrics_set(ops->in_flight, (double)st->in_flight);
     metrics_set(ops->received, (double)st->received);
-    metrics_set(ops->confirmed, (double)st->confirmed);
+    metrics_set(ops->confirmed, (double)confirmed);
     metrics_set(ops->wal_end, (double)wal_end);
-    metrics_set(ops->lag, wal_end > st->confirmed ? (double)(wal_end - st->confirmed) : 0);
+    metrics_set(ops->lag, (double)lag);
     metrics_set(ops->oldest_age, oldest_age_s(ops, now_ms));
     metrics_set(ops->streaming, st->streaming);
     metrics_set(ops->standby, st->standby);
@@ -330,3 +393,5 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
     }
     return 0;
 }
+
+long long relay_ops_lag_bytes(const relay_ops_t *ops) { return ops ? ops->lag_bytes : 0; }

@@ -86,6 +86,19 @@ repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char 
         PQfinish(conn);
         return st;
     }
+    /* wal2json writes commit timestamps (the commit-to-ack latency metric reads them) in the
+     * session's TimeZone; pin it, and DateStyle for good measure, so that their form does not
+     * depend on the server's, the role's or the database's defaults, or on options in conninfo.
+     * A replication=database connection accepts SQL; set_config is one statement for both. */
+    PGresult *res = PQexec(conn, "SELECT pg_catalog.set_config('datestyle', 'ISO', false), "
+                                 "pg_catalog.set_config('timezone', 'UTC', false)");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        pgconn_error(errstr, errstr_size, "cannot set datestyle and timezone: ", PQresultErrorMessage(res));
+        PQclear(res);
+        PQfinish(conn);
+        return REPL_RETRY;
+    }
+    PQclear(res);
     rs->conn = conn;
     return REPL_OK;
 }

@@ -377,7 +377,8 @@ def test_status_when_postgres_is_unreachable_exits_2(run):
 
 def test_check_no_free_replication_slot(run, db, stack):
     """Every slot of max_replication_slots taken (physical slots that reserve nothing): the
-    slot cannot be created, and wal2json cannot be verified."""
+    slot cannot be created (a failure: outboxd would stop at its first start), and wal2json
+    cannot be verified (a warning: nothing says it is broken)."""
     admin = stack.pg_connect()
     most = int(admin.execute("SHOW max_replication_slots").fetchone()[0])
     used = admin.execute("SELECT count(*) FROM pg_replication_slots").fetchone()[0]
@@ -386,8 +387,10 @@ def test_check_no_free_replication_slot(run, db, stack):
         for name in fillers:
             admin.execute("SELECT pg_create_physical_replication_slot(%s)", (name,))
         r = run("check")
+        assert r.rc == EXIT_FAILED, r
         status, detail = r.lines()["max_replication_slots"]
-        assert status == "warn", r
+        assert status == "FAIL", r
+        assert r.failed() == {"max_replication_slots"}, r
         assert f"{most} of {most} in use and slot {db.dbname}_slot does not exist yet: outboxd cannot create it" in detail
         assert "raise max_replication_slots" in fix_of(r, "max_replication_slots")
         assert r.lines()["wal2json"][0] == "warn" and "all replication slots are in use" in r.lines()["wal2json"][1]

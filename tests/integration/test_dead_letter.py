@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 
+from test_ops import free_port, wait_metric
 
 
 def _dlq_config(topic_prefix: str, **extra) -> dict:
@@ -21,7 +22,8 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     small = f"{topic_prefix}.small"
     kafka.create_topic(small, partitions=1, config={"max.message.bytes": "2000"})
     kafka.create_topic(f"{topic_prefix}.order", partitions=1)
-    p = outboxd(_dlq_config(topic_prefix, **{"kafka.message.max.bytes": "20000"}))
+    port = free_port()
+    p = outboxd(_dlq_config(topic_prefix, **{"kafka.message.max.bytes": "20000", "http.listen": f"127.0.0.1:{port}"}))
     p.wait_for_log("streaming slot", timeout=30)
 
     ids = {}
@@ -65,6 +67,10 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     db.wait_slot_confirmed(f"{db.dbname}_slot", end, timeout=30)
     assert p.is_running()
     assert p.log_text().count("sent to dead-letter topic") == 4
+    # Only the broker's refusal is a failed delivery report; the others never reached Kafka.
+    m = wait_metric(port, f'outboxd_events_published_total{{topic="{topic_prefix}.dead"}}', lambda v: v == 4)
+    assert m["outboxd_delivery_errors_total"] == 1, m
+    wait_metric(port, "outboxd_events_in_flight", lambda v: v == 0)
 
 
 def test_fail_policy_stops_before_the_invalid_event(db, kafka, outboxd, topic_prefix):

@@ -259,11 +259,13 @@ def test_nonexistent_database_exits_2_and_never_logs_the_password(outboxd, stack
 
 
 def test_kafka_unreachable_exits_quickly_naming_bootstrap_servers(outboxd):
+    """Exit 1, not 2: a broker that is down at boot is worth a restart (the systemd units do
+    not restart after exit 2)."""
     p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
     t0 = time.monotonic()
     rc = p.wait_exit(15)
     took = time.monotonic() - t0
-    assert rc == EXIT_CONFIG, p.log_text()
+    assert rc == EXIT_RUNTIME, p.log_text()
     assert took < 6, f"took {took:.1f}s with startup.timeout.ms = 2000"
     own = [line for line in error_lines(p.log_text()) if " ERROR: kafka " not in line]  # librdkafka's own logs
     assert len(own) == 1, own
@@ -272,8 +274,14 @@ def test_kafka_unreachable_exits_quickly_naming_bootstrap_servers(outboxd):
 
 def test_kafka_unreachable_logs_one_error_line(outboxd):
     p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
-    line = expect_failure(p, timeout=15)
+    line = expect_failure(p, EXIT_RUNTIME, timeout=15)
     assert_words(line, "bootstrap.servers")
+
+
+def test_kafka_property_rejected_by_librdkafka_is_a_config_error(outboxd):
+    """Unlike an unreachable broker (exit 1), a property librdkafka rejects needs a fix: exit 2."""
+    line = expect_failure(outboxd({"kafka.no.such.property": "1"}))
+    assert_words(line, "kafka.no.such.property", "No such configuration property")
 
 
 def test_kafka_bootstrap_servers_not_set(outboxd):

@@ -152,12 +152,54 @@ def test_slot_retained_warning_is_logged_once_and_exposed(outboxd, db):
     assert len(re.findall("more than slot.retained.warn.bytes", d.log_text())) == 1
 
 
+def test_slot_metrics_before_streaming_and_slot_poll_errors(outboxd, db, stack):
+    """Before the first stream (here: waiting for an unreachable Kafka) outboxd has confirmed
+    nothing itself: outboxd_confirmed_lsn and outboxd_lag_bytes are the slot's, polled, and 0
+    without a slot - never the whole WAL as lag. The retained-WAL flag drops back to 0 when
+    the slot goes. A failed slot poll is logged once, counted, and its recovery logged."""
+    port, slot = free_port(), f"{db.dbname}_slot"
+    d = outboxd({"http.listen": f"127.0.0.1:{port}", "kafka.bootstrap.servers": "127.0.0.1:1",
+                 "startup.timeout.ms": 60000, "slot.poll.interval.ms": 300, "slot.retained.warn.bytes": 1})
+    d.wait_for_log("serving /metrics")
+    m = wait_metric(port, "outboxd_slot_poll_errors_total", lambda v: v == 0)
+    assert m["outboxd_streaming"] == 0 and m["outboxd_lag_bytes"] == 0 and m["outboxd_confirmed_lsn"] == 0
+
+    db.create_slot(slot)
+    for n in range(20):
+        db.insert_event("order", "a1", "Created", {"n": n})
+    info = db.slot_info(slot)
+    confirmed = helpers.lsn_to_int(info["confirmed_flush_lsn"])
+    m = wait_metric(port, "outboxd_confirmed_lsn", lambda v: v == confirmed)
+    m = wait_metric(port, "outboxd_lag_bytes", lambda v: v >= info["lag_bytes"])
+    assert m["outboxd_lag_bytes"] <= db.slot_info(slot)["lag_bytes"], m  # the slot's lag, not the WAL position
+    wait_metric(port, "outboxd_slot_retained_over_warn", lambda v: v == 1)
+
+    # The poll's connection dies: one warning, the counter, then "works again".
+    with stack.pg_connect() as c:
+        killed = c.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE application_name = 'outboxd metrics' AND datname = %s", (db.dbname,)).fetchone()[0]
+    assert killed == 1
+    d.wait_for_log(rf'WARN: replication slot "{slot}": cannot read pg_replication_slots: server closed the '
+                   r"connection unexpectedly This probably means .*; the slot metrics", timeout=10)
+    d.wait_for_log(rf'INFO: replication slot "{slot}": reading pg_replication_slots works again', timeout=10)
+    m = wait_metric(port, "outboxd_slot_poll_errors_total", lambda v: v >= 1)
+    assert d.log_text().count("cannot read pg_replication_slots") == 1
+
+    db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    m = wait_metric(port, "outboxd_slot_retained_over_warn", lambda v: v == 0)
+    assert m["outboxd_lag_bytes"] == 0 and m["outboxd_confirmed_lsn"] == 0
+    assert d.terminate() == 0
+
+
 # --------------------------------------------------------------------------- readiness
 
 
-def test_readyz_follows_kafka_for_outboxd_and_inboxd(outboxd, inboxd, faults):
+def test_readyz_follows_kafka_for_outboxd_and_inboxd(outboxd, inboxd, faults, db):
+    """Also the outage seen in outboxd's metrics and progress line: events in flight and
+    ageing while Kafka is down, the replication connection released after
+    relay.stall.timeout.ms, and one reconnect once Kafka is back."""
     po, pi = free_port(), free_port()
-    o = outboxd({"http.listen": f"127.0.0.1:{po}"})
+    o = outboxd({"http.listen": f"127.0.0.1:{po}", "relay.stall.timeout.ms": 3000, "slot.poll.interval.ms": 500})
     i = inboxd({"http.listen": f"127.0.0.1:{pi}"})
     o.wait_for_log("streaming slot")
     i.wait_for_log("consuming")
@@ -171,9 +213,28 @@ def test_readyz_follows_kafka_for_outboxd_and_inboxd(outboxd, inboxd, faults):
     assert scrape(po)["outboxd_kafka_reachable"] == 0 and scrape(pi)["inboxd_kafka_reachable"] == 0
     # The loops still run: alive, only not ready.
     assert get(po, "/healthz")[0] == 200 and get(pi, "/healthz")[0] == 200
+
+    mark = len(o.log_text())
+    for n in range(5):
+        db.insert_event("order", f"k{n}", "Created", {"n": n})
+    m = wait_metric(po, "outboxd_events_in_flight", lambda v: v == 5, timeout=20)
+    assert m["outboxd_reconnects_total"] == 0
+    wait_metric(po, "outboxd_oldest_unacked_event_age_seconds", lambda v: v >= 1.5, timeout=10)
+    o.wait_for_log("closing the replication stream until it does", timeout=20, after=mark)
+    progress = o.wait_for_log(r"published 0 events \(0\.0/s\), 5 in flight, confirmed \S+, lag (\d+) bytes",
+                              timeout=15, after=mark)
+    assert int(progress.group(1)) > 0, progress.group(0)  # the 5 events' WAL, not yet confirmed
+    m = wait_metric(po, "outboxd_streaming", lambda v: v == 0)
+    assert m["outboxd_events_in_flight"] == 5 and m["outboxd_oldest_unacked_event_age_seconds"] >= 1.5
+    assert m["outboxd_lag_bytes"] > 0  # the slot's lag (not streaming): at least the 5 events
+
     faults.kafka_start()
     wait_status(po, "/readyz", 200, timeout=60)
     wait_status(pi, "/readyz", 200, timeout=60)
+    m = wait_metric(po, "outboxd_reconnects_total", lambda v: v >= 1, timeout=30)
+    m = wait_metric(po, "outboxd_events_in_flight", lambda v: v == 0)
+    assert m["outboxd_oldest_unacked_event_age_seconds"] == 0
+    assert m["outboxd_delivery_errors_total"] == 0  # librdkafka retried: nothing failed
 
 
 # --------------------------------------------------------------------------- inboxd metrics
@@ -234,7 +295,7 @@ def test_standby_takes_over_after_kill9_without_loss(outboxd, db, kafka, topic_p
     pa, pb = free_port(), free_port()
     a = outboxd({"http.listen": f"127.0.0.1:{pa}"})
     a.wait_for_log("streaming slot")
-    b = outboxd({"http.listen": f"127.0.0.1:{pb}"})
+    b = outboxd({"http.listen": f"127.0.0.1:{pb}", "slot.poll.interval.ms": 500})
     b.wait_for_log("standing by")
     writer = Writer(db)
     writer.start()
@@ -247,6 +308,11 @@ def test_standby_takes_over_after_kill9_without_loss(outboxd, db, kafka, topic_p
         status, body = get(pb, "/readyz")
         assert status == 503 and body.startswith("not ready: standby: replication slot"), body
         assert scrape(pb)["outboxd_standby"] == 1
+        # The standby confirms nothing itself: it shows the slot's position and lag (polled),
+        # which the active instance keeps small - not the whole WAL as lag.
+        m = wait_metric(pb, "outboxd_confirmed_lsn", lambda v: v > 0, timeout=10)
+        assert m["outboxd_lag_bytes"] == m["outboxd_server_wal_end_lsn"] - m["outboxd_confirmed_lsn"], m
+        assert m["outboxd_lag_bytes"] < 16 * 1024 * 1024, m
         wait_status(pa, "/readyz", 200)
 
         a.kill9()
