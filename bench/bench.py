@@ -10,6 +10,7 @@ invocation; docs/benchmarks.md explains the method. Writes <out>/results.json an
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import platform
@@ -45,8 +46,9 @@ POLL_BATCH, POLL_INTERVAL_MS = 500, 100  # the polling baseline's settings
 # workload; the relays never touch it.
 PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || ({i} % 1000), "
                "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
-# Rows of the live-latency table, in this order. producer-floor: bench/baseline_producer.c.
-LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "producer-floor", "debezium", "polling")
+# Rows of the live-latency table, in this order. decode-floor: pg_recvlogical's commit-to-receipt
+# (the walsender alone); producer-floor: bench/baseline_producer.c (the Kafka path alone).
+LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "decode-floor", "producer-floor", "debezium", "polling")
 
 EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
              "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
@@ -271,7 +273,8 @@ class Outboxd(Relay):
             "postgres.slot.create = false\n"
             f"outbox.topic = {self.topic}\n"
             f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
-            f"status.interval.ms = {STATUS_INTERVAL_MS}\n" + self.extra_conf)
+            f"status.interval.ms = {STATUS_INTERVAL_MS}\n"
+            "http.listen =\n" + self.extra_conf)  # no endpoint: runs never clash on its port
         # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
         # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
         wrap = os.environ.get("BENCH_OUTBOXD_WRAP", "").split()
@@ -280,8 +283,9 @@ class Outboxd(Relay):
 
 
 class OutboxdLinger1(Outboxd):
-    """outboxd with kafka.linger.ms = 1 instead of its default 5 (latency workload only)."""
+    """outboxd with kafka.linger.ms = 1 instead of its default 5, on a slot of its own."""
     name = "outboxd-linger1"
+    role = "outboxd_l1"
     extra_conf = "kafka.linger.ms = 1\n"
 
 
@@ -466,7 +470,10 @@ class Bench:
     def drain_scenario(self, rep: int, kind: str, n: int, per_txn: int) -> None:
         a = self.args
         dbz = a.debezium and kind in ("single", "batched")
-        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", dbz=dbz)
+        relays = [c for c in (Outboxd, OutboxdLinger1, Debezium, Poller)
+                  if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
+        slots = ("recv",) + tuple(c.role for c in relays if issubclass(c, Outboxd))
+        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz)
         try:
             log(f"{kind}: writing {n} events, {per_txn} per transaction")
             t = time.monotonic()
@@ -478,11 +485,10 @@ class Bench:
             rl = self.recvlogical(db, db.slot("recv"), endpos)
             row["pg_recvlogical"] = dict(rl, relay="pg_recvlogical", rate=n / rl["secs"])
             log(f"{kind}: pg_recvlogical {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
-            relays = [c for c in (Outboxd, Debezium, Poller) if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
             for cls in relays:
                 topic = self.stack.create_topic(f"b{self.run_id}.{kind}{rep}.{cls.name}.order")
                 rel = cls(self, db, topic)
-                timeout = a.timeout * (4 if cls is not Outboxd else 1)
+                timeout = a.timeout * (1 if issubclass(cls, Outboxd) else 4)
                 r = self.drain(rel, n, endpos, timeout)
                 row[cls.name] = r
                 log(f"{kind}: {cls.name} {r['secs']:.2f} s ({r['rate']:.0f} ev/s; steady {fmt(r['rate_steady'])} "
@@ -528,7 +534,8 @@ class Bench:
 
     def latency_scenario(self, rep: int, rate: int, cls) -> None:
         a = self.args
-        db = Database(self.stack, f"b{self.run_id}_lat{rate}_{cls.name.replace('-', '_')}_{rep}", slots=("outboxd",),
+        db = Database(self.stack, f"b{self.run_id}_lat{rate}_{cls.name.replace('-', '_')}_{rep}",
+                      slots=(cls.role,) if issubclass(cls, Outboxd) else (),
                       dbz=cls is Debezium)
         topic = self.stack.create_topic(f"b{self.run_id}.lat{rate}r{rep}.{cls.name}.order")
         rel = cls(self, db, topic)
@@ -609,6 +616,60 @@ class Bench:
             rel.stop()
             db.drop()
 
+    def decode_floor_scenario(self, rep: int, rate: int) -> None:
+        """The PostgreSQL floor: pg_recvlogical streams the slot with outboxd's wal2json options
+        to a pipe while pgbench writes the same rows; each commit record's arrival time minus
+        its commit timestamp (wal2json's "timestamp", the one in the commit record) is what the
+        walsender alone costs under that load. No relay can deliver a commit earlier."""
+        a = self.args
+        db = Database(self.stack, f"b{self.run_id}_lat{rate}_dfloor_{rep}", slots=("recv",))
+        cmd = [str(self.stack.pgbin / "pg_recvlogical"), "-h", "127.0.0.1", "-p", str(self.stack.port),
+               "-U", "postgres", "-d", db.name, "--slot", db.slot("recv"), "--start", "-f", "-", "-s", "10"]
+        for k, v in W2J_OPTIONS:
+            cmd += ["-o", f"{k}={v}"]
+        arrivals: list = []
+        p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+        def read():
+            for line in p.stdout:  # one JSON object per line; keep commits, parse later
+                if b'"action":"C"' in line:
+                    arrivals.append((time.time(), line))
+
+        th = threading.Thread(target=read, daemon=True)
+        th.start()
+        try:
+            t = time.monotonic()
+            while not db.scalar("SELECT active FROM pg_replication_slots WHERE slot_name = %s", (db.slot("recv"),)):
+                if time.monotonic() - t > a.timeout or p.poll() is not None:
+                    raise RuntimeError("pg_recvlogical did not start streaming")
+                time.sleep(0.02)
+            written = self.pgbench(db, rate)
+            t = time.monotonic()
+            while len(arrivals) < written and time.monotonic() - t < a.timeout:
+                time.sleep(0.05)
+        finally:
+            p.terminate()
+            p.wait(10)
+            th.join(5)
+            db.drop()
+        lat = []
+        for now, line in arrivals:
+            ts = json.loads(line).get("timestamp")
+            if ts:  # e.g. 2026-12-03 08:11:22.123456+00
+                ct = datetime.datetime.strptime(re.sub(r"([+-]\d\d)$", r"\g<1>00", ts), "%Y-%m-%d %H:%M:%S.%f%z")
+                lat.append((now - ct.timestamp()) * 1000)
+        row = {"rep": rep, "rate_target": rate, "relay": "decode-floor", "written": written,
+               "rate_achieved": written / a.latency_secs, "received": len(lat), "missing": written - len(lat),
+               "cpu_us_per_event": None, "peak_rss_kb": None, "pg_cpu_us_per_event": None,
+               "load_avg": os.getloadavg()[0], "recv_p50_ms": None, "recv_p99_ms": None, "recv_p99.9_ms": None,
+               "recv_max_ms": None}
+        for p_ in (50, 99, 99.9):
+            row[f"ack_p{p_:g}_ms"] = pct(lat, p_)
+        row["ack_max_ms"] = max(lat) if lat else float("nan")
+        log(f"latency {rate}/s decode-floor: pgbench {row['rate_achieved']:.0f}/s, commit-to-pg_recvlogical p50 "
+            f"{row['ack_p50_ms']:.1f} p99 {row['ack_p99_ms']:.1f} max {row['ack_max_ms']:.1f} ms")
+        self.results["latency"].append(row)
+
     def floor_scenario(self, rep: int, rate: int) -> None:
         """The Kafka floor: bench/baseline_producer produces records like outboxd's at the rate
         with outboxd's producer settings, from no database, while pgbench writes the same rows
@@ -659,6 +720,8 @@ class Bench:
             if a.big and "bigtxn" not in skip:
                 self.bigtxn_scenario(rep, a.big)
             for rate in a.rates:
+                if "decode-floor" in a.relays.split(","):
+                    self.decode_floor_scenario(rep, rate)
                 if "producer-floor" in a.relays.split(",") and a.producer:
                     self.floor_scenario(rep, rate)
                 for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
@@ -674,7 +737,7 @@ def summarize(res: dict, args) -> dict:
     for kind in sorted({r["kind"] for r in res["drain"]}):
         rows = [r for r in res["drain"] if r["kind"] == kind]
         d = {"events": rows[0]["events"], "per_txn": rows[0]["per_txn"]}
-        for rel in ("pg_recvlogical", "outboxd", "debezium", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
             rr = [r[rel] for r in rows if rel in r]
             if not rr:
                 continue
@@ -756,7 +819,7 @@ def table(s: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for kind, d in s["drain"].items():
         label = f"{kind}: {d['events']} events, {d['per_txn']}/txn"
-        for rel in ("pg_recvlogical", "outboxd", "debezium", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
             if rel not in d:
                 continue
             x = d[rel]
@@ -790,7 +853,7 @@ def table(s: dict) -> str:
                            f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_p99_ms'), '.1f')} | {fmt(x.get('recv_p99.9_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_max_ms'), '.1f')} | "
-                           f"{x['cpu_us_per_event']:.1f} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
+                           f"{fmt(x.get('cpu_us_per_event'), '.1f')} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
                            f"{fmt(rss / 1024 if rss else None, '.1f')} | {fmt(x.get('load_avg'), '.1f')} |")
     out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
     for k, v in s["targets"].items():
@@ -917,7 +980,7 @@ def main() -> int:
     ap.add_argument("--latency-secs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
-    ap.add_argument("--relays", default="outboxd,outboxd-linger1,producer-floor,debezium,polling", help="comma-separated subset")
+    ap.add_argument("--relays", default="outboxd,outboxd-linger1,decode-floor,producer-floor,debezium,polling", help="comma-separated subset")
     ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]

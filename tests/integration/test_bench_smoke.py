@@ -49,7 +49,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
     for kind, per_txn in (("single", 1), ("batched", 100)):
         d = s["drain"][kind]
         assert d["events"] == 600 and d["per_txn"] == per_txn
-        for rel in ("pg_recvlogical", "outboxd", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "polling"):
             assert 0 < d[rel]["secs"] < 60, (kind, rel, d[rel])
             assert d[rel]["rate"] > 10, (kind, rel, d[rel])
         assert 1_000 < d["outboxd"]["peak_rss_kb"] < 200_000
@@ -71,6 +71,11 @@ def test_bench_quick_run(stack, faults, tmp_path):
     assert f["missing"] == 0 and f["rate_achieved"] > 100, f
     assert 0 < f["ack_p50_ms"] <= f["ack_p99_ms"] <= f["ack_max_ms"] < 10_000, f
     assert "| 300 | producer-floor |" in r.stdout
+    # The PostgreSQL floor: pg_recvlogical received every commit, latencies ordered.
+    f = lat["decode-floor"]
+    assert f["missing"] == 0 and f["rate_achieved"] > 100, f
+    assert 0 < f["ack_p50_ms"] <= f["ack_p99_ms"] <= f["ack_max_ms"] < 10_000, f
+    assert "| 300 | decode-floor |" in r.stdout
     # A polling relay waits for its next poll (100 ms here); the log-tailing relay does not.
     assert lat["polling"]["ack_p50_ms"] > lat["outboxd"]["ack_p50_ms"], lat
     for raw in res["raw"]["latency"]:
