@@ -1,7 +1,7 @@
 /* inbox_http.h - the pure rules of inboxd's HTTP push: how an HTTP status or a transport
  * error settles a message, how Kafka headers (as stored in inbox.headers) become HTTP
- * headers, how the static deliver.headers are parsed, and the text stored in last_error.
- * No I/O. */
+ * headers, how the static deliver.headers are parsed, the text stored in last_error, and
+ * which failed PostgreSQL statements are worth a retry. No I/O. */
 #ifndef OUTBOXD_INBOX_HTTP_H
 #define OUTBOXD_INBOX_HTTP_H
 
@@ -67,5 +67,20 @@ void inbox_http_lines_free(char **lines); /* accepts NULL */
  * '?', followed by "..." when cut. Always NUL-terminates out. */
 void inbox_http_error_text(long status, const char *body, size_t body_len, size_t max_snippet, char *out,
                            size_t out_size);
+
+/* How the push thread treats a failed PostgreSQL statement, by its SQLSTATE. */
+typedef enum {
+    INBOX_PG_RETRY = 0, /* the server is away, restarting, busy or read-only (a failover), the
+                         * transaction lost a race, or an error a fix cannot be derived for:
+                         * reconnect and try again with backoff */
+    INBOX_PG_FATAL = 1  /* the same statement would fail the same way until someone fixes the
+                         * database: a missing privilege (42501), column (42703), function
+                         * (42883), table (42P01), any other class 42 error, a missing schema
+                         * (3F000) */
+} inbox_pg_verdict_t;
+
+/* sqlstate: PG_DIAG_SQLSTATE of the failed result; NULL or "" (no server error: the
+ * connection broke) is INBOX_PG_RETRY. */
+inbox_pg_verdict_t inbox_http_pg_classify(const char *sqlstate);
 
 #endif

@@ -192,7 +192,9 @@ $$;
 -- inbox_requeue_dead - makes dead messages pending again (attempts = 0; last_error is
 -- kept until the next failure). message_id NULL: every dead message. Returns how many.
 -- A requeued message is claimed after the messages of its key that were already done:
--- requeueing gives up the per-key order for it.
+-- requeueing gives up the per-key order for it. Sends NOTIFY inbox with the payload the
+-- insert trigger uses, '<schema>.<table>' of the table it updated (taken from the rows, so
+-- it stays right when the table is renamed or moved with this file).
 CREATE OR REPLACE FUNCTION public.inbox_requeue_dead(message_id text DEFAULT NULL)
 RETURNS bigint
 LANGUAGE plpgsql VOLATILE
@@ -200,14 +202,24 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     n bigint;
+    t oid;
+    payload text;
 BEGIN
-    UPDATE public.inbox i
-       SET status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
-     WHERE i.status = 'dead'
-       AND (inbox_requeue_dead.message_id IS NULL OR i.message_id = inbox_requeue_dead.message_id);
-    GET DIAGNOSTICS n = ROW_COUNT;
+    WITH u AS (
+        UPDATE public.inbox i
+           SET status = 'pending', attempts = 0, next_attempt_at = now(), processed_at = NULL
+         WHERE i.status = 'dead'
+           AND (inbox_requeue_dead.message_id IS NULL OR i.message_id = inbox_requeue_dead.message_id)
+        RETURNING i.tableoid
+    )
+    SELECT count(*), min(u.tableoid) INTO n, t FROM u;
     IF n > 0 THEN
-        PERFORM pg_notify('inbox', 'public.inbox');
+        -- As TG_TABLE_SCHEMA || '.' || TG_TABLE_NAME in inbox_notify (of the partitioned
+        -- table when the rows are in partitions).
+        SELECT ns.nspname || '.' || c.relname INTO payload
+          FROM pg_class c JOIN pg_namespace ns ON ns.oid = c.relnamespace
+         WHERE c.oid = coalesce(pg_partition_root(t), t);
+        PERFORM pg_notify('inbox', payload);
     END IF;
     RETURN n;
 END

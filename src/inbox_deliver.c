@@ -25,6 +25,7 @@
 #define LEASE_EXTRA_MS 10000 /* lease = deliver.timeout.ms + this: time to settle after the response */
 #define BACKOFF_MIN_MS 500
 #define PROGRESS_INTERVAL_MS 10000
+#define TROUBLE_LOG_INTERVAL_MS 30000 /* while PostgreSQL keeps failing: a warning this often */
 
 static _Atomic uint64_t st_attempts, st_successes, st_retries, st_dead, st_in_flight;
 
@@ -63,7 +64,7 @@ struct inbox_deliver {
     bool started;
     atomic_int stop; /* 0 run, 1 drain, 2 abort */
     atomic_bool finished;
-    bool failed; /* written before finished is set */
+    bool failed; /* written before finished is set; the delivery thread ends */
     char failmsg[ERRSZ];
 
     /* delivery thread only */
@@ -75,6 +76,11 @@ struct inbox_deliver {
     char *schema; /* quoted */
     int64_t reconnect_at_ms;
     int backoff_ms;
+    int64_t trouble_since_ms; /* PostgreSQL failing since (0: it works) */
+    int64_t trouble_logged_ms;
+    unsigned trouble_count;
+    char err_kind[8];    /* of the latest failure: its SQLSTATE, or "conn" (no connection) */
+    char logged_kind[8]; /* of the latest one logged as a warning */
     bool want_claim;
     int64_t next_poll_ms;
     int64_t last_progress_ms;
@@ -91,15 +97,53 @@ static int64_t now_ms(void) {
 
 enum { C_OK = 0, C_RETRY = 1, C_FATAL = 2 };
 
+static void fail_thread(inbox_deliver_t *d, const char *msg) {
+    snprintf(d->failmsg, sizeof(d->failmsg), "%s", msg);
+    d->failed = true;
+}
+
+/* PostgreSQL failed (no connection, or a statement a retry may fix; d->err_kind says which):
+ * warns the first time, when the kind of failure changes, and every TROUBLE_LOG_INTERVAL_MS
+ * while it lasts (else a debug line), and schedules the next connection attempt with a
+ * doubling backoff. err starts with "HTTP push: ". */
+static void trouble(inbox_deliver_t *d, const char *err) {
+    int64_t now = now_ms();
+    d->trouble_count++;
+    d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
+    if (d->backoff_ms > d->o.reconnect_backoff_max_ms)
+        d->backoff_ms = d->o.reconnect_backoff_max_ms;
+    d->reconnect_at_ms = now + d->backoff_ms;
+    bool changed = strcmp(d->err_kind, d->logged_kind) != 0;
+    memcpy(d->logged_kind, d->err_kind, sizeof(d->logged_kind));
+    if (!d->trouble_since_ms) {
+        d->trouble_since_ms = d->trouble_logged_ms = now;
+        log_warn("%s; claiming nothing until it works again (retrying with backoff up to %d ms)", err,
+                 d->o.reconnect_backoff_max_ms);
+    } else if (changed || now - d->trouble_logged_ms >= TROUBLE_LOG_INTERVAL_MS) {
+        d->trouble_logged_ms = now;
+        log_warn("%s; still failing after %lld s and %u attempts, retrying", err,
+                 (long long)((now - d->trouble_since_ms) / 1000), d->trouble_count);
+    } else {
+        log_debug("%s; retrying in %d ms", err, d->backoff_ms);
+    }
+}
+
+/* A claim worked: PostgreSQL is usable again. */
+static void recovered(inbox_deliver_t *d) {
+    if (d->trouble_since_ms)
+        log_info("HTTP push: PostgreSQL works again after %lld s; claiming",
+                 (long long)((now_ms() - d->trouble_since_ms) / 1000));
+    d->trouble_since_ms = 0;
+    d->trouble_count = 0;
+    d->backoff_ms = 0;
+    d->logged_kind[0] = '\0';
+}
+
 static void disconnect(inbox_deliver_t *d, const char *why) {
-    if (!d->pg)
-        return;
-    PQfinish(d->pg);
+    if (d->pg)
+        PQfinish(d->pg);
     d->pg = NULL;
-    d->backoff_ms = d->backoff_ms ? d->backoff_ms : BACKOFF_MIN_MS;
-    d->reconnect_at_ms = now_ms() + d->backoff_ms;
-    if (why)
-        log_warn("HTTP push: PostgreSQL connection lost (%s); claiming again once it is back", why);
+    trouble(d, why);
 }
 
 static void on_notice(void *arg, const char *message) {
@@ -109,11 +153,50 @@ static void on_notice(void *arg, const char *message) {
     log_debug("%s", buf);
 }
 
+/* Writes the failed result r of `what` to err - "HTTP push: <what> failed: <the server's
+ * message> (SQLSTATE xxxxx)", and for an error that needs a fix, the fix - and returns
+ * C_RETRY (connection lost, server busy or away: inbox_http_pg_classify) or C_FATAL. */
+static int stmt_error(inbox_deliver_t *d, const char *what, const PGresult *r, char *err, size_t errsz) {
+    const char *msg = r && PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : d->pg ? PQerrorMessage(d->pg) : "";
+    const char *st = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    char one[ERRSZ / 2];
+    pgconn_error(one, sizeof(one), "", msg);
+    snprintf(d->err_kind, sizeof(d->err_kind), "%s", st && *st ? st : "conn");
+    if (!d->pg || PQstatus(d->pg) == CONNECTION_BAD || !st || !*st) {
+        snprintf(d->err_kind, sizeof(d->err_kind), "conn");
+        snprintf(err, errsz, "HTTP push: PostgreSQL connection lost while %s (%s)", what, one);
+        return C_RETRY;
+    }
+    if (inbox_http_pg_classify(st) == INBOX_PG_RETRY) {
+        snprintf(err, errsz, "HTTP push: %s failed: %s (SQLSTATE %s)", what, one, st);
+        return C_RETRY;
+    }
+    const char *tbl = d->table ? d->table : d->table_cfg, *sch = d->schema ? d->schema : "<its schema>";
+    const char *role = PQuser(d->pg);
+    if (!strcmp(st, "42501"))
+        snprintf(err, errsz,
+                 "HTTP push: %s failed: %s (SQLSTATE 42501): role \"%s\" lacks a privilege that deliver.url "
+                 "needs; grant it: GRANT SELECT, UPDATE ON %s TO \"%s\"; GRANT EXECUTE ON FUNCTION "
+                 "%s.inbox_claim(integer, interval), %s.inbox_complete(text), "
+                 "%s.inbox_fail(text, text, integer, interval, interval) TO \"%s\"",
+                 what, one, role, tbl, role, sch, sch, sch, role);
+    else
+        snprintf(err, errsz,
+                 "HTTP push: %s failed: %s (SQLSTATE %s): the inbox table %s or its functions in schema %s do "
+                 "not match sql/inbox.sql: run psql -f sql/inbox.sql (edited for that schema and table) to "
+                 "create or upgrade them, or remove deliver.url",
+                 what, one, st, tbl, sch);
+    return C_FATAL;
+}
+
 static int prepare(inbox_deliver_t *d, const char *name, const char *sql, char *err, size_t errsz) {
     PGresult *r = PQprepare(d->pg, name, sql, 0, NULL);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? C_OK : C_RETRY;
-    if (rc != C_OK)
-        pgconn_error(err, errsz, "HTTP push: cannot prepare its statements: ", PQresultErrorMessage(r));
+    int rc = C_OK;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        char what[64];
+        snprintf(what, sizeof(what), "preparing its statement \"%s\"", name);
+        rc = stmt_error(d, what, r, err, errsz);
+    }
     PQclear(r);
     return rc;
 }
@@ -131,6 +214,7 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
         const char *msg = PQerrorMessage(d->pg);
         int rc = pgconn_error_is_permanent(msg) ? C_FATAL : C_RETRY;
         pgconn_error(err, errsz, "HTTP push: cannot connect to PostgreSQL: ", msg);
+        snprintf(d->err_kind, sizeof(d->err_kind), "conn");
         PQfinish(d->pg);
         d->pg = NULL;
         return rc;
@@ -143,13 +227,17 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
         "coalesce((SELECT p.prorettype = c.reltype FROM pg_proc p "
         "          WHERE p.oid = to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))), false) "
         "AND to_regprocedure(format('%I.inbox_complete(text)', n.nspname)) IS NOT NULL "
-        "AND to_regprocedure(format('%I.inbox_fail(text,text,integer,interval,interval)', n.nspname)) IS NOT NULL "
+        "AND to_regprocedure(format('%I.inbox_fail(text,text,integer,interval,interval)', n.nspname)) IS NOT NULL, "
+        "coalesce(has_function_privilege(to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))::oid, "
+        "                                'EXECUTE') "
+        "AND has_function_privilege(to_regprocedure(format('%I.inbox_complete(text)', n.nspname))::oid, 'EXECUTE') "
+        "AND has_function_privilege(to_regprocedure(format('%I.inbox_fail(text,text,integer,interval,interval)', "
+        "                                                  n.nspname))::oid, 'EXECUTE'), false) "
         "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
         1, NULL, vals, NULL, NULL, 0);
     int rc = C_OK;
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        pgconn_error(err, errsz, "HTTP push: cannot look up the inbox table: ", PQresultErrorMessage(r));
-        rc = C_RETRY;
+        rc = stmt_error(d, "looking up the inbox table", r, err, errsz);
     } else if (PQntuples(r) != 1) {
         snprintf(err, errsz, "HTTP push: inbox table %s does not exist: create it with psql -f sql/inbox.sql",
                  d->table_cfg);
@@ -167,6 +255,14 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
                  "SELECT, UPDATE ON %s TO %s)",
                  PQuser(d->pg), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0), PQuser(d->pg));
         rc = C_FATAL;
+    } else if (strcmp(PQgetvalue(r, 0, 4), "t") != 0) {
+        const char *sch = PQgetvalue(r, 0, 1);
+        snprintf(err, errsz,
+                 "role \"%s\" may not execute inbox_claim, inbox_complete or inbox_fail in schema %s: deliver.url "
+                 "claims and settles messages with them (GRANT EXECUTE ON FUNCTION %s.inbox_claim(integer, "
+                 "interval), %s.inbox_complete(text), %s.inbox_fail(text, text, integer, interval, interval) TO %s)",
+                 PQuser(d->pg), sch, sch, sch, sch, PQuser(d->pg));
+        rc = C_FATAL;
     } else {
         free(d->table);
         free(d->schema);
@@ -182,10 +278,8 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
         goto fail;
 
     r = PQexec(d->pg, "LISTEN inbox");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        pgconn_error(err, errsz, "HTTP push: LISTEN inbox: ", PQresultErrorMessage(r));
-        rc = C_RETRY;
-    }
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = stmt_error(d, "running LISTEN inbox", r, err, errsz);
     PQclear(r);
     if (rc != C_OK)
         goto fail;
@@ -225,8 +319,10 @@ fail:
     return rc;
 }
 
-/* Runs a prepared statement; NULL (connection dropped, warning logged) unless it worked. */
-static PGresult *run(inbox_deliver_t *d, const char *stmt, int n, const char *const *vals) {
+/* Runs a prepared statement (what: for messages); NULL unless it worked. A failure a retry
+ * may fix drops the connection (trouble: logged, reconnect with backoff); one that needs a fix
+ * (a revoked privilege, a dropped function or column) fails the thread, which then ends. */
+static PGresult *run(inbox_deliver_t *d, const char *stmt, const char *what, int n, const char *const *vals) {
     if (!d->pg)
         return NULL;
     PGresult *r = PQexecPrepared(d->pg, stmt, n, vals, NULL, NULL, 0);
@@ -234,9 +330,14 @@ static PGresult *run(inbox_deliver_t *d, const char *stmt, int n, const char *co
     if (s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK)
         return r;
     char err[ERRSZ];
-    pgconn_error(err, sizeof(err), "", PQresultErrorMessage(r)[0] ? PQresultErrorMessage(r) : PQerrorMessage(d->pg));
+    int rc = stmt_error(d, what, r, err, sizeof(err));
     PQclear(r);
-    disconnect(d, err);
+    if (rc == C_FATAL) {
+        if (!d->failed) /* the first one says what to fix; the connection stays for abort_all */
+            fail_thread(d, err);
+    } else {
+        disconnect(d, err);
+    }
     return NULL;
 }
 
@@ -389,9 +490,10 @@ static void claim(inbox_deliver_t *d) {
     snprintf(n, sizeof(n), "%d", free_slots);
     snprintf(lease, sizeof(lease), "%d", d->o.timeout_ms + LEASE_EXTRA_MS);
     const char *vals[2] = {n, lease};
-    PGresult *r = run(d, "claim", 2, vals);
+    PGresult *r = run(d, "claim", "claiming messages (inbox_claim)", 2, vals);
     if (!r)
         return;
+    recovered(d);
     int rows = PQntuples(r), k = 0;
     for (int i = 0; i < rows; i++) {
         while (k < d->o.concurrency && d->slots[k].busy)
@@ -433,7 +535,7 @@ static void settle(inbox_deliver_t *d, slot_t *s, CURLcode cc) {
     }
     if (v == INBOX_HTTP_DONE) {
         const char *vals[1] = {s->mid};
-        PGresult *r = run(d, "complete", 1, vals);
+        PGresult *r = run(d, "complete", "marking a message done (inbox_complete)", 1, vals);
         if (r) {
             atomic_fetch_add(&st_successes, 1);
             log_debug("HTTP push: message %s delivered (HTTP %ld, attempt %d)", s->mid, status, s->attempt);
@@ -446,7 +548,7 @@ static void settle(inbox_deliver_t *d, slot_t *s, CURLcode cc) {
     snprintf(base, sizeof(base), "%d", d->o.backoff_base_ms);
     snprintf(maxb, sizeof(maxb), "%d", d->o.backoff_max_ms);
     const char *vals[5] = {s->mid, why, maxa, base, maxb};
-    PGresult *r = run(d, "fail", 5, vals);
+    PGresult *r = run(d, "fail", "recording a failed attempt (inbox_fail)", 5, vals);
     if (!r)
         return;
     const char *res = PQntuples(r) == 1 && !PQgetisnull(r, 0, 0) ? PQgetvalue(r, 0, 0) : "";
@@ -464,7 +566,7 @@ static void settle(inbox_deliver_t *d, slot_t *s, CURLcode cc) {
             char secs[32];
             snprintf(secs, sizeof(secs), "%lld", ra);
             const char *v2[2] = {s->mid, secs};
-            PQclear(run(d, "retry_after", 2, v2));
+            PQclear(run(d, "retry_after", "applying a Retry-After", 2, v2));
         }
     }
     PQclear(r);
@@ -499,7 +601,7 @@ static void abort_all(inbox_deliver_t *d) {
         d->in_flight--;
         atomic_fetch_sub(&st_in_flight, 1);
         const char *vals[1] = {s->mid};
-        PGresult *r = run(d, "requeue", 1, vals);
+        PGresult *r = run(d, "requeue", "putting a cancelled message back to pending", 1, vals);
         n += r != NULL;
         PQclear(r);
         slot_clear(s);
@@ -531,7 +633,9 @@ static void notifies(inbox_deliver_t *d, bool consume) {
         return;
     if (consume && !PQconsumeInput(d->pg)) {
         char err[ERRSZ];
-        pgconn_error(err, sizeof(err), "", PQerrorMessage(d->pg));
+        pgconn_error(err, sizeof(err), "HTTP push: PostgreSQL connection lost (", PQerrorMessage(d->pg));
+        snprintf(d->err_kind, sizeof(d->err_kind), "conn");
+        strncat(err, ")", sizeof(err) - strlen(err) - 1);
         disconnect(d, err);
         return;
     }
@@ -542,20 +646,14 @@ static void notifies(inbox_deliver_t *d, bool consume) {
     }
 }
 
-static void fail_thread(inbox_deliver_t *d, const char *msg) {
-    snprintf(d->failmsg, sizeof(d->failmsg), "%s", msg);
-    d->failed = true;
-}
-
 static void *thread_main(void *arg) {
     inbox_deliver_t *d = arg;
     char err[ERRSZ];
     d->last_progress_ms = now_ms();
     d->want_claim = true;
-    bool told_down = false;
     for (;;) {
         int stop = atomic_load(&d->stop);
-        if (stop >= 2) {
+        if (stop >= 2 || d->failed) { /* failed: a statement needs a fix (run) */
             abort_all(d);
             break;
         }
@@ -568,21 +666,10 @@ static void *thread_main(void *arg) {
                 abort_all(d);
                 break;
             }
-            if (rc == C_RETRY) {
-                if (!told_down)
-                    log_warn("%s; retrying", err);
-                told_down = true;
-                d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
-                if (d->backoff_ms > d->o.reconnect_backoff_max_ms)
-                    d->backoff_ms = d->o.reconnect_backoff_max_ms;
-                d->reconnect_at_ms = now_ms() + d->backoff_ms;
-            } else {
-                if (told_down)
-                    log_info("HTTP push: PostgreSQL is back");
-                told_down = false;
-                d->backoff_ms = 0;
+            if (rc == C_RETRY)
+                trouble(d, err); /* the backoff is reset by the first claim that works */
+            else
                 d->want_claim = true;
-            }
         }
         if (d->pg && !stop && (d->want_claim || now_ms() >= d->next_poll_ms))
             claim(d);

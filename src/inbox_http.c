@@ -1,5 +1,5 @@
 /* inbox_http.c - pure rules of the HTTP push: status classification, Kafka header -> HTTP
- * header mapping, static headers, last_error text. */
+ * header mapping, static headers, last_error text, PostgreSQL error classification. */
 #include "inbox_http.h"
 
 #include <jansson.h>
@@ -274,4 +274,19 @@ void inbox_http_error_text(long status, const char *body, size_t body_len, size_
         o += 3;
     }
     out[o] = '\0';
+}
+
+inbox_pg_verdict_t inbox_http_pg_classify(const char *sqlstate) {
+    if (!sqlstate || strlen(sqlstate) != 5)
+        return INBOX_PG_RETRY;
+    /* Class 42 (syntax error or access rule violation: 42501 insufficient privilege, 42703
+     * undefined column, 42883 undefined function, 42P01 undefined table, 42804 datatype
+     * mismatch, ...) and 3F000 (invalid schema name) describe the statement and the schema,
+     * not the moment: retrying cannot help. Everything else - class 08 (connection), 57P0x
+     * (shutdown), 40001/40P01 (serialization, deadlock), 25006 (read-only: a standby during a
+     * failover), 53 (resources), 55P03 (lock), 57014 (cancelled) and errors with no known fix
+     * - is retried. */
+    if (!strncmp(sqlstate, "42", 2) || !strcmp(sqlstate, "3F000"))
+        return INBOX_PG_FATAL;
+    return INBOX_PG_RETRY;
 }

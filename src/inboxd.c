@@ -1,5 +1,5 @@
 /* inboxd.c - command line, configuration and signals of the inbox consumer sidecar; runs
- * inbox_run. */
+ * inbox_run, or the status and requeue commands (inbox_admin). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +9,7 @@
 #include "cli.h"
 #include "config.h"
 #include "inbox.h"
+#include "inbox_admin.h"
 #include "inbox_config.h"
 #include "log.h"
 
@@ -16,10 +17,19 @@ static void usage(FILE *out) {
     fprintf(out,
             "inboxd %s - records Kafka messages exactly once in the service's PostgreSQL inbox table\n\n"
             "usage: inboxd [-c FILE] [-X key=value]... [--print-config]\n"
+            "       inboxd status [-c FILE] [-X key=value]... [--json] [--limit N]\n"
+            "       inboxd requeue [-c FILE] [-X key=value]... [--json] (--all | --id MESSAGE_ID...)\n"
             "       inboxd --help | --version\n\n"
+            "  status          print the inbox's messages per status, the oldest pending age and the dead\n"
+            "                  messages with their last error (--limit N of them, default 20); exit 1 when\n"
+            "                  the table does not exist, 2 when PostgreSQL cannot tell\n"
+            "  requeue         make dead messages pending again: --all of them, or those named by --id\n"
+            "                  (exit 1 when one of them is not dead)\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
-            "  --print-config  print the effective configuration (secrets redacted) and exit\n\n"
+            "  --print-config  print the effective configuration (secrets redacted) and exit\n"
+            "  --json          status, requeue: print JSON\n\n"
+            "status and requeue use postgres.conninfo and inbox.table only.\n\n"
             "Precedence: defaults < FILE < environment (INBOXD_<KEY>, e.g. INBOXD_POSTGRES_CONNINFO,\n"
             "INBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
             OUTBOXD_VERSION);
@@ -28,13 +38,104 @@ static void usage(FILE *out) {
                  "kafka.group.id (default inboxd)\n");
 }
 
+#define DEAD_LIMIT_DEFAULT 20
+
+/* The command of `inboxd status|requeue ...`, taken out of argv before cli_load sees it. */
+typedef struct command {
+    const char *name; /* "status", "requeue" or NULL (the daemon) */
+    bool json;
+    bool all;
+    int limit;
+    const char **ids;
+    size_t nids;
+} command_t;
+
+/* Splits argv into the command's own arguments (cmd) and the rest (args, for cli_load). The
+ * command word may stand anywhere among the options; its flags follow it. Returns 0, or -1
+ * with the problem printed. */
+static int parse_command(int argc, char **argv, char **args, int *nargs, command_t *cmd) {
+    *nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (i > 0 && (!strcmp(a, "-c") || !strcmp(a, "-X")) && i + 1 < argc) {
+            args[(*nargs)++] = argv[i++];
+            args[(*nargs)++] = argv[i];
+        } else if (i > 0 && !cmd->name && (!strcmp(a, "status") || !strcmp(a, "requeue"))) {
+            cmd->name = a;
+        } else if (cmd->name && !strcmp(a, "--json")) {
+            cmd->json = true;
+        } else if (cmd->name && !strcmp(cmd->name, "status") && !strcmp(a, "--limit")) {
+            char *end = NULL;
+            long v = i + 1 < argc ? strtol(argv[i + 1], &end, 10) : -1;
+            if (!end || *end || v < 0 || v > 1000000) {
+                fprintf(stderr, "inboxd: --limit needs a number of dead messages to list, 0..1000000\n");
+                return -1;
+            }
+            cmd->limit = (int)v;
+            i++;
+        } else if (cmd->name && !strcmp(cmd->name, "requeue") && !strcmp(a, "--all")) {
+            cmd->all = true;
+        } else if (cmd->name && !strcmp(cmd->name, "requeue") && !strcmp(a, "--id")) {
+            int first = i + 1;
+            while (i + 1 < argc && argv[i + 1][0] != '-')
+                cmd->ids[cmd->nids++] = argv[++i];
+            if (i + 1 == first) {
+                fprintf(stderr, "inboxd: --id needs one or more message ids\n");
+                return -1;
+            }
+        } else {
+            args[(*nargs)++] = argv[i];
+        }
+    }
+    if (cmd->name && !strcmp(cmd->name, "requeue") && cmd->all == (cmd->nids > 0)) {
+        fprintf(stderr, "inboxd requeue: say which dead messages: --all, or --id MESSAGE_ID...\n");
+        return -1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG, NULL};
     config_t *cfg;
     int code;
     char err[1024];
-    if (cli_load(&spec, argc, argv, 1, &cfg, &code) != CLI_RUN)
+    char **args = calloc((size_t)argc + 1, sizeof(char *));
+    const char **ids = calloc((size_t)argc + 1, sizeof(char *));
+    if (!args || !ids) {
+        free(args);
+        free(ids);
+        return INBOX_EXIT_CONFIG;
+    }
+    command_t cmd = {.limit = DEAD_LIMIT_DEFAULT, .ids = ids};
+    int nargs = 0;
+    if (parse_command(argc, argv, args, &nargs, &cmd) != 0) {
+        free(args);
+        free(ids);
+        return INBOX_ADMIN_EXIT_ERROR;
+    }
+    cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
+    free(args);
+    if (res != CLI_RUN) {
+        free(ids);
         return code;
+    }
+    if (cmd.name) {
+        const char *table = config_get(cfg, "inbox.table");
+        int crc;
+        if (!table || !*table) {
+            log_error("inbox.table is empty: name the inbox table (default public.inbox)");
+            crc = INBOX_ADMIN_EXIT_ERROR;
+        } else if (!strcmp(cmd.name, "status")) {
+            crc = inbox_admin_status(config_get(cfg, "postgres.conninfo"), table, cmd.limit, cmd.json, stdout);
+        } else {
+            crc = inbox_admin_requeue(config_get(cfg, "postgres.conninfo"), table, cmd.ids, cmd.nids, cmd.json,
+                                      stdout);
+        }
+        free(ids);
+        config_destroy(cfg);
+        return crc;
+    }
+    free(ids);
 
     inbox_config_t ic;
     if (inbox_config_build(cfg, &ic, err, sizeof(err)) != 0) {

@@ -2,23 +2,28 @@
 on 127.0.0.1: retries (500, 429 with Retry-After, a response slower than
 deliver.timeout.ms, connection refused) with backoff, dead messages (400; too many
 attempts) with last_error, exact body and headers, per-key order, no second delivery after
-a success, the server down at start, kill -9 and SIGTERM mid-delivery.
+a success, the server down at start, kill -9 and SIGTERM mid-delivery; PostgreSQL errors of
+the push thread: a revoked privilege stops inboxd (exit 2, the GRANT named), a read-only
+database is retried with backoff and a warning every 30 s.
 
-The server records every request it gets; the assertions compare those arrivals with the
-inbox rows.
+The server records every request it gets, when it arrived and when it was answered (or the
+client gave up); the assertions compare those arrivals with the inbox rows.
 """
 
 from __future__ import annotations
 
 import collections
 import json
+import select
 import signal
+import socket
 import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
+from psycopg import sql
 
 import helpers
 from test_ops import free_port, wait_metric
@@ -29,7 +34,8 @@ from test_ops import free_port, wait_metric
 
 class Arrival:
     def __init__(self, t: float, headers: list[tuple[str, str]], body: bytes):
-        self.t = t
+        self.t = t  # when the request had fully arrived
+        self.t_end = None  # when the answer started to go out, or the client was seen gone
         self.headers = headers
         self.body = body
         self.outcome = None  # the status sent, or "timeout" when the server stalled
@@ -69,8 +75,11 @@ class PushServer:
                     srv.arrivals.append(a)
                 status, rbody, rheaders, delay = srv.plan(a, n)
                 a.outcome = "timeout" if delay else status
-                if delay:
-                    time.sleep(delay)
+                if delay and self._client_left_within(delay):
+                    a.t_end = time.monotonic()  # the client timed out: for it, the request ended
+                    return
+                # Taken before the answer is sent: the client cannot have it any earlier.
+                a.t_end = time.monotonic()
                 try:
                     self.send_response(status)
                     for k, v in rheaders.items():
@@ -80,6 +89,20 @@ class PushServer:
                     self.wfile.write(rbody)
                 except OSError:
                     pass  # the client gave up (timeout)
+
+            def _client_left_within(self, delay: float) -> bool:
+                """Stalls up to delay s; True as soon as the client closes the connection."""
+                deadline = time.monotonic() + delay
+                while (left := deadline - time.monotonic()) > 0:
+                    r, _, _ = select.select([self.connection], [], [], left)
+                    if r:
+                        try:
+                            if self.connection.recv(1, socket.MSG_PEEK) == b"":
+                                return True
+                        except OSError:
+                            return True
+                        time.sleep(min(0.01, max(left, 0)))  # data (a pipelined request): keep stalling
+                return False
 
             def log_message(self, *args):
                 pass
@@ -163,15 +186,22 @@ def produce_all(stack, topic, recs) -> dict[str, tuple[int, int]]:
 
 
 def check_key_order(arrivals: list[Arrival], where: dict[str, tuple[int, int]]) -> None:
-    """Per Kafka key, requests never go back in offset order: a later message of a key is
-    not sent before the earlier one is settled (done or dead)."""
-    per_key: dict[str, list[tuple[float, int, str]]] = collections.defaultdict(list)
+    """Per Kafka key, one request at a time and never back in offset order: a request of a
+    key (a later message, or a retry) starts only after the previous request of that key was
+    answered (or given up by the client), and offsets never go down."""
+    per_key: dict[str, list[Arrival]] = collections.defaultdict(list)
     for a in arrivals:
-        per_key[a.header("Kafka-Key")].append((a.t, where[a.key][1], a.key))
+        k = a.header("Kafka-Key")
+        if k is not None:  # keyless messages have no order
+            per_key[k].append(a)
     for k, seq in per_key.items():
-        seq.sort()
-        offs = [o for _, o, _ in seq]
-        assert offs == sorted(offs), f"key {k}: requests out of order: {[m for _, _, m in seq]}"
+        seq.sort(key=lambda a: a.t)
+        offs = [where[a.key][1] for a in seq]
+        assert offs == sorted(offs), f"key {k}: requests out of order: {[a.key for a in seq]}"
+        for prev, nxt in zip(seq, seq[1:]):
+            assert prev.t_end is not None, f"key {k}: {prev.key} was never answered"
+            assert nxt.t > prev.t_end, (
+                f"key {k}: {nxt.key} arrived {prev.t_end - nxt.t:.3f} s before {prev.key} was answered")
 
 
 def push_stats(d) -> tuple[int, int, int]:
@@ -474,3 +504,111 @@ def test_https_with_own_ca(inboxd, inbox_db, inbox_topic, stack, push_server, tm
     d = inboxd({**cfg, "deliver.tls.ca.location": str(tmp_path / "nope.pem")})
     assert d.wait_exit(30) == 2
     assert f"deliver.tls.ca.location: cannot read {tmp_path / 'nope.pem'}: No such file or directory" in d.log_text()
+
+
+# --------------------------------------------------------------------------- PostgreSQL errors
+
+
+@pytest.fixture
+def push_role(stack, inbox_db):
+    """(role, conninfo): a LOGIN role with exactly the grants of docs/inboxd.md for inboxd
+    with deliver.url on inbox_db (EXECUTE on the functions through PUBLIC); dropped at
+    teardown. Request it before inboxd, so that inboxd is stopped first."""
+    role = helpers.unique_name("r")
+    with stack.pg_connect() as c:
+        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
+    inbox_db.execute(sql.SQL("GRANT SELECT, INSERT, DELETE, UPDATE ON inbox TO {}").format(sql.Identifier(role)))
+    inbox_db.execute(sql.SQL("GRANT SELECT, INSERT, UPDATE ON inbox_offsets TO {}").format(sql.Identifier(role)))
+    yield role, psycopg.conninfo.make_conninfo(inbox_db.conninfo, user=role)
+    try:
+        inbox_db.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(role)))
+    except psycopg.Error:
+        pass
+    with stack.pg_connect() as c:
+        c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
+
+
+@pytest.mark.timeout(240)
+def test_revoked_privilege_stops_push_naming_the_grant(push_role, inboxd, inbox_db, inbox_topic, stack,
+                                                       push_server):
+    """A privilege revoked while inboxd pushes (EXECUTE on inbox_claim, then UPDATE on the
+    table) is not a lost connection: inboxd stops at once with exit 2 and says which GRANT
+    is missing, instead of reconnecting for ever."""
+    role, conninfo = push_role
+    srv = push_server()
+    cfg = {"postgres.conninfo": conninfo, "deliver.url": srv.url, "reconnect.backoff.max.ms": 1000}
+    produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"r-0")])])
+    d = inboxd(cfg)
+    wait_settled(inbox_db, 1, 60)
+
+    inbox_db.execute("REVOKE EXECUTE ON FUNCTION inbox_claim(integer, interval) FROM PUBLIC")
+    produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"r-1")])])
+    assert d.wait_exit(30) == 2
+    log = d.log_text()
+    assert "permission denied for function inbox_claim" in log and "(SQLSTATE 42501)" in log, d.log_tail()
+    assert (f'role "{role}" lacks a privilege that deliver.url needs; grant it: GRANT SELECT, UPDATE ON '
+            f'public.inbox TO "{role}"; GRANT EXECUTE ON FUNCTION public.inbox_claim(integer, interval), '
+            f'public.inbox_complete(text), public.inbox_fail(text, text, integer, interval, interval) '
+            f'TO "{role}"') in log, d.log_tail()
+    assert log.count("permission denied") == 1, d.log_tail()  # said once: no reconnect loop
+    assert "connection lost" not in log
+    assert statuses(inbox_db)["r-1"][0] == "pending"  # recorded, not pushed
+
+    # Started again, inboxd finds it before claiming anything.
+    d.start()
+    assert d.wait_exit(60) == 2
+    assert f'role "{role}" may not execute inbox_claim, inbox_complete or inbox_fail in schema public' in \
+        d.log_text(all_runs=False), d.log_tail()
+
+    inbox_db.execute(sql.SQL("GRANT EXECUTE ON FUNCTION inbox_claim(integer, interval) TO {}").format(
+        sql.Identifier(role)))
+    d.start()
+    wait_settled(inbox_db, 2, 60)
+    inbox_db.execute(sql.SQL("REVOKE UPDATE ON inbox FROM {}").format(sql.Identifier(role)))
+    produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"r-2")])])
+    assert d.wait_exit(30) == 2
+    run = d.log_text(all_runs=False)
+    assert "permission denied for table inbox" in run and f'GRANT SELECT, UPDATE ON public.inbox TO "{role}"' in run
+    assert run.count("permission denied") == 1
+    assert srv.successes() == collections.Counter({"r-0": 1, "r-1": 1})
+
+
+@pytest.mark.timeout(240)
+def test_read_only_database_is_retried_with_backoff_and_a_warning_every_30s(push_role, inboxd, inbox_db,
+                                                                            inbox_topic, stack, push_server):
+    """A database that refuses writes (a standby during a failover: SQLSTATE 25006) is
+    waited for: a warning when it starts, one every 30 s while it lasts, attempts spaced by
+    the backoff (no busy loop), and delivery resumes once writes work again."""
+    role, conninfo = push_role
+    srv = push_server()
+    d = inboxd({"postgres.conninfo": conninfo, "deliver.url": srv.url, "reconnect.backoff.max.ms": 4000})
+    produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"ro-0")])])
+    wait_settled(inbox_db, 1, 60)
+    admin = stack.pg_connect()
+    try:
+        # New sessions of the role are read-only; the push thread's session is replaced.
+        admin.execute(sql.SQL("ALTER ROLE {} SET default_transaction_read_only = on").format(sql.Identifier(role)))
+        n = admin.execute("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                          "WHERE datname = %s AND application_name = 'inboxd-deliver'", (inbox_db.dbname,)).fetchone()[0]
+        assert n == 1
+        produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"ro-1")])])
+        helpers.wait_until(lambda: "ro-1" in statuses(inbox_db), 30, 0.2, "ro-1 recorded")
+        first = d.wait_for_log(r"cannot execute [A-Z ]+ in a read-only transaction.*\(SQLSTATE 25006\)", timeout=30)
+        line = first.string[first.start():first.string.find("\n", first.end())]
+        assert "still failing after 0 s and 2 attempts" in line, line  # right away: a new kind of failure
+        m = d.wait_for_log(r"SQLSTATE 25006\); still failing after ([1-9]\d+) s and (\d+) attempts, retrying",
+                           timeout=50)
+        assert 30 <= int(m.group(1)) <= 40, m.group(0)
+        # Backoff 0.5, 1, 2, 4, 4, ... s: about 11 attempts in 30 s.
+        assert 7 <= int(m.group(2)) <= 16, m.group(0)
+        assert d.is_running()
+        log = d.log_text()
+        assert log.count("SQLSTATE 25006") == 2, d.log_tail()  # the retries between went to the debug level
+        assert statuses(inbox_db)["ro-1"][0] == "pending"
+        admin.execute(sql.SQL("ALTER ROLE {} RESET default_transaction_read_only").format(sql.Identifier(role)))
+    finally:
+        admin.close()
+    rows = wait_settled(inbox_db, 2, 30)
+    assert rows["ro-1"][0] == "done"
+    d.wait_for_log(r"HTTP push: PostgreSQL works again after \d+ s; claiming", timeout=5)
+    assert d.terminate() == 0

@@ -1,13 +1,18 @@
 """The SQL handoff of sql/inbox.sql against a real PostgreSQL: inbox_claim (per-key order,
 SKIP LOCKED, leases), inbox_complete, inbox_fail (backoff with jitter, dead after max
-attempts), inbox_requeue_dead, the status views, NOTIFY and idempotent re-runs.
+attempts), inbox_requeue_dead, the status views, NOTIFY and idempotent re-runs; the
+commands `inboxd status` and `inboxd requeue` that read and requeue the same rows.
 
 Rows are inserted directly here, as inboxd would; test_inbox.py covers inboxd itself.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import random
+import re
+import subprocess
 import threading
 import time
 
@@ -294,3 +299,206 @@ def test_notify_on_insert(inbox_db):
         assert list(listener.notifies(timeout=0.5, stop_after=1)) == []
     finally:
         listener.close()
+
+
+# --------------------------------------------------------------------------- NOTIFY of requeue
+
+
+def schema_copy(sql_text: str, schema: str, table: str) -> str:
+    """sql/inbox.sql for another schema and inbox table name, edited as docs/inboxd.md says
+    (replace "public." throughout), the inbox table's name included."""
+    return re.sub(r"public\.inbox\b", f"{schema}.{table}", sql_text).replace("public.", f"{schema}.")
+
+
+def notifies(listener, timeout=5.0) -> list[tuple[str, str]]:
+    return [(n.channel, n.payload) for n in listener.notifies(timeout=timeout, stop_after=1)]
+
+
+def test_requeue_notifies_with_the_payload_of_the_insert_trigger(inbox_db):
+    """inbox_requeue_dead's NOTIFY names the table it requeued in, exactly as the insert
+    trigger does: also for a copy in another schema under a name that needs quoting."""
+    inbox_db.execute("CREATE SCHEMA app2")
+    copy = schema_copy(helpers.INBOX_SQL.read_text(), "app2", '"InBox"')
+    inbox_db.conn.execute(copy)
+    inbox_db.conn.execute(copy)  # idempotent there too
+    listener = psycopg.connect(inbox_db.conninfo, autocommit=True)
+    try:
+        listener.execute("LISTEN inbox")
+        for table, fn_schema in (("public.inbox", "public"), ('app2."InBox"', "app2")):
+            inbox_db.execute(f"INSERT INTO {table} (message_id, topic, partition, \"offset\") VALUES ('d1', 't', 0, 0)")
+            on_insert = notifies(listener)
+            assert len(on_insert) == 1, on_insert
+            inbox_db.execute(f"UPDATE {table} SET status = 'dead', processed_at = now()")
+            assert inbox_db.scalar(f"SELECT {fn_schema}.inbox_requeue_dead()") == 1
+            assert notifies(listener) == on_insert, table
+            assert inbox_db.scalar(f"SELECT status FROM {table} WHERE message_id = 'd1'") == "pending"
+            # Nothing requeued, nothing sent.
+            assert inbox_db.scalar(f"SELECT {fn_schema}.inbox_requeue_dead()") == 0
+            assert notifies(listener, 0.3) == []
+        assert on_insert == [("inbox", "app2.InBox")]
+    finally:
+        listener.close()
+
+
+# --------------------------------------------------------------------------- inboxd status, requeue
+
+
+@pytest.fixture
+def inboxd_cmd(inbox_db, tmp_path):
+    """inboxd_cmd(*args, config=None, env=None) -> CompletedProcess of `inboxd ARGS -c FILE`,
+    FILE holding postgres.conninfo = inbox_db's updated by config. No OUTBOXD_* or INBOXD_*
+    variable of the harness reaches it; env adds some."""
+    n = [0]
+
+    def run(*args, config=None, env=None, timeout=60):
+        n[0] += 1
+        cfg = {"postgres.conninfo": inbox_db.conninfo, **(config or {})}
+        conf = helpers.write_config(tmp_path / f"cmd-{n[0]}.conf", {k: v for k, v in cfg.items() if v is not None})
+        e = {k: v for k, v in os.environ.items() if not k.startswith(("OUTBOXD_", "INBOXD_"))}
+        e.update(env or {})
+        r = subprocess.run([str(helpers.default_inboxd_bin()), *args, "-c", str(conf)], capture_output=True,
+                           text=True, timeout=timeout, env=e, stdin=subprocess.DEVNULL)
+        m = helpers.SANITIZER_REPORT.search(r.stdout + r.stderr)
+        assert not m, f"sanitizer report:\n{r.stdout}\n{r.stderr}"
+        return r
+
+    return run
+
+
+def status_json(inboxd_cmd, *args, **kw) -> dict:
+    r = inboxd_cmd("status", "--json", *args, **kw)
+    assert r.returncode == 0, (r.stdout, r.stderr)
+    return json.loads(r.stdout)
+
+
+def test_inboxd_status_and_requeue(inbox_db, inboxd_cmd):
+    add(inbox_db, "p1", "a")
+    add(inbox_db, "p2", "b")
+    add(inbox_db, "w1", "c")
+    add(inbox_db, "d1", "d")
+    add(inbox_db, "d2", b"\xff\x00")
+    add(inbox_db, "ok", "e")
+    inbox_db.execute("UPDATE inbox SET received_at = now() - interval '90 seconds' WHERE message_id = 'p1'")
+    assert claim(inbox_db, 10) == ["p1", "p2", "w1", "d1", "d2", "ok"]
+    inbox_db.execute("UPDATE inbox SET status = 'pending' WHERE message_id IN ('p1', 'p2')")
+    assert inbox_db.scalar("SELECT inbox_fail('d1', 'HTTP 400: bad order\nline 2', 1)") == "dead"
+    assert inbox_db.scalar("SELECT inbox_fail('d2', 'gone', 1)") == "dead"
+    assert inbox_db.scalar("SELECT inbox_complete('ok')") is True
+
+    s = status_json(inboxd_cmd)
+    assert s["table"] == "public.inbox" and s["exists"] is True
+    assert s["messages"] == {"pending": 2, "processing": 1, "failed": 0, "dead": 2, "done": 1}
+    assert 89.5 <= s["oldest_pending_age_s"] <= 120, s
+    assert s["oldest_age_s"]["pending"] == s["oldest_pending_age_s"] and s["oldest_age_s"]["failed"] is None
+    assert s["dead_limit"] == 20
+    assert [(m["message_id"], m["key"], m["attempts"], m["last_error"]) for m in s["dead"]] == [
+        ("d1", "d", 1, "HTTP 400: bad order\nline 2"), ("d2", "\\xff00", 1, "gone")]
+    where = dict(inbox_db.execute("SELECT message_id, \"offset\" FROM inbox"))
+    assert all(m["topic"] == "t" and m["partition"] == 0 and m["offset"] == where[m["message_id"]] for m in s["dead"])
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", m["died_at"]) for m in s["dead"])
+    s1 = status_json(inboxd_cmd, "--limit", "1")
+    assert [m["message_id"] for m in s1["dead"]] == ["d1"] and s1["messages"]["dead"] == 2
+
+    r = inboxd_cmd("status")
+    assert r.returncode == 0, r.stderr
+    out = r.stdout
+    assert re.search(r"^table\s+public\.inbox$", out, re.M), out
+    assert re.search(r"^pending\s+2 \(the oldest received (9\d|1[01]\d)\.\d s ago\)$", out, re.M), out
+    assert re.search(r"^done\s+1 ", out, re.M) and re.search(r"^failed\s+0$", out, re.M), out
+    assert re.search(r"^oldest pending\s+\d+\.\d s$", out, re.M), out
+    assert re.search(r"^dead messages\s+2$", out, re.M), out
+    # One line per dead message, its error flattened to that line.
+    assert re.search(r"^  d1 \(t \[0\] offset \d+, key d\): 1 attempt, dead since \S+Z: HTTP 400: bad order line 2$",
+                     out, re.M), out
+    assert re.search(r"^  d2 \(t \[0\] offset \d+, key \\xff00\): 1 attempt, dead since \S+Z: gone$", out, re.M), out
+    assert "dead messages        2, the oldest 1 below" in inboxd_cmd("status", "--limit", "1").stdout
+
+    # requeue --id: each id said; one that is not dead makes the exit code 1.
+    listener = psycopg.connect(inbox_db.conninfo, autocommit=True)
+    try:
+        listener.execute("LISTEN inbox")
+        r = inboxd_cmd("requeue", "--json", "--id", "d1", "nope", "p1")
+        assert r.returncode == 1, (r.stdout, r.stderr)
+        assert json.loads(r.stdout) == {"table": "public.inbox", "requeued": 1, "messages": [
+            {"message_id": "d1", "requeued": True, "status": "dead"},
+            {"message_id": "nope", "requeued": False, "status": None},
+            {"message_id": "p1", "requeued": False, "status": "pending"}]}
+        assert notifies(listener) == [("inbox", "public.inbox")]
+        r1 = row(inbox_db, "d1")
+        assert (r1["status"], r1["attempts"]) == ("pending", 0)
+        r = inboxd_cmd("requeue", "--id", "d1")
+        assert r.returncode == 1 and "d1: not requeued: it is pending, not dead" in r.stdout, r.stdout
+        # requeue --all
+        r = inboxd_cmd("requeue", "--all")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout == "requeued 1 dead message of public.inbox\n"
+        assert notifies(listener) == [("inbox", "public.inbox")]
+        assert status_json(inboxd_cmd)["messages"]["dead"] == 0
+        r = inboxd_cmd("requeue", "--all", "--json")
+        assert r.returncode == 0 and json.loads(r.stdout) == {"table": "public.inbox", "requeued": 0}
+        assert notifies(listener, 0.3) == []
+    finally:
+        listener.close()
+
+    # Asking for nothing, or for both, is a usage error.
+    for args in (("requeue",), ("requeue", "--all", "--id", "d1"), ("requeue", "--id"), ("status", "--limit", "x")):
+        r = inboxd_cmd(*args)
+        assert r.returncode == 2, (args, r.stdout, r.stderr)
+        assert r.stdout == ""
+
+
+def test_inboxd_status_and_requeue_of_another_table_from_env_and_x(inbox_db, inboxd_cmd):
+    """inbox.table comes from the file, INBOXD_INBOX_TABLE or -X, as for the daemon; the
+    functions of that table's schema do the requeue."""
+    inbox_db.execute("CREATE SCHEMA app2")
+    inbox_db.conn.execute(schema_copy(helpers.INBOX_SQL.read_text(), "app2", '"InBox"'))
+    inbox_db.execute('INSERT INTO app2."InBox" (message_id, topic, partition, "offset", status, attempts, '
+                     "last_error, processed_at) VALUES ('x1', 't', 0, 0, 'dead', 4, 'boom', now())")
+    add(inbox_db, "public-one", "k")  # public.inbox is another table
+    s = status_json(inboxd_cmd, env={"INBOXD_INBOX_TABLE": 'app2."InBox"'})
+    assert s["table"] == 'app2."InBox"' and s["messages"]["dead"] == 1 and s["messages"]["pending"] == 0
+    assert s["dead"][0]["last_error"] == "boom" and s["dead"][0]["attempts"] == 4
+    listener = psycopg.connect(inbox_db.conninfo, autocommit=True)
+    try:
+        listener.execute("LISTEN inbox")
+        r = inboxd_cmd("requeue", "--all", "-X", 'inbox.table=app2."InBox"', config={"inbox.table": "public.inbox"})
+        assert r.returncode == 0 and r.stdout == 'requeued 1 dead message of app2."InBox"\n', (r.stdout, r.stderr)
+        assert notifies(listener) == [("inbox", "app2.InBox")]
+    finally:
+        listener.close()
+    assert inbox_db.scalar('SELECT status FROM app2."InBox"') == "pending"
+    assert status_json(inboxd_cmd)["messages"]["pending"] == 1  # public.inbox: its own row only
+
+
+def test_inboxd_status_and_requeue_errors(inbox_db, inboxd_cmd):
+    # No such table: exit 1 with the fix.
+    r = inboxd_cmd("status", config={"inbox.table": "public.nope"})
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "inbox table public.nope does not exist" in r.stdout and "psql -f sql/inbox.sql" in r.stdout
+    r = inboxd_cmd("status", "--json", config={"inbox.table": "public.nope"})
+    assert r.returncode == 1
+    doc = json.loads(r.stdout)
+    assert doc["exists"] is False and doc["table"] == "public.nope" and "sql/inbox.sql" in doc["fix"]
+    assert inboxd_cmd("requeue", "--all", config={"inbox.table": "public.nope"}).returncode == 1
+    # A table without the functions of sql/inbox.sql beside it: requeue cannot, status can.
+    inbox_db.execute("CREATE SCHEMA bare")
+    inbox_db.execute("CREATE TABLE bare.inbox (LIKE public.inbox INCLUDING ALL)")
+    r = inboxd_cmd("requeue", "--all", config={"inbox.table": "bare.inbox"})
+    assert r.returncode == 1
+    assert "inbox_requeue_dead(text) of sql/inbox.sql for table bare.inbox is missing in schema bare" in r.stderr
+    assert status_json(inboxd_cmd, config={"inbox.table": "bare.inbox"})["messages"]["pending"] == 0
+    # PostgreSQL unreachable: exit 2.
+    for cmd in (("status",), ("requeue", "--all")):
+        r = inboxd_cmd(*cmd, config={"postgres.conninfo": "host=127.0.0.1 port=1 dbname=x connect_timeout=3"})
+        assert r.returncode == 2, (cmd, r.stdout, r.stderr)
+        assert "cannot connect to PostgreSQL" in r.stderr and r.stdout == ""
+    # A role without SELECT on the table: the query fails, exit 2 with the server's reason.
+    role = helpers.unique_name("r")
+    inbox_db.execute(f'CREATE ROLE "{role}" LOGIN')
+    try:
+        r = inboxd_cmd("status", config={"postgres.conninfo": psycopg.conninfo.make_conninfo(inbox_db.conninfo,
+                                                                                           user=role)})
+        assert r.returncode == 2, (r.stdout, r.stderr)
+        assert "permission denied for table inbox" in r.stderr
+    finally:
+        inbox_db.execute(f'DROP ROLE "{role}"')

@@ -1,5 +1,5 @@
 /* test_inbox_http.c - unit tests for inbox_http.c: status classification, Kafka header ->
- * HTTP header mapping, static headers, last_error text. */
+ * HTTP header mapping, static headers, last_error text, PostgreSQL error classification. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -33,6 +33,19 @@ static void test_classify(void **state) {
     assert_int_equal(inbox_http_classify(301), INBOX_HTTP_DEAD); /* redirects are not followed */
     assert_int_equal(inbox_http_classify(304), INBOX_HTTP_DEAD);
     assert_int_equal(inbox_http_classify(600), INBOX_HTTP_DEAD);
+}
+
+static void test_pg_classify(void **state) {
+    (void)state;
+    /* The server or the connection is away, busy or in a failover: retried. */
+    const char *retry[] = {NULL,    "",      "08006", "08003", "08001", "57P01", "57P02", "57P03", "40001",
+                           "40P01", "25006", "53300", "53100", "55P03", "57014", "XX000", "23505", "0800"};
+    for (size_t i = 0; i < sizeof(retry) / sizeof(*retry); i++)
+        assert_int_equal(inbox_http_pg_classify(retry[i]), INBOX_PG_RETRY);
+    /* The schema or the grants need a fix: stopping beats retrying for ever. */
+    const char *fatal[] = {"42501", "42703", "42883", "42P01", "42804", "42601", "3F000"};
+    for (size_t i = 0; i < sizeof(fatal) / sizeof(*fatal); i++)
+        assert_int_equal(inbox_http_pg_classify(fatal[i]), INBOX_PG_FATAL);
 }
 
 static void check_value(const char *in, size_t len, const char *want) {
@@ -179,7 +192,7 @@ static void test_error_text(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify),      cmocka_unit_test(test_values),         cmocka_unit_test(test_names),
+        cmocka_unit_test(test_classify), cmocka_unit_test(test_pg_classify),      cmocka_unit_test(test_values),         cmocka_unit_test(test_names),
         cmocka_unit_test(test_kafka_headers), cmocka_unit_test(test_static_headers), cmocka_unit_test(test_error_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

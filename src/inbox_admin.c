@@ -1,0 +1,400 @@
+/* inbox_admin.c - `inboxd status` and `inboxd requeue`: the inbox table's messages per status,
+ * its dead messages with their last_error, and requeueing them, over an ordinary connection. */
+#include "inbox_admin.h"
+
+#include <jansson.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "inbox_http.h"
+#include "log.h"
+#include "pgconn.h"
+
+#define ERRSZ 1024
+#define SQLSZ 1024
+#define UTC_TEXT(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"')"
+
+static const char *const statuses[] = {"pending", "processing", "failed", "dead", "done"};
+#define NSTATUS (sizeof(statuses) / sizeof(*statuses))
+
+/* The inbox table as the server resolves inbox.table (search_path, quoting). */
+typedef struct {
+    char *table;     /* schema.table, quoted where needed */
+    char *schema;    /* quoted where needed */
+    bool requeue_ok; /* inbox_requeue_dead(text) is in its schema, next to an inbox_claim of this table */
+} resolved_t;
+
+static void resolved_free(resolved_t *r) {
+    free(r->table);
+    free(r->schema);
+}
+
+static PGconn *connect_db(const char *conninfo, const char *appname) {
+    PGconn *c = pgconn_open(conninfo, appname, false);
+    if (!c) {
+        log_error("out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(c) != CONNECTION_OK) {
+        char err[ERRSZ];
+        pgconn_error(err, sizeof(err), "cannot connect to PostgreSQL: ", PQerrorMessage(c));
+        log_error("%s", err);
+        PQfinish(c);
+        return NULL;
+    }
+    return c;
+}
+
+/* Logs "<what>: <the server's message>"; always INBOX_ADMIN_EXIT_ERROR. */
+static int query_error(const char *what, const PGresult *r) {
+    char prefix[256], err[ERRSZ];
+    snprintf(prefix, sizeof(prefix), "%s: ", what);
+    pgconn_error(err, sizeof(err), prefix, PQresultErrorMessage(r));
+    log_error("%s", err);
+    return INBOX_ADMIN_EXIT_ERROR;
+}
+
+static json_t *jstr(const char *s) {
+    if (!s)
+        return json_null();
+    json_t *j = json_string(s);
+    return j ? j : json_string("(not valid UTF-8)");
+}
+
+static void print_json(FILE *out, json_t *obj) {
+    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (text) {
+        fprintf(out, "%s\n", text);
+        free(text);
+    }
+    json_decref(obj);
+}
+
+static void line(FILE *out, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void line(FILE *out, const char *label, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(out, "%-20s ", label);
+    vfprintf(out, fmt, ap);
+    fputc('\n', out);
+    va_end(ap);
+}
+
+/* Prints (out) that the table does not exist, with the fix. */
+static void print_missing(FILE *out, const char *table, bool json) {
+    char detail[512], fix[512];
+    snprintf(detail, sizeof(detail), "inbox table %s does not exist in this database", table);
+    snprintf(fix, sizeof(fix),
+             "create it with psql -f sql/inbox.sql (edited for another schema), or set inbox.table to the "
+             "table inboxd writes");
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "table", jstr(table));
+        json_object_set_new(o, "exists", json_false());
+        json_object_set_new(o, "detail", jstr(detail));
+        json_object_set_new(o, "fix", jstr(fix));
+        print_json(out, o);
+    } else {
+        fprintf(out, "%s: %s\n", detail, fix);
+    }
+}
+
+/* Resolves table: OK (rv filled), PROBLEM (it does not exist; said on out) or ERROR (logged). */
+static int resolve(PGconn *c, const char *table, bool json, FILE *out, resolved_t *rv) {
+    const char *vals[1] = {table};
+    PGresult *r = PQexecParams(
+        c,
+        "SELECT format('%I.%I', n.nspname, c.relname), quote_ident(n.nspname), "
+        "to_regprocedure(format('%I.inbox_requeue_dead(text)', n.nspname)) IS NOT NULL "
+        "AND coalesce((SELECT p.prorettype = c.reltype FROM pg_proc p "
+        "              WHERE p.oid = to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))), false) "
+        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
+        1, NULL, vals, NULL, NULL, 0);
+    int rc = INBOX_ADMIN_EXIT_OK;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        rc = query_error("cannot look up the inbox table (inbox.table)", r);
+    } else if (PQntuples(r) != 1) {
+        print_missing(out, table, json);
+        rc = INBOX_ADMIN_EXIT_PROBLEM;
+    } else {
+        rv->table = strdup(PQgetvalue(r, 0, 0));
+        rv->schema = strdup(PQgetvalue(r, 0, 1));
+        rv->requeue_ok = !strcmp(PQgetvalue(r, 0, 2), "t");
+        if (!rv->table || !rv->schema) {
+            log_error("out of memory");
+            rc = INBOX_ADMIN_EXIT_ERROR;
+        }
+    }
+    PQclear(r);
+    return rc;
+}
+
+static const char *val(const PGresult *r, int row, int col) {
+    return PQgetisnull(r, row, col) ? NULL : PQgetvalue(r, row, col);
+}
+
+/* The key column (bytea, text format) as text, or "\x<hex>" when it is not text; NULL for a
+ * NULL key. New string. */
+static char *key_text(const PGresult *r, int row, int col) {
+    if (PQgetisnull(r, row, col))
+        return NULL;
+    size_t len = 0;
+    unsigned char *b = PQunescapeBytea((const unsigned char *)PQgetvalue(r, row, col), &len);
+    if (!b)
+        return NULL;
+    char *s = inbox_http_value(b, len);
+    PQfreemem(b);
+    return s;
+}
+
+/* Control characters (newlines in a reason, say) as spaces: one line per message. */
+static void print_flat(FILE *out, const char *s) {
+    for (; *s; s++)
+        fputc((unsigned char)*s < 0x20 || *s == 0x7f ? ' ' : *s, out);
+}
+
+/* Columns of the dead-message query. */
+enum { D_ID, D_TOPIC, D_PARTITION, D_OFFSET, D_KEY, D_ATTEMPTS, D_ERROR, D_RECEIVED, D_DIED };
+
+static void print_status_text(FILE *out, const char *table, const long long *count, const char *const *age,
+                              const PGresult *dead) {
+    line(out, "table", "%s", table);
+    for (size_t i = 0; i < NSTATUS; i++) {
+        if (count[i] && age[i])
+            line(out, statuses[i], "%lld (the oldest received %s s ago)", count[i], age[i]);
+        else
+            line(out, statuses[i], "%lld", count[i]);
+    }
+    line(out, "oldest pending", "%s%s", age[0] ? age[0] : "-", age[0] ? " s" : " (none pending)");
+    long long ndead = count[3];
+    int shown = PQntuples(dead);
+    if (ndead == 0) {
+        line(out, "dead messages", "none");
+        return;
+    }
+    if (shown < ndead)
+        line(out, "dead messages", "%lld, the oldest %d below (--limit N shows more)", ndead, shown);
+    else
+        line(out, "dead messages", "%lld", ndead);
+    for (int i = 0; i < shown; i++) {
+        char *key = key_text(dead, i, D_KEY);
+        const char *err = val(dead, i, D_ERROR);
+        fprintf(out, "  ");
+        print_flat(out, PQgetvalue(dead, i, D_ID));
+        fprintf(out, " (%s [%s] offset %s, key ", PQgetvalue(dead, i, D_TOPIC), PQgetvalue(dead, i, D_PARTITION),
+                PQgetvalue(dead, i, D_OFFSET));
+        print_flat(out, key ? key : "(none)");
+        fprintf(out, "): %s attempt%s, dead since %s: ", PQgetvalue(dead, i, D_ATTEMPTS),
+                strcmp(PQgetvalue(dead, i, D_ATTEMPTS), "1") ? "s" : "",
+                val(dead, i, D_DIED) ? val(dead, i, D_DIED) : "?");
+        print_flat(out, err ? err : "(no error recorded)");
+        fputc('\n', out);
+        free(key);
+    }
+    fprintf(out, "requeue them with: inboxd requeue --id MESSAGE_ID... (or --all)\n");
+}
+
+static json_t *status_json(const char *table, const long long *count, const char *const *age, const PGresult *dead,
+                           int limit) {
+    json_t *o = json_object(), *msgs = json_object(), *ages = json_object(), *list = json_array();
+    json_object_set_new(o, "table", jstr(table));
+    json_object_set_new(o, "exists", json_true());
+    for (size_t i = 0; i < NSTATUS; i++) {
+        json_object_set_new(msgs, statuses[i], json_integer(count[i]));
+        json_object_set_new(ages, statuses[i], age[i] ? json_real(strtod(age[i], NULL)) : json_null());
+    }
+    json_object_set_new(o, "messages", msgs);
+    json_object_set_new(o, "oldest_age_s", ages);
+    json_object_set_new(o, "oldest_pending_age_s", age[0] ? json_real(strtod(age[0], NULL)) : json_null());
+    for (int i = 0; i < PQntuples(dead); i++) {
+        json_t *m = json_object();
+        char *key = key_text(dead, i, D_KEY);
+        json_object_set_new(m, "message_id", jstr(PQgetvalue(dead, i, D_ID)));
+        json_object_set_new(m, "topic", jstr(PQgetvalue(dead, i, D_TOPIC)));
+        json_object_set_new(m, "partition", json_integer(strtoll(PQgetvalue(dead, i, D_PARTITION), NULL, 10)));
+        json_object_set_new(m, "offset", json_integer(strtoll(PQgetvalue(dead, i, D_OFFSET), NULL, 10)));
+        json_object_set_new(m, "key", jstr(key));
+        json_object_set_new(m, "attempts", json_integer(strtoll(PQgetvalue(dead, i, D_ATTEMPTS), NULL, 10)));
+        json_object_set_new(m, "last_error", jstr(val(dead, i, D_ERROR)));
+        json_object_set_new(m, "received_at", jstr(val(dead, i, D_RECEIVED)));
+        json_object_set_new(m, "died_at", jstr(val(dead, i, D_DIED)));
+        json_array_append_new(list, m);
+        free(key);
+    }
+    json_object_set_new(o, "dead_limit", json_integer(limit));
+    json_object_set_new(o, "dead", list);
+    return o;
+}
+
+int inbox_admin_status(const char *conninfo, const char *table, int dead_limit, bool json, FILE *out) {
+    PGconn *c = connect_db(conninfo, "inboxd status");
+    if (!c)
+        return INBOX_ADMIN_EXIT_ERROR;
+    resolved_t rv = {0};
+    PGresult *counts = NULL, *dead = NULL;
+    int rc = resolve(c, table, json, out, &rv);
+    if (rc != INBOX_ADMIN_EXIT_OK)
+        goto done;
+    /* One snapshot for the counts and the list. */
+    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = query_error("cannot read the inbox", r);
+    PQclear(r);
+    if (rc != INBOX_ADMIN_EXIT_OK)
+        goto done;
+    char sql[SQLSZ];
+    snprintf(sql, sizeof(sql),
+             "SELECT status, count(*), round(extract(epoch FROM now() - min(received_at))::numeric, 1)::text "
+             "FROM %s GROUP BY status",
+             rv.table);
+    counts = PQexec(c, sql);
+    if (PQresultStatus(counts) != PGRES_TUPLES_OK) {
+        rc = query_error("cannot count the inbox's messages", counts);
+        goto done;
+    }
+    char lim[16];
+    snprintf(lim, sizeof(lim), "%d", dead_limit);
+    const char *vals[1] = {lim};
+    snprintf(sql, sizeof(sql),
+             "SELECT message_id, topic, partition, \"offset\", key, attempts, last_error, " UTC_TEXT(
+                 "received_at") ", " UTC_TEXT("processed_at") " FROM %s WHERE status = 'dead' ORDER BY id LIMIT $1",
+             rv.table);
+    dead = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(dead) != PGRES_TUPLES_OK) {
+        rc = query_error("cannot list the dead messages", dead);
+        goto done;
+    }
+    long long count[NSTATUS] = {0};
+    const char *age[NSTATUS] = {NULL};
+    for (int i = 0; i < PQntuples(counts); i++)
+        for (size_t k = 0; k < NSTATUS; k++)
+            if (!strcmp(PQgetvalue(counts, i, 0), statuses[k])) {
+                count[k] = strtoll(PQgetvalue(counts, i, 1), NULL, 10);
+                age[k] = val(counts, i, 2);
+            }
+    if (json)
+        print_json(out, status_json(rv.table, count, age, dead, dead_limit));
+    else
+        print_status_text(out, rv.table, count, age, dead);
+done:
+    fflush(out);
+    PQclear(counts);
+    PQclear(dead);
+    resolved_free(&rv);
+    PQfinish(c);
+    return rc;
+}
+
+int inbox_admin_requeue(const char *conninfo, const char *table, const char *const *ids, size_t nids, bool json,
+                        FILE *out) {
+    PGconn *c = connect_db(conninfo, "inboxd requeue");
+    if (!c)
+        return INBOX_ADMIN_EXIT_ERROR;
+    resolved_t rv = {0};
+    json_t *list = NULL;
+    int rc = resolve(c, table, json, out, &rv);
+    if (rc != INBOX_ADMIN_EXIT_OK)
+        goto done;
+    if (!rv.requeue_ok) {
+        log_error("the function inbox_requeue_dead(text) of sql/inbox.sql for table %s is missing in schema %s: run "
+                  "psql -f sql/inbox.sql (edited for that schema and table)",
+                  rv.table, rv.schema);
+        rc = INBOX_ADMIN_EXIT_PROBLEM;
+        goto done;
+    }
+    char sql[SQLSZ], look[SQLSZ];
+    snprintf(sql, sizeof(sql), "SELECT %s.inbox_requeue_dead($1::text)", rv.schema);
+    long long total = 0;
+    if (nids == 0) {
+        const char *vals[1] = {NULL}; /* every dead message */
+        PGresult *r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = query_error("cannot requeue the dead messages", r);
+        } else {
+            total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+            if (json) {
+                json_t *o = json_object();
+                json_object_set_new(o, "table", jstr(rv.table));
+                json_object_set_new(o, "requeued", json_integer(total));
+                print_json(out, o);
+            } else {
+                fprintf(out, "requeued %lld dead message%s of %s\n", total, total == 1 ? "" : "s", rv.table);
+            }
+        }
+        PQclear(r);
+        goto done;
+    }
+
+    /* The ids in one transaction: one NOTIFY, all or nothing on an error. */
+    snprintf(look, sizeof(look), "SELECT status FROM %s WHERE message_id = $1", rv.table);
+    PGresult *r = PQexec(c, "BEGIN");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = query_error("cannot requeue", r);
+    PQclear(r);
+    if (rc != INBOX_ADMIN_EXIT_OK)
+        goto done;
+    list = json_array();
+    size_t missed = 0;
+    for (size_t i = 0; i < nids; i++) {
+        const char *vals[1] = {ids[i]};
+        PGresult *st = PQexecParams(c, look, 1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(st) != PGRES_TUPLES_OK) {
+            rc = query_error("cannot look up a message", st);
+            PQclear(st);
+            goto done;
+        }
+        r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+            rc = query_error("cannot requeue", r);
+            PQclear(st);
+            PQclear(r);
+            goto done;
+        }
+        long long n = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        const char *was = PQntuples(st) ? PQgetvalue(st, 0, 0) : NULL;
+        total += n;
+        missed += n == 0;
+        json_t *m = json_object();
+        json_object_set_new(m, "message_id", jstr(ids[i]));
+        json_object_set_new(m, "requeued", json_boolean(n > 0));
+        json_object_set_new(m, "status", jstr(was)); /* before: dead, or why it was not requeued */
+        json_array_append_new(list, m);
+        if (!json) {
+            print_flat(out, ids[i]);
+            if (n > 0)
+                fprintf(out, ": requeued (dead -> pending)\n");
+            else if (was)
+                fprintf(out, ": not requeued: it is %s, not dead\n", was);
+            else
+                fprintf(out, ": not requeued: no such message in %s\n", rv.table);
+        }
+        PQclear(st);
+        PQclear(r);
+    }
+    r = PQexec(c, "COMMIT");
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = query_error("cannot requeue (COMMIT)", r);
+    PQclear(r);
+    if (rc != INBOX_ADMIN_EXIT_OK)
+        goto done;
+    if (json) {
+        json_t *o = json_object();
+        json_object_set_new(o, "table", jstr(rv.table));
+        json_object_set_new(o, "requeued", json_integer(total));
+        json_object_set_new(o, "messages", list);
+        list = NULL;
+        print_json(out, o);
+    } else {
+        fprintf(out, "requeued %lld of %zu message%s of %s\n", total, nids, nids == 1 ? "" : "s", rv.table);
+    }
+    if (missed)
+        rc = INBOX_ADMIN_EXIT_PROBLEM;
+done:
+    fflush(out);
+    json_decref(list);
+    resolved_free(&rv);
+    PQfinish(c);
+    return rc;
+}
