@@ -28,7 +28,8 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTA
 
 FROM debian:12.12-slim
 # Runtime libraries only: libpq, librdkafka, jansson, and curl / microhttpd / libsystemd
-# for the HTTP push, the health endpoint and sd_notify.
+# for the HTTP push, the health endpoint and sd_notify. The healthcheck is a bash script
+# (bash's /dev/tcp: no HTTP client in the image).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       ca-certificates libpq5 librdkafka1 libjansson4 libcurl4 libmicrohttpd12 libsystemd0 \
@@ -38,9 +39,12 @@ RUN apt-get update \
       --shell /usr/sbin/nologin outboxd
 COPY --from=build /out/usr/local/bin/outboxd /out/usr/local/bin/inboxd /usr/local/bin/
 COPY sql/ /usr/local/share/outboxd/sql/
+COPY docker/outboxd-healthcheck /usr/local/bin/
 USER 10001:10001
-# outboxd: the slot exists and a walsender streams it (exit 1 otherwise). inboxd services
-# override this (docker-compose.yml).
+# For outboxd and inboxd alike, whatever their -c FILE, -X or environment: GET /readyz on the
+# daemon's http.listen (outboxd 127.0.0.1:9632, inboxd 127.0.0.1:9633 by default: inside the
+# container, nothing to publish). Ready: outboxd streams its slot / inboxd consumes, and a
+# Kafka broker answers. `outboxd-healthcheck --live` asks /healthz (a standby passes).
 HEALTHCHECK --interval=15s --timeout=10s --start-period=30s --retries=3 \
-  CMD ["sh", "-c", "outboxd status --json | grep -Eq '\"active\": ?true'"]
+  CMD ["outboxd-healthcheck"]
 CMD ["outboxd"]

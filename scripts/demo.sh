@@ -7,6 +7,7 @@
 # Environment: DEMO_STACK_DIR (default /tmp/outboxd-demo), DEMO_PG_PORT (15442),
 # DEMO_KAFKA_PORT (19102, and the port after it), DEMO_BUILD_DIR (<repo>/build).
 # Installs what it needs (scripts/install-deps.sh). Exit 0: every check passed.
+# A run that was killed leaves its stack and daemons behind: the next run removes them first.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -16,7 +17,7 @@ while (($#)); do
   case $1 in
     --orders) ORDERS=${2:-}; shift $(($# > 1 ? 2 : 1)) ;;
     --keep-running) KEEP=1; shift ;;
-    -h|--help) sed -n '4,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '4,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "demo: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -47,6 +48,47 @@ else
   cmake -S "$REPO" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 fi
 cmake --build "$BUILD" --target outboxd inboxd >/dev/null
+
+# leftover NAME: the pid in $WORK/NAME.pid when that process still runs what an earlier run of
+# the demo started there (and not some other program that got the pid since).
+leftover() {
+  local pid cmd
+  pid=$(cat "$WORK/$1.pid" 2>/dev/null) && [[ $pid =~ ^[0-9]+$ ]] || return 1
+  cmd=$(tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline") || return 1
+  case $1 in
+    outboxd|inboxd) [[ $cmd == *" $WORK/$1.conf"* ]] ;;
+    kafka) [[ $cmd == kcat* ]] ;;
+    orders) [[ $cmd == *order-service.sh* ]] ;;
+    inventory) [[ $cmd == *inventory-service.sh* ]] ;;
+    *) false ;;
+  esac && echo "$pid"
+}
+# An earlier run that was killed (SIGKILL, a closed terminal) skipped its cleanup: its
+# daemons may still run (each in a session of its own), and its stack holds the slot "demo",
+# the topic and the consumer group's offsets, which would spoil this run's counts.
+if [[ -e $WORK || -e $OUTBOXD_STACK_DIR ]]; then
+  say "cleaning up after an earlier run that did not finish ($OUTBOXD_STACK_DIR)"
+  killed=()
+  for n in orders inventory inboxd outboxd kafka; do
+    if pid=$(leftover "$n"); then
+      echo "  killing its $n (pid $pid)"
+      if [[ $(ps -o pgid= -p "$pid" | tr -d ' ') == "$pid" ]]; then
+        kill -KILL -- "-$pid" 2>/dev/null || true  # with its children (psql)
+      else
+        kill -KILL "$pid" 2>/dev/null || true
+      fi
+      killed+=("$pid")
+    fi
+  done
+  for _ in $(seq 100); do  # gone, and their exit codes written to the old $WORK, before removing it
+    alive=0
+    for pid in "${killed[@]}"; do kill -0 "$pid" 2>/dev/null && alive=1; done
+    ((alive)) || break
+    sleep 0.1
+  done
+  "$REPO/scripts/stack.sh" stop | sed 's/^/  /'
+  rm -rf "$WORK"
+fi
 
 say "starting PostgreSQL (wal2json) and Kafka (KRaft) on loopback"
 "$REPO/scripts/stack.sh" start

@@ -2,8 +2,9 @@
 hadolint and the project's own rules, their package names exist in Debian 12, their build
 commands build the binaries from what they COPY, the runtime image has every library the
 binaries link; docker-compose.yml is valid and its environment is accepted by outboxd and
-inboxd; and the compose story itself (init scripts, roles, environment, services) runs on
-the local stack."""
+inboxd; the image's healthcheck script answers for real daemons; sql/inbox_roles.sql grants
+what inboxd needs and no more; and the compose story itself (init scripts, roles,
+environment, healthchecks, services) runs on the local stack."""
 
 from __future__ import annotations
 
@@ -11,9 +12,15 @@ import json
 import os
 import re
 import shlex
+import base64
+import hashlib
+import hmac
+import http.server
 import shutil
+import socket
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import pytest
@@ -23,6 +30,9 @@ import helpers
 REPO = helpers.REPO
 DOCKERFILES = ["Dockerfile", "docker/postgres/Dockerfile", "docker/demo/Dockerfile"]
 RUNTIME_LIBS = {"libpq5", "librdkafka1", "libjansson4", "libcurl4", "libmicrohttpd12", "libsystemd0"}
+HEALTHCHECK = REPO / "docker" / "outboxd-healthcheck"
+# A DEMO_PASSWORD with every character that breaks naive quoting: conninfo, SQL, shell, YAML.
+NASTY_PASSWORD = "p'w \"q\" \\ $x #y"
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -289,10 +299,56 @@ def test_compose_file_is_valid_and_pinned():
     assert svcs["outboxd"]["depends_on"]["postgres-orders"]["condition"] == "service_healthy"
     assert svcs["inboxd"]["depends_on"]["postgres-inventory"]["condition"] == "service_healthy"
     assert svcs["kafka-init"]["depends_on"]["kafka"]["condition"] == "service_healthy"
-    # DEMO_PASSWORD reaches every connection string.
-    cfg2 = compose_config({"DEMO_PASSWORD": "s3cret-x"})["services"]
-    assert "password=s3cret-x" in cfg2["outboxd"]["environment"]["OUTBOXD_POSTGRES_CONNINFO"]
-    assert "password=s3cret-x" in cfg2["inboxd"]["environment"]["INBOXD_POSTGRES_CONNINFO"]
+    # DEMO_PASSWORD reaches every PostgreSQL client as PGPASSWORD, whatever its characters,
+    # and never a conninfo string (where spaces, quotes and backslashes would need escaping).
+    cfg2 = compose_config({"DEMO_PASSWORD": NASTY_PASSWORD})["services"]
+    unescape = (lambda v: v) if compose_tool() == ["docker", "compose"] else (lambda v: v.replace("$$", "$"))
+    clients = 0
+    for name, s in cfg2.items():
+        env = {k: str(v) for k, v in (s.get("environment") or {}).items()}
+        for k, v in env.items():
+            assert "password=" not in v, f"{name}: {k} holds a password"
+        if any("dbname=" in v for v in env.values()):
+            clients += 1
+            assert unescape(env.get("PGPASSWORD", "")) == NASTY_PASSWORD, (name, env)
+    assert clients == 4  # outboxd, inboxd, order-service, inventory-service
+    for db in ("postgres-orders", "postgres-inventory"):
+        env = cfg2[db]["environment"]
+        assert unescape(env["POSTGRES_PASSWORD"]) == unescape(env["DEMO_PASSWORD"]) == NASTY_PASSWORD
+
+
+def test_compose_daemons_stop_health_and_data():
+    """outboxd and inboxd: more time to stop than shutdown.timeout.ms, the image's
+    healthcheck; inventory-service waits for inboxd to be healthy; Kafka keeps its data on
+    a named volume, as PostgreSQL does."""
+    svcs = compose_config()["services"]
+    image_health = json.loads(next(a for w, a in instructions(REPO / "Dockerfile") if w == "HEALTHCHECK")
+                              .split(" CMD ", 1)[1])
+    assert image_health == ["outboxd-healthcheck"]
+    for name in ("outboxd", "inboxd"):
+        s = svcs[name]
+        # 45 s as TimeoutStopSec=45 in contrib/systemd: above shutdown.timeout.ms (30 s).
+        assert s["stop_grace_period"] in ("45s", 45, "45"), s["stop_grace_period"]
+        test = s["healthcheck"]["test"]
+        assert test[0] == "CMD" and test[1:] == image_health, (name, test)
+    for unit in ("outboxd.service", "inboxd.service"):
+        assert re.search(r"^TimeoutStopSec=45$", (REPO / "contrib" / "systemd" / unit).read_text(), re.M)
+    assert svcs["inventory-service"]["depends_on"]["inboxd"]["condition"] == "service_healthy"
+    assert svcs["order-service"]["depends_on"]["outboxd"]["condition"] == "service_healthy"
+    # Every database's data on a named volume, and Kafka's log dirs too (topics and
+    # committed offsets must survive down/up as long as slot positions and inbox offsets do).
+    volumes = set(compose_config()["volumes"])
+
+    def named_volume_at(service: str, target: str) -> bool:
+        for v in svcs[service].get("volumes") or []:
+            src, dst = (v.split(":")[:2] if isinstance(v, str) else (v.get("source"), v.get("target")))
+            if dst == target:
+                return src in volumes
+        return False
+
+    assert named_volume_at("kafka", svcs["kafka"]["environment"]["KAFKA_LOG_DIRS"])
+    for db in ("postgres-orders", "postgres-inventory"):
+        assert named_volume_at(db, "/var/lib/postgresql/data"), db
 
 
 @pytest.mark.parametrize("service", ["outboxd", "inboxd"])
@@ -308,6 +364,148 @@ def test_compose_environment_is_accepted(service):
     assert re.search(r"^kafka\.bootstrap\.servers\s*=\s*kafka:9092", r.stdout, re.M), r.stdout
 
 
+# ---------------------------------------------------------------------------- healthcheck
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def healthcheck(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """docker/outboxd-healthcheck ARGS, as the image runs it (its own environment matters
+    not: it reads the daemon's)."""
+    return subprocess.run([str(HEALTHCHECK), *args], capture_output=True, text=True, timeout=30,
+                          env=env or {"PATH": os.environ["PATH"]})
+
+
+def test_healthcheck_script_is_in_the_image_and_passes_shellcheck():
+    assert os.access(HEALTHCHECK, os.X_OK), "docker/outboxd-healthcheck must be executable (COPY keeps the mode)"
+    final = stages(REPO / "Dockerfile")[-1]
+    assert ("COPY", "docker/outboxd-healthcheck /usr/local/bin/") in final
+    tool = shutil.which("shellcheck")
+    if tool is None:
+        pytest.fail("shellcheck is not installed: run scripts/install-deps.sh", pytrace=False)
+    r = subprocess.run([tool, str(HEALTHCHECK)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+@pytest.mark.timeout(120)
+def test_healthcheck_follows_the_daemon_under_an_init(outboxd, outboxd_bin):
+    """The daemon as the child of PID 1 (docker run --init, a shell): the script finds it,
+    takes http.listen from its -c FILE and reports /readyz's 503 with the reason (here: no
+    Kafka yet); --live asks /healthz, which passes. Not a daemon: unhealthy, with why."""
+    port = free_port()
+    d = outboxd({"http.listen": f"127.0.0.1:{port}", "kafka.bootstrap.servers": "127.0.0.1:1",
+                 "startup.timeout.ms": 60000}, start=False)
+    init = subprocess.Popen(["sh", "-c", f'"{outboxd_bin}" -c "{d.config_path}" >"{d.log_path}" 2>&1; exit 0'],
+                            cwd=d.log_path.parent)
+    try:
+        d.wait_for_log(r"serving /metrics", 30, all_runs=True)
+        r = healthcheck("--pid", str(init.pid))
+        assert r.returncode == 1, r
+        assert re.fullmatch(r"unhealthy: outboxd /readyz: HTTP 503: not ready: .+\n", r.stdout), r.stdout
+        r = healthcheck("--live", "--pid", str(init.pid))
+        assert (r.returncode, r.stdout) == (0, "healthy: outboxd /healthz: ok\n"), r
+    finally:
+        subprocess.run(["pkill", "-KILL", "-P", str(init.pid)])
+        init.wait(30)
+    r = healthcheck("--pid", str(os.getpid()))
+    assert r.returncode == 1 and "neither outboxd nor inboxd" in r.stdout, r
+    r = healthcheck("--pid", "999999999")
+    assert r.returncode == 1 and r.stdout == "unhealthy: no process 999999999\n", r
+
+
+# ---------------------------------------------------------------------------- sql/inbox_roles.sql
+
+
+def psql_file(stack, dbname: str, path: Path, *variables: str) -> None:
+    r = subprocess.run(["psql", stack.pg_conninfo_for(dbname), "-qX", "-v", "ON_ERROR_STOP=1",
+                        *[a for v in variables for a in ("-v", v)], "-f", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+class _PushHandler(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.timeout(120)
+def test_inbox_roles_sql(stack, inbox_db, inbox_topic, inboxd, kafka):
+    """sql/inbox_roles.sql: the inboxd role gets exactly the table privileges inboxd checks
+    for, the processor role those of the SQL handoff; inbox_push=on adds what HTTP push needs,
+    and inboxd, logged in as that role, records and pushes messages."""
+    role, proc = helpers.unique_name("inboxd"), helpers.unique_name("inbox_proc")
+    script = REPO / "sql" / "inbox_roles.sql"
+    privs = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
+
+    def has(r: str, table: str) -> set[str]:
+        return {p for p in privs if inbox_db.scalar("SELECT has_table_privilege(%s, %s, %s)", (r, table, p))}
+
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PushHandler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        psql_file(stack, inbox_db.dbname, script, f"inboxd_role={role}", f"processor_role={proc}",
+                  "inboxd_password='it''s \\ secret'")
+        assert has(role, "public.inbox") == {"SELECT", "INSERT", "DELETE"}
+        assert has(role, "public.inbox_offsets") == {"SELECT", "INSERT", "UPDATE"}
+        assert has(proc, "public.inbox") == {"SELECT", "UPDATE"}
+        assert has(proc, "public.inbox_offsets") == set()
+        assert inbox_db.scalar("SELECT has_table_privilege(%s, 'public.inbox_status', 'SELECT')", (proc,))
+        assert inbox_db.execute("SELECT rolcanlogin, rolreplication, rolsuper FROM pg_roles WHERE rolname = %s",
+                                (role,)) == [(True, False, False)]
+        assert scram_matches(inbox_db, role, "it's \\ secret")
+        # Again with HTTP push: idempotent, and adds UPDATE.
+        psql_file(stack, inbox_db.dbname, script, f"inboxd_role={role}", f"processor_role={proc}", "inbox_push=on")
+        assert has(role, "public.inbox") == {"SELECT", "INSERT", "UPDATE", "DELETE"}
+        for fn in ("inbox_claim(integer, interval)", "inbox_complete(text)",
+                   "inbox_fail(text, text, integer, interval, interval)"):
+            assert inbox_db.scalar("SELECT has_function_privilege(%s, %s, 'EXECUTE')", (role, "public." + fn))
+
+        conninfo = f"{inbox_db.conninfo} user={role}"
+        d = inboxd({"postgres.conninfo": conninfo, "deliver.url": f"http://127.0.0.1:{srv.server_port}/inbox"})
+        d.wait_for_log(r"consuming 1 topic", 30)
+        for i in range(3):
+            kafka.produce(inbox_topic, f'{{"n": {i}}}', key=f"k{i}", headers=[("id", f"roles-{i}".encode())])
+        helpers.wait_until(lambda: inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'done'") == 3, 60, 0.2,
+                           "3 messages recorded and pushed as the inboxd role")
+        assert inbox_db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s",
+                               (inbox_db.dbname, role)) >= 1
+        assert d.terminate() == 0
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        for r in (role, proc):
+            if inbox_db.scalar("SELECT count(*) FROM pg_roles WHERE rolname = %s", (r,)):
+                inbox_db.execute(f'DROP OWNED BY "{r}"')
+        with stack.pg_connect() as c:
+            for r in (role, proc):
+                c.execute(f'DROP ROLE IF EXISTS "{r}"')
+
+
+def scram_matches(db, role: str, password: str) -> bool:
+    """The role's SCRAM-SHA-256 verifier (pg_authid) was made from password: the local stack
+    trusts every connection, so this is how the tests see that a password arrived intact."""
+    v = db.scalar("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (role,))
+    m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([^$]+)\$([^:]+):(.+)", v or "")
+    assert m, f"role {role}: no SCRAM verifier ({v!r})"
+    iterations, salt, stored_key = int(m.group(1)), base64.b64decode(m.group(2)), base64.b64decode(m.group(3))
+    salted = hashlib.pbkdf2_hmac("sha256", password.encode(), salt, iterations)  # no SASLprep needed: ASCII
+    client_key = hmac.new(salted, b"Client Key", hashlib.sha256).digest()
+    return hashlib.sha256(client_key).digest() == stored_key
+
+
+# ---------------------------------------------------------------------------- the compose story
+
+
 def local(value: str, stack, dbname: str) -> str:
     """A compose conninfo pointed at the local stack's server and a test database."""
     value = re.sub(r"host=postgres-\w+", "host=127.0.0.1", value)
@@ -319,16 +517,19 @@ def local(value: str, stack, dbname: str) -> str:
 def test_compose_story_on_the_local_stack(stack, db, inbox_db, inbox_topic, outboxd, inboxd, kafka, tmp_path):
     """docker-compose.yml's init scripts, roles, environment and services, run as plain
     processes on the local stack: the orders reach the inventory exactly once, each
-    component connecting as its own least-privilege role."""
+    component connecting as its own least-privilege role (with DEMO_PASSWORD's value, odd
+    characters and all), and the services' healthchecks pass for the running daemons."""
     svcs = compose_config()["services"]
     pg_env = {**os.environ, "PGHOST": "127.0.0.1", "PGPORT": stack.env["OUTBOXD_STACK_PG_PORT"],
-              "POSTGRES_USER": "postgres", "DEMO_PASSWORD": "pw", "OUTBOXD_SRC": str(REPO)}
-    roles = ["order_service", "inventory_service", "inboxd"]
+              "POSTGRES_USER": "postgres", "DEMO_PASSWORD": NASTY_PASSWORD, "OUTBOXD_SRC": str(REPO)}
+    roles = ["order_service", "inventory_service", "inboxd", "inbox_processor"]
     try:
         for script, d in (("init-orders.sh", db), ("init-inventory.sh", inbox_db)):
             r = subprocess.run(["sh", str(REPO / "docker" / "postgres" / script)], env={**pg_env, "POSTGRES_DB": d.dbname},
                                capture_output=True, text=True, timeout=60)
             assert r.returncode == 0, r.stderr
+        for role, d in (("outboxd", db), ("order_service", db), ("inboxd", inbox_db), ("inventory_service", inbox_db)):
+            assert scram_matches(d, role, NASTY_PASSWORD), f"{role}: DEMO_PASSWORD did not arrive intact"
 
         def env_of(service: str, dbname: str) -> dict[str, str]:
             e = {k: str(v) for k, v in svcs[service]["environment"].items()}
@@ -342,20 +543,17 @@ def test_compose_story_on_the_local_stack(stack, db, inbox_db, inbox_topic, outb
         o_env = env_of("outboxd", db.dbname)
         o_env["OUTBOXD_OUTBOX_TOPIC"] = inbox_topic  # a topic of this test's own
         o_env["OUTBOXD_POSTGRES_SLOT"] = f"{db.dbname}_slot"  # dropped with the database
-        relay = outboxd({}, defaults=False, env=o_env)
+        # http.listen: the default port inside a container; a free one here (tests run side by side).
+        relay = outboxd({"http.listen": f"127.0.0.1:{free_port()}"}, defaults=False, env=o_env)
         relay.wait_for_log(r"streaming slot", 30)
-        # The image's healthcheck, with the service's environment.
-        health = json.loads(next(a for w, a in instructions(REPO / "Dockerfile") if w == "HEALTHCHECK")
-                            .split(" CMD ", 1)[1])
-        helpers.wait_until(lambda: subprocess.run(health, env={"PATH": f"{outboxd_dir()}:{os.environ['PATH']}", **o_env},
-                                                  capture_output=True).returncode == 0, 20, 0.5,
-                           "the outboxd healthcheck to pass")
+        assert_service_healthy(svcs, "outboxd", relay)
 
         i_env = env_of("inboxd", inbox_db.dbname)
         i_env["INBOXD_INBOX_TOPICS"] = inbox_topic
         i_env["INBOXD_KAFKA_GROUP_ID"] = f"{inbox_db.dbname}_g"
-        sidecar = inboxd({}, defaults=False, env=i_env)
+        sidecar = inboxd({"http.listen": f"127.0.0.1:{free_port()}"}, defaults=False, env=i_env)
         sidecar.wait_for_log(r"consuming 1 topic", 30)
+        assert_service_healthy(svcs, "inboxd", sidecar)
 
         orders_db = local(svcs["order-service"]["environment"]["ORDERS_DB"], stack, db.dbname)
         assert "user=order_service" in orders_db
@@ -399,5 +597,20 @@ def test_compose_story_on_the_local_stack(stack, db, inbox_db, inbox_topic, outb
                 c.execute(f'DROP ROLE IF EXISTS "{role}"')
 
 
-def outboxd_dir() -> str:
-    return str(helpers.default_outboxd_bin().parent)
+def assert_service_healthy(svcs: dict, service: str, daemon) -> None:
+    """The service's healthcheck command (docker/outboxd-healthcheck) passes for the running
+    daemon, as it would in its container where the daemon is PID 1."""
+    test = svcs[service]["healthcheck"]["test"]
+    assert test == ["CMD", "outboxd-healthcheck"], test
+    cmd = [str(HEALTHCHECK), *test[2:], "--pid", str(daemon.pid)]
+    last: list = [None]
+
+    def ok() -> bool:
+        last[0] = subprocess.run(cmd, capture_output=True, text=True, timeout=30, env={"PATH": os.environ["PATH"]})
+        return last[0].returncode == 0
+
+    try:
+        helpers.wait_until(ok, 30, 0.5, f"the {service} healthcheck to pass")
+    except AssertionError as e:
+        raise AssertionError(f"{e}: {last[0].stdout}{last[0].stderr}") from None
+    assert last[0].stdout == f"healthy: {service} /readyz: ready\n", last[0]

@@ -133,6 +133,64 @@ def test_demo_keep_running_until_ctrl_c(demo_dir):
     assert sorted(p.name for p in demo_dir.iterdir()) == ["demo.out", "stack.lock"], "the demo left its stack behind"
 
 
+def pids_running(pids: list[int]) -> list[int]:
+    out = []
+    for pid in pids:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z":
+                out.append(pid)
+        except (FileNotFoundError, IndexError):
+            pass
+    return out
+
+
+@pytest.mark.timeout(600)
+def test_demo_recovers_from_a_killed_run(demo_dir):
+    """`kill -9` of a running demo leaves its daemons (each in a session of its own), its
+    stack (slot "demo", the topic, the group's offsets) and its working directory behind.
+    The next run says so, kills what is left, starts on a fresh stack and passes."""
+    env = demo_env(demo_dir)
+    log = demo_dir / "killed.out"
+    work = demo_dir / "stack-run"
+    with open(log, "w") as f:
+        p = subprocess.Popen([str(DEMO), "--orders", "2", "--keep-running"], env=env, stdout=f,
+                             stderr=subprocess.STDOUT, start_new_session=True)
+    left: dict[str, int] = {}
+    try:
+        try:
+            helpers.wait_until(lambda: re.search(r"^  inventory \| order 1: ", log.read_text(), re.M)
+                               or p.poll() is not None, 200, 0.5, "the first run to process order 1")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; output:\n{log.read_text()[-3000:]}") from None
+        assert p.poll() is None, log.read_text()[-3000:]
+        p.kill()  # the script alone: no cleanup trap runs
+        p.wait()
+        left = {n: int((work / f"{n}.pid").read_text()) for n in ("outboxd", "inboxd", "inventory")}
+        assert pids_running(list(left.values())) == list(left.values()), "the killed run left nothing running"
+
+        r = subprocess.run([str(DEMO), "--orders", "3"], env=env, capture_output=True, text=True, timeout=400)
+        out = r.stdout + r.stderr
+        assert r.returncode == 0 and "demo OK" in out, out[-5000:]
+        assert f"cleaning up after an earlier run that did not finish ({demo_dir / 'stack'})" in out, out[:3000]
+        for n, pid in left.items():
+            assert f"  killing its {n} (pid {pid})" in out, out[:3000]
+        assert f"  stack: removed {demo_dir / 'stack'}" in out, out[:3000]
+        assert figure(out, r"^  orders written +(\d+) \(\+1 rolled back\)$") == ("3",)
+        assert figure(out, r"^  messages in the inbox +(\d+), (\d+) done \(inboxd recorded (\d+), duplicates "
+                           r"skipped (\d+)\)$") == ("3", "3", "3", "1")
+        helpers.wait_until(lambda: not pids_running(list(left.values())), 10, 0.2, "the leftover processes to be gone")
+        assert sorted(x.name for x in demo_dir.iterdir()) == ["killed.out", "stack.lock"], "the demo left files behind"
+    finally:  # whatever the outcome: nothing of either run keeps running
+        for pid in [p.pid, *left.values()]:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if (demo_dir / "stack").exists():
+            subprocess.run([str(helpers.REPO / "scripts" / "stack.sh"), "stop"], capture_output=True, timeout=120,
+                           env={**env, "OUTBOXD_STACK_DIR": str(demo_dir / "stack")})
+
+
 @pytest.mark.parametrize("args, message", [
     (["--orders", "x"], "demo: --orders needs a number of orders, 1 or more"),
     (["--orders", "0"], "demo: --orders needs a number of orders, 1 or more"),
