@@ -14,7 +14,7 @@ FROM debian:12.12-slim AS build
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake ninja-build pkg-config \
-      libpq-dev librdkafka-dev libjansson-dev \
+      libpq-dev librdkafka-dev libjansson-dev libssl-dev \
       libcurl4-openssl-dev libmicrohttpd-dev libsystemd-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
@@ -32,7 +32,7 @@ FROM debian:12.12-slim
 # (bash's /dev/tcp: no HTTP client in the image).
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      ca-certificates libpq5 librdkafka1 libjansson4 libcurl4 libmicrohttpd12 libsystemd0 \
+      ca-certificates libpq5 librdkafka1 libjansson4 libssl3 libcurl4 libmicrohttpd12 libsystemd0 \
  && rm -rf /var/lib/apt/lists/* \
  && groupadd --system --gid 10001 outboxd \
  && useradd --system --uid 10001 --gid outboxd --home-dir /nonexistent --no-create-home \

@@ -5,6 +5,7 @@
 #define OUTBOXD_INBOX_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "inbox_deliver.h"
@@ -23,6 +24,7 @@ typedef struct inbox_options {
     int retention_batch;            /* rows per DELETE */
     int retention_interval_ms;      /* between retention passes */
     int commit_interval_ms;         /* between Kafka offset commits (0: after every batch) */
+    bool offset_regression_reset;   /* inbox.on_offset_regression = reset (false: fail) */
     int startup_timeout_ms;         /* how long to wait for Kafka at startup */
     int reconnect_backoff_max_ms;   /* PostgreSQL reconnect backoff cap */
     const char *http_listen;        /* host:port of /metrics, /healthz, /readyz; "" = none */

@@ -21,10 +21,21 @@ bool inbox_is_text(const void *p, size_t len);
 /* "\x" followed by the lower-case hex of data[0..len) (new string; NULL when out of memory). */
 char *inbox_hex_text(const void *data, size_t len);
 
+/* Longest message id stored as it is, in bytes. Longer ids would break the unique btree
+ * index of inbox.message_id (an index row holds at most about 2.7 kB: SQLSTATE 54000). */
+#define INBOX_MSGID_MAX 1024
+
+/* SHA-256 of data[0..len) into out (libcrypto). Returns 0, or -1 when libcrypto failed
+ * (out of memory). */
+int inbox_sha256(const void *data, size_t len, unsigned char out[32]);
+
 /* The message id (new string, caller frees; NULL when out of memory): the value of the
  * last header called id_header if it has one that is not empty; as is when it is text
  * (inbox_is_text), else "\x" followed by its bytes in lower-case hex. Without such a header:
- * "topic/partition/offset", e.g. "orders/2/1234". id_header NULL or "": always the latter. */
+ * "topic/partition/offset", e.g. "orders/2/1234". id_header NULL or "": always the latter.
+ * An id from the header that would be longer than INBOX_MSGID_MAX bytes is
+ * "sha256:" followed by the lower-case hex SHA-256 of the header value's bytes instead
+ * (deterministic: copies of one message still deduplicate). */
 char *inbox_msgid(const kmsg_t *m, const char *id_header);
 
 /* The headers as a compact JSON object (new string, caller frees; NULL when out of memory),
@@ -73,13 +84,23 @@ typedef enum {
     INBOX_TAKE = 0,        /* add it to the batch (next moved past it) */
     INBOX_DROP_UNASSIGNED, /* its partition is not assigned (any more) */
     INBOX_DROP_SEEN,       /* offset before next: already taken (a redelivery after a seek) */
-    INBOX_DROP_HELD        /* holding: dropped, and the partition will seek back to next */
+    INBOX_DROP_HELD,       /* holding: dropped, and the partition will seek back to next */
+    INBOX_REGRESSED        /* offset before next on a partition that consumes from next: the log
+                              went back (topic recreated, log truncated, out-of-range reset).
+                              Not taken; nothing changed. */
 } inbox_verdict_t;
 
 /* Decides about one consumed message. hold: the database is unreachable (consumption is
  * paused; whatever still arrives is dropped and re-read later). A partition that is UNKNOWN
  * or needs a seek holds as well. Dropping a message the partition still needs sets
- * need_seek, and next to its offset if next was -1, so that nothing is skipped. */
+ * need_seek, and next to its offset if next was -1, so that nothing is skipped.
+ *
+ * An offset before next is a redelivery (INBOX_DROP_SEEN) only while the partition still
+ * waits for its seek (UNKNOWN or need_seek: the consumer started at Kafka's committed offset,
+ * which may lag the stored position). A READY partition without need_seek consumes from next
+ * (assigned there, or seeked there), and Kafka hands out a partition's offsets in ascending
+ * order: an offset before next then means the log itself went back, INBOX_REGRESSED (while
+ * holding: dropped as INBOX_DROP_HELD with need_seek, so it is checked again after the seek). */
 inbox_verdict_t inbox_parts_offer(inbox_parts_t *p, const char *topic, int32_t partition, int64_t offset, bool hold);
 
 /* ---- the batch ---------------------------------------------------------------------------- */
@@ -176,6 +197,28 @@ enum {
 /* Fills cols (INBOX_NCOLS arrays, initialised here; free each with inbox_pgarray_free).
  * Returns the number of rows, or -1 when out of memory. */
 long inbox_batch_encode(const inbox_batch_t *b, inbox_pgarray_t cols[INBOX_NCOLS]);
+/* The same for the unfenced messages number from .. to-1 (counted among unfenced messages, in
+ * batch order; to is capped at inbox_batch_unfenced). */
+long inbox_batch_encode_range(const inbox_batch_t *b, size_t from, size_t to, inbox_pgarray_t cols[INBOX_NCOLS]);
+
+/* Where unfenced message number k (as in inbox_batch_encode_range) came from; pointers
+ * borrowed from the batch. Returns false when there is no such message. */
+typedef struct inbox_row_ref {
+    const char *topic;
+    int32_t partition;
+    int64_t offset;
+    const char *msgid;
+} inbox_row_ref_t;
+bool inbox_batch_unfenced_row(const inbox_batch_t *b, size_t k, inbox_row_ref_t *out);
+
+/* ---- operator hints ------------------------------------------------------------------------- */
+
+/* Writes into buf the SQL statement that sets a partition's stored position, for error
+ * messages that tell an operator how to reset or skip ("UPDATE <table> SET next_offset = N
+ * WHERE consumer_group = '...' AND topic = '...' AND partition = P;", quotes doubled). table is
+ * written as it is (already quoted by the server). */
+void inbox_position_sql(char *buf, size_t size, const char *table, const char *group, const char *topic,
+                        int32_t partition, int64_t next_offset);
 
 /* ---- durations ---------------------------------------------------------------------------- */
 

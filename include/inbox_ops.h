@@ -35,6 +35,12 @@ typedef struct inbox_ops_state {
     uint64_t duplicates; /* messages skipped: already recorded (position or id) */
     uint64_t batches;
     size_t batch_messages; /* consumed, waiting in the batch */
+    uint64_t dropped_redelivered, dropped_paused, dropped_unassigned; /* consumed, not taken (why) */
+    uint64_t regressions;  /* partitions whose offsets went back below the stored position */
+    /* The consumer lag is the high watermark minus this partition's position: the next offset
+     * recorded in the inbox, or -1 to take the consumer's position (NULL: always). */
+    int64_t (*recorded_position)(void *arg, const char *topic, int32_t partition);
+    void *recorded_position_arg;
     bool consuming;        /* subscribed, the database reachable, not failed */
     const char *not_ready; /* why not, for /readyz */
     /* HTTP push counters are read by inbox_ops_tick itself (inbox_deliver_stats_get). */
@@ -43,5 +49,9 @@ typedef struct inbox_ops_state {
 /* Once per loop turn: heartbeat, systemd watchdog; at most once a second the metrics and
  * readiness are published. */
 void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *st);
+
+/* The consumer lag summed over the assigned partitions, as of the last publish (at most a
+ * second old); -1 when unknown (nothing assigned, no positions or watermarks yet). */
+long long inbox_ops_consumer_lag(const inbox_ops_t *ops);
 
 #endif

@@ -26,6 +26,7 @@ APT_PACKAGES=(
   # build
   build-essential cmake ninja-build pkg-config
   libpq-dev librdkafka-dev libjansson-dev libcmocka-dev libmicrohttpd-dev
+  libssl-dev  # libcrypto: SHA-256 of over-long inbox message ids
   libsystemd-dev  # optional: sd_notify readiness (built without it when absent)
   valgrind
   libcurl4-openssl-dev  # inboxd's HTTP push (deliver.url)

@@ -4,6 +4,7 @@
 #include "inbox.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,10 +21,11 @@
 #include "log.h"
 #include "notify.h"
 
-#define ERRSZ 1024
+#define ERRSZ 4096 /* room for a PostgreSQL error, a message id and the fix */
 #define BACKOFF_MIN_MS 500
 #define PROGRESS_INTERVAL_MS 10000
 #define SEEK_TIMEOUT_MS 5000
+#define STARTUP_SLICE_MS 500 /* waiting for Kafka at startup: ops ticks and signals in between */
 #define RETENTION_FIRST_MS 1000 /* first retention pass this long after startup */
 
 typedef struct inbox {
@@ -51,7 +53,8 @@ typedef struct inbox {
     kconsumer_tp_t *ctps; /* scratch: offsets to commit */
     size_t ccap;
 
-    uint64_t taken, inserted, duplicates, batches, dropped;
+    uint64_t taken, inserted, duplicates, batches;
+    uint64_t dropped_seen, dropped_held, dropped_unassigned, regressions;
     uint64_t last_inserted, last_duplicates;
     int64_t last_progress_ms;
     inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
@@ -352,6 +355,71 @@ static void on_revoke(void *opaque, const kconsumer_tp_t *tps, size_t n, bool lo
 
 /* ---- consuming ---------------------------------------------------------------------------- */
 
+/* A partition that consumes from its stored position handed out an offset below it: the
+ * log went back (the topic was deleted and recreated, an unclean leader election truncated
+ * it, or the stored position is past the end of the log and Kafka reset the consumer to the
+ * earliest offset). Skipping up to the old position would silently lose the new messages.
+ * inbox.on_offset_regression = fail (default): stop, saying how to reset the position;
+ * reset: write what is in the batch, store the new offset as the position and take the
+ * message (INBOX_TAKE). Returns the verdict for m. */
+static inbox_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
+    inbox_part_t *p = inbox_parts_find(r->parts, m->topic, m->partition);
+    int64_t stored = p->next;
+    r->regressions++;
+    char err[ERRSZ];
+    if (!r->o->offset_regression_reset) {
+        char fix[1024];
+        inbox_position_sql(fix, sizeof(fix), inbox_writer_offsets_table(r->w), kconsumer_group(r->kc), m->topic,
+                           m->partition, m->offset);
+        snprintf(err, sizeof(err),
+                 "partition %s [%" PRId32 "]: Kafka returned offset %" PRId64 ", below the stored position %" PRId64
+                 ": the topic was deleted and recreated, its log was truncated, or the position is past the end "
+                 "of the log and Kafka reset the consumer (offset out of range). Skipping up to offset %" PRId64
+                 " would lose the new messages, so inboxd stops. To record the partition from offset %" PRId64
+                 ", stop inboxd and run %s (or set inbox.on_offset_regression = reset to have inboxd do this)",
+                 m->topic, m->partition, m->offset, stored, stored, m->offset, fix);
+        inbox_fail(r, INBOX_EXIT_RUNTIME, err);
+        return INBOX_DROP_SEEN;
+    }
+    log_warn("partition %s [%" PRId32 "]: Kafka returned offset %" PRId64 ", below the stored position %" PRId64
+             " (topic recreated or log truncated); inbox.on_offset_regression = reset: recording the partition "
+             "from offset %" PRId64,
+             m->topic, m->partition, m->offset, stored, m->offset);
+    /* The batch first (its messages of this partition come from the old log), then the
+     * position, lowered; greatest() in the batch transaction never lowers it. */
+    inbox_writer_status_t st = INBOX_WRITER_OK;
+    if (!flush(r, false)) {
+        st = INBOX_WRITER_RETRY;
+        snprintf(err, sizeof(err), "the consumed messages before it are not written yet");
+    }
+    if (st == INBOX_WRITER_OK && !inbox_writer_connected(r->w))
+        st = inbox_writer_connect(r->w, err, sizeof(err));
+    if (st == INBOX_WRITER_OK)
+        st = inbox_writer_set_position(r->w, m->topic, m->partition, m->offset, err, sizeof(err));
+    if (r->failed)
+        return INBOX_DROP_SEEN;
+    p = inbox_parts_find(r->parts, m->topic, m->partition); /* flush may run callbacks: find again */
+    if (st == INBOX_WRITER_FATAL) {
+        char msg[ERRSZ + 128];
+        snprintf(msg, sizeof(msg), "cannot store the new position of %s [%" PRId32 "]: %s", m->topic, m->partition,
+                 err);
+        inbox_fail(r, INBOX_EXIT_RUNTIME, msg);
+        return INBOX_DROP_SEEN;
+    }
+    if (!p)
+        return INBOX_DROP_UNASSIGNED;
+    if (st == INBOX_WRITER_RETRY) {
+        /* Not now: once PostgreSQL is back the partition seeks to its (old) position again, and
+         * Kafka's reset brings this message back here. */
+        hold(r, err);
+        p->need_seek = true;
+        return INBOX_DROP_HELD;
+    }
+    p->next = p->recorded = m->offset;
+    p->committed = -1;
+    return inbox_parts_offer(r->parts, m->topic, m->partition, m->offset, false);
+}
+
 static void fill(inbox_t *r) {
     r->more = false;
     while (!r->failed) {
@@ -370,8 +438,14 @@ static void fill(inbox_t *r) {
         if (!m)
             return;
         inbox_verdict_t v = inbox_parts_offer(r->parts, m->topic, m->partition, m->offset, r->holding);
+        if (v == INBOX_REGRESSED)
+            v = offset_regression(r, m);
+        if (r->failed)
+            return;
         if (v != INBOX_TAKE) {
-            r->dropped++;
+            r->dropped_seen += v == INBOX_DROP_SEEN;
+            r->dropped_held += v == INBOX_DROP_HELD;
+            r->dropped_unassigned += v == INBOX_DROP_UNASSIGNED;
             continue;
         }
         if (inbox_batch_add(r->batch, m, r->o->id_header) != 0) {
@@ -409,18 +483,59 @@ static void retention(inbox_t *r) {
     r->retention_at_ms = now_ms() + r->o->retention_interval_ms;
 }
 
+/* Every PROGRESS_INTERVAL_MS while anything moves or waits: messages recorded and their rate,
+ * duplicates, the consumer lag. */
 static void progress(inbox_t *r) {
     int64_t now = now_ms();
     if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
         return;
     uint64_t ins = r->inserted - r->last_inserted, dup = r->duplicates - r->last_duplicates;
-    if (ins || dup)
-        log_info("recorded %" PRIu64 " messages (%" PRIu64 " duplicates skipped) in the last %" PRId64 " s; %" PRIu64
-                 " in total",
-                 ins, dup, (now - r->last_progress_ms) / 1000, r->inserted);
+    long long lag = inbox_ops_consumer_lag(r->ops);
+    double secs = (double)(now - r->last_progress_ms) / 1000.0;
+    if (ins || dup || lag > 0) {
+        char lagtxt[64];
+        if (lag >= 0)
+            snprintf(lagtxt, sizeof(lagtxt), "consumer lag %lld messages", lag);
+        else
+            snprintf(lagtxt, sizeof(lagtxt), "consumer lag unknown");
+        log_info("recorded %" PRIu64 " messages (%.0f msgs/s, %" PRIu64
+                 " duplicates skipped) in the last %.0f s; %s; %" PRIu64 " in total",
+                 ins, (double)ins / secs, dup, secs, lagtxt, r->inserted);
+    }
     r->last_inserted = r->inserted;
     r->last_duplicates = r->duplicates;
     r->last_progress_ms = now;
+}
+
+/* For the consumer lag: while inboxd holds for PostgreSQL, the consumer's position runs ahead
+ * of the inbox (consumed messages are dropped, to be read again), so the lag counts from the
+ * recorded position. Otherwise everything consumed is written at once, and the consumer's
+ * position (which also steps over transaction markers) counts: -1. */
+static int64_t recorded_position(void *arg, const char *topic, int32_t partition) {
+    inbox_t *r = arg;
+    if (!r->holding && (!r->batch || inbox_batch_count(r->batch) == 0))
+        return -1;
+    inbox_part_t *p = r->parts ? inbox_parts_find(r->parts, topic, partition) : NULL;
+    if (!p)
+        return -1;
+    if (p->recorded >= 0)
+        return p->recorded;
+    /* No stored position yet: the first unwritten message, else where consumption resumes. */
+    size_t n;
+    const inbox_span_t *spans = inbox_batch_spans(r->batch, &n);
+    for (size_t i = 0; spans && i < n; i++)
+        if (spans[i].partition == partition && !strcmp(spans[i].topic, topic))
+            return spans[i].first;
+    return p->next;
+}
+
+static inbox_ops_state_t ops_state(inbox_t *r, const char *not_ready) {
+    return (inbox_ops_state_t){.recorded = r->inserted, .duplicates = r->duplicates, .batches = r->batches,
+                               .batch_messages = r->batch ? inbox_batch_count(r->batch) : 0,
+                               .dropped_redelivered = r->dropped_seen, .dropped_paused = r->dropped_held,
+                               .dropped_unassigned = r->dropped_unassigned, .regressions = r->regressions,
+                               .consuming = !not_ready, .not_ready = not_ready,
+                               .recorded_position = recorded_position, .recorded_position_arg = r};
 }
 
 /* Waits up to ms for the consumer's fd or a signal (signals are unblocked only in here). */
@@ -497,10 +612,35 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_RUNTIME;
         goto out;
     }
-    if (kconsumer_check_connect(r.kc, o->startup_timeout_ms, err, sizeof(err)) != 0) {
-        log_error("%s", err);
-        r.exit_code = INBOX_EXIT_CONFIG;
-        goto out;
+    /* Wait for Kafka in short slices: the ops endpoint's heartbeat (and the systemd watchdog)
+     * keeps going, and SIGTERM (blocked outside ppoll) still stops inboxd. A broker that does
+     * not answer is an outage, not a configuration error: exit 1, so that systemd restarts. */
+    int64_t deadline = now_ms() + o->startup_timeout_ms;
+    for (;;) {
+        inbox_ops_state_t os = ops_state(&r, "starting: waiting for Kafka");
+        inbox_ops_tick(r.ops, now_ms(), &os);
+        int64_t t0 = now_ms();
+        int slice = deadline - t0 < STARTUP_SLICE_MS ? (int)(deadline - t0) : STARTUP_SLICE_MS;
+        if (kconsumer_check_connect(r.kc, slice > 0 ? slice : 1, err, sizeof(err)) == 0)
+            break;
+        sigset_t pending;
+        sigpending(&pending);
+        if (*stop || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+            log_info("stopped before consuming");
+            goto out;
+        }
+        if (now_ms() >= deadline) {
+            log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
+            r.exit_code = INBOX_EXIT_RUNTIME;
+            goto out;
+        }
+        int64_t rest = t0 + slice - now_ms(); /* the request failed early (connection refused) */
+        if (rest > 0) {
+            struct timespec ts = {.tv_sec = rest / 1000, .tv_nsec = (long)(rest % 1000) * 1000000L};
+            sigset_t none;
+            sigemptyset(&none);
+            ppoll(NULL, 0, &ts, &none); /* a signal ends it and sets *stop */
+        }
     }
     /* A configuration problem on the PostgreSQL side stops here; an unreachable server does
      * not: inboxd joins the group holding (partitions paused, positions read once it is back). */
@@ -548,9 +688,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         progress(&r);
         if (cli_reload_pending())
             cli_reload();
-        inbox_ops_state_t os = {.recorded = r.inserted, .duplicates = r.duplicates, .batches = r.batches,
-                                .batch_messages = inbox_batch_count(r.batch), .consuming = !r.holding,
-                                .not_ready = "PostgreSQL is unavailable: consumption paused"};
+        inbox_ops_state_t os = ops_state(&r, r.holding ? "PostgreSQL is unavailable: consumption paused" : NULL);
         inbox_ops_tick(r.ops, now_ms(), &os);
         if (r.deliver && inbox_deliver_finished(r.deliver)) {
             char why[ERRSZ];
@@ -564,7 +702,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
     }
 
     notify_stopping();
-    inbox_ops_state_t final = {.recorded = r.inserted, .duplicates = r.duplicates, .not_ready = "stopping"};
+    inbox_ops_state_t final = ops_state(&r, "stopping");
     inbox_ops_tick(r.ops, now_ms(), &final);
     /* Shutdown: write what was consumed, commit, leave the group (the revoke callback runs
      * and commits synchronously). A second signal skips all that: nothing is lost, the next

@@ -1,6 +1,8 @@
-/* inbox_batch.c - message ids, headers JSON, partition positions, the batch of consumed
+/* inbox_batch.c - message ids (SHA-256 for long ones), headers JSON, partition positions, the batch of consumed
  * messages and its PostgreSQL binary-array encoding for inboxd. Pure: no I/O. */
 #include "inbox_batch.h"
+
+#include <openssl/evp.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -81,6 +83,28 @@ static char *dup_bytes(const void *p, size_t len) {
     return s;
 }
 
+/* SHA-256 with libcrypto (OpenSSL), for ids too long for the unique index. */
+int inbox_sha256(const void *data, size_t len, unsigned char out[32]) {
+    unsigned int n = 0;
+    return EVP_Digest(data, len, out, &n, EVP_sha256(), NULL) == 1 && n == 32 ? 0 : -1;
+}
+
+/* "sha256:" and the hex digest of data: the id of a header value too long to index. */
+static char *hashed_id(const void *data, size_t len) {
+    static const char digits[] = "0123456789abcdef";
+    unsigned char d[32];
+    char *s = inbox_sha256(data, len, d) == 0 ? malloc(7 + 64 + 1) : NULL;
+    if (!s)
+        return NULL;
+    memcpy(s, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        s[7 + 2 * i] = digits[d[i] >> 4];
+        s[8 + 2 * i] = digits[d[i] & 15];
+    }
+    s[71] = '\0';
+    return s;
+}
+
 char *inbox_msgid(const kmsg_t *m, const char *id_header) {
     const kmsg_header_t *found = NULL;
     if (id_header && *id_header)
@@ -88,9 +112,13 @@ char *inbox_msgid(const kmsg_t *m, const char *id_header) {
             if (m->headers[i].name && !strcmp(m->headers[i].name, id_header) && m->headers[i].value &&
                 m->headers[i].len > 0)
                 found = &m->headers[i];
-    if (found)
-        return inbox_is_text(found->value, found->len) ? dup_bytes(found->value, found->len)
-                                                       : inbox_hex_text(found->value, found->len);
+    if (found) {
+        bool text = inbox_is_text(found->value, found->len);
+        size_t idlen = text ? found->len : 2 + 2 * found->len;
+        if (idlen > INBOX_MSGID_MAX)
+            return hashed_id(found->value, found->len);
+        return text ? dup_bytes(found->value, found->len) : inbox_hex_text(found->value, found->len);
+    }
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "/%" PRId32 "/%" PRId64, m->partition, m->offset);
     size_t tl = m->topic ? strlen(m->topic) : 0;
@@ -204,8 +232,15 @@ inbox_verdict_t inbox_parts_offer(inbox_parts_t *p, const char *topic, int32_t p
     inbox_part_t *e = inbox_parts_find(p, topic, partition);
     if (!e)
         return INBOX_DROP_UNASSIGNED;
-    if (e->next >= 0 && offset < e->next)
-        return INBOX_DROP_SEEN;
+    if (e->next >= 0 && offset < e->next) {
+        if (e->state != INBOX_PART_READY || e->need_seek)
+            return INBOX_DROP_SEEN; /* fetched from before the seek to the stored position */
+        if (hold) {
+            e->need_seek = true; /* after the seek to next, the check runs again */
+            return INBOX_DROP_HELD;
+        }
+        return INBOX_REGRESSED;
+    }
     if (hold || e->state != INBOX_PART_READY || e->need_seek) {
         /* Not taken: consumption has to come back here. */
         if (e->next < 0)
@@ -510,15 +545,36 @@ int inbox_pgarray_finish(inbox_pgarray_t *a) {
     return 0;
 }
 
+bool inbox_batch_unfenced_row(const inbox_batch_t *b, size_t k, inbox_row_ref_t *out) {
+    for (size_t i = 0; i < b->n; i++) {
+        const row_t *r = &b->rows[i];
+        if (r->fenced)
+            continue;
+        if (k-- == 0) {
+            *out = (inbox_row_ref_t){
+                .topic = r->topic, .partition = r->partition, .offset = r->offset, .msgid = r->msgid};
+            return true;
+        }
+    }
+    return false;
+}
+
 long inbox_batch_encode(const inbox_batch_t *b, inbox_pgarray_t cols[INBOX_NCOLS]) {
+    return inbox_batch_encode_range(b, 0, SIZE_MAX, cols);
+}
+
+long inbox_batch_encode_range(const inbox_batch_t *b, size_t from, size_t to, inbox_pgarray_t cols[INBOX_NCOLS]) {
     static const uint32_t oids[INBOX_NCOLS] = {INBOX_OID_TEXT,  INBOX_OID_TEXT,  INBOX_OID_INT4, INBOX_OID_INT8,
                                                INBOX_OID_BYTEA, INBOX_OID_JSONB, INBOX_OID_BYTEA};
     for (int c = 0; c < INBOX_NCOLS; c++)
         inbox_pgarray_init(&cols[c], oids[c]);
     long n = 0;
-    for (size_t i = 0; i < b->n; i++) {
+    size_t k = 0; /* unfenced rows seen */
+    for (size_t i = 0; i < b->n && k < to; i++) {
         const row_t *r = &b->rows[i];
         if (r->fenced)
+            continue;
+        if (k++ < from)
             continue;
         inbox_pgarray_add(&cols[INBOX_COL_MSGID], r->msgid, strlen(r->msgid));
         inbox_pgarray_add(&cols[INBOX_COL_TOPIC], r->topic, strlen(r->topic));
@@ -533,6 +589,45 @@ long inbox_batch_encode(const inbox_batch_t *b, inbox_pgarray_t cols[INBOX_NCOLS
     for (int c = 0; c < INBOX_NCOLS; c++)
         bad |= inbox_pgarray_finish(&cols[c]);
     return bad ? -1 : n;
+}
+
+/* ---- operator hints ------------------------------------------------------------------------- */
+
+/* Appends s to buf (holding a string of *n bytes) as an SQL string literal. */
+static void append_literal(char *buf, size_t size, size_t *n, const char *s) {
+    if (*n + 1 < size)
+        buf[(*n)++] = '\'';
+    for (; *s && *n + 2 < size; s++) {
+        if (*s == '\'')
+            buf[(*n)++] = '\'';
+        buf[(*n)++] = *s;
+    }
+    if (*n + 1 < size)
+        buf[(*n)++] = '\'';
+    buf[*n < size ? *n : size - 1] = '\0';
+}
+
+static void append_text(char *buf, size_t size, size_t *n, const char *s) {
+    int k = snprintf(buf + *n, size - *n, "%s", s);
+    *n = k < 0 || (size_t)k >= size - *n ? size - 1 : *n + (size_t)k;
+}
+
+void inbox_position_sql(char *buf, size_t size, const char *table, const char *group, const char *topic,
+                        int32_t partition, int64_t next_offset) {
+    if (size == 0)
+        return;
+    buf[0] = '\0';
+    size_t n = 0;
+    char tmp[96];
+    append_text(buf, size, &n, "UPDATE ");
+    append_text(buf, size, &n, table);
+    snprintf(tmp, sizeof(tmp), " SET next_offset = %" PRId64 " WHERE consumer_group = ", next_offset);
+    append_text(buf, size, &n, tmp);
+    append_literal(buf, size, &n, group);
+    append_text(buf, size, &n, " AND topic = ");
+    append_literal(buf, size, &n, topic);
+    snprintf(tmp, sizeof(tmp), " AND partition = %" PRId32 ";", partition);
+    append_text(buf, size, &n, tmp);
 }
 
 /* ---- durations and lists ------------------------------------------------------------------ */

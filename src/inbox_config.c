@@ -58,8 +58,11 @@ const config_key_t inbox_config_keys[] = {
      "HTTP push: PEM client certificate for services that want one (mutual TLS)"},
     {"deliver.tls.key.location", CONFIG_STRING, "", 0, 0, NULL, false,
      "HTTP push: PEM private key of deliver.tls.cert.location"},
+    {"inbox.on_offset_regression", CONFIG_ENUM, "fail", 0, 0, "fail|reset", false,
+     "when a partition's offsets go back below the stored position (topic recreated, log truncated): fail = stop "
+     "(exit 1) and say how to reset the position; reset = warn and record the partition from the new offsets"},
     {"startup.timeout.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
-     "how long to wait for Kafka at startup before giving up"},
+     "how long to wait for Kafka at startup before giving up (exit 1)"},
     {"reconnect.backoff.max.ms", CONFIG_INT, "30000", 100, MS_MAX, NULL, false,
      "cap of the PostgreSQL reconnect backoff"},
     {"http.listen", CONFIG_STRING, "127.0.0.1:9633", 0, 0, NULL, false,
@@ -170,6 +173,8 @@ int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, s
     o->retention_batch = (int)config_get_int(cfg, "inbox.retention.batch");
     o->retention_interval_ms = (int)config_get_int(cfg, "inbox.retention.interval.ms");
     o->commit_interval_ms = (int)config_get_int(cfg, "inbox.commit.interval.ms");
+    const char *reg = config_get(cfg, "inbox.on_offset_regression");
+    o->offset_regression_reset = reg && !strcmp(reg, "reset");
     o->startup_timeout_ms = (int)config_get_int(cfg, "startup.timeout.ms");
     o->reconnect_backoff_max_ms = (int)config_get_int(cfg, "reconnect.backoff.max.ms");
     o->http_listen = config_get(cfg, "http.listen");

@@ -39,7 +39,11 @@ struct inbox_ops {
     metrics_series_t *deliver_attempts, *deliver_successes, *deliver_retries, *deliver_dead, *deliver_inflight;
     metrics_series_t *recorded, *duplicates, *batches, *batch_messages, *oldest_pending, *consuming, *kafka_up;
     metrics_series_t *status[NSTATUS];
+    metrics_series_t *dropped_redelivered, *dropped_paused, *dropped_unassigned, *regressions;
     metrics_family_t *lag;
+    metrics_series_t **lag_series; /* every series of lag created so far (the registry cannot list them) */
+    size_t nlag, lag_cap;
+    long long lag_total; /* sum over the assigned partitions at the last update; -1: unknown */
     int64_t next_publish_ms;
     bool was_consuming;
 };
@@ -116,9 +120,22 @@ inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t er
     ops->oldest_pending = metrics_scalar(m, METRICS_GAUGE, "inboxd_oldest_pending_age_seconds",
                                          "Age of the oldest pending row (received_at), polled; 0: none pending.");
     ops->lag = metrics_family(m, METRICS_GAUGE, "inboxd_consumer_lag_messages",
-                              "High watermark minus the consumer's position, summed over the assigned partitions of "
-                              "each topic.",
+                              "High watermark minus the consumer's position (while paused for PostgreSQL: the position "
+                              "recorded in the inbox), summed over the assigned partitions of each topic.",
                               "topic", NULL, 0);
+    metrics_family_t *dr =
+        metrics_family(m, METRICS_COUNTER, "inboxd_messages_dropped_total",
+                       "Consumed messages not taken into a batch, by reason: redelivered (before the partition's "
+                       "stored position: recorded already), paused (consumed while paused for PostgreSQL: read "
+                       "again later), unassigned (the partition was revoked).",
+                       "reason", NULL, 0);
+    ops->dropped_redelivered = metrics_series(dr, "redelivered");
+    ops->dropped_paused = metrics_series(dr, "paused");
+    ops->dropped_unassigned = metrics_series(dr, "unassigned");
+    ops->regressions = metrics_scalar(m, METRICS_COUNTER, "inboxd_offset_regressions_total",
+                                      "Times a partition's offsets went back below its stored position (topic "
+                                      "recreated, log truncated; see inbox.on_offset_regression).");
+    ops->lag_total = -1;
     ops->consuming = metrics_scalar(m, METRICS_GAUGE, "inboxd_consuming",
                                     "1 while consuming (0: paused for PostgreSQL, starting, stopping).");
     ops->kafka_up = metrics_scalar(m, METRICS_GAUGE, "inboxd_kafka_reachable",
@@ -143,6 +160,7 @@ void inbox_ops_destroy(inbox_ops_t *ops) {
     pgpoll_stop(ops->table_poll);
     daemon_ops_stop(&ops->d);
     metrics_destroy(ops->m);
+    free(ops->lag_series);
     free(ops);
 }
 
@@ -153,25 +171,62 @@ void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle) {
     daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
 }
 
-/* Per topic: high watermark (cached from fetches, no request) minus the position. */
-static void update_lag(inbox_ops_t *ops) {
+/* The lag series of topic, remembered so that update_lag can zero it later. */
+static metrics_series_t *lag_series(inbox_ops_t *ops, const char *topic) {
+    metrics_series_t *s = metrics_series(ops->lag, topic);
+    for (size_t i = 0; s && i < ops->nlag; i++)
+        if (ops->lag_series[i] == s)
+            return s;
+    if (s && ops->nlag == ops->lag_cap) {
+        size_t cap = ops->lag_cap ? 2 * ops->lag_cap : 8;
+        metrics_series_t **v = realloc(ops->lag_series, cap * sizeof(*v));
+        if (!v)
+            return s;
+        ops->lag_series = v;
+        ops->lag_cap = cap;
+    }
+    if (s)
+        ops->lag_series[ops->nlag++] = s;
+    return s;
+}
+
+/* Per topic: high watermark (cached from fetches, no request) minus the position: the one
+ * recorded in the inbox while inboxd holds for PostgreSQL (consumed but unwritten messages
+ * count, so the lag stays above 0 although the paused partitions' watermarks are the last
+ * ones fetched), else the consumer's. Every series is zeroed first: a topic whose partitions all moved to another
+ * instance (or an empty assignment) shows 0, not the value from before the rebalance. */
+static void update_lag(inbox_ops_t *ops, const inbox_ops_state_t *st) {
+    for (size_t i = 0; i < ops->nlag; i++)
+        metrics_set(ops->lag_series[i], 0);
+    ops->lag_total = -1;
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!ops->rk || rd_kafka_assignment(ops->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
         return;
     rd_kafka_position(ops->rk, a);
-    /* topics no longer assigned show 0 */
-    for (int i = 0; i < a->cnt; i++)
-        metrics_set(metrics_series(ops->lag, a->elems[i].topic), 0);
+    long long total = 0;
+    bool known = false;
     for (int i = 0; i < a->cnt; i++) {
         int64_t lo = -1, hi = -1;
         rd_kafka_topic_partition_t *p = &a->elems[i];
+        metrics_series_t *s = lag_series(ops, p->topic);
+        int64_t rec = st->recorded_position ? st->recorded_position(st->recorded_position_arg, p->topic, p->partition)
+                                            : -1;
+        if (rec >= 0)
+            p->offset = rec;
         if (rd_kafka_get_watermark_offsets(ops->rk, p->topic, p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||
             hi < 0 || p->offset < 0)
             continue;
-        metrics_add(metrics_series(ops->lag, p->topic), (double)(hi > p->offset ? hi - p->offset : 0));
+        long long lag = hi > p->offset ? hi - p->offset : 0;
+        metrics_add(s, (double)lag);
+        total += lag;
+        known = true;
     }
+    if (known)
+        ops->lag_total = total;
     rd_kafka_topic_partition_list_destroy(a);
 }
+
+long long inbox_ops_consumer_lag(const inbox_ops_t *ops) { return ops ? ops->lag_total : -1; }
 
 void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *st) {
     if (!ops)
@@ -198,9 +253,13 @@ void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *s
     metrics_set(ops->deliver_dead, (double)ds.dead);
     metrics_set(ops->deliver_inflight, (double)ds.in_flight);
     metrics_set(ops->batch_messages, (double)st->batch_messages);
+    metrics_set(ops->dropped_redelivered, (double)st->dropped_redelivered);
+    metrics_set(ops->dropped_paused, (double)st->dropped_paused);
+    metrics_set(ops->dropped_unassigned, (double)st->dropped_unassigned);
+    metrics_set(ops->regressions, (double)st->regressions);
     metrics_set(ops->consuming, st->consuming);
     metrics_set(ops->kafka_up, daemon_ops_kafka_up(&ops->d));
-    update_lag(ops);
+    update_lag(ops, st);
     /* systemd: ready once consuming; from then on STATUS= follows what it does. */
     daemon_ops_publish(&ops->d, ops->m, st->consuming, "consuming", st->not_ready ? st->not_ready : "not consuming",
                        false);

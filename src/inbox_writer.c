@@ -24,6 +24,10 @@ struct inbox_writer {
 #define ST_ADVANCE "inboxd_advance"
 #define ST_LOAD "inboxd_load"
 #define ST_RETENTION "inboxd_retention"
+#define ST_SET_POSITION "inboxd_set_position"
+
+/* Longest message id quoted in an error message. */
+#define ID_QUOTE_MAX 200
 
 inbox_writer_t *inbox_writer_new(const inbox_writer_options_t *o) {
     inbox_writer_t *w = calloc(1, sizeof(*w));
@@ -61,6 +65,7 @@ void inbox_writer_destroy(inbox_writer_t *w) {
 
 bool inbox_writer_connected(const inbox_writer_t *w) { return w->conn != NULL; }
 const char *inbox_writer_table(const inbox_writer_t *w) { return w->table ? w->table : w->table_cfg; }
+const char *inbox_writer_offsets_table(const inbox_writer_t *w) { return w->offsets ? w->offsets : w->offsets_cfg; }
 
 /* Server notices (e.g. "FATAL: terminating connection due to administrator command" when the
  * server shuts down) go to the log instead of libpq's raw stderr lines. */
@@ -103,7 +108,10 @@ static inbox_writer_status_t fail_stmt(inbox_writer_t *w, PGresult *res, const c
             res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(w->conn));
     inbox_writer_status_t st = classify(w, res);
     PQclear(res);
-    if (PQstatus(w->conn) == CONNECTION_BAD) {
+    if (st == INBOX_WRITER_RETRY || PQstatus(w->conn) == CONNECTION_BAD) {
+        /* A retry starts on a new connection: this one may be broken, be a read-only standby
+         * after a failover (25006: the next connection may reach the new primary), or miss
+         * statements that were to be prepared. */
         inbox_writer_disconnect(w);
     } else if (PQtransactionStatus(w->conn) != PQTRANS_IDLE) {
         PGresult *r = PQexec(w->conn, "ROLLBACK");
@@ -127,11 +135,13 @@ static inbox_writer_status_t prepare(inbox_writer_t *w, const char *name, const 
         return INBOX_WRITER_OK;
     }
     char what[512];
-    snprintf(what, sizeof(what),
-             "the inbox tables %s and %s do not fit inboxd (create them with psql -f sql/inbox.sql)", w->table,
-             w->offsets);
-    inbox_writer_status_t st = fail_stmt(w, res, what, errstr, errstr_size);
-    return st;
+    if (classify(w, res) == INBOX_WRITER_RETRY) /* e.g. a lock timeout: nothing to fix */
+        snprintf(what, sizeof(what), "cannot prepare the statements on %s and %s", w->table, w->offsets);
+    else
+        snprintf(what, sizeof(what),
+                 "the inbox tables %s and %s do not fit inboxd (create them with psql -f sql/inbox.sql)", w->table,
+                 w->offsets);
+    return fail_stmt(w, res, what, errstr, errstr_size);
 }
 
 /* Resolves a table name as the server does (search_path, quoting, case folding) into
@@ -165,8 +175,7 @@ static inbox_writer_status_t check_privileges(inbox_writer_t *w, const char *tab
     return INBOX_WRITER_OK;
 }
 
-inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size) {
-    inbox_writer_disconnect(w);
+static inbox_writer_status_t connect_and_prepare(inbox_writer_t *w, char *errstr, size_t errstr_size) {
     w->conn = pgconn_open(w->conninfo, "inboxd", false);
     if (!w->conn) {
         snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
@@ -252,7 +261,24 @@ inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size
              w->table, w->table);
     if ((st = prepare(w, ST_RETENTION, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
         return st;
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) VALUES ($1::text, $2::text, "
+             "$3::int4, $4::int8) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
+             "EXCLUDED.next_offset, updated_at = now()",
+             w->offsets);
+    if ((st = prepare(w, ST_SET_POSITION, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+        return st;
     return INBOX_WRITER_OK;
+}
+
+inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size) {
+    inbox_writer_disconnect(w);
+    inbox_writer_status_t st = connect_and_prepare(w, errstr, errstr_size);
+    /* Connected only when every check passed and every statement is prepared: a connection
+     * kept after a failure here would later run statements that do not exist (26000). */
+    if (st != INBOX_WRITER_OK)
+        inbox_writer_disconnect(w);
+    return st;
 }
 
 /* Parameters for the statements taking (group, topics[], partitions[] [, offsets[]]). */
@@ -281,6 +307,169 @@ static int tp_params_finish(tp_params_t *p, const char *group) {
         p->formats[i + 1] = 1;
     }
     return 0;
+}
+
+/* ---- a message PostgreSQL refuses -------------------------------------------------------- */
+
+/* True when the failed INSERT's SQLSTATE can come from the values of one row rather than
+ * from the statement or the tables: data exceptions (22: bad encoding, value too long, ...),
+ * integrity constraints (23: a CHECK, NOT NULL or foreign key the user added), program
+ * limits (54: index row too large), errors raised by a trigger (P0) and WITH CHECK OPTION
+ * (44). */
+static bool row_error(const PGresult *res) {
+    const char *st = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    static const char *const classes[] = {"22", "23", "54", "P0", "44", NULL};
+    for (int i = 0; st && classes[i]; i++)
+        if (!strncmp(st, classes[i], 2))
+            return true;
+    return false;
+}
+
+static bool exec_ok(inbox_writer_t *w, const char *sql) {
+    PGresult *r = PQexec(w->conn, sql);
+    bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    return ok;
+}
+
+/* Inserts the unfenced messages from .. to-1 inside a savepoint, keeping them on success
+ * and rolling the savepoint back on failure. Returns 1 (kept), 0 (refused; its error in
+ * reason, when given) or -1 (another failure: stop looking). */
+static int try_rows(inbox_writer_t *w, const inbox_batch_t *b, size_t from, size_t to, size_t *inserted, char *reason,
+                    size_t reason_size) {
+    inbox_pgarray_t cols[INBOX_NCOLS];
+    int rc = -1;
+    long n = inbox_batch_encode_range(b, from, to, cols);
+    if (n > 0 && exec_ok(w, "SAVEPOINT inboxd_row")) {
+        const char *values[INBOX_NCOLS];
+        int lengths[INBOX_NCOLS], formats[INBOX_NCOLS];
+        for (int c = 0; c < INBOX_NCOLS; c++) {
+            values[c] = cols[c].data;
+            lengths[c] = (int)cols[c].len;
+            formats[c] = 1;
+        }
+        PGresult *r = exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
+        if (PQresultStatus(r) == PGRES_COMMAND_OK) {
+            *inserted += (size_t)strtoull(PQcmdTuples(r), NULL, 10);
+            rc = exec_ok(w, "RELEASE SAVEPOINT inboxd_row") ? 1 : -1;
+        } else if (row_error(r)) {
+            /* The primary message only: the DETAIL of a constraint error quotes the whole row. */
+            const char *primary = PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY);
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (reason)
+                snprintf(reason, reason_size, "%s (SQLSTATE %s)", primary ? primary : "error", state ? state : "?");
+            rc = exec_ok(w, "ROLLBACK TO SAVEPOINT inboxd_row") ? 0 : -1;
+        }
+        PQclear(r);
+    }
+    for (int c = 0; c < INBOX_NCOLS; c++)
+        inbox_pgarray_free(&cols[c]);
+    return rc;
+}
+
+/* The batch INSERT failed with a per-row error (row_error) and was rolled back. Finds the
+ * first message PostgreSQL refuses by bisection, with savepoints, in a new transaction that
+ * records every message before it (and moves their partitions' positions past them); then
+ * errstr names that message and says how to skip it. On any other failure along the way
+ * errstr keeps the original error and nothing is written. */
+static void name_bad_message(inbox_writer_t *w, inbox_batch_t *b, const tp_params_t *tp, size_t nrows,
+                             inbox_write_result_t *res, char *errstr, size_t errstr_size) {
+    char reason[1024];
+    snprintf(reason, sizeof(reason), "%s", errstr);
+    size_t lo = 0, hi = nrows, inserted = 0; /* [0, lo) inserted; [0, hi) refused */
+    if (!exec_ok(w, "BEGIN"))
+        goto fail;
+    /* The same positions as the failed transaction: lock (and fence) again. */
+    inbox_batch_unfence(b);
+    PGresult *r = exec_prepared(w, ST_LOCK, 3, tp->values, tp->lengths, tp->formats);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        goto fail;
+    }
+    for (int i = 0; i < PQntuples(r); i++)
+        inbox_batch_fence(b, PQgetvalue(r, i, 0), (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10),
+                          strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    PQclear(r);
+    if (inbox_batch_unfenced(b) != nrows)
+        goto fail; /* another writer moved the positions meanwhile: the next attempt sees it */
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        int rc = try_rows(w, b, lo, mid, &inserted, NULL, 0);
+        if (rc < 0)
+            goto fail;
+        if (rc == 1)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    /* Message lo is refused on its own (after the ones before it): take its own error. */
+    if (try_rows(w, b, lo, lo + 1, &inserted, reason, sizeof(reason)) != 0)
+        goto fail;
+
+    /* Record the messages before it: their positions, per partition. */
+    inbox_row_ref_t bad;
+    if (!inbox_batch_unfenced_row(b, lo, &bad))
+        goto fail;
+    if (lo > 0) {
+        tp_params_t pp;
+        inbox_pgarray_init(&pp.topics, INBOX_OID_TEXT);
+        inbox_pgarray_init(&pp.parts, INBOX_OID_INT4);
+        inbox_pgarray_init(&pp.offs, INBOX_OID_INT8);
+        size_t nspans;
+        const inbox_span_t *spans = inbox_batch_spans(b, &nspans);
+        int64_t *last = spans ? malloc(nspans * sizeof(*last)) : NULL;
+        for (size_t i = 0; last && i < nspans; i++)
+            last[i] = -1;
+        inbox_row_ref_t x;
+        for (size_t k = 0; last && k < lo && inbox_batch_unfenced_row(b, k, &x); k++)
+            for (size_t i = 0; i < nspans; i++)
+                if (x.partition == spans[i].partition && !strcmp(x.topic, spans[i].topic) && x.offset > last[i])
+                    last[i] = x.offset;
+        for (size_t i = 0; last && i < nspans; i++) {
+            if (last[i] < 0)
+                continue;
+            inbox_pgarray_add(&pp.topics, spans[i].topic, strlen(spans[i].topic));
+            inbox_pgarray_add_int4(&pp.parts, spans[i].partition);
+            inbox_pgarray_add_int8(&pp.offs, last[i] + 1);
+        }
+        bool ok = last && tp_params_finish(&pp, w->group) == 0;
+        free(last);
+        if (ok) {
+            r = exec_prepared(w, ST_ADVANCE, 4, pp.values, pp.lengths, pp.formats);
+            ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+            PQclear(r);
+        }
+        tp_params_free(&pp);
+        if (!ok)
+            goto fail;
+    }
+    r = PQexec(w->conn, "COMMIT");
+    bool committed = PQresultStatus(r) == PGRES_COMMAND_OK && !strcmp(PQcmdStatus(r), "COMMIT");
+    PQclear(r);
+    if (!committed)
+        goto fail;
+    res->inserted = inserted;
+
+    char fix[1024];
+    inbox_position_sql(fix, sizeof(fix), w->offsets, w->group, bad.topic, bad.partition, bad.offset + 1);
+    size_t idlen = strlen(bad.msgid);
+    snprintf(errstr, errstr_size,
+             "PostgreSQL refuses the message at %s [%" PRId32 "] offset %" PRId64 " (message id '%.*s%s', %zu bytes): "
+             "%s; the %zu messages before it in the batch are recorded. A retry cannot fix this: fix the cause "
+             "(a constraint or trigger on %s, the database encoding, ...), or skip the message: stop inboxd and run "
+             "%s",
+             bad.topic, bad.partition, bad.offset, idlen > ID_QUOTE_MAX ? ID_QUOTE_MAX : (int)idlen, bad.msgid,
+             idlen > ID_QUOTE_MAX ? "..." : "", idlen, reason, lo, w->table, fix);
+    return;
+
+fail:
+    if (w->conn && PQtransactionStatus(w->conn) != PQTRANS_IDLE)
+        exec_ok(w, "ROLLBACK");
+    if (w->conn && PQstatus(w->conn) == CONNECTION_BAD)
+        inbox_writer_disconnect(w);
+    inbox_batch_unfence(b);
+    res->inserted = 0;
+    snprintf(errstr, errstr_size, "%s", reason);
 }
 
 inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, inbox_write_result_t *res, char *errstr,
@@ -356,7 +545,10 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
         }
         r = exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            bool per_row = row_error(r);
             st = fail_stmt(w, r, "cannot insert into the inbox", errstr, errstr_size);
+            if (st == INBOX_WRITER_FATAL && per_row && w->conn)
+                name_bad_message(w, b, &tp, (size_t)nrows, res, errstr, errstr_size);
             goto out;
         }
         res->inserted = (size_t)strtoull(PQcmdTuples(r), NULL, 10);
@@ -377,6 +569,7 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
         if (PQresultStatus(r) == PGRES_COMMAND_OK) {
             PQclear(r);
             snprintf(errstr, errstr_size, "the batch transaction was rolled back");
+            inbox_writer_disconnect(w);
             st = INBOX_WRITER_RETRY;
             goto out;
         }
@@ -447,6 +640,23 @@ inbox_writer_status_t inbox_writer_retention(inbox_writer_t *w, long long older_
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         return fail_stmt(w, r, "cannot delete expired inbox rows", errstr, errstr_size);
     *deleted = strtoll(PQcmdTuples(r), NULL, 10);
+    PQclear(r);
+    return INBOX_WRITER_OK;
+}
+
+inbox_writer_status_t inbox_writer_set_position(inbox_writer_t *w, const char *topic, int32_t partition,
+                                                int64_t next_offset, char *errstr, size_t errstr_size) {
+    if (!w->conn) {
+        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+        return INBOX_WRITER_RETRY;
+    }
+    char part[16], off[32];
+    snprintf(part, sizeof(part), "%" PRId32, partition);
+    snprintf(off, sizeof(off), "%" PRId64, next_offset);
+    const char *values[4] = {w->group, topic, part, off};
+    PGresult *r = exec_prepared(w, ST_SET_POSITION, 4, values, NULL, NULL);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        return fail_stmt(w, r, "cannot store the partition position", errstr, errstr_size);
     PQclear(r);
     return INBOX_WRITER_OK;
 }

@@ -1,6 +1,6 @@
-/* test_inbox_batch.c - unit tests for inbox_batch.c: message ids, headers JSON, partition
- * positions (take/drop/hold), the batch (spans, fences, duplicates, drops), PostgreSQL binary
- * arrays, durations and lists. */
+/* test_inbox_batch.c - unit tests for inbox_batch.c: message ids (SHA-256 of long ids), headers
+ * JSON, partition positions (take/drop/hold/offset regressions), the batch (spans, fences,
+ * duplicates, drops, ranges), PostgreSQL binary arrays, durations and lists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -148,6 +148,79 @@ static void test_msgid_binary(void **state) {
     free(id);
 }
 
+static void hex(const unsigned char *d, size_t n, char *out) {
+    for (size_t i = 0; i < n; i++)
+        sprintf(out + 2 * i, "%02x", d[i]);
+}
+
+static void test_sha256(void **state) {
+    (void)state;
+    static const struct {
+        size_t len;
+        char fill; /* 0: use text */
+        const char *text;
+        const char *digest;
+    } v[] = {
+        {0, 0, "", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+        {3, 0, "abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+        {56, 0, "abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq",
+         "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1"},
+        /* the padding boundaries: 55 bytes fit one block, 56 need two, 64 a whole one */
+        {55, 'a', NULL, "9f4390f8d30c2dd92ec9f095b65e2b9ae9b0a925a5258e241c9f1e910f734318"},
+        {56, 'a', NULL, "b35439a4ac6f0948b6d6f9e3c6af0f5f590ce20f1bde7090ef7970686ec6738a"},
+        {64, 'a', NULL, "ffe054fe7ae0cb6dc65c3af9b61d5209f439851db43d0ba5997337df154668eb"},
+        {1000000, 'a', NULL, "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0"},
+    };
+    for (size_t i = 0; i < sizeof(v) / sizeof(v[0]); i++) {
+        char *buf = NULL;
+        const char *data = v[i].text;
+        if (v[i].fill) {
+            buf = malloc(v[i].len);
+            assert_non_null(buf);
+            memset(buf, v[i].fill, v[i].len);
+            data = buf;
+        }
+        unsigned char d[32];
+        char h[65];
+        assert_int_equal(inbox_sha256(data, v[i].len, d), 0);
+        hex(d, 32, h);
+        assert_string_equal(h, v[i].digest);
+        free(buf);
+    }
+}
+
+/* Ids longer than INBOX_MSGID_MAX would break the unique index: they become sha256:<hex> of
+ * the header's bytes, the same for every copy. */
+static void test_msgid_long(void **state) {
+    (void)state;
+    char *text = malloc(INBOX_MSGID_MAX + 1);
+    assert_non_null(text);
+    memset(text, 'x', INBOX_MSGID_MAX + 1);
+    kmsg_header_t h[] = {{"id", text, INBOX_MSGID_MAX}};
+    kmsg_t m = msg("t", 0, 1, h, 1);
+    char *id = inbox_msgid(&m, "id");
+    assert_int_equal(strlen(id), INBOX_MSGID_MAX); /* at the limit: as it is */
+    free(id);
+    h[0].len = INBOX_MSGID_MAX + 1;
+    id = inbox_msgid(&m, "id");
+    assert_string_equal(id, "sha256:c6d8e9905300876046729949cc95c2385221270d389176f7234fe7ac00c4e430");
+    free(id);
+    /* Binary ids count in their \x-hex form: 511 bytes -> 1024 characters, 512 -> hashed. */
+    unsigned char bin[512];
+    memset(bin, 0xff, sizeof(bin));
+    kmsg_header_t hb[] = {{"id", bin, 511}};
+    m = msg("t", 0, 1, hb, 1);
+    id = inbox_msgid(&m, "id");
+    assert_int_equal(strlen(id), 2 + 2 * 511);
+    assert_memory_equal(id, "\\xffff", 6);
+    free(id);
+    hb[0].len = 512;
+    id = inbox_msgid(&m, "id");
+    assert_string_equal(id, "sha256:9f56cda75fefeab90f6fa5d5ddc9601544b121732c5ecccab32e631060453a5d");
+    free(id);
+    free(text);
+}
+
 static void test_headers_json(void **state) {
     (void)state;
     char *j = inbox_headers_json(NULL, 0);
@@ -181,12 +254,14 @@ static void test_parts_take_and_drop(void **state) {
     /* No position yet: the first message sets it. */
     assert_int_equal(inbox_parts_offer(p, "t", 0, 7, false), INBOX_TAKE);
     assert_int_equal(inbox_parts_find(p, "t", 0)->next, 8);
-    assert_int_equal(inbox_parts_offer(p, "t", 0, 7, false), INBOX_DROP_SEEN);
+    /* Consuming from next: an older offset means the log went back. */
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 7, false), INBOX_REGRESSED);
+    assert_int_equal(inbox_parts_find(p, "t", 0)->next, 8); /* unchanged */
     /* Gaps (compaction, transaction markers) are fine. */
     assert_int_equal(inbox_parts_offer(p, "t", 0, 10, false), INBOX_TAKE);
     assert_int_equal(inbox_parts_find(p, "t", 0)->next, 11);
-    /* Stored position 100: older messages are redeliveries. */
-    assert_int_equal(inbox_parts_offer(p, "t", 1, 99, false), INBOX_DROP_SEEN);
+    /* Stored position 100, assigned there: an older message is a regression, not a redelivery. */
+    assert_int_equal(inbox_parts_offer(p, "t", 1, 99, false), INBOX_REGRESSED);
     assert_int_equal(inbox_parts_offer(p, "t", 1, 100, false), INBOX_TAKE);
 
     inbox_parts_remove(p, "t", 0);
@@ -233,6 +308,46 @@ static void test_parts_hold(void **state) {
     assert_int_equal(inbox_parts_count(p), 2);
     inbox_parts_destroy(p);
     inbox_parts_destroy(NULL);
+}
+
+/* Redeliveries below the stored position (Kafka's committed offset lags the table) happen
+ * only before the seek to it; after the seek an older offset is an offset regression (topic
+ * recreated, log truncated, out-of-range reset): never a silent drop. */
+static void test_parts_regression(void **state) {
+    (void)state;
+    inbox_parts_t *p = inbox_parts_new();
+    /* Assigned while PostgreSQL was down: started at Kafka's committed offset 40. */
+    inbox_part_t *a = inbox_parts_add(p, "t", 0, INBOX_PART_UNKNOWN, -1);
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 40, false), INBOX_DROP_HELD);
+    /* The table says 100: the partition seeks there; until then older ones are redeliveries. */
+    a = inbox_parts_find(p, "t", 0);
+    a->state = INBOX_PART_READY;
+    a->next = 100;
+    a->need_seek = true;
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 41, false), INBOX_DROP_SEEN);
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 42, true), INBOX_DROP_SEEN);
+    /* Seeked to 100, and Kafka hands out 0: the log went back. Reported, nothing changed. */
+    a->need_seek = false;
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 0, false), INBOX_REGRESSED);
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 0, false), INBOX_REGRESSED);
+    assert_int_equal(a->next, 100);
+    assert_false(a->need_seek);
+    /* The same while holding: dropped, and the partition seeks back to 100 later (where the
+     * check runs again). */
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 1, true), INBOX_DROP_HELD);
+    assert_true(a->need_seek);
+    assert_int_equal(a->next, 100);
+    a->need_seek = false;
+    /* Adopting the new offsets (inbox.on_offset_regression = reset): position 0, then taken. */
+    a->next = 0;
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 0, false), INBOX_TAKE);
+    assert_int_equal(inbox_parts_offer(p, "t", 0, 1, false), INBOX_TAKE);
+    assert_int_equal(a->next, 2);
+
+    /* Assigned without a stored position: whatever comes first is taken. */
+    assert_non_null(inbox_parts_add(p, "t", 1, INBOX_PART_READY, -1));
+    assert_int_equal(inbox_parts_offer(p, "t", 1, 0, false), INBOX_TAKE);
+    inbox_parts_destroy(p);
 }
 
 /* ---- the batch ---------------------------------------------------------------------------- */
@@ -335,6 +450,46 @@ static void test_batch_fence_and_duplicates(void **state) {
     assert_int_equal(decode_array(&cols[INBOX_COL_KEY], INBOX_OID_BYTEA, ids, lens, 16), 0);
     for (int c = 0; c < INBOX_NCOLS; c++)
         inbox_pgarray_free(&cols[c]);
+    inbox_batch_destroy(b);
+}
+
+/* The writer's bisection of a batch PostgreSQL refuses: ranges of the unfenced messages. */
+static void test_batch_encode_range(void **state) {
+    (void)state;
+    inbox_batch_t *b = inbox_batch_new();
+    add(b, "t", 0, 10, "a");
+    add(b, "t", 1, 20, "b");
+    add(b, "t", 0, 11, "c");
+    add(b, "t", 1, 21, "d");
+    add(b, "t", 0, 12, "e");
+    inbox_batch_fence(b, "t", 0, 11); /* "a" is recorded */
+    inbox_pgarray_t cols[INBOX_NCOLS];
+    const char *v[8];
+    int32_t l[8];
+    assert_int_equal(inbox_batch_encode_range(b, 1, 3, cols), 2); /* unfenced: b c d e -> c d */
+    assert_int_equal(decode_array(&cols[INBOX_COL_MSGID], INBOX_OID_TEXT, v, l, 8), 2);
+    assert_memory_equal(v[0], "c", 1);
+    assert_memory_equal(v[1], "d", 1);
+    for (int c = 0; c < INBOX_NCOLS; c++)
+        inbox_pgarray_free(&cols[c]);
+    assert_int_equal(inbox_batch_encode_range(b, 3, 100, cols), 1);
+    assert_int_equal(decode_array(&cols[INBOX_COL_MSGID], INBOX_OID_TEXT, v, l, 8), 1);
+    assert_memory_equal(v[0], "e", 1);
+    for (int c = 0; c < INBOX_NCOLS; c++)
+        inbox_pgarray_free(&cols[c]);
+    assert_int_equal(inbox_batch_encode_range(b, 4, 5, cols), 0);
+    for (int c = 0; c < INBOX_NCOLS; c++)
+        inbox_pgarray_free(&cols[c]);
+
+    inbox_row_ref_t r;
+    assert_true(inbox_batch_unfenced_row(b, 0, &r));
+    assert_string_equal(r.msgid, "b");
+    assert_true(inbox_batch_unfenced_row(b, 1, &r));
+    assert_string_equal(r.topic, "t");
+    assert_int_equal(r.partition, 0);
+    assert_int_equal(r.offset, 11);
+    assert_string_equal(r.msgid, "c");
+    assert_false(inbox_batch_unfenced_row(b, 4, &r));
     inbox_batch_destroy(b);
 }
 
@@ -457,6 +612,17 @@ static void test_pgarray(void **state) {
 
 /* ---- durations and lists ------------------------------------------------------------------ */
 
+static void test_position_sql(void **state) {
+    (void)state;
+    char buf[256];
+    inbox_position_sql(buf, sizeof(buf), "public.inbox_offsets", "it's", "orders", 3, 1200);
+    assert_string_equal(buf, "UPDATE public.inbox_offsets SET next_offset = 1200 WHERE consumer_group = 'it''s' "
+                             "AND topic = 'orders' AND partition = 3;");
+    char small[20];
+    inbox_position_sql(small, sizeof(small), "public.inbox_offsets", "g", "t", 0, 0);
+    assert_int_equal(strlen(small), sizeof(small) - 1); /* cut, terminated */
+}
+
 static void test_duration(void **state) {
     (void)state;
     static const struct {
@@ -519,14 +685,19 @@ int main(void) {
         cmocka_unit_test(test_msgid_header),
         cmocka_unit_test(test_msgid_fallback),
         cmocka_unit_test(test_msgid_binary),
+        cmocka_unit_test(test_sha256),
+        cmocka_unit_test(test_msgid_long),
         cmocka_unit_test(test_headers_json),
         cmocka_unit_test(test_parts_take_and_drop),
         cmocka_unit_test(test_parts_hold),
+        cmocka_unit_test(test_parts_regression),
         cmocka_unit_test(test_batch_spans),
         cmocka_unit_test(test_batch_fence_and_duplicates),
+        cmocka_unit_test(test_batch_encode_range),
         cmocka_unit_test(test_batch_drop_partition),
         cmocka_unit_test(test_batch_encode_columns),
         cmocka_unit_test(test_pgarray),
+        cmocka_unit_test(test_position_sql),
         cmocka_unit_test(test_duration),
         cmocka_unit_test(test_list_split),
     };

@@ -63,6 +63,7 @@ static void test_defaults(void **state) {
     assert_int_equal(o->commit_interval_ms, 1000);
     assert_int_equal(o->startup_timeout_ms, 30000);
     assert_int_equal(o->reconnect_backoff_max_ms, 30000);
+    assert_false(o->offset_regression_reset); /* fail: never skip a recreated topic silently */
     assert_non_null(o->kafka_props);
     assert_null(o->kafka_props[0]);
     assert_int_equal(config_get_int(cfg, "deliver.max_attempts"), 10);
@@ -79,6 +80,7 @@ static void test_values(void **state) {
     set_ok(cfg, "kafka.bootstrap.servers", "k:9092");
     set_ok(cfg, "kafka.group.id", "inventory");
     set_ok(cfg, "inbox.header.id", "");
+    set_ok(cfg, "inbox.on_offset_regression", "reset");
     inbox_config_t ic;
     char err[1024] = "";
     if (inbox_config_build(cfg, &ic, err, sizeof(err)) != 0)
@@ -92,6 +94,7 @@ static void test_values(void **state) {
     assert_int_equal(o->retention_s, 129600);
     assert_int_equal(o->batch_max, 5000);
     assert_string_equal(o->id_header, "");
+    assert_true(o->offset_regression_reset);
     assert_string_equal(o->kafka_props[0], "bootstrap.servers");
     assert_string_equal(o->kafka_props[1], "k:9092");
     assert_string_equal(o->kafka_props[2], "group.id");
@@ -146,6 +149,8 @@ static void test_errors(void **state) {
     assert_int_equal(config_set(cfg, "inbox.topic", "x", "-X", err, sizeof(err)), -1);
     assert_non_null(strstr(err, "did you mean 'inbox.topics'?"));
     assert_int_equal(config_set(cfg, "deliver.max_attempts", "0", NULL, err, sizeof(err)), -1);
+    assert_int_equal(config_set(cfg, "inbox.on_offset_regression", "skip", "-X", err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "inbox.on_offset_regression"));
 }
 
 static void test_deliver(void **state) {
