@@ -274,7 +274,7 @@ class Outboxd(Relay):
             f"outbox.topic = {self.topic}\n"
             f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
             f"status.interval.ms = {STATUS_INTERVAL_MS}\n"
-            "http.listen =\n" + self.extra_conf)  # no endpoint: runs never clash on its port
+            "http.listen =\n" + self.extra_conf + "".join(f"{kv}\n" for kv in self.b.args.outboxd_set))  # no endpoint: runs never clash on its port
         # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
         # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
         wrap = os.environ.get("BENCH_OUTBOXD_WRAP", "").split()
@@ -969,6 +969,8 @@ def main() -> int:
     ap.add_argument("--outboxd", required=True)
     ap.add_argument("--poller", required=True)
     ap.add_argument("--producer", default="", help="bench/baseline_producer (the producer-floor row)")
+    ap.add_argument("--outboxd-set", action="append", default=[], metavar="KEY=VALUE",
+                    help="an extra outboxd configuration line for every outboxd run (repeatable)")
     ap.add_argument("--debezium-libs", default="")
     ap.add_argument("--debezium", action="store_true")
     ap.add_argument("--debezium-latency", action="store_true", help="also measure Debezium's live latency")
