@@ -29,7 +29,7 @@ import helpers
 
 REPO = helpers.REPO
 DOCKERFILES = ["Dockerfile", "docker/postgres/Dockerfile", "docker/demo/Dockerfile"]
-RUNTIME_LIBS = {"libpq5", "librdkafka1", "libjansson4", "libcurl4", "libmicrohttpd12", "libsystemd0"}
+RUNTIME_LIBS = {"libpq5", "librdkafka1", "libjansson4", "libssl3", "libcurl4", "libmicrohttpd12", "libsystemd0"}
 HEALTHCHECK = REPO / "docker" / "outboxd-healthcheck"
 # A DEMO_PASSWORD with every character that breaks naive quoting: conninfo, SQL, shell, YAML.
 NASTY_PASSWORD = "p'w \"q\" \\ $x #y"
