@@ -4,11 +4,11 @@
 
 #include <jansson.h>
 #include <libpq-fe.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "inbox_http.h"
+#include "cmdout.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -56,32 +56,6 @@ static int query_error(const char *what, const PGresult *r) {
     return INBOX_ADMIN_EXIT_ERROR;
 }
 
-static json_t *jstr(const char *s) {
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    return j ? j : json_string("(not valid UTF-8)");
-}
-
-static void print_json(FILE *out, json_t *obj) {
-    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (text) {
-        fprintf(out, "%s\n", text);
-        free(text);
-    }
-    json_decref(obj);
-}
-
-static void line(FILE *out, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void line(FILE *out, const char *label, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(out, "%-20s ", label);
-    vfprintf(out, fmt, ap);
-    fputc('\n', out);
-    va_end(ap);
-}
-
 /* Prints (out) that the table does not exist, with the fix. */
 static void print_missing(FILE *out, const char *table, bool json) {
     char detail[512], fix[512];
@@ -91,11 +65,11 @@ static void print_missing(FILE *out, const char *table, bool json) {
              "table inboxd writes");
     if (json) {
         json_t *o = json_object();
-        json_object_set_new(o, "table", jstr(table));
+        json_object_set_new(o, "table", cmdout_jstr(table));
         json_object_set_new(o, "exists", json_false());
-        json_object_set_new(o, "detail", jstr(detail));
-        json_object_set_new(o, "fix", jstr(fix));
-        print_json(out, o);
+        json_object_set_new(o, "detail", cmdout_jstr(detail));
+        json_object_set_new(o, "fix", cmdout_jstr(fix));
+        cmdout_print_json(out, o);
     } else {
         fprintf(out, "%s: %s\n", detail, fix);
     }
@@ -160,24 +134,24 @@ enum { D_ID, D_TOPIC, D_PARTITION, D_OFFSET, D_KEY, D_ATTEMPTS, D_ERROR, D_RECEI
 
 static void print_status_text(FILE *out, const char *table, const long long *count, const char *const *age,
                               const PGresult *dead) {
-    line(out, "table", "%s", table);
+    cmdout_line(out, "table", "%s", table);
     for (size_t i = 0; i < NSTATUS; i++) {
         if (count[i] && age[i])
-            line(out, statuses[i], "%lld (the oldest received %s s ago)", count[i], age[i]);
+            cmdout_line(out, statuses[i], "%lld (the oldest received %s s ago)", count[i], age[i]);
         else
-            line(out, statuses[i], "%lld", count[i]);
+            cmdout_line(out, statuses[i], "%lld", count[i]);
     }
-    line(out, "oldest pending", "%s%s", age[0] ? age[0] : "-", age[0] ? " s" : " (none pending)");
+    cmdout_line(out, "oldest pending", "%s%s", age[0] ? age[0] : "-", age[0] ? " s" : " (none pending)");
     long long ndead = count[3];
     int shown = PQntuples(dead);
     if (ndead == 0) {
-        line(out, "dead messages", "none");
+        cmdout_line(out, "dead messages", "none");
         return;
     }
     if (shown < ndead)
-        line(out, "dead messages", "%lld, the oldest %d below (--limit N shows more)", ndead, shown);
+        cmdout_line(out, "dead messages", "%lld, the oldest %d below (--limit N shows more)", ndead, shown);
     else
-        line(out, "dead messages", "%lld", ndead);
+        cmdout_line(out, "dead messages", "%lld", ndead);
     for (int i = 0; i < shown; i++) {
         char *key = key_text(dead, i, D_KEY);
         const char *err = val(dead, i, D_ERROR);
@@ -199,7 +173,7 @@ static void print_status_text(FILE *out, const char *table, const long long *cou
 static json_t *status_json(const char *table, const long long *count, const char *const *age, const PGresult *dead,
                            int limit) {
     json_t *o = json_object(), *msgs = json_object(), *ages = json_object(), *list = json_array();
-    json_object_set_new(o, "table", jstr(table));
+    json_object_set_new(o, "table", cmdout_jstr(table));
     json_object_set_new(o, "exists", json_true());
     for (size_t i = 0; i < NSTATUS; i++) {
         json_object_set_new(msgs, statuses[i], json_integer(count[i]));
@@ -211,15 +185,15 @@ static json_t *status_json(const char *table, const long long *count, const char
     for (int i = 0; i < PQntuples(dead); i++) {
         json_t *m = json_object();
         char *key = key_text(dead, i, D_KEY);
-        json_object_set_new(m, "message_id", jstr(PQgetvalue(dead, i, D_ID)));
-        json_object_set_new(m, "topic", jstr(PQgetvalue(dead, i, D_TOPIC)));
+        json_object_set_new(m, "message_id", cmdout_jstr(PQgetvalue(dead, i, D_ID)));
+        json_object_set_new(m, "topic", cmdout_jstr(PQgetvalue(dead, i, D_TOPIC)));
         json_object_set_new(m, "partition", json_integer(strtoll(PQgetvalue(dead, i, D_PARTITION), NULL, 10)));
         json_object_set_new(m, "offset", json_integer(strtoll(PQgetvalue(dead, i, D_OFFSET), NULL, 10)));
-        json_object_set_new(m, "key", jstr(key));
+        json_object_set_new(m, "key", cmdout_jstr(key));
         json_object_set_new(m, "attempts", json_integer(strtoll(PQgetvalue(dead, i, D_ATTEMPTS), NULL, 10)));
-        json_object_set_new(m, "last_error", jstr(val(dead, i, D_ERROR)));
-        json_object_set_new(m, "received_at", jstr(val(dead, i, D_RECEIVED)));
-        json_object_set_new(m, "died_at", jstr(val(dead, i, D_DIED)));
+        json_object_set_new(m, "last_error", cmdout_jstr(val(dead, i, D_ERROR)));
+        json_object_set_new(m, "received_at", cmdout_jstr(val(dead, i, D_RECEIVED)));
+        json_object_set_new(m, "died_at", cmdout_jstr(val(dead, i, D_DIED)));
         json_array_append_new(list, m);
         free(key);
     }
@@ -275,7 +249,7 @@ int inbox_admin_status(const char *conninfo, const char *table, int dead_limit, 
                 age[k] = val(counts, i, 2);
             }
     if (json)
-        print_json(out, status_json(rv.table, count, age, dead, dead_limit));
+        cmdout_print_json(out, status_json(rv.table, count, age, dead, dead_limit));
     else
         print_status_text(out, rv.table, count, age, dead);
 done:
@@ -316,9 +290,9 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
             total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
             if (json) {
                 json_t *o = json_object();
-                json_object_set_new(o, "table", jstr(rv.table));
+                json_object_set_new(o, "table", cmdout_jstr(rv.table));
                 json_object_set_new(o, "requeued", json_integer(total));
-                print_json(out, o);
+                cmdout_print_json(out, o);
             } else {
                 fprintf(out, "requeued %lld dead message%s of %s\n", total, total == 1 ? "" : "s", rv.table);
             }
@@ -357,9 +331,9 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
         total += n;
         missed += n == 0;
         json_t *m = json_object();
-        json_object_set_new(m, "message_id", jstr(ids[i]));
+        json_object_set_new(m, "message_id", cmdout_jstr(ids[i]));
         json_object_set_new(m, "requeued", json_boolean(n > 0));
-        json_object_set_new(m, "status", jstr(was)); /* before: dead, or why it was not requeued */
+        json_object_set_new(m, "status", cmdout_jstr(was)); /* before: dead, or why it was not requeued */
         json_array_append_new(list, m);
         if (!json) {
             print_flat(out, ids[i]);
@@ -381,11 +355,11 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
         goto done;
     if (json) {
         json_t *o = json_object();
-        json_object_set_new(o, "table", jstr(rv.table));
+        json_object_set_new(o, "table", cmdout_jstr(rv.table));
         json_object_set_new(o, "requeued", json_integer(total));
         json_object_set_new(o, "messages", list);
         list = NULL;
-        print_json(out, o);
+        cmdout_print_json(out, o);
     } else {
         fprintf(out, "requeued %lld of %zu message%s of %s\n", total, nids, nids == 1 ? "" : "s", rv.table);
     }

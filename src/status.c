@@ -2,13 +2,13 @@
  * process streaming it, in readable lines or JSON, over an ordinary connection. */
 #include "status.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
+#include "cmdout.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -47,33 +47,7 @@ static const char *val(const PGresult *res, int col) {
     return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
 }
 
-static json_t *jstr(const char *s) {
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    return j ? j : json_string("(not valid UTF-8)");
-}
-
 static json_t *jint(const char *s) { return s ? json_integer(strtoll(s, NULL, 10)) : json_null(); }
-
-static void print_json(FILE *out, json_t *obj) {
-    char *text = json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
-    if (text) {
-        fprintf(out, "%s\n", text);
-        free(text);
-    }
-    json_decref(obj);
-}
-
-static void line(FILE *out, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void line(FILE *out, const char *label, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(out, "%-20s ", label);
-    vfprintf(out, fmt, ap);
-    fputc('\n', out);
-    va_end(ap);
-}
 
 /* "56 bytes", "16992 bytes (16.6 KiB)", or "-" for NULL. */
 static void bytes_text(const char *s, char *buf, size_t size) {
@@ -93,7 +67,7 @@ static void bytes_text(const char *s, char *buf, size_t size) {
 static void print_text(FILE *out, const char *slot, const PGresult *res) {
     const char *type = val(res, STATUS_C_TYPE), *plugin = val(res, STATUS_C_PLUGIN), *db = val(res, STATUS_C_DATABASE);
     char b1[96], b2[96];
-    line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
+    cmdout_line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
          db ? ", database " : "", db ? db : "", !strcmp(val(res, STATUS_C_TEMPORARY), "t") ? ", temporary" : "");
     if (!strcmp(val(res, STATUS_C_ACTIVE), "t")) {
         const char *app = val(res, STATUS_C_APP), *addr = val(res, STATUS_C_CLIENT_ADDR), *port = val(res, STATUS_C_CLIENT_PORT);
@@ -104,27 +78,27 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
             snprintf(client, sizeof(client), "%s%s%s", addr, port ? ":" : "", port ? port : "");
         else
             snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
-        line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, STATUS_C_ACTIVE_PID),
+        cmdout_line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, STATUS_C_ACTIVE_PID),
              app ? app : (visible ? "\"\"" : "?"), client);
         if (since || age || state)
-            line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
+            cmdout_line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
                  since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
                  age ? age : "", age ? " s ago" : "");
     } else {
-        line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
+        cmdout_line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
     }
     const char *cur = val(res, STATUS_C_CURRENT);
-    line(out, "confirmed_flush_lsn", "%s (outboxd's confirmed position)",
+    cmdout_line(out, "confirmed_flush_lsn", "%s (outboxd's confirmed position)",
          val(res, STATUS_C_CONFIRMED) ? val(res, STATUS_C_CONFIRMED) : "-");
-    line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, STATUS_C_RESTART) ? val(res, STATUS_C_RESTART) : "-");
-    line(out, "current WAL", "%s (%s)", cur ? cur : "-",
+    cmdout_line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, STATUS_C_RESTART) ? val(res, STATUS_C_RESTART) : "-");
+    cmdout_line(out, "current WAL", "%s (%s)", cur ? cur : "-",
          !strcmp(val(res, STATUS_C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby" : "pg_current_wal_lsn()");
     bytes_text(val(res, STATUS_C_LAG), b1, sizeof(b1));
-    line(out, "lag", "%s: current WAL - confirmed_flush_lsn, not yet confirmed", b1);
+    cmdout_line(out, "lag", "%s: current WAL - confirmed_flush_lsn, not yet confirmed", b1);
     bytes_text(val(res, STATUS_C_RETAINED), b2, sizeof(b2));
-    line(out, "retained WAL", "%s: current WAL - restart_lsn, kept on disk for the slot", b2);
+    cmdout_line(out, "retained WAL", "%s: current WAL - restart_lsn, kept on disk for the slot", b2);
     const char *ws = val(res, STATUS_C_WAL_STATUS);
-    line(out, "wal_status", "%s%s", ws ? ws : "-",
+    cmdout_line(out, "wal_status", "%s%s", ws ? ws : "-",
          !ws                         ? " (PostgreSQL 13 or later)"
          : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
          : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
@@ -133,40 +107,40 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
     const char *safe = val(res, STATUS_C_SAFE_WAL_SIZE), *keep = val(res, STATUS_C_KEEP_SIZE);
     if (safe) {
         bytes_text(safe, b1, sizeof(b1));
-        line(out, "safe_wal_size",
+        cmdout_line(out, "safe_wal_size",
              "%s: WAL that may still be written before the slot is invalidated "
              "(max_slot_wal_keep_size = %s)",
              b1, keep ? keep : "?");
     } else {
-        line(out, "safe_wal_size", "unlimited (max_slot_wal_keep_size = %s)", keep ? keep : "-1");
+        cmdout_line(out, "safe_wal_size", "unlimited (max_slot_wal_keep_size = %s)", keep ? keep : "-1");
     }
 }
 
 static json_t *status_json(const char *slot, const PGresult *res) {
     json_t *o = json_object();
-    json_object_set_new(o, "slot", jstr(slot));
+    json_object_set_new(o, "slot", cmdout_jstr(slot));
     json_object_set_new(o, "exists", json_true());
-    json_object_set_new(o, "slot_type", jstr(val(res, STATUS_C_TYPE)));
-    json_object_set_new(o, "plugin", jstr(val(res, STATUS_C_PLUGIN)));
-    json_object_set_new(o, "database", jstr(val(res, STATUS_C_DATABASE)));
+    json_object_set_new(o, "slot_type", cmdout_jstr(val(res, STATUS_C_TYPE)));
+    json_object_set_new(o, "plugin", cmdout_jstr(val(res, STATUS_C_PLUGIN)));
+    json_object_set_new(o, "database", cmdout_jstr(val(res, STATUS_C_DATABASE)));
     json_object_set_new(o, "temporary", json_boolean(!strcmp(val(res, STATUS_C_TEMPORARY), "t")));
     json_object_set_new(o, "active", json_boolean(!strcmp(val(res, STATUS_C_ACTIVE), "t")));
     json_object_set_new(o, "active_pid", jint(val(res, STATUS_C_ACTIVE_PID)));
-    json_object_set_new(o, "application_name", jstr(val(res, STATUS_C_APP)));
-    json_object_set_new(o, "client_addr", jstr(val(res, STATUS_C_CLIENT_ADDR)));
+    json_object_set_new(o, "application_name", cmdout_jstr(val(res, STATUS_C_APP)));
+    json_object_set_new(o, "client_addr", cmdout_jstr(val(res, STATUS_C_CLIENT_ADDR)));
     json_object_set_new(o, "client_port", jint(val(res, STATUS_C_CLIENT_PORT)));
-    json_object_set_new(o, "backend_start", jstr(val(res, STATUS_C_BACKEND_START)));
-    json_object_set_new(o, "state", jstr(val(res, STATUS_C_STATE)));
+    json_object_set_new(o, "backend_start", cmdout_jstr(val(res, STATUS_C_BACKEND_START)));
+    json_object_set_new(o, "state", cmdout_jstr(val(res, STATUS_C_STATE)));
     json_object_set_new(o, "reply_age_s",
                         val(res, STATUS_C_REPLY_AGE) ? json_real(strtod(val(res, STATUS_C_REPLY_AGE), NULL)) : json_null());
-    json_object_set_new(o, "confirmed_flush_lsn", jstr(val(res, STATUS_C_CONFIRMED)));
-    json_object_set_new(o, "restart_lsn", jstr(val(res, STATUS_C_RESTART)));
-    json_object_set_new(o, "current_wal_lsn", jstr(val(res, STATUS_C_CURRENT)));
+    json_object_set_new(o, "confirmed_flush_lsn", cmdout_jstr(val(res, STATUS_C_CONFIRMED)));
+    json_object_set_new(o, "restart_lsn", cmdout_jstr(val(res, STATUS_C_RESTART)));
+    json_object_set_new(o, "current_wal_lsn", cmdout_jstr(val(res, STATUS_C_CURRENT)));
     json_object_set_new(o, "lag_bytes", jint(val(res, STATUS_C_LAG)));
     json_object_set_new(o, "retained_bytes", jint(val(res, STATUS_C_RETAINED)));
-    json_object_set_new(o, "wal_status", jstr(val(res, STATUS_C_WAL_STATUS)));
+    json_object_set_new(o, "wal_status", cmdout_jstr(val(res, STATUS_C_WAL_STATUS)));
     json_object_set_new(o, "safe_wal_size", jint(val(res, STATUS_C_SAFE_WAL_SIZE)));
-    json_object_set_new(o, "max_slot_wal_keep_size", jstr(val(res, STATUS_C_KEEP_SIZE)));
+    json_object_set_new(o, "max_slot_wal_keep_size", cmdout_jstr(val(res, STATUS_C_KEEP_SIZE)));
     return o;
 }
 
@@ -221,17 +195,17 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
                  opts->slot);
         if (json) {
             json_t *o = json_object();
-            json_object_set_new(o, "slot", jstr(opts->slot));
+            json_object_set_new(o, "slot", cmdout_jstr(opts->slot));
             json_object_set_new(o, "exists", json_false());
-            json_object_set_new(o, "detail", jstr(detail));
-            json_object_set_new(o, "fix", jstr(fix));
-            print_json(out, o);
+            json_object_set_new(o, "detail", cmdout_jstr(detail));
+            json_object_set_new(o, "fix", cmdout_jstr(fix));
+            cmdout_print_json(out, o);
         } else {
             fprintf(out, "%s: %s\n", detail, fix);
         }
         rc = STATUS_EXIT_NO_SLOT;
     } else if (json) {
-        print_json(out, status_json(opts->slot, res));
+        cmdout_print_json(out, status_json(opts->slot, res));
     } else {
         print_text(out, opts->slot, res);
     }

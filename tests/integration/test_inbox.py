@@ -22,6 +22,8 @@ import psycopg
 import pytest
 
 import helpers
+from test_ops import free_port, scrape
+from test_ops import get as http_get
 
 
 # --------------------------------------------------------------------------- helpers
@@ -374,36 +376,6 @@ def produce_many(bootstrap: str, topic: str, records) -> list[tuple[int, int]]:
         p.poll(0)
     assert p.flush(30) == 0 and not errors, errors
     return where
-
-
-def free_port() -> int:
-    import socket
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def http_get(port: int, path: str) -> tuple[int, str]:
-    import urllib.error
-    import urllib.request
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def scrape(port: int) -> dict[str, float]:
-    """/metrics samples: 'name' or 'name{labels}' -> value."""
-    import urllib.request
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as r:
-        body = r.read().decode()
-    out = {}
-    for line in body.splitlines():
-        if line and not line.startswith("#"):
-            name, _, value = line.rpartition(" ")
-            out[name] = float(value)
-    return out
 
 
 def recreate_topic(kafka, topic: str, partitions: int) -> None:
