@@ -24,12 +24,6 @@ enum {
  * opts: borrowed; only conninfo, slot and create_slot are used. Returns a STATUS_EXIT_* code. */
 int status_run(const relay_options_t *opts, bool json, FILE *out);
 
-/* Opens an ordinary (non-replication) connection with outboxd's connect defaults
- * (connect_timeout=10 unless conninfo sets it); appname is the fallback_application_name.
- * Returns a new connection (caller PQfinish-es it), or NULL with errstr
- * "cannot connect to PostgreSQL: ...". Also used by check. */
-PGconn *status_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size);
-
 /* Columns of status_query's row, in order. */
 enum {
     STATUS_C_TYPE,

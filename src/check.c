@@ -17,6 +17,7 @@
 #include "kproducer.h"
 #include "log.h"
 #include "pg_preflight.h"
+#include "cmdout.h"
 #include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
@@ -59,40 +60,17 @@ typedef struct ck {
 
 /* ------------------------------------------------------------------------------ reporting */
 
-static json_t *jstr(const char *s) {
-    if (!s)
-        return json_null();
-    json_t *j = json_string(s);
-    return j ? j : json_string("(not valid UTF-8)");
-}
-
-/* Copies s into buf on one line: newlines and tabs (libpq's messages have them) become
- * single spaces. */
-static const char *one_line(const char *s, char *buf, size_t size) {
-    size_t n = 0;
-    for (; *s && n + 1 < size; s++) {
-        bool space = *s == '\n' || *s == '\t' || *s == '\r';
-        if (space && (n == 0 || buf[n - 1] == ' '))
-            continue;
-        buf[n++] = space ? ' ' : *s;
-    }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
-}
-
 static void report(ck_t *c, ck_status_t st, const char *name, const char *detail_in, const char *fix_in) {
     char detail[MSG_SIZE], fixbuf[MSG_SIZE];
-    const char *fix = fix_in && *fix_in ? one_line(fix_in, fixbuf, sizeof(fixbuf)) : NULL;
-    one_line(detail_in, detail, sizeof(detail));
+    const char *fix = fix_in && *fix_in ? pgconn_one_line(fix_in, fixbuf, sizeof(fixbuf)) : NULL;
+    pgconn_one_line(detail_in, detail, sizeof(detail));
     c->counts[st]++;
     if (c->json) {
         json_t *o = json_object();
-        json_object_set_new(o, "check", jstr(name));
+        json_object_set_new(o, "check", cmdout_jstr(name));
         json_object_set_new(o, "status", json_string(status_json[st]));
-        json_object_set_new(o, "detail", jstr(detail));
-        json_object_set_new(o, "fix", jstr(fix));
+        json_object_set_new(o, "detail", cmdout_jstr(detail));
+        json_object_set_new(o, "fix", cmdout_jstr(fix));
         json_array_append_new(c->results, o);
         return;
     }
@@ -179,7 +157,7 @@ static void check_connect(ck_t *c) {
     /* An ordinary connection for the SQL checks; after a failed replication connection only
      * when that failure was about replication itself (else it would fail the same way). */
     if (c->repl_ok || strstr(err, "replication") || strstr(err, "max_wal_senders") || strstr(err, "WAL sender"))
-        c->own = status_connect(c->o->conninfo, "outboxd check", oerr, sizeof(oerr));
+        c->own = pgconn_connect(c->o->conninfo, "outboxd check", oerr, sizeof(oerr));
     c->sql = c->own ? c->own : c->repl_ok ? repl_stream_conn(c->rs) : NULL;
     if (c->sql) {
         snprintf(c->db, sizeof(c->db), "%s", PQdb(c->sql));
@@ -779,12 +757,7 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
 
     int total = c.counts[CK_OK] + c.counts[CK_WARN] + c.counts[CK_FAIL] + c.counts[CK_SKIP];
     if (json) {
-        char *text = json_dumps(c.results, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-        if (text) {
-            fprintf(out, "%s\n", text);
-            free(text);
-        }
-        json_decref(c.results);
+        cmdout_print_json(out, c.results); /* takes it */
     } else if (c.counts[CK_FAIL]) {
         fprintf(out,
                 "\n%d of %d checks FAILED (%d warning%s, %d skipped): outboxd will not work until they are fixed\n",

@@ -31,19 +31,12 @@ static void resolved_free(resolved_t *r) {
     free(r->schema);
 }
 
+/* pgconn_connect, its error logged. */
 static PGconn *connect_db(const char *conninfo, const char *appname) {
-    PGconn *c = pgconn_open(conninfo, appname, false);
-    if (!c) {
-        log_error("out of memory connecting to PostgreSQL");
-        return NULL;
-    }
-    if (PQstatus(c) != CONNECTION_OK) {
-        char err[ERRSZ];
-        pgconn_error(err, sizeof(err), "cannot connect to PostgreSQL: ", PQerrorMessage(c));
+    char err[ERRSZ];
+    PGconn *c = pgconn_connect(conninfo, appname, err, sizeof(err));
+    if (!c)
         log_error("%s", err);
-        PQfinish(c);
-        return NULL;
-    }
     return c;
 }
 

@@ -28,6 +28,20 @@ PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication)
     return open_conn(conninfo, appname, replication, true);
 }
 
+PGconn *pgconn_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size) {
+    PGconn *conn = pgconn_open(conninfo, appname, false);
+    if (!conn) {
+        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
 PGconn *pgconn_start(const char *conninfo, const char *appname) { return open_conn(conninfo, appname, false, false); }
 
 bool pgconn_error_is_permanent(const char *msg) {
@@ -40,6 +54,20 @@ bool pgconn_error_is_permanent(const char *msg) {
         if (strstr(msg, permanent[i]))
             return true;
     return false;
+}
+
+const char *pgconn_one_line(const char *s, char *buf, size_t size) {
+    size_t n = 0;
+    for (; *s && n + 1 < size; s++) {
+        bool space = *s == '\n' || *s == '\t' || *s == '\r';
+        if (space && (n == 0 || buf[n - 1] == ' '))
+            continue;
+        buf[n++] = space ? ' ' : *s;
+    }
+    while (n > 0 && buf[n - 1] == ' ')
+        n--;
+    buf[n] = '\0';
+    return buf;
 }
 
 void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {

@@ -12,6 +12,7 @@
 #include "daemon_ops.h"
 #include "log.h"
 #include "metrics.h"
+#include "pgconn.h"
 #include "pgpoll.h"
 #include "status.h"
 
@@ -96,16 +97,9 @@ static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size
     slot_snap_t *s = snapshot;
     PGresult *res = status_query(conn, ops->o.slot);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQnfields(res) != STATUS_C_COUNT) {
-        snprintf(errstr, errstr_size, "cannot read pg_replication_slots: %s", PQresultErrorMessage(res));
-        size_t n = 0; /* one line: libpq's messages have newlines and tabs */
-        for (const char *c = errstr; *c; c++) {
-            bool space = *c == '\n' || *c == '\t' || *c == ' ';
-            if (!space || (n > 0 && errstr[n - 1] != ' '))
-                errstr[n++] = space ? ' ' : *c;
-        }
-        while (n > 0 && errstr[n - 1] == ' ')
-            n--;
-        errstr[n] = '\0';
+        char raw[1024];
+        snprintf(raw, sizeof(raw), "cannot read pg_replication_slots: %s", PQresultErrorMessage(res));
+        pgconn_one_line(raw, errstr, errstr_size);
         PQclear(res);
         return -1;
     }

@@ -12,20 +12,6 @@
 #include "log.h"
 #include "pgconn.h"
 
-PGconn *status_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size) {
-    PGconn *conn = pgconn_open(conninfo, appname, false);
-    if (!conn) {
-        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
-        return NULL;
-    }
-    if (PQstatus(conn) != CONNECTION_OK) {
-        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
-        PQfinish(conn);
-        return NULL;
-    }
-    return conn;
-}
-
 void status_format_bytes(long long n, char *buf, size_t buf_size) {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
     long long a = n < 0 ? -n : n;
@@ -174,7 +160,7 @@ PGresult *status_query(PGconn *conn, const char *slot) {
 
 int status_run(const relay_options_t *opts, bool json, FILE *out) {
     char err[1024];
-    PGconn *conn = status_connect(opts->conninfo, "outboxd status", err, sizeof(err));
+    PGconn *conn = pgconn_connect(opts->conninfo, "outboxd status", err, sizeof(err));
     if (!conn) {
         log_error("%s", err);
         return STATUS_EXIT_ERROR;
