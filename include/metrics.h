@@ -38,6 +38,9 @@ metrics_series_t *metrics_scalar(metrics_t *m, metrics_type_t type, const char *
 void metrics_add(metrics_series_t *s, double v);     /* counter (or gauge) += v */
 void metrics_set(metrics_series_t *s, double v);     /* gauge = v; or a counter mirroring a running total */
 void metrics_observe(metrics_series_t *s, double v); /* histogram: one observation */
+/* Sets every series of a gauge family to 0 (e.g. before re-adding the current per-label
+ * values, so that labels no longer reported show 0). Accepts NULL; ignores other types. */
+void metrics_family_zero(metrics_family_t *f);
 double metrics_value(const metrics_series_t *s);     /* counter/gauge value; histogram: count */
 
 /* Renders every family in the order added: "# HELP", "# TYPE", then one line per series

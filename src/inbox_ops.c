@@ -41,8 +41,6 @@ struct inbox_ops {
     metrics_series_t *status[NSTATUS];
     metrics_series_t *dropped_redelivered, *dropped_paused, *dropped_unassigned, *regressions;
     metrics_family_t *lag;
-    metrics_series_t **lag_series; /* every series of lag created so far (the registry cannot list them) */
-    size_t nlag, lag_cap;
     long long lag_total; /* sum over the assigned partitions at the last update; -1: unknown */
     int64_t next_publish_ms;
     bool was_consuming;
@@ -160,7 +158,6 @@ void inbox_ops_destroy(inbox_ops_t *ops) {
     pgpoll_stop(ops->table_poll);
     daemon_ops_stop(&ops->d);
     metrics_destroy(ops->m);
-    free(ops->lag_series);
     free(ops);
 }
 
@@ -171,33 +168,13 @@ void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle) {
     daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
 }
 
-/* The lag series of topic, remembered so that update_lag can zero it later. */
-static metrics_series_t *lag_series(inbox_ops_t *ops, const char *topic) {
-    metrics_series_t *s = metrics_series(ops->lag, topic);
-    for (size_t i = 0; s && i < ops->nlag; i++)
-        if (ops->lag_series[i] == s)
-            return s;
-    if (s && ops->nlag == ops->lag_cap) {
-        size_t cap = ops->lag_cap ? 2 * ops->lag_cap : 8;
-        metrics_series_t **v = realloc(ops->lag_series, cap * sizeof(*v));
-        if (!v)
-            return s;
-        ops->lag_series = v;
-        ops->lag_cap = cap;
-    }
-    if (s)
-        ops->lag_series[ops->nlag++] = s;
-    return s;
-}
-
 /* Per topic: high watermark (cached from fetches, no request) minus the position: the one
  * recorded in the inbox while inboxd holds for PostgreSQL (consumed but unwritten messages
  * count, so the lag stays above 0 although the paused partitions' watermarks are the last
  * ones fetched), else the consumer's. Every series is zeroed first: a topic whose partitions all moved to another
  * instance (or an empty assignment) shows 0, not the value from before the rebalance. */
 static void update_lag(inbox_ops_t *ops, const inbox_ops_state_t *st) {
-    for (size_t i = 0; i < ops->nlag; i++)
-        metrics_set(ops->lag_series[i], 0);
+    metrics_family_zero(ops->lag);
     ops->lag_total = -1;
     rd_kafka_topic_partition_list_t *a = NULL;
     if (!ops->rk || rd_kafka_assignment(ops->rk, &a) != RD_KAFKA_RESP_ERR_NO_ERROR || !a)
@@ -208,7 +185,7 @@ static void update_lag(inbox_ops_t *ops, const inbox_ops_state_t *st) {
     for (int i = 0; i < a->cnt; i++) {
         int64_t lo = -1, hi = -1;
         rd_kafka_topic_partition_t *p = &a->elems[i];
-        metrics_series_t *s = lag_series(ops, p->topic);
+        metrics_series_t *s = metrics_series(ops->lag, p->topic);
         int64_t rec = st->recorded_position ? st->recorded_position(st->recorded_position_arg, p->topic, p->partition)
                                             : -1;
         if (rec >= 0)

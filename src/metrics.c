@@ -146,6 +146,13 @@ void metrics_set(metrics_series_t *s, double v) {
         s->value = v;
 }
 
+void metrics_family_zero(metrics_family_t *f) {
+    if (!f || f->type != METRICS_GAUGE)
+        return;
+    for (size_t i = 0; i < f->nseries; i++)
+        f->series[i]->value = 0;
+}
+
 void metrics_observe(metrics_series_t *s, double v) {
     if (!s || s->family->type != METRICS_HISTOGRAM)
         return;

@@ -42,6 +42,27 @@ static void test_counter_and_gauge(void **state) {
     metrics_destroy(m);
 }
 
+static void test_family_zero(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_family_t *lag = metrics_family(m, METRICS_GAUGE, "x_lag", "Lag.", "topic", NULL, 0);
+    metrics_family_t *cnt = metrics_family(m, METRICS_COUNTER, "x_total", "Total.", "topic", NULL, 0);
+    metrics_set(metrics_series(lag, "a"), 4);
+    metrics_set(metrics_series(lag, "b"), 9);
+    metrics_add(metrics_series(cnt, "a"), 2);
+    metrics_family_zero(lag);
+    metrics_family_zero(cnt); /* counters are left alone */
+    metrics_family_zero(NULL);
+    assert_true(metrics_value(metrics_series(lag, "a")) == 0);
+    assert_true(metrics_value(metrics_series(lag, "b")) == 0);
+    assert_true(metrics_value(metrics_series(cnt, "a")) == 2);
+    metrics_add(metrics_series(lag, "b"), 3); /* re-added after the reset */
+    char *t = render(m);
+    assert_non_null(strstr(t, "x_lag{topic=\"a\"} 0\nx_lag{topic=\"b\"} 3\n"));
+    free(t);
+    metrics_destroy(m);
+}
+
 static void test_labels_and_escaping(void **state) {
     (void)state;
     metrics_t *m = metrics_new();
@@ -113,6 +134,7 @@ static void test_labelled_histogram_and_special_values(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_and_gauge),
+        cmocka_unit_test(test_family_zero),
         cmocka_unit_test(test_labels_and_escaping),
         cmocka_unit_test(test_histogram),
         cmocka_unit_test(test_labelled_histogram_and_special_values),
