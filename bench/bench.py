@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parent.parent
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 AGG_KEYS = 1000  # distinct aggregate ids (record keys)
 PARTITIONS = 3
-# The wal2json options outboxd sends (src/relay.c build_w2j_options), for pg_recvlogical.
+# The wal2json options outboxd sends (src/outboxd/relay.c build_w2j_options), for pg_recvlogical.
 W2J_OPTIONS = [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"),
                ("include-lsn", "1"), ("include-types", "0"), ("actions", "insert"),
                ("add-tables", "public.outbox"), ("add-msg-prefixes", "outbox")]

@@ -62,7 +62,7 @@ stage "install dependencies"
 "$REPO/scripts/install-deps.sh"
 
 stage "build ($BUILD, RelWithDebInfo)"
-cmake_build "$BUILD" RelWithDebInfo || die "build failed"
+cmake_build "$BUILD" RelWithDebInfo -DOUTBOXD_WERROR=ON || die "build failed"
 if [[ ${OUTBOXD_TEST_SKIP_UNIT:-0} != 1 ]]; then
   stage "unit tests ($BUILD)"
   run_ctest "$BUILD" "ctest ($BUILD)"
@@ -70,7 +70,7 @@ fi
 
 if [[ ${OUTBOXD_TEST_SKIP_ASAN:-0} != 1 ]]; then
   stage "build ($BUILD_ASAN, Debug, ASan+UBSan)"
-  if cmake_build "$BUILD_ASAN" Debug -DOUTBOXD_SANITIZE=ON; then
+  if cmake_build "$BUILD_ASAN" Debug -DOUTBOXD_SANITIZE=ON -DOUTBOXD_WERROR=ON; then
     if [[ ${OUTBOXD_TEST_SKIP_UNIT:-0} != 1 ]]; then
       stage "unit tests ($BUILD_ASAN)"
       ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=0} \

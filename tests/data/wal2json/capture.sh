@@ -26,7 +26,7 @@
 #
 # LSNs, xids, timestamps and created_at differ on every run; event ids are fixed so that
 # tests can find rows. After regenerating, update the literal LSNs, xids and timestamps in
-# tests/unit/test_w2j_decode.c and tests/unit/test_router.c.
+# tests/unit/outboxd/test_w2j_decode.c and tests/unit/outboxd/test_router.c.
 set -eu
 
 if [ $# -lt 1 ]; then

@@ -1,6 +1,6 @@
-/* inbox_admin.c - `inboxd status` and `inboxd requeue`: the inbox table's messages per status,
+/* cmd_admin.c - `inboxd status` and `inboxd requeue`: the inbox table's messages per status,
  * its dead messages with their last_error, and requeueing them, over an ordinary connection. */
-#include "inbox_admin.h"
+#include "cmd_admin.h"
 
 #include <jansson.h>
 #include <libpq-fe.h>

@@ -1,16 +1,16 @@
-/* outboxd.c - command line, configuration and signals of the outbox relay; runs relay_run. */
+/* main.c - command line, configuration and signals of the outbox relay; runs relay_run. */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "cmd_check.h"
 #include "cli.h"
 #include "config.h"
 #include "log.h"
 #include "relay.h"
-#include "status.h"
+#include "cmd_status.h"
 
 #define MS_MAX 86400000LL
 

@@ -1,6 +1,6 @@
-/* status.c - `outboxd status`: the replication slot's position, lag, WAL retention and the
+/* cmd_status.c - `outboxd status`: the replication slot's position, lag, WAL retention and the
  * process streaming it, in readable lines or JSON, over an ordinary connection. */
-#include "status.h"
+#include "cmd_status.h"
 
 #include <stdio.h>
 #include <stdlib.h>

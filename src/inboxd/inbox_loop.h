@@ -1,8 +1,8 @@
-/* inbox.h - the inboxd pipeline in one thread and one poll() loop:
+/* inbox_loop.h - the inboxd pipeline in one thread and one poll() loop:
  * kconsumer -> inbox_batch -> inbox_writer (one transaction per batch) -> Kafka offset commit;
  * with deliver.url, a second thread pushes the messages over HTTP (inbox_deliver.h). */
-#ifndef OUTBOXD_INBOX_H
-#define OUTBOXD_INBOX_H
+#ifndef INBOXD_INBOX_LOOP_H
+#define INBOXD_INBOX_LOOP_H
 
 #include <signal.h>
 #include <stdbool.h>

@@ -1,8 +1,8 @@
-/* check.h - `outboxd check`: a preflight run over PostgreSQL (version, wal_level, wal2json,
+/* cmd_check.h - `outboxd check`: a preflight run over PostgreSQL (version, wal_level, wal2json,
  * slot and walsender headroom, REPLICATION privilege, outbox tables, the slot) and Kafka
  * (reachable, topics) that prints one line per check with the fix for each failure. */
-#ifndef OUTBOXD_CHECK_H
-#define OUTBOXD_CHECK_H
+#ifndef OUTBOXD_CMD_CHECK_H
+#define OUTBOXD_CMD_CHECK_H
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -1,9 +1,9 @@
-/* inbox_admin.h - the operator commands of inboxd: `inboxd status` (messages per status, the
+/* cmd_admin.h - the operator commands of inboxd: `inboxd status` (messages per status, the
  * oldest pending age, the dead messages with their last_error) and `inboxd requeue` (dead
  * messages back to pending with the inbox_requeue_dead() of sql/inbox.sql). They read the
  * table over an ordinary connection of their own, so they work while inboxd runs. */
-#ifndef OUTBOXD_INBOX_ADMIN_H
-#define OUTBOXD_INBOX_ADMIN_H
+#ifndef INBOXD_CMD_ADMIN_H
+#define INBOXD_CMD_ADMIN_H
 
 #include <stdbool.h>
 #include <stddef.h>

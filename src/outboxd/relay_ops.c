@@ -14,7 +14,7 @@
 #include "metrics.h"
 #include "pgconn.h"
 #include "pgpoll.h"
-#include "status.h"
+#include "cmd_status.h"
 
 #define PUBLISH_INTERVAL_MS 1000
 #define RETAINED_REWARN_MS (10 * 60 * 1000) /* repeat the retained-WAL warning while above */

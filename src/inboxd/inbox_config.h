@@ -6,7 +6,7 @@
 #include <stddef.h>
 
 #include "config.h"
-#include "inbox.h"
+#include "inbox_loop.h"
 
 /* The key table of inboxd (name == NULL terminated); kafka.* keys are passthrough. */
 extern const config_key_t inbox_config_keys[];

@@ -1,7 +1,7 @@
-/* inbox.c - the inboxd main loop: one thread, one ppoll() over the Kafka consumer's fd;
+/* inbox_loop.c - the inboxd main loop: one thread, one ppoll() over the Kafka consumer's fd;
  * batches of consumed messages go to PostgreSQL in one transaction each, and only then are
  * their Kafka offsets committed. */
-#include "inbox.h"
+#include "inbox_loop.h"
 
 #include <errno.h>
 #include <signal.h>

@@ -1,8 +1,8 @@
-/* status.h - `outboxd status`: the replication slot's position, lag, WAL retention and the
+/* cmd_status.h - `outboxd status`: the replication slot's position, lag, WAL retention and the
  * process streaming it, read over an ordinary (non-replication) connection so that it works
  * while outboxd streams. */
-#ifndef OUTBOXD_STATUS_H
-#define OUTBOXD_STATUS_H
+#ifndef OUTBOXD_CMD_STATUS_H
+#define OUTBOXD_CMD_STATUS_H
 
 #include <stdbool.h>
 #include <stddef.h>

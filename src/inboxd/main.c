@@ -1,4 +1,4 @@
-/* inboxd.c - command line, configuration and signals of the inbox consumer sidecar; runs
+/* main.c - command line, configuration and signals of the inbox consumer sidecar; runs
  * inbox_run, or the status and requeue commands (inbox_admin). */
 #include <signal.h>
 #include <stdio.h>
@@ -8,8 +8,8 @@
 
 #include "cli.h"
 #include "config.h"
-#include "inbox.h"
-#include "inbox_admin.h"
+#include "inbox_loop.h"
+#include "cmd_admin.h"
 #include "inbox_config.h"
 #include "log.h"
 

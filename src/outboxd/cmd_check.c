@@ -1,6 +1,6 @@
-/* check.c - `outboxd check`: a preflight run over PostgreSQL, the outbox tables, the
+/* cmd_check.c - `outboxd check`: a preflight run over PostgreSQL, the outbox tables, the
  * replication slot and Kafka; one line per check with the fix for each failure. */
-#include "check.h"
+#include "cmd_check.h"
 
 #include <signal.h>
 #include <stdarg.h>
@@ -21,7 +21,7 @@
 #include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
-#include "status.h"
+#include "cmd_status.h"
 
 #define MSG_SIZE 1536
 #define KAFKA_TIMEOUT_MAX_MS 5000 /* and at most startup.timeout.ms */
