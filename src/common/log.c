@@ -1,6 +1,7 @@
 /* log.c - leveled text or JSON-lines logging to stderr, one write(2) per line, and conninfo
  * password redaction. */
 #include "log.h"
+#include "hex.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -335,16 +336,6 @@ static bool has_uri_prefix(const char *s, size_t *prefix_len)
     return false;
 }
 
-static int hex_digit(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Percent-decodes s[0..n) into dst (at least n+1 bytes), as libpq does for URI query keys. */
 static size_t percent_decode(const char *s, size_t n, char *dst)
@@ -352,8 +343,8 @@ static size_t percent_decode(const char *s, size_t n, char *dst)
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hex_digit(s[i + 1])) >= 0 &&
-            (l = hex_digit(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (h = hex_digit_value(s[i + 1])) >= 0 &&
+            (l = hex_digit_value(s[i + 2])) >= 0) {
             dst[o++] = (char)(h * 16 + l);
             i += 2;
         } else {

@@ -2,6 +2,7 @@
  * inbox_claim(), POSTs them with curl multi and settles them with inbox_complete() or
  * inbox_fail(); it wakes on NOTIFY inbox, on finished requests and on a poll timer. */
 #include "inbox_deliver.h"
+#include "clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -87,11 +88,7 @@ struct inbox_deliver {
     uint64_t last_ok, last_retry, last_dead;
 };
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return clock_now_ms(); }
 
 /* ---- PostgreSQL --------------------------------------------------------------------------- */
 

@@ -2,6 +2,7 @@
  * batches of consumed messages go to PostgreSQL in one transaction each, and only then are
  * their Kafka offsets committed. */
 #include "inbox_loop.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -60,11 +61,7 @@ typedef struct inbox {
     inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
 } inbox_t;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return clock_now_ms(); }
 
 static void inbox_fail(inbox_t *r, int code, const char *msg) {
     log_error("%s", msg);

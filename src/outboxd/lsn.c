@@ -1,20 +1,10 @@
 /* lsn.c - parse and format PostgreSQL log sequence numbers in their "X/Y" text form. */
 #include "lsn.h"
+#include "hex.h"
 
 #include <inttypes.h>
 #include <stdio.h>
 
-/* Value of one hex digit, or -1. */
-static int hex_value(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
 
 /* Parses 1..8 hex digits at *sp into *out and advances *sp past them. No sign, no "0x", no
  * spaces: strtoul would accept all three. Returns 0 or -1. */
@@ -25,7 +15,7 @@ static int parse_half(const char **sp, uint32_t *out)
     int n = 0;
     int d;
 
-    while ((d = hex_value(*s)) >= 0) {
+    while ((d = hex_digit_value(*s)) >= 0) {
         if (++n > 8)
             return -1;
         v = (v << 4) | (uint32_t)d;

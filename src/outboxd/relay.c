@@ -1,6 +1,7 @@
 /* relay.c - the outboxd main loop: one thread, one ppoll() over the replication socket and
  * librdkafka's delivery-report fd; confirms the slot only up to fully acknowledged commits. */
 #include "relay.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -76,11 +77,7 @@ typedef struct relay {
     char not_ready[ERRSZ + 64]; /* why not streaming, for /readyz */
 } relay_t;
 
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+static int64_t now_ms(void) { return clock_now_ms(); }
 
 static const char *fmt_lsn(lsn_t l, char *buf) { return lsn_format(l, buf); }
 

@@ -1,6 +1,7 @@
 /* router.c - maps decoded outbox rows and outbox logical messages to Kafka records (topic
  * from a template, key, value, headers) with a configurable column mapping. */
 #include "router.h"
+#include "hex.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -682,16 +683,6 @@ router_payload_type_t router_payload_type_for(const char *pg_type) {
     return pg_type != NULL && strcmp(pg_type, "bytea") == 0 ? ROUTER_PAYLOAD_BYTEA : ROUTER_PAYLOAD_TEXT;
 }
 
-static int hex_digit(char c) {
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
 /*
  * wal2json (include-types=0) prints a bytea value with bytea's output function and drops
  * its first two characters, expecting "\x": 0x00 0xff 0x41 arrives as "00ff41". A column
@@ -710,7 +701,7 @@ int router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *out
         return -1;
     }
     for (; i < n; i += 2) {
-        int hi = hex_digit(hex[i]), lo = hex_digit(hex[i + 1]);
+        int hi = hex_digit_value(hex[i]), lo = hex_digit_value(hex[i + 1]);
 
         if (hi < 0 || lo < 0) {
             *bad_pos = hi < 0 ? i : i + 1;
