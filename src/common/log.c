@@ -248,6 +248,27 @@ fallback:
     emit_text(level, ts, msg);
 }
 
+/* Joins a multi-line message (libpq's have a DETAIL or HINT line, often indented with a tab)
+ * into one line in place: each line break with the blanks around it becomes one space;
+ * trailing line breaks go. */
+static void fold_lines(char *msg)
+{
+    char *w = msg;
+    for (const char *r = msg; *r;) {
+        if (*r == '\n' || *r == '\r') {
+            while (w > msg && (w[-1] == ' ' || w[-1] == '\t'))
+                w--;
+            while (*r == '\n' || *r == '\r' || *r == ' ' || *r == '\t')
+                r++;
+            if (*r && w > msg)
+                *w++ = ' ';
+            continue;
+        }
+        *w++ = *r++;
+    }
+    *w = '\0';
+}
+
 void log_msg(log_level_t level, const char *fmt, ...)
 {
     char buf[LOG_STACK_LINE];
@@ -266,6 +287,7 @@ void log_msg(log_level_t level, const char *fmt, ...)
     va_start(ap, fmt);
     msg = format_message(buf, sizeof(buf), &heap, fmt, ap);
     va_end(ap);
+    fold_lines(msg);
     format_timestamp(ts, sizeof(ts));
     if (atomic_load_explicit(&log_format, memory_order_relaxed) == LOG_FORMAT_JSON)
         emit_json(level, ts, msg);

@@ -1,10 +1,21 @@
-/* pgconn.c - opens libpq connections with outboxd's defaults and formats libpq errors. */
+/* pgconn.c - opens libpq connections with outboxd's defaults and classifies their failures. */
 #include "pgconn.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <string.h>
 
-/* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults. */
+/* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults.
+ *
+ * A failed connection must be classified by the server's SQLSTATE, and libpq keeps the
+ * SQLSTATE of a connection-time error only in the message, and only when the connection's
+ * error verbosity is PQERRORS_VERBOSE ("FATAL:  28P01: password authentication failed ...").
+ * Verbosity can only be set on an existing PGconn, so the blocking connect starts the
+ * connection, sets it, and lets PQreset run libpq's own blocking connect (connect_timeout,
+ * multiple hosts, target_session_attrs: all libpq's) with the same options. Once connected,
+ * verbosity goes back to the default so that query errors read as before. A connection that
+ * fails inside PQconnectStartParams (a bad option value: no network yet) keeps the default
+ * verbosity; pgconn_failure reads that as a configuration error. */
 static PGconn *open_conn(const char *conninfo, const char *appname, bool replication, bool blocking) {
     /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
     const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
@@ -21,58 +32,180 @@ static PGconn *open_conn(const char *conninfo, const char *appname, bool replica
     }
     keys[n] = "fallback_application_name";
     vals[n] = appname;
-    return blocking ? PQconnectdbParams(keys, vals, 1) : PQconnectStartParams(keys, vals, 1);
+    PGconn *conn = PQconnectStartParams(keys, vals, 1);
+    if (!conn || PQstatus(conn) == CONNECTION_BAD)
+        return conn;
+    PQsetErrorVerbosity(conn, PQERRORS_VERBOSE);
+    if (blocking) {
+        PQreset(conn);
+        if (PQstatus(conn) == CONNECTION_OK)
+            PQsetErrorVerbosity(conn, PQERRORS_DEFAULT);
+    }
+    return conn;
 }
 
 PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication) {
     return open_conn(conninfo, appname, replication, true);
 }
 
-PGconn *pgconn_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size) {
+PGconn *pgconn_start(const char *conninfo, const char *appname) { return open_conn(conninfo, appname, false, false); }
+
+PGconn *pgconn_connect(const char *conninfo, const char *appname, err_t *e) {
     PGconn *conn = pgconn_open(conninfo, appname, false);
     if (!conn) {
-        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory connecting to PostgreSQL");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
+        pgconn_failure(conn, "cannot connect to PostgreSQL: ", e);
         PQfinish(conn);
         return NULL;
     }
     return conn;
 }
 
-PGconn *pgconn_start(const char *conninfo, const char *appname) { return open_conn(conninfo, appname, false, false); }
+/* ------------------------------------------------------------------ failure classification */
 
-bool pgconn_error_is_permanent(const char *msg) {
-    static const char *const permanent[] = {
-        "password authentication failed", "no password supplied", "pg_hba.conf",
-        "does not exist", "invalid connection option", "missing \"=\"", "invalid URI",
-        "invalid integer value", "invalid sslmode", "must be superuser or replication role",
-        "permission denied", "authentication method", "unterminated quoted string", NULL};
-    for (int i = 0; permanent[i]; i++)
-        if (strstr(msg, permanent[i]))
-            return true;
-    return false;
+static bool is_sqlstate_at(const char *s) {
+    for (int i = 0; i < 5; i++)
+        if (!isdigit((unsigned char)s[i]) && !isupper((unsigned char)s[i]))
+            return false;
+    return s[5] == ':' && s[6] == ' ';
 }
 
-const char *pgconn_one_line(const char *s, char *buf, size_t size) {
-    size_t n = 0;
-    for (; *s && n + 1 < size; s++) {
-        bool space = *s == '\n' || *s == '\t' || *s == '\r';
-        if (space && (n == 0 || buf[n - 1] == ' '))
-            continue;
-        buf[n++] = space ? ' ' : *s;
+/* A verbose error's source location line: "LOCATION:  function, file.c:123" (the label may
+ * be translated; the shape is libpq's: two spaces after the colon, ", ", ":" and digits). */
+static bool is_location_line(const char *s, size_t n) {
+    const char *sep = memchr(s, ':', n);
+    if (!sep || (size_t)(sep - s) + 3 > n || sep[1] != ' ' || sep[2] != ' ')
+        return false;
+    const char *comma = memchr(sep, ',', n - (size_t)(sep - s));
+    if (!comma)
+        return false;
+    size_t i = n;
+    while (i > 0 && isdigit((unsigned char)s[i - 1]))
+        i--;
+    return i < n && i > 0 && s[i - 1] == ':' && &s[i - 1] > comma;
+}
+
+bool pgconn_sqlstate_is_permanent(const char *st) {
+    return !strncmp(st, "28", 2)       /* invalid authorization: password, pg_hba.conf, role */
+           || !strcmp(st, "3D000")     /* invalid_catalog_name: no such database */
+           || !strcmp(st, "42501")     /* insufficient_privilege: no REPLICATION, no CONNECT */
+           || !strcmp(st, "42704");    /* undefined_object */
+}
+
+void pgconn_strip_verbose(const char *msg, char *out, size_t size, char code[6]) {
+    code[0] = '\0';
+    bool have_permanent = false;
+    size_t o = 0;
+    const char *line = msg;
+    while (*line && o + 1 < size) {
+        const char *nl = strchr(line, '\n');
+        size_t len = nl ? (size_t)(nl - line) : strlen(line);
+        if (!is_location_line(line, len)) {
+            for (size_t i = 0; i < len && o + 1 < size; i++) {
+                if (i >= 3 && line[i - 1] == ' ' && line[i - 2] == ' ' && line[i - 3] == ':' && len - i >= 7 &&
+                    is_sqlstate_at(line + i)) {
+                    if (!have_permanent) {
+                        memcpy(code, line + i, 5);
+                        code[5] = '\0';
+                        have_permanent = pgconn_sqlstate_is_permanent(code);
+                    }
+                    i += 6; /* the code, ':' and ' ' */
+                    continue;
+                }
+                out[o++] = line[i];
+            }
+            if (nl && o + 1 < size)
+                out[o++] = '\n';
+        }
+        if (!nl)
+            break;
+        line = nl + 1;
     }
-    while (n > 0 && buf[n - 1] == ' ')
-        n--;
-    buf[n] = '\0';
-    return buf;
+    out[o] = '\0';
 }
+
+static bool is_replication_conn(const PGconn *conn) {
+    PQconninfoOption *opts = PQconninfo((PGconn *)conn);
+    bool repl = false;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "replication") && o->val && *o->val)
+            repl = strcmp(o->val, "0") != 0 && strcmp(o->val, "false") != 0 && strcmp(o->val, "off") != 0;
+    PQconninfoFree(opts);
+    return repl;
+}
+
+const char *pgconn_fix_for(const char *sqlstate, const char *user, bool replication, char *buf, size_t size) {
+    const char *u = user && *user ? user : "<user>";
+    if (!sqlstate || !*sqlstate)
+        return "start PostgreSQL, or fix host and port in postgres.conninfo";
+    if (!strcmp(sqlstate, "28P01"))
+        return "fix the password (~/.pgpass, PGPASSWORD or postgres.conninfo) or the user name";
+    if (!strncmp(sqlstate, "28", 2))
+        return "add a pg_hba.conf line for this database, role and host (a logical replication connection is "
+               "matched by its database name, not by the replication keyword), then reload PostgreSQL; or fix "
+               "the user in postgres.conninfo, or create that role";
+    if (!strcmp(sqlstate, "3D000"))
+        return "fix dbname or user in postgres.conninfo, or create them";
+    if (!strcmp(sqlstate, "42501") && replication) {
+        snprintf(buf, size, "run ALTER ROLE \"%s\" REPLICATION; as a superuser (see sql/roles.sql)", u);
+        return buf;
+    }
+    if (!strcmp(sqlstate, "42501")) {
+        snprintf(buf, size, "as the database owner run GRANT CONNECT ON DATABASE <dbname> TO \"%s\"", u);
+        return buf;
+    }
+    if (!strcmp(sqlstate, "53300") && replication)
+        return "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
+               "application_name, client_addr FROM pg_stat_replication)";
+    if (!strcmp(sqlstate, "53300"))
+        return "raise max_connections (or the role's CONNECTION LIMIT), or stop unused clients";
+    if (!strcmp(sqlstate, "57P03"))
+        return "wait: PostgreSQL is starting up, shutting down or in recovery";
+    return "fix postgres.conninfo (docs/operations.md, \"Roles and connections\")";
+}
+
+void pgconn_failure(const PGconn *conn, const char *prefix, err_t *e) {
+    char text[sizeof(e->msg)], code[6], fixbuf[256];
+    const char *raw = conn ? PQerrorMessage(conn) : "out of memory";
+    pgconn_strip_verbose(raw ? raw : "", text, sizeof(text), code);
+    /* The verbosity tells whether libpq got as far as the network (see open_conn). */
+    PGVerbosity v = PQsetErrorVerbosity((PGconn *)conn, PQERRORS_VERBOSE);
+    PQsetErrorVerbosity((PGconn *)conn, v);
+    bool before_network = conn && v != PQERRORS_VERBOSE;
+    bool needs_password = conn && PQconnectionNeedsPassword(conn);
+    const char *user = conn ? PQuser(conn) : NULL;
+    bool repl = conn && is_replication_conn(conn);
+    err_kind_t kind = ERR_TRANSIENT;
+    const char *fix;
+    if (before_network) {
+        kind = ERR_PERMANENT;
+        fix = "fix postgres.conninfo (docs/operations.md, \"Roles and connections\")";
+    } else if (needs_password) {
+        kind = ERR_PERMANENT;
+        fix = pgconn_fix_for("28P01", user, repl, fixbuf, sizeof(fixbuf));
+    } else {
+        kind = code[0] && pgconn_sqlstate_is_permanent(code) ? ERR_PERMANENT : ERR_TRANSIENT;
+        fix = pgconn_fix_for(code, user, repl, fixbuf, sizeof(fixbuf));
+    }
+    err_set(e, kind, code, fix, "%s%s", prefix ? prefix : "", text);
+}
+
+bool pgconn_failure_line(const PGconn *conn, const char *prefix, char *errstr, size_t errstr_size) {
+    err_t e;
+    pgconn_failure(conn, prefix, &e);
+    err_line(&e, errstr, errstr_size);
+    return e.kind == ERR_PERMANENT;
+}
+
+/* ----------------------------------------------------------------------------- one line */
+
+const char *pgconn_one_line(const char *s, char *buf, size_t size) { return err_one_line(s, buf, size); }
 
 void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg) {
-    snprintf(errstr, errstr_size, "%s%s", prefix, msg ? msg : "");
-    size_t n = strlen(errstr);
-    while (n > 0 && (errstr[n - 1] == '\n' || errstr[n - 1] == ' '))
-        errstr[--n] = '\0';
+    char raw[4096];
+    snprintf(raw, sizeof(raw), "%s%s", prefix, msg ? msg : "");
+    err_one_line(raw, errstr, errstr_size);
 }

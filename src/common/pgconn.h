@@ -9,6 +9,8 @@
 
 #include <libpq-fe.h>
 
+#include "error.h"
+
 /* Connects with connect_timeout=10 and TCP keepalives (idle 30 s, interval 10 s, count 3),
  * then the user's conninfo (key=value or URI, borrowed; its values win), then
  * replication=database when replication is set, and appname as fallback_application_name.
@@ -16,9 +18,9 @@
 PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication);
 
 /* pgconn_open for an ordinary connection that must be up: returns it (caller PQfinish-es it),
- * or NULL with errstr "cannot connect to PostgreSQL: ..." (or "out of memory ..."). Used by
- * the operator commands (outboxd check and status, inboxd status and requeue). */
-PGconn *pgconn_connect(const char *conninfo, const char *appname, char *errstr, size_t errstr_size);
+ * or NULL with *e filled by pgconn_failure ("cannot connect to PostgreSQL: ..." and its fix).
+ * Used by the operator commands (outboxd check and status, inboxd status and requeue). */
+PGconn *pgconn_connect(const char *conninfo, const char *appname, err_t *e);
 
 /* The same defaults for an ordinary connection, but only started (PQconnectStartParams): the
  * caller drives it with PQconnectPoll and its own deadline (libpq applies connect_timeout
@@ -26,15 +28,40 @@ PGconn *pgconn_connect(const char *conninfo, const char *appname, char *errstr, 
  * memory; PQstatus CONNECTION_BAD when it failed at once. */
 PGconn *pgconn_start(const char *conninfo, const char *appname);
 
-/* A connection failure the user must fix (authentication, unknown database or role, no
- * REPLICATION, a malformed conninfo); anything else is worth retrying. */
-bool pgconn_error_is_permanent(const char *msg);
+/* Classifies the failed connection conn (borrowed; PQstatus CONNECTION_BAD) into *e, by the
+ * server's SQLSTATE (pgconn_open/pgconn_start ask libpq for it) and libpq's own state, never
+ * by the words of the message (the server may speak another language):
+ *   ERR_PERMANENT  authentication (class 28), unknown database (3D000), a missing privilege
+ *                  (42501: no REPLICATION or CONNECT), a malformed conninfo, no password
+ *   ERR_TRANSIENT  anything else: nothing listening, the network, a server starting or shutting
+ *                  down (57P03), too many connections (class 53), no read-write host yet
+ * e->msg = prefix + libpq's message on one line (without the SQLSTATE and source location
+ * lines that verbose errors add); e->fix = what to change in the conninfo, pg_hba.conf or
+ * the role, the same text `outboxd check` prints. */
+void pgconn_failure(const PGconn *conn, const char *prefix, err_t *e);
+
+/* Copies libpq's verbose message msg (borrowed) into out (size bytes) without the "XXXXX: "
+ * SQLSTATE tokens and the "LOCATION:  function, file.c:123" lines that PQERRORS_VERBOSE adds.
+ * code (6 bytes) gets the first SQLSTATE pgconn_sqlstate_is_permanent calls permanent, else the
+ * last one seen (a multi-host attempt lists one failure per host), else "". */
+void pgconn_strip_verbose(const char *msg, char *out, size_t size, char code[6]);
+
+/* Connection-time SQLSTATEs that retrying cannot cure: class 28, 3D000, 42501, 42704. */
+bool pgconn_sqlstate_is_permanent(const char *sqlstate);
+
+/* The fix for a connection refused with sqlstate (NULL or "" = no answer from a server):
+ * user and replication select the wording. Static text or buf. */
+const char *pgconn_fix_for(const char *sqlstate, const char *user, bool replication, char *buf, size_t size);
+
+/* The failure as one line "msg: fix" in errstr, and whether it is ERR_PERMANENT. For callers
+ * that keep plain strings. */
+bool pgconn_failure_line(const PGconn *conn, const char *prefix, char *errstr, size_t errstr_size);
 
 /* Copies s into buf (size bytes) on one line: newlines, carriage returns and tabs (libpq's
  * messages have them) become single spaces, trailing ones go. Returns buf. */
 const char *pgconn_one_line(const char *s, char *buf, size_t size);
 
-/* errstr = prefix + msg (a libpq message; NULL = "") without its trailing newlines. */
+/* errstr = prefix + msg (a libpq message; NULL = "") on one line (pgconn_one_line). */
 void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg);
 
 #endif

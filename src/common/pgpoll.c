@@ -70,10 +70,12 @@ static PGconn *connect_nowait(pgpoll_t *p, char *err, size_t err_size) {
         if (n > 0 || (n < 0 && errno != EINTR))
             st = PQconnectPoll(conn);
     }
-    if (st == PGRES_POLLING_OK && PQstatus(conn) == CONNECTION_OK)
+    if (st == PGRES_POLLING_OK && PQstatus(conn) == CONNECTION_OK) {
+        PQsetErrorVerbosity(conn, PQERRORS_DEFAULT); /* pgconn_start asked for SQLSTATEs */
         return conn;
+    }
     if (!err[0])
-        pgconn_error(err, err_size, "cannot connect to PostgreSQL: ", PQerrorMessage(conn));
+        pgconn_failure_line(conn, "cannot connect to PostgreSQL: ", err, err_size);
     PQfinish(conn);
     return NULL;
 }

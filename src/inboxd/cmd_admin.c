@@ -33,10 +33,11 @@ static void resolved_free(resolved_t *r) {
 
 /* pgconn_connect, its error logged. */
 static PGconn *connect_db(const char *conninfo, const char *appname) {
+    err_t e;
     char err[ERRSZ];
-    PGconn *c = pgconn_connect(conninfo, appname, err, sizeof(err));
+    PGconn *c = pgconn_connect(conninfo, appname, &e);
     if (!c)
-        log_error("%s", err);
+        log_error("%s", err_line(&e, err, sizeof(err)));
     return c;
 }
 

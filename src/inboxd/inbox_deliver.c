@@ -208,9 +208,8 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
     }
     PQsetNoticeProcessor(d->pg, on_notice, NULL);
     if (PQstatus(d->pg) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(d->pg);
-        int rc = pgconn_error_is_permanent(msg) ? C_FATAL : C_RETRY;
-        pgconn_error(err, errsz, "HTTP push: cannot connect to PostgreSQL: ", msg);
+        int rc = pgconn_failure_line(d->pg, "HTTP push: cannot connect to PostgreSQL: ", err, errsz) ? C_FATAL
+                                                                                                      : C_RETRY;
         snprintf(d->err_kind, sizeof(d->err_kind), "conn");
         PQfinish(d->pg);
         d->pg = NULL;

@@ -183,9 +183,8 @@ static inbox_writer_status_t connect_and_prepare(inbox_writer_t *w, char *errstr
     }
     PQsetNoticeProcessor(w->conn, on_notice, NULL);
     if (PQstatus(w->conn) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(w->conn);
-        inbox_writer_status_t st = pgconn_error_is_permanent(msg) ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
-        pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
+        bool permanent = pgconn_failure_line(w->conn, "cannot connect to PostgreSQL: ", errstr, errstr_size);
+        inbox_writer_status_t st = permanent ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
         inbox_writer_disconnect(w);
         return st;
     }

@@ -114,24 +114,6 @@ static PGresult *query_row(PGconn *conn, const char *sql, char *errstr, size_t e
     return NULL;
 }
 
-/* The fix for a failed connection, by the libpq message. */
-static const char *connect_fix(const char *msg) {
-    if (strstr(msg, "max_wal_senders"))
-        return "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
-               "application_name, client_addr FROM pg_stat_replication)";
-    if (strstr(msg, "password authentication failed") || strstr(msg, "no password supplied"))
-        return "fix the password (~/.pgpass, PGPASSWORD or postgres.conninfo) or the user name";
-    if (strstr(msg, "pg_hba.conf"))
-        return "add a pg_hba.conf line for this database, role and host (a logical replication connection is "
-               "matched by its database name, not by the replication keyword), then reload PostgreSQL";
-    if (strstr(msg, "does not exist"))
-        return "fix dbname or user in postgres.conninfo, or create them";
-    if (strstr(msg, "Connection refused") || strstr(msg, "timeout expired") || strstr(msg, "could not translate") ||
-        strstr(msg, "No such file or directory") || strstr(msg, "No route to host"))
-        return "start PostgreSQL, or fix host and port in postgres.conninfo";
-    return "fix postgres.conninfo (docs/operations.md, \"Roles and connections\")";
-}
-
 /* ------------------------------------------------------------------------------ checks */
 
 static void check_config(ck_t *c) {
@@ -146,18 +128,24 @@ static void check_config(ck_t *c) {
 }
 
 static void check_connect(ck_t *c) {
-    char err[MSG_SIZE] = "", oerr[MSG_SIZE] = "";
+    char err[MSG_SIZE] = "";
+    err_t e = {0}, oerr;
     c->rs = repl_stream_new();
     repl_status_t st = REPL_FATAL;
     if (c->rs)
         st = repl_stream_connect(c->rs, c->o->conninfo, err, sizeof(err));
     else
-        snprintf(err, sizeof(err), "out of memory");
+        err_set(&e, ERR_PERMANENT, "", NULL, "out of memory");
     c->repl_ok = st == REPL_OK;
+    if (c->rs && !c->repl_ok)
+        e = *repl_stream_connect_error(c->rs);
+    if (!c->repl_ok && !e.msg[0]) /* connected, but the session setup failed */
+        err_set(&e, st == REPL_RETRY ? ERR_TRANSIENT : ERR_PERMANENT, "", NULL, "%s", err);
     /* An ordinary connection for the SQL checks; after a failed replication connection only
-     * when that failure was about replication itself (else it would fail the same way). */
-    if (c->repl_ok || strstr(err, "replication") || strstr(err, "max_wal_senders") || strstr(err, "WAL sender"))
-        c->own = pgconn_connect(c->o->conninfo, "outboxd check", oerr, sizeof(oerr));
+     * when that failure was about replication itself (no REPLICATION attribute: 42501, or no
+     * free WAL sender: 53300), else it would fail the same way. */
+    if (c->repl_ok || !strcmp(e.code, "42501") || !strcmp(e.code, "53300"))
+        c->own = pgconn_connect(c->o->conninfo, "outboxd check", &oerr);
     c->sql = c->own ? c->own : c->repl_ok ? repl_stream_conn(c->rs) : NULL;
     if (c->sql) {
         snprintf(c->db, sizeof(c->db), "%s", PQdb(c->sql));
@@ -172,10 +160,8 @@ static void check_connect(ck_t *c) {
     }
     if (c->repl_ok)
         reportf(c, CK_OK, "postgres", NULL, "reachable at %s (replication connection)", where);
-    else if (strstr(err, "may not start replication"))
-        report_msg(c, CK_FAIL, "postgres", err, ": run ALTER ROLE");
     else
-        report(c, CK_FAIL, "postgres", err, connect_fix(err));
+        report(c, CK_FAIL, "postgres", e.msg, e.fix[0] ? e.fix : NULL);
 }
 
 /* Skips the rest of the PostgreSQL checks when there is no connection at all. */

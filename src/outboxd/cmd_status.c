@@ -160,9 +160,10 @@ PGresult *status_query(PGconn *conn, const char *slot) {
 
 int status_run(const relay_options_t *opts, bool json, FILE *out) {
     char err[1024];
-    PGconn *conn = pgconn_connect(opts->conninfo, "outboxd status", err, sizeof(err));
+    err_t e;
+    PGconn *conn = pgconn_connect(opts->conninfo, "outboxd status", &e);
     if (!conn) {
-        log_error("%s", err);
+        log_error("%s", err_line(&e, err, sizeof(err)));
         return STATUS_EXIT_ERROR;
     }
     PGresult *res = status_query(conn, opts->slot);

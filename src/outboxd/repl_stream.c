@@ -12,7 +12,8 @@
 
 struct repl_stream {
     PGconn *conn;
-    char *buf; /* last PQgetCopyData buffer, freed on the next read */
+    char *buf;         /* last PQgetCopyData buffer, freed on the next read */
+    err_t connect_err; /* why the last repl_stream_connect failed */
 };
 
 /* Seconds between 1970-01-01 and 2000-01-01, the replication protocol's epoch. */
@@ -59,6 +60,8 @@ void repl_stream_destroy(repl_stream_t *rs) {
     free(rs);
 }
 
+const err_t *repl_stream_connect_error(const repl_stream_t *rs) { return &rs->connect_err; }
+
 bool repl_stream_connected(const repl_stream_t *rs) { return rs->conn != NULL; }
 PGconn *repl_stream_conn(repl_stream_t *rs) { return rs->conn; }
 int repl_stream_fd(const repl_stream_t *rs) { return rs->conn ? PQsocket(rs->conn) : -1; }
@@ -71,20 +74,15 @@ repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char 
         return REPL_FATAL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
-        const char *msg = PQerrorMessage(conn);
-        repl_status_t st = pgconn_error_is_permanent(msg) ? REPL_FATAL : REPL_RETRY;
-        if (strstr(msg, "must be superuser or replication role") ||
-            strstr(msg, "permission denied to start WAL sender")) {
+        err_t *e = &rs->connect_err;
+        pgconn_failure(conn, "cannot connect to PostgreSQL: ", e);
+        if (!strcmp(e->code, "42501")) { /* insufficient_privilege: no REPLICATION attribute */
             const char *user = PQuser(conn);
-            snprintf(errstr, errstr_size,
-                     "role \"%s\" may not start replication: run ALTER ROLE \"%s\" REPLICATION; as a "
-                     "superuser (see sql/roles.sql)",
-                     user ? user : "?", user ? user : "?");
-        } else {
-            pgconn_error(errstr, errstr_size, "cannot connect to PostgreSQL: ", msg);
+            snprintf(e->msg, sizeof(e->msg), "role \"%s\" may not start replication", user ? user : "?");
         }
+        err_line(e, errstr, errstr_size);
         PQfinish(conn);
-        return st;
+        return e->kind == ERR_PERMANENT ? REPL_FATAL : REPL_RETRY;
     }
     /* wal2json writes commit timestamps (the commit-to-ack latency metric reads them) in the
      * session's TimeZone; pin it, and DateStyle for good measure, so that their form does not

@@ -10,6 +10,7 @@
 
 #include <libpq-fe.h>
 
+#include "error.h"
 #include "lsn.h"
 
 /* Status of calls that talk to the server. */
@@ -51,6 +52,10 @@ void repl_stream_destroy(repl_stream_t *rs); /* accepts NULL; closes the connect
 /* Connects with replication=database (conninfo: key=value or URI; borrowed) and sets the
  * session's DateStyle to ISO and TimeZone to UTC (wal2json's commit timestamps). */
 repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char *errstr, size_t errstr_size);
+
+/* Why the last repl_stream_connect that could not connect failed, as a typed value (borrowed,
+ * valid until the next connect): code is the server's SQLSTATE, fix what errstr ended with. */
+const err_t *repl_stream_connect_error(const repl_stream_t *rs);
 void repl_stream_close(repl_stream_t *rs);
 bool repl_stream_connected(const repl_stream_t *rs);
 
