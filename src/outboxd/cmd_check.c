@@ -16,6 +16,7 @@
 
 #include "kproducer.h"
 #include "log.h"
+#include "pg_failover.h"
 #include "pg_preflight.h"
 #include "cmdout.h"
 #include "pgconn.h"
@@ -724,6 +725,37 @@ out:
 
 /* ------------------------------------------------------------------------------- run */
 
+/* PostgreSQL failover: the primary's synchronized_standby_slots must not name a slot nobody
+ * streams (logical decoding then waits), and each standby of a multi-host conninfo should
+ * sync the slot (PostgreSQL 17+). Without standbys in the conninfo and on a primary whose
+ * setting is empty, there is nothing to say. */
+static void check_failover(ck_t *c) {
+    if (!c->sql)
+        return;
+    err_t e;
+    char names[512], fix[1024];
+    int blocking = pg_failover_blocking_standby_slots(c->sql, names, sizeof(names), &e);
+    if (blocking < 0)
+        report(c, CK_WARN, "standby_slots", e.msg, NULL);
+    else if (blocking > 0)
+        reportf(c, CK_FAIL, "standby_slots", pg_failover_blocking_fix(names, fix, sizeof(fix)),
+                "synchronized_standby_slots names %s, which no standby streams: logical decoding waits for it",
+                names);
+    pg_failover_host_t hosts[PG_FAILOVER_MAX_HOSTS];
+    int n = pg_failover_standbys(c->o->conninfo, c->o->slot, hosts, PG_FAILOVER_MAX_HOSTS, &e);
+    for (int i = 0; i < n; i++) {
+        char name[300];
+        snprintf(name, sizeof(name), "standby %.127s%s%.15s", hosts[i].host, hosts[i].port[0] ? ":" : "", hosts[i].port);
+        if (!hosts[i].reachable)
+            report(c, CK_WARN, name, "not reachable: cannot tell whether it can take over the slot",
+                   "start it, or remove it from postgres.conninfo");
+        else if (hosts[i].problem[0])
+            report(c, CK_WARN, name, hosts[i].problem, hosts[i].fix);
+        else
+            reportf(c, CK_OK, name, NULL, "syncs replication slot \"%s\" (PostgreSQL 17 failover slot)", c->o->slot);
+    }
+}
+
 int check_run(const relay_options_t *opts, bool json, FILE *out) {
     ck_t c = {.o = opts, .json = json, .out = out};
     if (json && !(c.results = json_array())) {
@@ -739,6 +771,7 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_privilege(&c);
     check_tables(&c);
     check_slot(&c);
+    check_failover(&c);
     check_kafka(&c);
 
     int total = c.counts[CK_OK] + c.counts[CK_WARN] + c.counts[CK_FAIL] + c.counts[CK_SKIP];
