@@ -24,6 +24,8 @@
 # (outboxd reads OUTBOXD_<KEY> variables as config; the test harness removes these
 # OUTBOXD_STACK_* variables from outboxd's environment.)
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/pg.sh"  # port_open alive wait_ports_free now_ms pg_*
 
 STACK_DIR=${OUTBOXD_STACK_DIR:-/tmp/outboxd-stack}
 STACK_DIR=${STACK_DIR%/}
@@ -77,30 +79,6 @@ as_pg() {
   fi
 }
 
-port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
-
-# True if pid $1 exists and is not a zombie (PID 1 in containers may not reap).
-alive() {
-  local st
-  [[ -r /proc/$1/stat ]] || return 1
-  st=$(sed 's/^.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1) || return 1
-  [[ -n $st && $st != Z ]]
-}
-
-# $1: seconds to wait; $2...: ports that must stop accepting connections.
-wait_ports_free() {
-  local deadline=$((SECONDS + $1)) p
-  shift
-  for p in "$@"; do
-    while port_open "$p"; do
-      ((SECONDS < deadline)) || return 1
-      sleep 0.1
-    done
-  done
-}
-
-now_ms() { date +%s%3N; }
-
 ensure_state_dir() {
   if [[ -e $STACK_DIR && ! -f $MARKER ]]; then
     if [[ -n $(ls -A "$STACK_DIR" 2>/dev/null) ]]; then
@@ -153,13 +131,7 @@ pg_running() {
 
 # output_plugin_libraries exists from 15.20/16.15/17.11/18.6 on; wal2json must be listed.
 # Prints the postgresql.conf line, or nothing on a server without the setting.
-opl_setting() {
-  local gucs
-  gucs=$(as_pg "$PGBIN/postgres" --describe-config 2>/dev/null || true)
-  if [[ $'\n'$gucs == *$'\n'output_plugin_libraries$'\t'* ]]; then
-    echo "output_plugin_libraries = 'pgoutput, test_decoding, wal2json'"
-  fi
-}
+opl_setting() { pg_opl_line as_pg "$PGBIN/postgres"; }
 
 # A data dir made by an older point release lacks the line once the server has the
 # setting (scripts/install-deps.sh upgrades PostgreSQL): add it before starting.
@@ -188,33 +160,9 @@ pg_init() {
     || { cat "$PG_DIR/initdb.log" >&2; die "initdb failed"; }
 
   local opl; opl=$(opl_setting)
-  as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null <<EOF
-
-# ---- outboxd test stack (scripts/stack.sh) ----
-listen_addresses = '127.0.0.1'
-port = $PG_PORT
-unix_socket_directories = '$PG_SOCK'
-max_connections = 200
-wal_level = logical
-max_replication_slots = 20
-max_wal_senders = 20
-$opl
-# Throwaway data: durability is not under test here.
-fsync = off
-full_page_writes = off
-log_line_prefix = '%m [%p] %q%u@%d '
-log_replication_commands = on
-log_min_messages = info
-# bench/ and its smoke test read commit times (pg_xact_commit_timestamp).
-track_commit_timestamp = on
-EOF
-  as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null <<'EOF'
-# outboxd test stack: trust, local socket and 127.0.0.1 only.
-local   all          all                 trust
-local   replication  all                 trust
-host    all          all   127.0.0.1/32  trust
-host    replication  all   127.0.0.1/32  trust
-EOF
+  pg_test_conf "outboxd test stack (scripts/stack.sh)" "$PG_PORT" "$PG_SOCK" "$opl" \
+    | as_pg tee -a "$PG_DATA/postgresql.conf" >/dev/null
+  pg_test_hba "outboxd test stack" | as_pg tee "$PG_DATA/pg_hba.conf" >/dev/null
 }
 
 pg_selfcheck() {
