@@ -1,5 +1,7 @@
-"""pytest fixtures for the outboxd integration tests (stack, db, kafka, outboxd, faults, partitions).
+"""pytest fixtures for the outboxd integration tests (stack, db, kafka, outboxd, inboxd, faults, partitions).
 
+The classes and helpers behind them are in the harness package (harness/); fixtures that
+several test modules use live here, never in a test module.
 Needs the local stack: scripts/stack.sh start (scripts/test.sh does it for you).
 See docs/testing.md.
 """
@@ -13,8 +15,26 @@ from typing import Any, Iterable
 
 import pytest
 
-import helpers
-from helpers import Db, Kafka, Outboxd, Stack, StackFaults
+from harness import (
+    Db,
+    Inboxd,
+    Kafka,
+    Outboxd,
+    Stack,
+    StackFaults,
+    StackNotRunning,
+    create_database,
+    create_inbox_database,
+    create_login_role,
+    default_inboxd_bin,
+    default_outboxd_bin,
+    drop_database,
+    drop_role,
+    java_partitions,
+    throwaway_postgres,
+    unique_name,
+    write_config,
+)
 
 
 # --------------------------------------------------------------------------- session
@@ -56,7 +76,7 @@ def stack() -> Stack:
     try:
         s = Stack.load()
         s.check()
-    except helpers.StackNotRunning as e:
+    except StackNotRunning as e:
         problem = str(e)
     if problem:
         pytest.fail(problem, pytrace=False)
@@ -81,9 +101,27 @@ def db(stack) -> Iterable[Db]:
     """A fresh database t_<random> with public.outbox (sql/outbox.sql).
     .conninfo, .dbname, .conn (autocommit), insert_event(), slot_info(),
     current_wal_lsn(), ... At teardown its replication slots and the database go."""
-    d = helpers.create_database(stack)
+    d = create_database(stack)
     yield d
-    helpers.drop_database(d)
+    drop_database(d)
+
+
+@pytest.fixture
+def login_role(stack) -> Iterable[str]:
+    """A LOGIN role r_<random> without REPLICATION; dropped at teardown."""
+    role = create_login_role(stack)
+    yield role
+    drop_role(stack, role)
+
+
+@pytest.fixture(scope="module")
+def pg_replica(stack) -> Iterable[int]:
+    """A second, throwaway PostgreSQL with wal_level = replica and scram-sha-256 password
+    authentication on 127.0.0.1 (password PG2_PASSWORD for user postgres; the stack's server
+    trusts everyone, so a wrong password cannot fail there). Yields its port; stopped and
+    deleted after the module's tests."""
+    with throwaway_postgres(stack) as port:
+        yield port
 
 
 # --------------------------------------------------------------------------- Kafka
@@ -100,7 +138,7 @@ def kafka(stack) -> Kafka:
 def topic_prefix() -> str:
     """A per-test prefix for topic names, "t_<random>": use the template
     f"{topic_prefix}.${{aggregate_type}}" so tests never see each other's records."""
-    return helpers.unique_name("t")
+    return unique_name("t")
 
 
 @pytest.fixture
@@ -118,10 +156,10 @@ class JavaPartitioner:
         self.kafka_libs = kafka_libs
 
     def __call__(self, key: bytes, num_partitions: int) -> int:
-        return helpers.java_partition(key, num_partitions, self.kafka_libs)
+        return java_partitions([(key, num_partitions)], self.kafka_libs)[0]
 
     def many(self, pairs: Iterable[tuple[bytes, int]]) -> list[int]:
-        return helpers.java_partitions(pairs, self.kafka_libs)
+        return java_partitions(pairs, self.kafka_libs)
 
 
 @pytest.fixture(scope="session")
@@ -149,7 +187,7 @@ def _daemon_factory(request, tmp_path: Path, name: str, cls, default_bin: Path, 
         # compete for the fixed default port.
         cfg.setdefault("http.listen", "")
         cfg = {k: v for k, v in cfg.items() if v is not None}
-        conf = helpers.write_config(tmp_path / f"{name}-{n}.conf", cfg)
+        conf = write_config(tmp_path / f"{name}-{n}.conf", cfg)
         p = cls(Path(binary) if binary else default_bin, conf, tmp_path / f"{name}-{n}.log",
                 args=args, env=env, config=cfg)
         procs.append(p)
@@ -174,13 +212,13 @@ def _daemon_factory(request, tmp_path: Path, name: str, cls, default_bin: Path, 
 @pytest.fixture
 def outboxd_bin() -> Path:
     """build/outboxd, or $OUTBOXD_BIN."""
-    return helpers.default_outboxd_bin()
+    return default_outboxd_bin()
 
 
 @pytest.fixture
 def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
     """Factory: outboxd(config=None, *, args=(), env=None, binary=None, start=True,
-    defaults=True) -> helpers.Outboxd, running `outboxd -c <file>`.
+    defaults=True) -> Outboxd, running `outboxd -c <file>`.
 
     config: dict key -> value, written as `key = value` lines; None drops a key.
     defaults (unless defaults=False): postgres.conninfo = db.conninfo,
@@ -205,9 +243,9 @@ def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
 def inbox_db(stack) -> Iterable[Db]:
     """A fresh database t_<random> with sql/inbox.sql applied (public.inbox,
     public.inbox_offsets, the handoff functions and views); dropped at teardown."""
-    d = helpers.create_inbox_database(stack)
+    d = create_inbox_database(stack)
     yield d
-    helpers.drop_database(d)
+    drop_database(d)
 
 
 @pytest.fixture
@@ -221,13 +259,13 @@ def inbox_topic(kafka, topic_prefix) -> str:
 @pytest.fixture
 def inboxd_bin() -> Path:
     """build/inboxd, or $OUTBOXD_TEST_INBOXD_BIN."""
-    return helpers.default_inboxd_bin()
+    return default_inboxd_bin()
 
 
 @pytest.fixture
 def inboxd(request, stack, inbox_db, inbox_topic, inboxd_bin, tmp_path):
     """Factory: inboxd(config=None, *, args=(), env=None, binary=None, start=True,
-    defaults=True) -> helpers.Inboxd, running `inboxd -c <file>` (as the outboxd fixture).
+    defaults=True) -> Inboxd, running `inboxd -c <file>` (as the outboxd fixture).
 
     defaults (unless defaults=False): postgres.conninfo = inbox_db.conninfo,
     inbox.topics = inbox_topic, kafka.bootstrap.servers = the stack's broker,
@@ -236,7 +274,7 @@ def inboxd(request, stack, inbox_db, inbox_topic, inboxd_bin, tmp_path):
     partitions move after ~6 s). Output goes to <tmp_path>/inboxd-N.log. Every process is
     killed at teardown; the log tail is printed when the test failed, and a sanitizer
     report fails the test."""
-    yield from _daemon_factory(request, tmp_path, "inboxd", helpers.Inboxd, inboxd_bin, {
+    yield from _daemon_factory(request, tmp_path, "inboxd", Inboxd, inboxd_bin, {
         "postgres.conninfo": inbox_db.conninfo,
         "inbox.topics": inbox_topic,
         "kafka.bootstrap.servers": stack.kafka,

@@ -11,9 +11,8 @@ import sys
 
 import pytest
 
-import helpers
+from harness import REPO, default_outboxd_bin
 
-REPO = helpers.REPO
 
 
 @pytest.mark.timeout(240)
@@ -28,7 +27,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
             restart = False
     if restart:
         faults.pg_restart()
-    poller = helpers.default_outboxd_bin().parent / "baseline_polling_relay"
+    poller = default_outboxd_bin().parent / "baseline_polling_relay"
     assert poller.is_file(), f"{poller} not built (it is a target of the normal build)"
     producer = poller.parent / "baseline_producer"
     assert producer.is_file(), f"{producer} not built (it is a target of the normal build)"
@@ -36,7 +35,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
     out = tmp_path / "out"
     r = subprocess.run(
         [sys.executable, str(REPO / "bench" / "bench.py"), "--out", str(out),
-         "--outboxd", str(helpers.default_outboxd_bin()), "--poller", str(poller),
+         "--outboxd", str(default_outboxd_bin()), "--poller", str(poller),
          "--producer", str(producer), "--config", "smoke",
          "--repeats", "1", "--events", "600", "--small-events", "0", "--big", "3000",
          "--rates", "300", "--latency-secs", "2", "--timeout", "60"],

@@ -8,7 +8,7 @@ the slot exists, 1 when it does not, 2 when it cannot tell.
 
 Needs the local stack (scripts/stack.sh start) and a built outboxd (docs/testing.md). The
 output_plugin_libraries test changes the stack's PostgreSQL settings (ALTER SYSTEM) and
-always restores them; the wal_level test starts a throwaway PostgreSQL (test_errors.py).
+always restores them; the wal_level test starts a throwaway PostgreSQL (pg_replica, conftest.py).
 """
 
 from __future__ import annotations
@@ -23,13 +23,20 @@ from pathlib import Path
 import psycopg
 import pytest
 
-import helpers
-from test_errors import PG2_PASSWORD, PLUGIN_LIBS_OK, _set_plugin_libraries, login_role, pg_replica  # noqa: F401
+from harness import (
+    PG2_PASSWORD,
+    PLUGIN_LIBS_OK,
+    REPO,
+    SANITIZER_REPORT,
+    lsn_to_int,
+    set_plugin_libraries,
+    wait_until,
+    write_config,
+)
 
 EXIT_OK = 0
 EXIT_NO_SLOT = 1
 EXIT_FAILED = 2
-REPO = helpers.REPO
 
 # The checks of a configuration with one outbox table and no dead-letter topic, in order.
 CHECKS = ["config", "postgres", "server_version", "wal_level", "wal2json", "max_replication_slots",
@@ -75,13 +82,13 @@ def run(outboxd_bin, tmp_path, db, stack, topic_template):
         cfg = {"postgres.conninfo": db.conninfo, "postgres.slot": f"{db.dbname}_slot",
                "outbox.topic": topic_template, "kafka.bootstrap.servers": stack.kafka} if defaults else {}
         cfg.update(config or {})
-        conf = helpers.write_config(tmp_path / f"{command}-{n[0]}.conf", {k: v for k, v in cfg.items() if v is not None})
+        conf = write_config(tmp_path / f"{command}-{n[0]}.conf", {k: v for k, v in cfg.items() if v is not None})
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
         t0 = time.monotonic()
         r = subprocess.run([str(outboxd_bin), command, "-c", str(conf), *args], capture_output=True, text=True,
                            timeout=timeout, env=env, stdin=subprocess.DEVNULL)
         res = Run(r, time.monotonic() - t0)
-        m = helpers.SANITIZER_REPORT.search(r.stdout + r.stderr)
+        m = SANITIZER_REPORT.search(r.stdout + r.stderr)
         assert not m, f"sanitizer report:\n{res}"
         return res
 
@@ -195,7 +202,7 @@ def test_check_role_without_replication(run, db, login_role):
 
 def test_check_wal2json_not_in_output_plugin_libraries(run, db, stack):
     try:
-        _set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
+        set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
         r = run("check")
         assert_only_failure(r, {"wal2json"})
         assert "does not allow wal2json as an output plugin" in r.lines()["wal2json"][1]
@@ -203,7 +210,7 @@ def test_check_wal2json_not_in_output_plugin_libraries(run, db, stack):
         assert "output_plugin_libraries = pgoutput, test_decoding" in r.lines()["server_version"][1]
         assert check_slots_left(db) == []
     finally:
-        _set_plugin_libraries(stack, PLUGIN_LIBS_OK, True)
+        set_plugin_libraries(stack, PLUGIN_LIBS_OK, True)
 
 
 def test_check_wal_level_replica(run, pg_replica):
@@ -321,7 +328,7 @@ def test_status_while_outboxd_streams(run, outboxd, db, kafka, topic_prefix, sta
     assert s["lag_bytes"] > 50_000, s  # 200 rows of ~250 bytes
     assert s["retained_bytes"] >= s["lag_bytes"]
     assert s["wal_status"] == "reserved" and s["safe_wal_size"] is None
-    assert helpers.lsn_to_int(s["current_wal_lsn"]) - helpers.lsn_to_int(s["confirmed_flush_lsn"]) == s["lag_bytes"]
+    assert lsn_to_int(s["current_wal_lsn"]) - lsn_to_int(s["confirmed_flush_lsn"]) == s["lag_bytes"]
 
     p.start()
     p.wait_for_log(r"streaming slot", timeout=60)
@@ -331,7 +338,7 @@ def test_status_while_outboxd_streams(run, outboxd, db, kafka, topic_prefix, sta
         rc2, s2 = status_json(run)
         return s2 if rc2 == EXIT_OK and s2["active"] and s2["lag_bytes"] < 8192 else None
 
-    s = helpers.wait_until(caught_up, 20, 0.3, "status showing the slot active with lag < 8 KiB")
+    s = wait_until(caught_up, 20, 0.3, "status showing the slot active with lag < 8 KiB")
     info = db.slot_info(slot)
     assert s["active_pid"] == info["active_pid"], (s, info)
     assert s["application_name"] == "outboxd" and s["client_addr"] == "127.0.0.1"

@@ -25,9 +25,8 @@ from pathlib import Path
 
 import pytest
 
-import helpers
+from harness import REPO, default_inboxd_bin, default_outboxd_bin, unique_name, wait_until
 
-REPO = helpers.REPO
 DOCKERFILES = ["Dockerfile", "docker/postgres/Dockerfile", "docker/demo/Dockerfile"]
 RUNTIME_LIBS = {"libpq5", "librdkafka1", "libjansson4", "libssl3", "libcurl4", "libmicrohttpd12", "libsystemd0"}
 HEALTHCHECK = REPO / "docker" / "outboxd-healthcheck"
@@ -165,7 +164,7 @@ def test_runtime_image_has_every_library_the_binaries_link():
     """readelf NEEDED of outboxd and inboxd -> the Debian package of each library -> it is
     installed in the runtime stage (or is libc6, which every Debian image has)."""
     runtime = apt_installs(stages(REPO / "Dockerfile")[-1])
-    for binary in (helpers.default_outboxd_bin(), helpers.default_inboxd_bin()):
+    for binary in (default_outboxd_bin(), default_inboxd_bin()):
         out = subprocess.run(["readelf", "-d", str(binary)], capture_output=True, text=True, check=True).stdout
         needed = re.findall(r"\(NEEDED\)\s+Shared library: \[(.+?)\]", out)
         assert needed, out
@@ -356,7 +355,7 @@ def test_compose_environment_is_accepted(service):
     """Every OUTBOXD_* / INBOXD_* variable of the service maps to a key (unknown ones are a
     configuration error, exit 2)."""
     s = compose_config()["services"][service]
-    binary = helpers.default_outboxd_bin() if service == "outboxd" else helpers.default_inboxd_bin()
+    binary = default_outboxd_bin() if service == "outboxd" else default_inboxd_bin()
     assert s["command"] == [service]
     env = {"PATH": os.environ["PATH"], **{k: str(v) for k, v in s["environment"].items()}}
     r = subprocess.run([str(binary), "--print-config"], env=env, capture_output=True, text=True, timeout=30)
@@ -443,7 +442,7 @@ def test_inbox_roles_sql(stack, inbox_db, inbox_topic, inboxd, kafka):
     """sql/inbox_roles.sql: the inboxd role gets exactly the table privileges inboxd checks
     for, the processor role those of the SQL handoff; inbox_push=on adds what HTTP push needs,
     and inboxd, logged in as that role, records and pushes messages."""
-    role, proc = helpers.unique_name("inboxd"), helpers.unique_name("inbox_proc")
+    role, proc = unique_name("inboxd"), unique_name("inbox_proc")
     script = REPO / "sql" / "inbox_roles.sql"
     privs = ("SELECT", "INSERT", "UPDATE", "DELETE", "TRUNCATE", "REFERENCES", "TRIGGER")
 
@@ -475,8 +474,8 @@ def test_inbox_roles_sql(stack, inbox_db, inbox_topic, inboxd, kafka):
         d.wait_for_log(r"consuming 1 topic", 30)
         for i in range(3):
             kafka.produce(inbox_topic, f'{{"n": {i}}}', key=f"k{i}", headers=[("id", f"roles-{i}".encode())])
-        helpers.wait_until(lambda: inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'done'") == 3, 60, 0.2,
-                           "3 messages recorded and pushed as the inboxd role")
+        wait_until(lambda: inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'done'") == 3, 60, 0.2,
+                   "3 messages recorded and pushed as the inboxd role")
         assert inbox_db.scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND usename = %s",
                                (inbox_db.dbname, role)) >= 1
         assert d.terminate() == 0
@@ -568,9 +567,9 @@ def test_compose_story_on_the_local_stack(stack, db, inbox_db, inbox_topic, outb
                                env={**os.environ, "INVENTORY_DB": inv_db}, stdout=subprocess.PIPE,
                                stderr=subprocess.STDOUT, text=True)
         try:
-            helpers.wait_until(lambda: svc.poll() is not None
-                               or inbox_db.scalar("SELECT count(*) FROM stock_changes") == 5, 60, 0.2,
-                               "5 stock changes")
+            wait_until(lambda: svc.poll() is not None
+                       or inbox_db.scalar("SELECT count(*) FROM stock_changes") == 5, 60, 0.2,
+                       "5 stock changes")
             exited = svc.poll() is not None
         finally:
             svc.terminate()
@@ -610,7 +609,7 @@ def assert_service_healthy(svcs: dict, service: str, daemon) -> None:
         return last[0].returncode == 0
 
     try:
-        helpers.wait_until(ok, 30, 0.5, f"the {service} healthcheck to pass")
+        wait_until(ok, 30, 0.5, f"the {service} healthcheck to pass")
     except AssertionError as e:
         raise AssertionError(f"{e}: {last[0].stdout}{last[0].stderr}") from None
     assert last[0].stdout == f"healthy: {service} /readyz: ready\n", last[0]

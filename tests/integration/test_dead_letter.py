@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 
-from test_ops import free_port, wait_metric
+from harness import free_port, wait_metric
 
 
 def _dlq_config(topic_prefix: str, **extra) -> dict:

@@ -16,9 +16,9 @@ from typing import Iterator
 
 import pytest
 
-import helpers
+from harness import REPO, default_outboxd_bin, wait_until
 
-DEMO = helpers.REPO / "scripts" / "demo.sh"
+DEMO = REPO / "scripts" / "demo.sh"
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def demo_env(d: Path) -> dict[str, str]:
         DEMO_PG_PORT=os.environ.get("OUTBOXD_TEST_DEMO_PG_PORT", str(pg)),
         DEMO_KAFKA_PORT=os.environ.get("OUTBOXD_TEST_DEMO_KAFKA_PORT", str(kafka)),
     )
-    build = helpers.default_outboxd_bin().parent
+    build = default_outboxd_bin().parent
     if (build / "CMakeCache.txt").exists():  # the build under test (nothing to rebuild)
         env["DEMO_BUILD_DIR"] = str(build)
     return env
@@ -111,8 +111,8 @@ def test_demo_keep_running_until_ctrl_c(demo_dir):
     try:
         # It goes on past the bounded part (orders 1, 2; id 3 went to the rolled-back one): 4, 5, ...
         try:
-            helpers.wait_until(lambda: re.search(r"^  inventory \| order 5: ", log.read_text(), re.M)
-                               or p.poll() is not None, 200, 0.5, "order 5 processed in --keep-running mode")
+            wait_until(lambda: re.search(r"^  inventory \| order 5: ", log.read_text(), re.M)
+                       or p.poll() is not None, 200, 0.5, "order 5 processed in --keep-running mode")
         except AssertionError as e:
             raise AssertionError(f"{e}; output:\n{log.read_text()[-3000:]}") from None
         assert p.poll() is None, log.read_text()[-3000:]
@@ -158,8 +158,8 @@ def test_demo_recovers_from_a_killed_run(demo_dir):
     left: dict[str, int] = {}
     try:
         try:
-            helpers.wait_until(lambda: re.search(r"^  inventory \| order 1: ", log.read_text(), re.M)
-                               or p.poll() is not None, 200, 0.5, "the first run to process order 1")
+            wait_until(lambda: re.search(r"^  inventory \| order 1: ", log.read_text(), re.M)
+                       or p.poll() is not None, 200, 0.5, "the first run to process order 1")
         except AssertionError as e:
             raise AssertionError(f"{e}; output:\n{log.read_text()[-3000:]}") from None
         assert p.poll() is None, log.read_text()[-3000:]
@@ -178,7 +178,7 @@ def test_demo_recovers_from_a_killed_run(demo_dir):
         assert figure(out, r"^  orders written +(\d+) \(\+1 rolled back\)$") == ("3",)
         assert figure(out, r"^  messages in the inbox +(\d+), (\d+) done \(inboxd recorded (\d+), duplicates "
                            r"skipped (\d+)\)$") == ("3", "3", "3", "1")
-        helpers.wait_until(lambda: not pids_running(list(left.values())), 10, 0.2, "the leftover processes to be gone")
+        wait_until(lambda: not pids_running(list(left.values())), 10, 0.2, "the leftover processes to be gone")
         assert sorted(x.name for x in demo_dir.iterdir()) == ["killed.out", "stack.lock"], "the demo left files behind"
     finally:  # whatever the outcome: nothing of either run keeps running
         for pid in [p.pid, *left.values()]:
@@ -187,7 +187,7 @@ def test_demo_recovers_from_a_killed_run(demo_dir):
             except (ProcessLookupError, PermissionError):
                 pass
         if (demo_dir / "stack").exists():
-            subprocess.run([str(helpers.REPO / "scripts" / "stack.sh"), "stop"], capture_output=True, timeout=120,
+            subprocess.run([str(REPO / "scripts" / "stack.sh"), "stop"], capture_output=True, timeout=120,
                            env={**env, "OUTBOXD_STACK_DIR": str(demo_dir / "stack")})
 
 
@@ -205,7 +205,7 @@ def test_demo_scripts_pass_shellcheck():
     tool = shutil.which("shellcheck")
     if tool is None:
         pytest.fail("shellcheck is not installed: run scripts/install-deps.sh", pytrace=False)
-    scripts = [DEMO, *sorted((helpers.REPO / "demo").rglob("*.sh")),
-               *sorted((helpers.REPO / "docker").rglob("*.sh"))]
+    scripts = [DEMO, *sorted((REPO / "demo").rglob("*.sh")),
+               *sorted((REPO / "docker").rglob("*.sh"))]
     r = subprocess.run([tool, *map(str, scripts)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr

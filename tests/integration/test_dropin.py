@@ -17,7 +17,7 @@ import uuid
 import pytest
 from psycopg import sql
 
-import helpers
+from harness import REPO, python_partition, unique_name
 
 STREAMING = r"streaming slot"
 
@@ -253,9 +253,9 @@ def test_outbox_emit_rejects_nulls_and_non_object_headers(db):
 def test_roles_writer_emits_only_through_outbox_emit(outboxd, stack, db, kafka, topic_prefix):
     """sql/roles.sql: outbox_writer may INSERT into the outbox and call outbox_emit; with
     restrict_messages=on a writer can no longer call pg_logical_emit_message directly."""
-    roles = helpers.REPO / "sql" / "roles.sql"
+    roles = REPO / "sql" / "roles.sql"
     psql(stack, db.dbname, "-v", "restrict_messages=on", "-f", str(roles))
-    writer, other = helpers.unique_name("w"), helpers.unique_name("o")
+    writer, other = unique_name("w"), unique_name("o")
     with stack.pg_connect() as su:
         su.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE outbox_writer").format(sql.Identifier(writer)))
         su.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(other)))
@@ -356,7 +356,7 @@ def debezium_expected(row) -> dict:
 def test_debezium_preset_matches_debezium_records(outboxd, db, kafka):
     db.execute(DEBEZIUM_TABLE)
     # The default topic template (no outbox.topic): a unique aggregatetype isolates topics.
-    agg_a, agg_b = helpers.unique_name("Order"), helpers.unique_name("Customer")
+    agg_a, agg_b = unique_name("Order"), unique_name("Customer")
     p = start_streaming(outboxd, {"outbox.preset": "debezium", "outbox.table": "dbz.outbox",
                                   "outbox.topic": None})
     rnd = random.Random(7)
@@ -393,7 +393,7 @@ def test_debezium_preset_matches_debezium_records(outboxd, db, kafka):
         assert r.value == want["value"], eid
         assert r.headers == want["headers"], (eid, r.headers)  # "id" only: no type header
         # Kafka Connect's producer: Java's default partitioner on the key bytes
-        assert r.partition == helpers.python_partition(r.key, nparts[r.topic])
+        assert r.partition == python_partition(r.key, nparts[r.topic])
     # per topic and key (one partition): commit order
     for t in topics:
         for key in {r.key for r in recs if r.topic == t}:
@@ -406,7 +406,7 @@ def test_debezium_preset_with_type_header_placement(outboxd, db, kafka):
     """Debezium's table.fields.additional.placement=type:header:eventType is
     outbox.header.event_type = eventType on top of the preset."""
     db.execute(DEBEZIUM_TABLE)
-    agg = helpers.unique_name("Shipment")
+    agg = unique_name("Shipment")
     start_streaming(outboxd, {"outbox.preset": "debezium", "outbox.table": "dbz.outbox", "outbox.topic": None,
                               "outbox.header.event_type": "eventType"})
     eid = uuid.uuid4()
@@ -423,7 +423,7 @@ def test_debezium_additional_placement_of_other_columns(outboxd, db, kafka):
     after the id header; SQL NULL gives a null header."""
     db.execute(DEBEZIUM_TABLE)
     db.execute("ALTER TABLE dbz.outbox ADD COLUMN extra text")
-    agg = helpers.unique_name("Invoice")
+    agg = unique_name("Invoice")
     start_streaming(outboxd, {"outbox.preset": "debezium", "outbox.table": "dbz.outbox", "outbox.topic": None,
                               "outbox.header.columns": "aggregateid:aggId, extra"})
     e1, e2 = uuid.uuid4(), uuid.uuid4()

@@ -12,23 +12,25 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-import helpers
-from helpers import lsn_to_int
+from harness import (
+    PG2_PASSWORD,
+    PLUGIN_LIBS_OK,
+    REPO,
+    create_database,
+    drop_database,
+    lsn_to_int,
+    set_plugin_libraries,
+    unique_name,
+)
 
 EXIT_RUNTIME = 1
 EXIT_CONFIG = 2
-REPO = helpers.REPO
 SECRET = "SeCrEt123"
 
 
@@ -161,57 +163,29 @@ def test_mapped_column_missing_names_column_and_key(outboxd, db):
 # --------------------------------------------------------------------------- privileges, plugins, slots
 
 
-@pytest.fixture
-def login_role(stack):
-    """A LOGIN role without REPLICATION; dropped at teardown."""
-    role = helpers.unique_name("r")
-    with stack.pg_connect() as c:
-        c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
-    yield role
-    with stack.pg_connect() as c:
-        c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
-
-
 def test_missing_replication_privilege_prints_alter_role(outboxd, db, login_role):
     conninfo = psycopg.conninfo.make_conninfo(db.conninfo, user=login_role)
     line = expect_failure(outboxd({"postgres.conninfo": conninfo}))
     assert_words(line, f'ALTER ROLE "{login_role}" REPLICATION;', "sql/roles.sql")
 
 
-PLUGIN_LIBS_OK = "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding, wal2json"
-
-
-def _set_plugin_libraries(stack, statement: str, want_wal2json: bool):
-    with stack.pg_connect() as c:
-        c.execute(statement)
-        c.execute("SELECT pg_reload_conf()")
-
-    def applied():  # new backends see the reloaded value once the postmaster has processed SIGHUP
-        with stack.pg_connect() as c:
-            v = c.execute("SHOW output_plugin_libraries").fetchone()[0]
-        return ("wal2json" in v) == want_wal2json
-
-    helpers.wait_until(applied, 10, what=f"output_plugin_libraries {'with' if want_wal2json else 'without'} "
-                                         f"wal2json")
-
-
 def test_wal2json_not_allowed_prints_the_working_alter_system_line(outboxd, db, stack):
     try:
-        _set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
+        set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
         p = outboxd()
         line = expect_failure(p)
         assert_words(line, PLUGIN_LIBS_OK + ";", "pg_reload_conf()")
         assert db.slots() == []
         # The printed line is the fix: run it as printed, then outboxd starts.
         fix = re.search(r"(ALTER SYSTEM SET output_plugin_libraries = [^;]+;)", line).group(1)
-        _set_plugin_libraries(stack, fix, True)
+        set_plugin_libraries(stack, fix, True)
         p.start()
         p.wait_for_log(r"streaming slot", timeout=60)
         ev = db.insert_event("plugin", "k", "e", {"fixed": True})
         db.wait_slot_confirmed(f"{db.dbname}_slot", db.current_wal_lsn(), timeout=30)
         assert ev
     finally:
-        _set_plugin_libraries(stack, PLUGIN_LIBS_OK, True)
+        set_plugin_libraries(stack, PLUGIN_LIBS_OK, True)
 
 
 def test_existing_slot_with_another_plugin(outboxd, db):
@@ -232,14 +206,14 @@ def test_slot_create_false_and_no_slot(outboxd, db):
 
 
 def test_slot_of_another_database(outboxd, db, stack):
-    other = helpers.create_database(stack)
+    other = create_database(stack)
     try:
-        slot = helpers.unique_name("s")
+        slot = unique_name("s")
         other.create_slot(slot)
         line = expect_failure(outboxd({"postgres.slot": slot}))
         assert_words(line, f'"{slot}"', f'"{other.dbname}"', f'"{db.dbname}"', "postgres.slot")
     finally:
-        helpers.drop_database(other)
+        drop_database(other)
 
 
 # --------------------------------------------------------------------------- connection
@@ -247,7 +221,7 @@ def test_slot_of_another_database(outboxd, db, stack):
 
 @pytest.mark.parametrize("form", ["keywords", "uri"])
 def test_nonexistent_database_exits_2_and_never_logs_the_password(outboxd, stack, form):
-    dbname = helpers.unique_name("nodb")
+    dbname = unique_name("nodb")
     if form == "keywords":
         conninfo = f"host=127.0.0.1 port={stack.pg_port} user=postgres password={SECRET} dbname={dbname}"
     else:
@@ -290,64 +264,7 @@ def test_kafka_bootstrap_servers_not_set(outboxd):
 
 
 # --------------------------------------------------------------------------- a throwaway PostgreSQL
-
-
-PG2_PASSWORD = "right-Pw-42"
-
-
-def _free_port() -> int:
-    """OUTBOXD_TEST_PG2_PORT, or a port that is free right now (tried from 25632 up: other
-    stacks and throwaway servers of parallel runs may hold some)."""
-    if os.environ.get("OUTBOXD_TEST_PG2_PORT"):
-        return int(os.environ["OUTBOXD_TEST_PG2_PORT"])
-    for port in range(25632, 25732):
-        with socket.socket() as s:
-            try:
-                s.bind(("127.0.0.1", port))
-                return port
-            except OSError:
-                continue
-    raise RuntimeError("no free port in 25632..25731 for the throwaway PostgreSQL")
-
-
-@pytest.fixture(scope="module")
-def pg_replica(stack):
-    """A second, throwaway PostgreSQL with wal_level = replica and scram-sha-256 password
-    authentication on 127.0.0.1 (the stack's server trusts everyone, so a wrong password
-    cannot fail there). Yields its port; stopped and deleted afterwards."""
-    pgbin = Path(stack.env.get("OUTBOXD_STACK_PGBIN", "/usr/lib/postgresql/15/bin"))
-    as_pg = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    d = Path(tempfile.mkdtemp(prefix="outboxd-pg2-", dir="/tmp"))
-    data = d / "data"
-    try:
-        if as_pg:
-            shutil.chown(d, "postgres", "postgres")
-        pwfile = d / "pw"
-        pwfile.write_text(PG2_PASSWORD + "\n")
-        if as_pg:
-            shutil.chown(pwfile, "postgres", "postgres")
-        subprocess.run(as_pg + [str(pgbin / "initdb"), "-D", str(data), "-U", "postgres", "--pwfile", str(pwfile),
-                                "--auth-local=trust", "--auth-host=scram-sha-256", "-E", "UTF8",
-                                "--locale=C.UTF-8", "--no-sync", "--no-instructions"],
-                       check=True, capture_output=True, timeout=120)
-        for attempt in range(5):  # the port may be taken between the check and the start
-            port = _free_port()
-            with open(data / "postgresql.conf", "a") as f:  # the last port line wins
-                f.write(f"\nlisten_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{d}'\n"
-                        "wal_level = replica\nfsync = off\n")
-            r = subprocess.run(as_pg + [str(pgbin / "pg_ctl"), "-D", str(data), "-l", str(d / "log"), "-w",
-                                        "-t", "60", "start"], capture_output=True, timeout=90)
-            if r.returncode == 0:
-                break
-            log = (d / "log").read_text(errors="replace") if (d / "log").exists() else ""
-            if "could not bind" not in log or attempt == 4:
-                raise RuntimeError(f"throwaway PostgreSQL did not start on port {port}:\n{r.stderr.decode()}\n{log}")
-        yield port
-    finally:
-        if (data / "postmaster.pid").exists():
-            subprocess.run(as_pg + [str(pgbin / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-                           capture_output=True, timeout=60)
-        shutil.rmtree(d, ignore_errors=True)
+# pg_replica (conftest.py): a second server with wal_level = replica and password authentication.
 
 
 def test_wal_level_not_logical(outboxd, pg_replica):

@@ -48,8 +48,7 @@ from dataclasses import dataclass, field
 import psycopg
 import pytest
 
-import helpers
-from helpers import int_to_lsn, lsn_to_int, wait_until
+from harness import int_to_lsn, lsn_to_int, unique_name, wait_until
 
 pytestmark = pytest.mark.fault
 
@@ -274,7 +273,7 @@ class OracleTxn:
 
 
 def oracle_create(db) -> str:
-    slot = helpers.unique_name("oracle")
+    slot = unique_name("oracle")
     db.create_slot(slot)
     return slot
 
@@ -322,7 +321,7 @@ def _consumer(bootstrap: str):
 
     return Consumer({
         "bootstrap.servers": bootstrap,
-        "group.id": helpers.unique_name("faults"),
+        "group.id": unique_name("faults"),
         "enable.auto.commit": False,
         "enable.partition.eof": False,
         "auto.offset.reset": "earliest",
@@ -548,7 +547,7 @@ def test_kafka_outage_slot_waits(stack, db, kafka, topic_prefix, outboxd, faults
     info = db.slot_info(slot_of(p))
     if release:
         p.wait_for_log("closing the replication stream", timeout=20)
-        helpers.wait_until(lambda: not db.slot_info(slot_of(p))["active"], 20, 0.2, "slot released")
+        wait_until(lambda: not db.slot_info(slot_of(p))["active"], 20, 0.2, "slot released")
         samples.append(confirmed(db, slot_of(p)))
     else:
         assert info["active"], "outboxd dropped the replication connection while Kafka was down"

@@ -21,9 +21,7 @@ import time
 import psycopg
 import pytest
 
-import helpers
-from test_ops import free_port, scrape
-from test_ops import get as http_get
+from harness import free_port, http_get, kafka_committed, scrape, unique_name, wait_until
 
 
 # --------------------------------------------------------------------------- helpers
@@ -37,7 +35,7 @@ class BgProducer(threading.Thread):
                  prefix: str | None = None, id_header: bool = True):
         super().__init__(daemon=True)
         self.bootstrap, self.topic, self.n, self.rate, self.keys = bootstrap, topic, n, rate, keys
-        self.prefix = prefix or helpers.unique_name("m")
+        self.prefix = prefix or unique_name("m")
         self.id_header = id_header
         self.acked: dict[str, tuple[int, int]] = {}
         self.errors: list[str] = []
@@ -80,7 +78,7 @@ def wait_count(db, n: int, timeout: float = 60) -> None:
             return inbox_count(db) >= n
         except psycopg.OperationalError:
             return False
-    helpers.wait_until(ok, timeout, 0.2, f"{n} rows in the inbox")
+    wait_until(ok, timeout, 0.2, f"{n} rows in the inbox")
 
 
 def positions(db, group: str) -> dict[int, int]:
@@ -157,7 +155,7 @@ def test_records_messages_byte_for_byte(inboxd, inbox_db, inbox_topic, kafka, st
     d.wait_for_log(r"stopped: recorded 6 messages, 0 duplicates skipped", all_runs=True, timeout=1)
     pos = positions(inbox_db, group_of(d))
     assert pos == {p: max(o for pp, o in where if pp == p) + 1 for p in range(4)}
-    assert helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == pos
+    assert kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == pos
 
 
 def test_duplicates_are_stored_once(inboxd, inbox_db, inbox_topic, stack):
@@ -171,8 +169,8 @@ def test_duplicates_are_stored_once(inboxd, inbox_db, inbox_topic, stack):
                       partition=(i + rnd) % 4)
     assert p.flush(30) == 0
     d = inboxd()
-    helpers.wait_until(lambda: sum(positions(inbox_db, group_of(d)).values()) == 300, 30, 0.2,
-                       "all 300 records consumed")
+    wait_until(lambda: sum(positions(inbox_db, group_of(d)).values()) == 300, 30, 0.2,
+               "all 300 records consumed")
     assert inbox_count(inbox_db) == 100
     # The first copy that was recorded wins; every id once.
     assert inbox_db.scalar("SELECT count(DISTINCT message_id) FROM inbox") == 100
@@ -181,8 +179,8 @@ def test_duplicates_are_stored_once(inboxd, inbox_db, inbox_topic, stack):
 
     # Another consumer group re-reads everything: nothing new.
     d2 = inboxd({"kafka.group.id": group_of(d) + "_2"})
-    helpers.wait_until(lambda: sum(positions(inbox_db, group_of(d2)).values()) == 300, 30, 0.2,
-                       "300 records consumed again")
+    wait_until(lambda: sum(positions(inbox_db, group_of(d2)).values()) == 300, 30, 0.2,
+               "300 records consumed again")
     assert inbox_count(inbox_db) == 100
     assert d2.terminate() == 0
     d2.wait_for_log(r"stopped: recorded 0 messages, 300 duplicates skipped", all_runs=True, timeout=1)
@@ -203,7 +201,7 @@ def test_restart_resumes_from_stored_positions_not_kafka(inboxd, inbox_db, inbox
     # The service processed 150 of them an hour ago: retention deletes those.
     inbox_db.execute("UPDATE inbox SET status = 'done', processed_at = now() - interval '1 hour' "
                      "WHERE id IN (SELECT id FROM inbox ORDER BY id LIMIT 150)")
-    helpers.wait_until(lambda: inbox_count(inbox_db) == 50, 20, 0.2, "retention to delete 150 done rows")
+    wait_until(lambda: inbox_count(inbox_db) == 50, 20, 0.2, "retention to delete 150 done rows")
     d.wait_for_log(r"retention: deleted 150 done messages older than 1 s", timeout=5)
     assert d.terminate() == 0
 
@@ -246,8 +244,8 @@ def test_kill9_during_consumption_loses_and_duplicates_nothing(inboxd, inbox_db,
     kills = []
     for _ in range(5):
         before = inbox_count(inbox_db)
-        helpers.wait_until(lambda: inbox_count(inbox_db) > before + 1000 or not prod.is_alive(), 60, 0.02,
-                           "progress before the kill")
+        wait_until(lambda: inbox_count(inbox_db) > before + 1000 or not prod.is_alive(), 60, 0.02,
+                   "progress before the kill")
         if not prod.is_alive():
             break
         d.kill9()
@@ -264,28 +262,53 @@ def test_kill9_during_consumption_loses_and_duplicates_nothing(inboxd, inbox_db,
     assert d.terminate() == 0
 
 
+def wait_assignment(kafka, group: str, topic: str, members: set[str], timeout: float = 60) -> dict:
+    """Waits until the group is stable with exactly these members (client.id), each holding
+    at least one partition and all 4 partitions of topic assigned; returns the assignment."""
+    def ok():
+        a = kafka.group_assignment(group)
+        if a is None or set(a) != members or not all(a.values()):
+            return None
+        held = sorted(tp for tps in a.values() for tp in tps)
+        return a if held == [(topic, p) for p in range(4)] else None
+    return wait_until(ok, timeout, 0.3, f"group {group}: {sorted(members)} sharing the 4 partitions")
+
+
+def wait_progress(db, more: int, prod: BgProducer, timeout: float = 30) -> None:
+    """Waits until `more` further rows are in the inbox, or until prod has finished (and so
+    no more may come)."""
+    before = inbox_count(db)
+    wait_until(lambda: inbox_count(db) >= before + more or not prod.is_alive(), timeout, 0.05,
+               f"{more} more rows in the inbox")
+
+
 @pytest.mark.timeout(240)
 @pytest.mark.parametrize("strategy", ["range,roundrobin", "cooperative-sticky"])
-def test_two_instances_partitions_move(inboxd, inbox_db, inbox_topic, stack, strategy):
+def test_two_instances_partitions_move(inboxd, inbox_db, inbox_topic, stack, kafka, strategy):
     """Three instances join and leave one group (eager and incremental rebalancing) while
-    records arrive: every record once."""
+    records arrive: every record once. Each move is waited for as the broker shows it (the
+    group stable with the expected members), then some records go through the new owners."""
     n = 30000
     prod = BgProducer(stack.kafka, inbox_topic, n, rate=2500)
     cfg = {"inbox.batch.max": 300, "kafka.partition.assignment.strategy": strategy}
-    a = inboxd(cfg)
+    a = inboxd({**cfg, "kafka.client.id": "inboxd-a"})
+    group = group_of(a)
     a.wait_for_log(r"assigned .*\[3\]", timeout=30)
     prod.start()
-    time.sleep(2)
-    b = inboxd(cfg)  # the group moves half of the partitions to b
+    wait_progress(inbox_db, 1000, prod)  # a is consuming
+    b = inboxd({**cfg, "kafka.client.id": "inboxd-b"})  # the group moves half of the partitions to b
     b.wait_for_log(r"assigned ", timeout=30)
     a.wait_for_log(r"(revoked|lost) \d+ partitions", timeout=30)
-    time.sleep(2)
-    c = inboxd(cfg)  # a third: another move
+    wait_assignment(kafka, group, inbox_topic, {"inboxd-a", "inboxd-b"})
+    wait_progress(inbox_db, 500, prod)
+    c = inboxd({**cfg, "kafka.client.id": "inboxd-c"})  # a third: another move
     c.wait_for_log(r"assigned ", timeout=30)
-    time.sleep(2)
+    wait_assignment(kafka, group, inbox_topic, {"inboxd-a", "inboxd-b", "inboxd-c"})
+    wait_progress(inbox_db, 500, prod)
     a.kill9()  # a's partitions move to b and c after its session times out
-    time.sleep(2)
+    wait_assignment(kafka, group, inbox_topic, {"inboxd-b", "inboxd-c"})
     assert c.terminate() == 0  # a clean leave: c's partitions move to b at once
+    wait_assignment(kafka, group, inbox_topic, {"inboxd-b"}, timeout=30)
     prod.join(120)
     assert not prod.errors, prod.errors[:5]
     wait_count(inbox_db, n, 90)
@@ -308,7 +331,7 @@ def test_postgres_restart_and_crash_midstream(inboxd, inbox_db, inbox_topic, sta
     faults.pg_restart()  # fast shutdown and start
     d.wait_for_log(r"PostgreSQL is back: consumption resumed", timeout=30)
     before = inbox_count(inbox_db)
-    helpers.wait_until(lambda: inbox_count(inbox_db) > before + 2000, 30, 0.1, "progress after the restart")
+    wait_until(lambda: inbox_count(inbox_db) > before + 2000, 30, 0.1, "progress after the restart")
     faults.pg_kill()  # a crash, down for 3 s while the producer goes on
     time.sleep(3)
     faults.pg_start()
@@ -380,7 +403,7 @@ def produce_many(bootstrap: str, topic: str, records) -> list[tuple[int, int]]:
 
 def recreate_topic(kafka, topic: str, partitions: int) -> None:
     kafka.delete_topics([topic])
-    helpers.wait_until(lambda: kafka.partition_count(topic) is None, 30, 0.2, f"topic {topic} deleted")
+    wait_until(lambda: kafka.partition_count(topic) is None, 30, 0.2, f"topic {topic} deleted")
 
     def create():
         try:
@@ -388,7 +411,7 @@ def recreate_topic(kafka, topic: str, partitions: int) -> None:
             return True
         except Exception:  # noqa: BLE001 - "marked for deletion" until the broker is done
             return False
-    helpers.wait_until(create, 60, 1, f"topic {topic} created again")
+    wait_until(create, 60, 1, f"topic {topic} created again")
 
 
 def test_recreated_topic_is_never_skipped_silently(inboxd, inbox_db, inbox_topic, stack, kafka):
@@ -428,15 +451,15 @@ def test_recreated_topic_is_never_skipped_silently(inboxd, inbox_db, inbox_topic
     with psycopg.connect(inbox_db.conninfo, autocommit=True) as c:
         got = dict(c.execute("SELECT message_id, \"offset\" FROM inbox WHERE message_id LIKE 'new-%'").fetchall())
     assert got == {f"new-{i}": i // 4 for i in range(12)}
-    helpers.wait_until(lambda: positions(inbox_db, group_of(d)) == {p: 3 for p in range(4)}, 10, 0.2,
-                       "positions reset to the new offsets")
+    wait_until(lambda: positions(inbox_db, group_of(d)) == {p: 3 for p in range(4)}, 10, 0.2,
+               "positions reset to the new offsets")
     d2.wait_for_log(r"below the stored position 10 \(topic recreated or log truncated\); "
                     r"inbox.on_offset_regression = reset: recording the partition from offset 0", timeout=5)
-    helpers.wait_until(lambda: scrape(port).get("inboxd_offset_regressions_total") == 4, 10, 0.2,
-                       "inboxd_offset_regressions_total = 4")
+    wait_until(lambda: scrape(port).get("inboxd_offset_regressions_total") == 4, 10, 0.2,
+               "inboxd_offset_regressions_total = 4")
     assert d2.terminate() == 0
     # Kafka's committed offsets followed the table down.
-    assert helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == {p: 3 for p in range(4)}
+    assert kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == {p: 3 for p in range(4)}
 
 
 def test_seek_on_assign_records_messages_behind_kafka(inboxd, inbox_db, inbox_topic, stack):
@@ -447,7 +470,7 @@ def test_seek_on_assign_records_messages_behind_kafka(inboxd, inbox_db, inbox_to
     d = inboxd()
     wait_count(inbox_db, 200, 30)
     assert d.terminate() == 0
-    committed = helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4)
+    committed = kafka_committed(stack.kafka, group_of(d), inbox_topic, 4)
     assert committed == positions(inbox_db, group_of(d))
     # The restore: rows after offset 20 of each partition are gone, and so are their positions.
     inbox_db.execute('DELETE FROM inbox WHERE "offset" >= 20')
@@ -457,7 +480,7 @@ def test_seek_on_assign_records_messages_behind_kafka(inboxd, inbox_db, inbox_to
     check_exactly_once(inbox_db, prod.acked, inbox_topic)
     assert positions(inbox_db, group_of(d)) == committed
     assert d.terminate() == 0
-    assert helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == committed
+    assert kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == committed
 
 
 # --------------------------------------------------------------------------- refused messages
@@ -473,7 +496,7 @@ def test_long_message_id_is_hashed(inboxd, inbox_db, inbox_topic, stack):
     recs = [(b"a", [("id", long_id)], 0), (b"b", [("id", long_id)], 1), (b"c", [("id", b"short")], 2)]
     produce_many(stack.kafka, inbox_topic, recs)
     d = inboxd()
-    helpers.wait_until(lambda: sum(positions(inbox_db, group_of(d)).values()) == 3, 30, 0.2, "3 records consumed")
+    wait_until(lambda: sum(positions(inbox_db, group_of(d)).values()) == 3, 30, 0.2, "3 records consumed")
     ids = sorted(r[0] for r in inbox_db.execute("SELECT message_id FROM inbox"))
     assert ids == sorted(["sha256:" + hashlib.sha256(long_id).hexdigest(), "short"])
     assert d.is_running()
@@ -553,9 +576,10 @@ def test_retryable_error_while_connecting_reconnects(inboxd, inbox_db, inbox_top
         d.wait_for_log(r"assigned 4 partitions; their positions are read when PostgreSQL is back", timeout=30)
         second = BgProducer(stack.kafka, inbox_topic, 50, rate=10000)
         second.run()
-        time.sleep(3)  # several attempts while the lock is held
+        # several attempts while the lock is held
+        wait_until(lambda: d.log_text(all_runs=False).count("PostgreSQL is still unavailable") >= 3
+                   or not d.is_running(), 30, 0.1, "3 more failed attempts to prepare the statements")
         assert d.is_running(), d.log_tail()
-        assert "still unavailable" in d.log_text(all_runs=False)
     finally:
         c.rollback()
         c.close()
@@ -609,7 +633,7 @@ def test_lag_and_kafka_commits_while_writes_are_blocked(inboxd, inbox_db, inbox_
     first = BgProducer(stack.kafka, inbox_topic, 400, rate=10000)
     first.run()
     wait_count(inbox_db, 400, 30)
-    helpers.wait_until(lambda: scrape(port).get(lag) == 0, 20, 0.2, "lag 0")
+    wait_until(lambda: scrape(port).get(lag) == 0, 20, 0.2, "lag 0")
 
     c, table = lock_offsets(inbox_db)
     try:
@@ -619,9 +643,9 @@ def test_lag_and_kafka_commits_while_writes_are_blocked(inboxd, inbox_db, inbox_
         time.sleep(1)
         samples = []
         for _ in range(4):
-            samples.append(helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4))
+            samples.append(kafka_committed(stack.kafka, group_of(d), inbox_topic, 4))
             time.sleep(0.5)
-        helpers.wait_until(lambda: scrape(port).get(lag, 0) > 0, 20, 0.2, "lag > 0 while holding")
+        wait_until(lambda: scrape(port).get(lag, 0) > 0, 20, 0.2, "lag > 0 while holding")
         assert scrape(port)["inboxd_consuming"] == 0
     finally:
         c.rollback()
@@ -633,10 +657,10 @@ def test_lag_and_kafka_commits_while_writes_are_blocked(inboxd, inbox_db, inbox_
     assert not prod.errors
     wait_count(inbox_db, 1400, 60)
     check_exactly_once(inbox_db, {**first.acked, **prod.acked}, inbox_topic)
-    helpers.wait_until(lambda: scrape(port).get(lag) == 0, 30, 0.2, "lag back to 0")
+    wait_until(lambda: scrape(port).get(lag) == 0, 30, 0.2, "lag back to 0")
     pos = positions(inbox_db, group_of(d))
-    helpers.wait_until(lambda: helpers.kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == pos, 30, 0.5,
-                       "committed offsets caught up with the table")
+    wait_until(lambda: kafka_committed(stack.kafka, group_of(d), inbox_topic, 4) == pos, 30, 0.5,
+               "committed offsets caught up with the table")
     d.wait_for_log(r"recorded \d+ messages \(\d+ msgs/s, \d+ duplicates skipped\) in the last \d+ s; "
                    r"consumer lag \d+ messages; \d+ in total", timeout=15)
     assert d.terminate() == 0
@@ -657,10 +681,10 @@ def test_lag_metric_is_zeroed_when_the_partitions_go_away(inboxd, inbox_db, inbo
     try:
         BgProducer(stack.kafka, inbox_topic, 200, rate=10000).run()
         d.wait_for_log(r"PostgreSQL is unavailable", timeout=30)
-        helpers.wait_until(lambda: scrape(port).get(lag, 0) > 0, 20, 0.2, "lag > 0 while holding")
+        wait_until(lambda: scrape(port).get(lag, 0) > 0, 20, 0.2, "lag > 0 while holding")
         kafka.delete_topics([inbox_topic])
         d.wait_for_log(r"(revoked|lost) 4 partitions", timeout=60)
-        helpers.wait_until(lambda: scrape(port).get(lag) == 0, 20, 0.2, "the lag of the revoked topic at 0")
+        wait_until(lambda: scrape(port).get(lag) == 0, 20, 0.2, "the lag of the revoked topic at 0")
         assert d.is_running()
     finally:
         c.rollback()
@@ -707,8 +731,8 @@ def test_kafka_unreachable_at_startup(inboxd, inbox_db, inbox_topic, stack):
     d = inboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 4000,
                 "http.listen": f"127.0.0.1:{port}"})
     d.wait_for_log("serving /metrics", timeout=10)
-    helpers.wait_until(lambda: http_get(port, "/readyz") == (503, "not ready: starting: waiting for Kafka\n"), 5, 0.1,
-                       "/readyz says it waits for Kafka")
+    wait_until(lambda: http_get(port, "/readyz") == (503, "not ready: starting: waiting for Kafka\n"), 5, 0.1,
+               "/readyz says it waits for Kafka")
     assert http_get(port, "/healthz")[0] == 200
     assert d.wait_exit(30) == 1, d.log_tail()
     assert re.search(r"Kafka is not reachable at bootstrap\.servers=127\.0\.0\.1:1 \(.*\): start the broker or fix "

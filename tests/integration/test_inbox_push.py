@@ -25,8 +25,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import helpers
-from test_ops import free_port, wait_metric
+from harness import free_port, unique_name, wait_metric, wait_until
 
 
 # --------------------------------------------------------------------------- test server
@@ -161,7 +160,7 @@ def wait_settled(db, n: int, timeout: float = 90) -> dict[str, tuple]:
     def ok():
         s = statuses(db)
         return len(s) == n and all(v[0] in ("done", "dead") for v in s.values())
-    helpers.wait_until(ok, timeout, 0.2, f"{n} messages done or dead")
+    wait_until(ok, timeout, 0.2, f"{n} messages done or dead")
     return statuses(db)
 
 
@@ -341,11 +340,11 @@ def test_server_down_at_start_then_up(inboxd, inbox_db, inbox_topic, stack, push
     d = inboxd({"deliver.url": f"http://127.0.0.1:{port}/x", "deliver.backoff.base.ms": 100,
                 "deliver.backoff.max.ms": 1000, "deliver.max_attempts": 1000, "deliver.timeout.ms": 2000})
     # Ingest does not wait for the service: every message is recorded while it is down.
-    helpers.wait_until(lambda: len(statuses(inbox_db)) == 40, 30, 0.2, "40 rows")
+    wait_until(lambda: len(statuses(inbox_db)) == 40, 30, 0.2, "40 rows")
 
     def refused():
         return any(v[0] == "failed" and v[2] and "Couldn't connect" in v[2] for v in statuses(inbox_db).values())
-    helpers.wait_until(refused, 30, 0.2, "a failed attempt with connection refused")
+    wait_until(refused, 30, 0.2, "a failed attempt with connection refused")
     time.sleep(1.5)
     srv = push_server(port=port)
     rows = wait_settled(inbox_db, 40, 60)
@@ -369,7 +368,7 @@ def test_kill9_mid_delivery_loses_nothing(inboxd, inbox_db, inbox_topic, stack, 
     srv = push_server(plan)
     cfg = {"deliver.url": srv.url, "deliver.timeout.ms": 2000, "deliver.concurrency": 8}
     d = inboxd(cfg)
-    helpers.wait_until(lambda: sum(srv.successes().values()) >= 60, 60, 0.02, "60 deliveries")
+    wait_until(lambda: sum(srv.successes().values()) >= 60, 60, 0.02, "60 deliveries")
     d.kill9()
     time.sleep(0.5)
     processing = inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'processing'")
@@ -399,7 +398,7 @@ def test_sigterm_waits_for_requests_in_flight_second_cancels(inboxd, inbox_db, i
         return 200, b"ok", {}, 0
     srv = push_server(plan)
     d = inboxd({"deliver.url": srv.url, "deliver.timeout.ms": 20000, "deliver.concurrency": 4})
-    helpers.wait_until(lambda: len(srv.arrivals) >= 4, 30, 0.02, "4 requests in flight")
+    wait_until(lambda: len(srv.arrivals) >= 4, 30, 0.02, "4 requests in flight")
     t0 = time.monotonic()
     d.signal(signal.SIGTERM)
     assert d.wait_exit(15) == 0
@@ -412,7 +411,7 @@ def test_sigterm_waits_for_requests_in_flight_second_cancels(inboxd, inbox_db, i
     # Second signal: requests cancelled, their rows pending again (attempt not counted).
     hold["delay"] = 30
     d.start()
-    helpers.wait_until(lambda: len(srv.arrivals) >= 8, 30, 0.02, "4 more requests in flight")
+    wait_until(lambda: len(srv.arrivals) >= 8, 30, 0.02, "4 more requests in flight")
     d.signal(signal.SIGTERM)
     time.sleep(0.3)
     d.signal(signal.SIGTERM)
@@ -458,7 +457,7 @@ def test_two_instances_push_while_postgres_restarts(inboxd, inbox_db, inbox_topi
     cfg = {"deliver.url": srv.url, "deliver.timeout.ms": 2000, "deliver.concurrency": 4,
            "reconnect.backoff.max.ms": 1000}
     a, b = inboxd(cfg), inboxd(cfg)
-    helpers.wait_until(lambda: sum(srv.successes().values()) >= 100, 60, 0.02, "100 deliveries")
+    wait_until(lambda: sum(srv.successes().values()) >= 100, 60, 0.02, "100 deliveries")
     faults.pg_restart()
     rows = wait_settled(inbox_db, n, 120)
     assert all(v[0] == "done" for v in rows.values())
@@ -489,8 +488,8 @@ def test_https_with_own_ca(inboxd, inbox_db, inbox_topic, stack, push_server, tm
     produce_all(stack, inbox_topic, [(b"k", b"secret payload", [("id", b"tls-1")])])
     cfg = {"deliver.url": srv.url, "deliver.backoff.base.ms": 100, "deliver.max_attempts": 1000}
     d = inboxd(cfg)
-    helpers.wait_until(lambda: (statuses(inbox_db).get("tls-1") or ("",))[0] == "failed", 30, 0.1,
-                       "a failed attempt")
+    wait_until(lambda: (statuses(inbox_db).get("tls-1") or ("",))[0] == "failed", 30, 0.1,
+               "a failed attempt")
     assert "SSL certificate problem" in statuses(inbox_db)["tls-1"][2]
     assert srv.successes() == {}
     assert d.terminate() == 0
@@ -514,7 +513,7 @@ def push_role(stack, inbox_db):
     """(role, conninfo): a LOGIN role with exactly the grants of docs/inboxd.md for inboxd
     with deliver.url on inbox_db (EXECUTE on the functions through PUBLIC); dropped at
     teardown. Request it before inboxd, so that inboxd is stopped first."""
-    role = helpers.unique_name("r")
+    role = unique_name("r")
     with stack.pg_connect() as c:
         c.execute(sql.SQL("CREATE ROLE {} LOGIN").format(sql.Identifier(role)))
     inbox_db.execute(sql.SQL("GRANT SELECT, INSERT, DELETE, UPDATE ON inbox TO {}").format(sql.Identifier(role)))
@@ -592,7 +591,7 @@ def test_read_only_database_is_retried_with_backoff_and_a_warning_every_30s(push
                           "WHERE datname = %s AND application_name = 'inboxd-deliver'", (inbox_db.dbname,)).fetchone()[0]
         assert n == 1
         produce_all(stack, inbox_topic, [(b"k", b"v", [("id", b"ro-1")])])
-        helpers.wait_until(lambda: "ro-1" in statuses(inbox_db), 30, 0.2, "ro-1 recorded")
+        wait_until(lambda: "ro-1" in statuses(inbox_db), 30, 0.2, "ro-1 recorded")
         first = d.wait_for_log(r"cannot execute [A-Z ]+ in a read-only transaction.*\(SQLSTATE 25006\)", timeout=30)
         line = first.string[first.start():first.string.find("\n", first.end())]
         assert "still failing after 0 s and 2 attempts" in line, line  # right away: a new kind of failure

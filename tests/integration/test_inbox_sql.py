@@ -19,7 +19,7 @@ import time
 import psycopg
 import pytest
 
-import helpers
+from harness import INBOX_SQL, SANITIZER_REPORT, default_inboxd_bin, unique_name, write_config
 
 
 def add(db, message_id, key, *, topic="t", partition=0, offset=None, payload=b"p", conn=None):
@@ -46,7 +46,7 @@ def row(db, message_id):
 
 def test_sql_is_idempotent_and_complete(inbox_db):
     # A second run changes nothing and fails on nothing.
-    inbox_db.conn.execute(helpers.INBOX_SQL.read_text())
+    inbox_db.conn.execute(INBOX_SQL.read_text())
     names = {r[0] for r in inbox_db.execute(
         "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace")}
     for f in ("inbox_claim(integer,interval)", "inbox_complete(text)",
@@ -318,7 +318,7 @@ def test_requeue_notifies_with_the_payload_of_the_insert_trigger(inbox_db):
     """inbox_requeue_dead's NOTIFY names the table it requeued in, exactly as the insert
     trigger does: also for a copy in another schema under a name that needs quoting."""
     inbox_db.execute("CREATE SCHEMA app2")
-    copy = schema_copy(helpers.INBOX_SQL.read_text(), "app2", '"InBox"')
+    copy = schema_copy(INBOX_SQL.read_text(), "app2", '"InBox"')
     inbox_db.conn.execute(copy)
     inbox_db.conn.execute(copy)  # idempotent there too
     listener = psycopg.connect(inbox_db.conninfo, autocommit=True)
@@ -353,12 +353,12 @@ def inboxd_cmd(inbox_db, tmp_path):
     def run(*args, config=None, env=None, timeout=60):
         n[0] += 1
         cfg = {"postgres.conninfo": inbox_db.conninfo, **(config or {})}
-        conf = helpers.write_config(tmp_path / f"cmd-{n[0]}.conf", {k: v for k, v in cfg.items() if v is not None})
+        conf = write_config(tmp_path / f"cmd-{n[0]}.conf", {k: v for k, v in cfg.items() if v is not None})
         e = {k: v for k, v in os.environ.items() if not k.startswith(("OUTBOXD_", "INBOXD_"))}
         e.update(env or {})
-        r = subprocess.run([str(helpers.default_inboxd_bin()), *args, "-c", str(conf)], capture_output=True,
+        r = subprocess.run([str(default_inboxd_bin()), *args, "-c", str(conf)], capture_output=True,
                            text=True, timeout=timeout, env=e, stdin=subprocess.DEVNULL)
-        m = helpers.SANITIZER_REPORT.search(r.stdout + r.stderr)
+        m = SANITIZER_REPORT.search(r.stdout + r.stderr)
         assert not m, f"sanitizer report:\n{r.stdout}\n{r.stderr}"
         return r
 
@@ -451,7 +451,7 @@ def test_inboxd_status_and_requeue_of_another_table_from_env_and_x(inbox_db, inb
     """inbox.table comes from the file, INBOXD_INBOX_TABLE or -X, as for the daemon; the
     functions of that table's schema do the requeue."""
     inbox_db.execute("CREATE SCHEMA app2")
-    inbox_db.conn.execute(schema_copy(helpers.INBOX_SQL.read_text(), "app2", '"InBox"'))
+    inbox_db.conn.execute(schema_copy(INBOX_SQL.read_text(), "app2", '"InBox"'))
     inbox_db.execute('INSERT INTO app2."InBox" (message_id, topic, partition, "offset", status, attempts, '
                      "last_error, processed_at) VALUES ('x1', 't', 0, 0, 'dead', 4, 'boom', now())")
     add(inbox_db, "public-one", "k")  # public.inbox is another table
@@ -493,7 +493,7 @@ def test_inboxd_status_and_requeue_errors(inbox_db, inboxd_cmd):
         assert r.returncode == 2, (cmd, r.stdout, r.stderr)
         assert "cannot connect to PostgreSQL" in r.stderr and r.stdout == ""
     # A role without SELECT on the table: the query fails, exit 2 with the server's reason.
-    role = helpers.unique_name("r")
+    role = unique_name("r")
     inbox_db.execute(f'CREATE ROLE "{role}" LOGIN')
     try:
         r = inboxd_cmd("status", config={"postgres.conninfo": psycopg.conninfo.make_conninfo(inbox_db.conninfo,

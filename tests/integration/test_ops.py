@@ -17,74 +17,22 @@ import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 
 import pytest
 
-import helpers
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$')
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    """(status, body) of GET http://127.0.0.1:port/path."""
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as r:
-            return r.status, r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.read().decode()
-
-
-def scrape(port: int) -> dict[str, float]:
-    """Samples of /metrics: 'name' or 'name{labels}' -> value. Checks the text format."""
-    status, body = get(port, "/metrics")
-    assert status == 200, body
-    out: dict[str, float] = {}
-    for line in body.splitlines():
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            continue
-        m = SAMPLE.match(line)
-        assert m, f"not a Prometheus sample line: {line!r}"
-        out[m.group(1) + (f"{{{m.group(2)}}}" if m.group(2) else "")] = float(m.group(3))
-    return out
-
-
-def wait_metric(port: int, name: str, pred, timeout: float = 30) -> dict[str, float]:
-    last: dict[str, float] = {}
-
-    def ok():
-        nonlocal last
-        last = scrape(port)
-        return name in last and pred(last[name])
-
-    try:
-        helpers.wait_until(ok, timeout, interval=0.3, what=f"{name} as expected")
-    except Exception:
-        raise AssertionError(f"{name} = {last.get(name)} after {timeout} s") from None
-    return last
-
-
-def wait_status(port: int, path: str, status: int, timeout: float = 30) -> str:
-    last = (0, "")
-
-    def ok():
-        nonlocal last
-        last = get(port, path)
-        return last[0] == status
-
-    try:
-        helpers.wait_until(ok, timeout, interval=0.3, what=f"{path} {status}")
-    except Exception:
-        raise AssertionError(f"{path}: {last} instead of {status} after {timeout} s") from None
-    return last[1]
-
+from harness import (
+    default_inboxd_bin,
+    default_outboxd_bin,
+    free_port,
+    http_get,
+    lsn_to_int,
+    scrape,
+    unique_name,
+    wait_metric,
+    wait_status,
+    wait_until,
+    write_config,
+)
 
 # --------------------------------------------------------------------------- outboxd metrics
 
@@ -94,9 +42,9 @@ def test_outboxd_metrics_move_as_events_flow(outboxd, db, topic_prefix):
     d = outboxd({"http.listen": f"127.0.0.1:{port}", "slot.poll.interval.ms": 500})
     d.wait_for_log("streaming slot")
     assert "serving /metrics, /healthz and /readyz on http://127.0.0.1:%d" % port in d.log_text()
-    assert get(port, "/healthz") == (200, "ok\n")
+    assert http_get(port, "/healthz") == (200, "ok\n")
     wait_status(port, "/readyz", 200)
-    assert get(port, "/nope")[0] == 404
+    assert http_get(port, "/nope")[0] == 404
     before = wait_metric(port, "outboxd_slot_retained_bytes", lambda v: v > 0)
     topic = f"{topic_prefix}.order"
     series = f'outboxd_events_published_total{{topic="{topic}"}}'
@@ -122,7 +70,7 @@ def test_outboxd_metrics_move_as_events_flow(outboxd, db, topic_prefix):
     assert final["outboxd_server_wal_end_lsn"] >= final["outboxd_confirmed_lsn"]
     assert final["outboxd_slot_active"] == 1 and final["outboxd_kafka_reachable"] == 1
     # The slot's confirmed position is what the metric says (or newer).
-    confirmed = helpers.lsn_to_int(db.slot_info(f"{db.dbname}_slot")["confirmed_flush_lsn"])
+    confirmed = lsn_to_int(db.slot_info(f"{db.dbname}_slot")["confirmed_flush_lsn"])
     assert confirmed >= final["outboxd_confirmed_lsn"]
 
 
@@ -168,7 +116,7 @@ def test_slot_metrics_before_streaming_and_slot_poll_errors(outboxd, db, stack):
     for n in range(20):
         db.insert_event("order", "a1", "Created", {"n": n})
     info = db.slot_info(slot)
-    confirmed = helpers.lsn_to_int(info["confirmed_flush_lsn"])
+    confirmed = lsn_to_int(info["confirmed_flush_lsn"])
     m = wait_metric(port, "outboxd_confirmed_lsn", lambda v: v == confirmed)
     m = wait_metric(port, "outboxd_lag_bytes", lambda v: v >= info["lag_bytes"])
     assert m["outboxd_lag_bytes"] <= db.slot_info(slot)["lag_bytes"], m  # the slot's lag, not the WAL position
@@ -212,7 +160,7 @@ def test_readyz_follows_kafka_for_outboxd_and_inboxd(outboxd, inboxd, faults, db
     assert body.startswith("not ready: Kafka is not reachable"), body
     assert scrape(po)["outboxd_kafka_reachable"] == 0 and scrape(pi)["inboxd_kafka_reachable"] == 0
     # The loops still run: alive, only not ready.
-    assert get(po, "/healthz")[0] == 200 and get(pi, "/healthz")[0] == 200
+    assert http_get(po, "/healthz")[0] == 200 and http_get(pi, "/healthz")[0] == 200
 
     mark = len(o.log_text())
     for n in range(5):
@@ -305,7 +253,7 @@ def test_standby_takes_over_after_kill9_without_loss(outboxd, db, kafka, topic_p
         assert len(re.findall("standing by", log)) == 1, log  # one line, not one per retry
         assert re.search(r'replication slot "\S+" is in use by PID \d+ \(another outboxd\?\): standing by, checking '
                          r"every 1000 ms; this instance takes over when the slot is free", log), log
-        status, body = get(pb, "/readyz")
+        status, body = http_get(pb, "/readyz")
         assert status == 503 and body.startswith("not ready: standby: replication slot"), body
         assert scrape(pb)["outboxd_standby"] == 1
         # The standby confirms nothing itself: it shows the slot's position and lag (polled),
@@ -358,7 +306,7 @@ def test_invalidated_slot_stops_the_relay_with_the_runbook(outboxd, db, stack):
                 db.execute("INSERT INTO filler SELECT repeat('x', 1000) FROM generate_series(1, 3000)")
                 admin.execute("SELECT pg_switch_wal()")
             admin.execute("CHECKPOINT")
-            helpers.wait_until(lambda: db.slot_info(slot)["wal_status"] == "lost", 30, what="slot invalidated")
+            wait_until(lambda: db.slot_info(slot)["wal_status"] == "lost", 30, what="slot invalidated")
         finally:
             d.signal(signal.SIGCONT)
         assert d.wait_exit(60) == 2
@@ -387,12 +335,12 @@ def test_sighup_rereads_log_level(daemon, outboxd, inboxd, db, kafka, inbox_topi
         if daemon == "outboxd":
             db.insert_event("order", "a1", "Created", {})
         else:
-            kafka.produce(inbox_topic, "v", headers={"id": helpers.unique_name("m")})
+            kafka.produce(inbox_topic, "v", headers={"id": unique_name("m")})
 
     activity()
     time.sleep(2)
     assert " DEBUG: " not in d.log_text()
-    helpers.write_config(d.config_path, {**d.config, "log.level": "debug", "log.format": "json"})
+    write_config(d.config_path, {**d.config, "log.level": "debug", "log.format": "json"})
     d.signal(signal.SIGHUP)
     d.wait_for_log("SIGHUP: reloaded log.level = debug, log.format = json")
     activity()
@@ -412,7 +360,7 @@ def test_sighup_rereads_log_level(daemon, outboxd, inboxd, db, kafka, inbox_topi
 def test_sd_notify_ready_watchdog_and_stopping(daemon, outboxd, inboxd):
     """With NOTIFY_SOCKET (as systemd sets it for Type=notify): READY=1 once streaming
     (consuming), WATCHDOG=1 pings when WATCHDOG_USEC is set, STOPPING=1 on SIGTERM."""
-    binary = helpers.default_outboxd_bin() if daemon == "outboxd" else helpers.default_inboxd_bin()
+    binary = default_outboxd_bin() if daemon == "outboxd" else default_inboxd_bin()
     if "libsystemd" not in subprocess.run(["ldd", str(binary)], capture_output=True, text=True).stdout:
         pytest.skip("built without libsystemd: sd_notify is compiled out")
     d = tempfile.mkdtemp(prefix="outboxd-notify-", dir="/tmp")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import helpers
+from harness import default_inboxd_bin, default_outboxd_bin
 
 REPO = Path(__file__).resolve().parents[2]
 UNITS = REPO / "contrib" / "systemd"
@@ -21,7 +21,7 @@ def test_systemd_unit_verifies(name, tmp_path):
     tool = shutil.which("systemd-analyze")
     if tool is None:
         pytest.skip("systemd-analyze is not installed")
-    binary = helpers.default_outboxd_bin() if name == "outboxd" else helpers.default_inboxd_bin()
+    binary = default_outboxd_bin() if name == "outboxd" else default_inboxd_bin()
     text = (UNITS / f"{name}.service").read_text()
     assert f"ExecStart=/usr/local/bin/{name} -c /etc/{name}/{name}.conf" in text
     assert "RestartPreventExitStatus=2" in text  # exit 2 = configuration error, see docs/configuration.md

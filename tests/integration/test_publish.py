@@ -18,8 +18,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-import helpers
-from helpers import lsn_to_int
+from harness import lsn_to_int, unique_name, wait_until
 
 STREAMING = r"streaming slot"
 
@@ -357,7 +356,7 @@ def test_slot_is_confirmed_after_acks_and_restart_does_not_resend(outboxd, db, k
 def test_idle_outbox_slot_advances_while_another_database_is_busy(outboxd, db, stack):
     slot = slot_of(db)
     start_streaming(outboxd)
-    other = helpers.unique_name("busy")
+    other = unique_name("busy")
     with stack.pg_connect() as c:
         c.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(other)))
     try:
@@ -461,9 +460,9 @@ def test_sigterm_with_events_flowing_exits_0_and_restart_loses_nothing(outboxd, 
     w = Writer(db, "flow")
     w.start()
     try:
-        helpers.wait_until(lambda: w.count >= 300, 30, what="300 events written")
-        helpers.wait_until(lambda: len(kafka.consume(topic, n=100, timeout=10)) >= 100, 30,
-                           what="events flowing to Kafka")
+        wait_until(lambda: w.count >= 300, 30, what="300 events written")
+        wait_until(lambda: len(kafka.consume(topic, n=100, timeout=10)) >= 100, 30,
+                   what="events flowing to Kafka")
         t0 = time.monotonic()
         rc = p.terminate(timeout=15)
         took = time.monotonic() - t0
@@ -479,7 +478,7 @@ def test_sigterm_with_events_flowing_exits_0_and_restart_loses_nothing(outboxd, 
         assert len(must) >= 100, f"the final status update confirmed only {len(must)} events"
         before_restart = {r.header("id").decode() for r in kafka.consume(topic, timeout=30, settle=2)}
         assert must <= before_restart, f"{len(must - before_restart)} events confirmed but not in Kafka"
-        helpers.wait_until(lambda: w.count >= at_stop + 200, 30, what="events committed while outboxd is down")
+        wait_until(lambda: w.count >= at_stop + 200, 30, what="events committed while outboxd is down")
     finally:
         w.stop()
     end_lsn = db.current_wal_lsn()

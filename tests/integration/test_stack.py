@@ -13,7 +13,18 @@ import time
 
 import pytest
 
-import helpers
+from harness import (
+    create_database,
+    drop_database,
+    int_to_lsn,
+    lsn_to_int,
+    murmur2,
+    parse_env_file,
+    python_partition,
+    random_keys,
+    unique_name,
+    wait_until,
+)
 
 
 def test_pg_reachable_and_configured(stack, db):
@@ -31,7 +42,7 @@ def test_pg_reachable_and_configured(stack, db):
 
 
 def test_wal2json_slot_decodes_outbox_insert(db):
-    slot = helpers.unique_name("s")
+    slot = unique_name("s")
     db.create_slot(slot)
     info = db.slot_info(slot)
     assert info["plugin"] == "wal2json" and info["database"] == db.dbname and not info["active"]
@@ -44,14 +55,14 @@ def test_wal2json_slot_decodes_outbox_insert(db):
     assert actions == ["B", "I", "C"]
     assert ev in rows[1][0]
     # get_changes consumed them: confirmed_flush moved past the insert.
-    assert helpers.lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"]) > 0
+    assert lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"]) > 0
     assert db.slots() == [slot]
     # (the db fixture drops the slot at teardown)
 
 
 def test_db_fixture_cleans_up_slots_and_database(stack):
-    d = helpers.create_database(stack)
-    d.create_slot(helpers.unique_name("s"))
+    d = create_database(stack)
+    d.create_slot(unique_name("s"))
     # An active walsender holds the slot: teardown must terminate it first.
     slot = d.slots()[0]
     recv = subprocess.Popen(
@@ -59,8 +70,8 @@ def test_db_fixture_cleans_up_slots_and_database(stack):
          "--start", "-f", "/dev/null", "-o", "format-version=2"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        helpers.wait_until(lambda: d.slot_info(slot)["active"], 10, what="slot active")
-        helpers.drop_database(d)
+        wait_until(lambda: d.slot_info(slot)["active"], 10, what="slot active")
+        drop_database(d)
     finally:
         recv.kill()
         recv.wait()
@@ -77,8 +88,8 @@ def test_insert_event_in_transaction_and_lsn(db):
         b = db.insert_event("t", "k", "e", [1, 2, 3], conn=c)
     rows = dict(db.execute("SELECT id::text, payload FROM outbox"))
     assert rows == {a: {"raw": "json text"}, b: [1, 2, 3]}
-    assert helpers.lsn_to_int(db.current_wal_lsn()) > helpers.lsn_to_int(before)
-    assert helpers.int_to_lsn(helpers.lsn_to_int("16/B374D848")) == "16/B374D848"
+    assert lsn_to_int(db.current_wal_lsn()) > lsn_to_int(before)
+    assert int_to_lsn(lsn_to_int("16/B374D848")) == "16/B374D848"
 
 
 def test_kafka_roundtrip(kafka, topic_prefix):
@@ -122,20 +133,20 @@ def test_murmur2_known_values():
         b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8": -58897971, b"abc": 479470107,
     }
     for k, v in cases.items():
-        assert helpers.murmur2(k) == v, k
+        assert murmur2(k) == v, k
 
 
 def test_java_partition_matches_python_murmur2(java_partition):
-    keys = helpers.random_keys(1000, seed=20260101)
+    keys = random_keys(1000, seed=20260101)
     pairs = [(k, n) for n in (3, 7, 12) for k in keys]
     t0 = time.monotonic()
     got = java_partition.many(pairs)
     took = time.monotonic() - t0
-    want = [helpers.python_partition(k, n) for k, n in pairs]
+    want = [python_partition(k, n) for k, n in pairs]
     bad = [(k.hex(), n, g, w) for (k, n), g, w in zip(pairs, got, want) if g != w]
     assert not bad, f"{len(bad)} mismatches, e.g. {bad[:5]}"
     assert took < 60
-    assert java_partition(b"k1", 3) == helpers.python_partition(b"k1", 3) == 2
+    assert java_partition(b"k1", 3) == python_partition(b"k1", 3) == 2
 
 
 FAKE_OUTBOXD = textwrap.dedent("""\
@@ -186,7 +197,7 @@ def test_outboxd_fixture_mechanics(outboxd, db, tmp_path, monkeypatch):
 
 
 def test_stack_env_file(stack):
-    env = helpers.parse_env_file(stack.dir / "stack.env")
+    env = parse_env_file(stack.dir / "stack.env")
     assert env["OUTBOXD_STACK_KAFKA"] == stack.kafka
     assert env["OUTBOXD_STACK_PG_CONNINFO"] == stack.pg_conninfo
     assert (stack.kafka_libs / "kafka-clients-3.9.1.jar").is_file()

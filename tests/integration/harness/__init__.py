@@ -1,0 +1,71 @@
+"""Integration-test harness for outboxd and inboxd: stack, databases, Kafka, daemons, partition oracle, HTTP ops.
+
+The fixtures in conftest.py wrap these; tests import what they need from here
+(`from harness import Db, wait_until`). The stack (PostgreSQL + Kafka) is started by
+scripts/stack.sh, never by the tests. Modules by job:
+
+- util: unique_name, wait_until
+- stack: Stack (stack.env), StackFaults (scripts/stack.sh pg-stop, kafka-kill, ...)
+- db: Db, create_database, create_inbox_database, drop_database, LSN arithmetic
+- kafka: Kafka (topics, produce, consume, group assignment), Record, kafka_committed
+- daemons: Outboxd, Inboxd, write_config, default binaries, sanitizer reports
+- partition: the partition oracle (murmur2, python_partition, java_partition(s))
+- ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
+- pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
+"""
+
+from .daemons import (
+    HARNESS_ENV_PREFIX,
+    SANITIZER_REPORT,
+    Inboxd,
+    Outboxd,
+    default_inboxd_bin,
+    default_outboxd_bin,
+    write_config,
+)
+from .db import (
+    INBOX_SQL,
+    OUTBOX_SQL,
+    Db,
+    create_database,
+    create_inbox_database,
+    drop_database,
+    int_to_lsn,
+    lsn_to_int,
+)
+from .kafka import Kafka, Record, kafka_committed
+from .ops import free_port, http_get, scrape, wait_metric, wait_status
+from .partition import PARTITION_JAVA, java_partition, java_partitions, murmur2, python_partition, random_keys
+from .pgserver import (
+    PG2_PASSWORD,
+    PLUGIN_LIBS_OK,
+    create_login_role,
+    drop_role,
+    pg2_port,
+    set_plugin_libraries,
+    throwaway_postgres,
+)
+from .stack import DEFAULT_STACK_DIR, REPO, STACK_SH, Stack, StackFaults, StackNotRunning, parse_env_file
+from .util import unique_name, wait_until
+
+__all__ = [
+    # util
+    "unique_name", "wait_until",
+    # stack
+    "REPO", "STACK_SH", "DEFAULT_STACK_DIR", "Stack", "StackFaults", "StackNotRunning", "parse_env_file",
+    # db
+    "OUTBOX_SQL", "INBOX_SQL", "Db", "create_database", "create_inbox_database", "drop_database",
+    "lsn_to_int", "int_to_lsn",
+    # kafka
+    "Kafka", "Record", "kafka_committed",
+    # daemons
+    "HARNESS_ENV_PREFIX", "SANITIZER_REPORT", "Outboxd", "Inboxd", "write_config",
+    "default_outboxd_bin", "default_inboxd_bin",
+    # partition
+    "PARTITION_JAVA", "murmur2", "python_partition", "java_partitions", "java_partition", "random_keys",
+    # ops
+    "free_port", "http_get", "scrape", "wait_metric", "wait_status",
+    # pgserver
+    "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role",
+    "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
+]
