@@ -7,8 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "inbox_http.h"
 #include "cmdout.h"
+#include "inbox_catalog.h"
+#include "inbox_http.h"
 #include "log.h"
 #include "pgconn.h"
 
@@ -18,18 +19,6 @@
 
 static const char *const statuses[] = {"pending", "processing", "failed", "dead", "done"};
 #define NSTATUS (sizeof(statuses) / sizeof(*statuses))
-
-/* The inbox table as the server resolves inbox.table (search_path, quoting). */
-typedef struct {
-    char *table;     /* schema.table, quoted where needed */
-    char *schema;    /* quoted where needed */
-    bool requeue_ok; /* inbox_requeue_dead(text) is in its schema, next to an inbox_claim of this table */
-} resolved_t;
-
-static void resolved_free(resolved_t *r) {
-    free(r->table);
-    free(r->schema);
-}
 
 /* pgconn_connect, its error logged. */
 static PGconn *connect_db(const char *conninfo, const char *appname) {
@@ -48,6 +37,14 @@ static int query_error(const char *what, const PGresult *r) {
     pgconn_error(err, sizeof(err), prefix, PQresultErrorMessage(r));
     log_error("%s", err);
     return INBOX_ADMIN_EXIT_ERROR;
+}
+
+/* Runs sql, a statement without rows: OK, or ERROR with "<what>: <the server's message>" logged. */
+static int command(PGconn *c, const char *sql, const char *what) {
+    PGresult *r = PQexec(c, sql);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? INBOX_ADMIN_EXIT_OK : query_error(what, r);
+    PQclear(r);
+    return rc;
 }
 
 /* Prints (out) that the table does not exist, with the fix. */
@@ -69,34 +66,24 @@ static void print_missing(FILE *out, const char *table, bool json) {
     }
 }
 
-/* Resolves table: OK (rv filled), PROBLEM (it does not exist; said on out) or ERROR (logged). */
-static int resolve(PGconn *c, const char *table, bool json, FILE *out, resolved_t *rv) {
-    const char *vals[1] = {table};
-    PGresult *r = PQexecParams(
-        c,
-        "SELECT format('%I.%I', n.nspname, c.relname), quote_ident(n.nspname), "
-        "to_regprocedure(format('%I.inbox_requeue_dead(text)', n.nspname)) IS NOT NULL "
-        "AND coalesce((SELECT p.prorettype = c.reltype FROM pg_proc p "
-        "              WHERE p.oid = to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))), false) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-        1, NULL, vals, NULL, NULL, 0);
-    int rc = INBOX_ADMIN_EXIT_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        rc = query_error("cannot look up the inbox table (inbox.table)", r);
-    } else if (PQntuples(r) != 1) {
+/* Resolves table: OK (rv filled: free it with inbox_catalog_free), PROBLEM (it does not exist;
+ * said on out) or ERROR (logged). */
+static int resolve(PGconn *c, const char *table, bool json, FILE *out, inbox_catalog_t *rv) {
+    PGresult *failed;
+    inbox_catalog_status_t st = inbox_catalog_lookup(c, table, rv, &failed);
+    if (st == INBOX_CATALOG_FOUND)
+        return INBOX_ADMIN_EXIT_OK;
+    if (st == INBOX_CATALOG_MISSING) {
         print_missing(out, table, json);
-        rc = INBOX_ADMIN_EXIT_PROBLEM;
-    } else {
-        rv->table = strdup(PQgetvalue(r, 0, 0));
-        rv->schema = strdup(PQgetvalue(r, 0, 1));
-        rv->requeue_ok = !strcmp(PQgetvalue(r, 0, 2), "t");
-        if (!rv->table || !rv->schema) {
-            log_error("out of memory");
-            rc = INBOX_ADMIN_EXIT_ERROR;
-        }
+        return INBOX_ADMIN_EXIT_PROBLEM;
     }
-    PQclear(r);
-    return rc;
+    if (st == INBOX_CATALOG_FAILED) {
+        int rc = query_error("cannot look up the inbox table (inbox.table)", failed);
+        PQclear(failed);
+        return rc;
+    }
+    log_error("out of memory");
+    return INBOX_ADMIN_EXIT_ERROR;
 }
 
 static const char *val(const PGresult *r, int row, int col) {
@@ -200,17 +187,14 @@ int inbox_admin_status(const char *conninfo, const char *table, int dead_limit, 
     PGconn *c = connect_db(conninfo, "inboxd status");
     if (!c)
         return INBOX_ADMIN_EXIT_ERROR;
-    resolved_t rv = {0};
+    inbox_catalog_t rv = {0};
     PGresult *counts = NULL, *dead = NULL;
     int rc = resolve(c, table, json, out, &rv);
     if (rc != INBOX_ADMIN_EXIT_OK)
         goto done;
     /* One snapshot for the counts and the list. */
-    PGresult *r = PQexec(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = query_error("cannot read the inbox", r);
-    PQclear(r);
-    if (rc != INBOX_ADMIN_EXIT_OK)
+    if ((rc = command(c, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY", "cannot read the inbox")) !=
+        INBOX_ADMIN_EXIT_OK)
         goto done;
     char sql[SQLSZ];
     snprintf(sql, sizeof(sql),
@@ -250,7 +234,7 @@ done:
     fflush(out);
     PQclear(counts);
     PQclear(dead);
-    resolved_free(&rv);
+    inbox_catalog_free(&rv);
     PQfinish(c);
     return rc;
 }
@@ -260,12 +244,12 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
     PGconn *c = connect_db(conninfo, "inboxd requeue");
     if (!c)
         return INBOX_ADMIN_EXIT_ERROR;
-    resolved_t rv = {0};
+    inbox_catalog_t rv = {0};
     json_t *list = NULL;
     int rc = resolve(c, table, json, out, &rv);
     if (rc != INBOX_ADMIN_EXIT_OK)
         goto done;
-    if (!rv.requeue_ok) {
+    if (!rv.requeue_function) {
         log_error("the function inbox_requeue_dead(text) of sql/inbox.sql for table %s is missing in schema %s: run "
                   "psql -f sql/inbox.sql (edited for that schema and table)",
                   rv.table, rv.schema);
@@ -297,11 +281,7 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
 
     /* The ids in one transaction: one NOTIFY, all or nothing on an error. */
     snprintf(look, sizeof(look), "SELECT status FROM %s WHERE message_id = $1", rv.table);
-    PGresult *r = PQexec(c, "BEGIN");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = query_error("cannot requeue", r);
-    PQclear(r);
-    if (rc != INBOX_ADMIN_EXIT_OK)
+    if ((rc = command(c, "BEGIN", "cannot requeue")) != INBOX_ADMIN_EXIT_OK)
         goto done;
     list = json_array();
     size_t missed = 0;
@@ -313,7 +293,7 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
             PQclear(st);
             goto done;
         }
-        r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
+        PGresult *r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
             rc = query_error("cannot requeue", r);
             PQclear(st);
@@ -341,11 +321,7 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
         PQclear(st);
         PQclear(r);
     }
-    r = PQexec(c, "COMMIT");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        rc = query_error("cannot requeue (COMMIT)", r);
-    PQclear(r);
-    if (rc != INBOX_ADMIN_EXIT_OK)
+    if ((rc = command(c, "COMMIT", "cannot requeue (COMMIT)")) != INBOX_ADMIN_EXIT_OK)
         goto done;
     if (json) {
         json_t *o = json_object();
@@ -362,7 +338,7 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
 done:
     fflush(out);
     json_decref(list);
-    resolved_free(&rv);
+    inbox_catalog_free(&rv);
     PQfinish(c);
     return rc;
 }

@@ -8,8 +8,9 @@
 
 #include <curl/curl.h>
 
-#include "inbox_batch.h"
+#include "duration.h"
 #include "inbox_http.h"
+#include "strlist.h"
 
 #define MS_MAX 86400000LL
 
@@ -74,7 +75,9 @@ const config_key_t inbox_config_keys[] = {
     {NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
 
-int inbox_config_check_url(const char *url, char *errstr, size_t errstr_size) {
+/* 0 when url is an absolute http:// or https:// URL with a host (parsed by libcurl), else -1
+ * with errstr naming deliver.url and the problem. */
+static int check_url(const char *url, char *errstr, size_t errstr_size) {
     CURLU *u = curl_url();
     if (!u) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -109,8 +112,8 @@ int inbox_config_check_url(const char *url, char *errstr, size_t errstr_size) {
 void inbox_config_free(inbox_config_t *c) {
     if (!c)
         return;
-    inbox_list_free(c->topics);
-    inbox_http_lines_free(c->static_headers);
+    strlist_free(c->topics);
+    strlist_free(c->static_headers);
     free(c->kafka_props);
     memset(c, 0, sizeof(*c));
 }
@@ -120,11 +123,11 @@ int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, s
     inbox_options_t *o = &out->opts;
 
     const char *url = config_get(cfg, "deliver.url");
-    if (url && *url && inbox_config_check_url(url, errstr, errstr_size) != 0)
+    if (url && *url && check_url(url, errstr, errstr_size) != 0)
         return -1;
     long long retention;
     const char *rs = config_get(cfg, "inbox.retention");
-    if (inbox_duration_parse(rs, &retention) != 0) {
+    if (duration_parse(rs, &retention) != 0) {
         snprintf(errstr, errstr_size,
                  "invalid value '%s' for inbox.retention: expected a duration such as 7d, 12h, 90m, 1d12h, "
                  "3600 (seconds) or 0 (keep done rows)",
@@ -143,7 +146,7 @@ int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, s
         return -1;
     }
     size_t ntopics = 0;
-    out->topics = inbox_list_split(config_get(cfg, "inbox.topics"), &ntopics);
+    out->topics = strlist_split(config_get(cfg, "inbox.topics"), &ntopics);
     if (!out->topics)
         goto oom;
     if (ntopics == 0) {

@@ -15,8 +15,8 @@ extern const config_key_t inbox_config_keys[];
  * strings in opts are borrowed from cfg (which must outlive it) or from this struct. */
 typedef struct inbox_config {
     inbox_options_t opts;
-    char **topics;            /* owned, NULL-terminated */
-    const char **kafka_props; /* owned array; strings borrowed from cfg */
+    char **topics;                   /* owned, NULL-terminated */
+    const char **kafka_props;        /* owned array; strings borrowed from cfg */
     inbox_deliver_options_t deliver; /* opts.deliver points here when deliver.url is set */
     char **static_headers;           /* owned, NULL-terminated: deliver.headers as lines */
 } inbox_config_t;
@@ -26,9 +26,5 @@ typedef struct inbox_config {
  * errstr naming the key. On success free with inbox_config_free. */
 int inbox_config_build(const config_t *cfg, inbox_config_t *out, char *errstr, size_t errstr_size);
 void inbox_config_free(inbox_config_t *c); /* accepts a zeroed struct */
-
-/* 0 when url is an absolute http:// or https:// URL with a host (parsed by libcurl), else -1
- * with errstr naming deliver.url and the problem. */
-int inbox_config_check_url(const char *url, char *errstr, size_t errstr_size);
 
 #endif

@@ -2,7 +2,6 @@
  * inbox_claim(), POSTs them with curl multi and settles them with inbox_complete() or
  * inbox_fail(); it wakes on NOTIFY inbox, on finished requests and on a poll timer. */
 #include "inbox_deliver.h"
-#include "clock.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -16,9 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "clock.h"
+#include "inbox_catalog.h"
 #include "inbox_http.h"
+#include "inbox_pgconn.h"
 #include "log.h"
 #include "pgconn.h"
+#include "strlist.h"
 
 #define ERRSZ 1024
 #define BODY_KEEP 512        /* response bytes kept for last_error */
@@ -88,8 +91,6 @@ struct inbox_deliver {
     uint64_t last_ok, last_retry, last_dead;
 };
 
-static int64_t now_ms(void) { return clock_now_ms(); }
-
 /* ---- PostgreSQL --------------------------------------------------------------------------- */
 
 enum { C_OK = 0, C_RETRY = 1, C_FATAL = 2 };
@@ -104,7 +105,7 @@ static void fail_thread(inbox_deliver_t *d, const char *msg) {
  * while it lasts (else a debug line), and schedules the next connection attempt with a
  * doubling backoff. err starts with "HTTP push: ". */
 static void trouble(inbox_deliver_t *d, const char *err) {
-    int64_t now = now_ms();
+    int64_t now = clock_now_ms();
     d->trouble_count++;
     d->backoff_ms = d->backoff_ms ? d->backoff_ms * 2 : BACKOFF_MIN_MS;
     if (d->backoff_ms > d->o.reconnect_backoff_max_ms)
@@ -129,7 +130,7 @@ static void trouble(inbox_deliver_t *d, const char *err) {
 static void recovered(inbox_deliver_t *d) {
     if (d->trouble_since_ms)
         log_info("HTTP push: PostgreSQL works again after %lld s; claiming",
-                 (long long)((now_ms() - d->trouble_since_ms) / 1000));
+                 (long long)((clock_now_ms() - d->trouble_since_ms) / 1000));
     d->trouble_since_ms = 0;
     d->trouble_count = 0;
     d->backoff_ms = 0;
@@ -141,13 +142,6 @@ static void disconnect(inbox_deliver_t *d, const char *why) {
         PQfinish(d->pg);
     d->pg = NULL;
     trouble(d, why);
-}
-
-static void on_notice(void *arg, const char *message) {
-    (void)arg;
-    char buf[ERRSZ];
-    pgconn_error(buf, sizeof(buf), "PostgreSQL: ", message);
-    log_debug("%s", buf);
 }
 
 /* Writes the failed result r of `what` to err - "HTTP push: <what> failed: <the server's
@@ -186,6 +180,28 @@ static int stmt_error(inbox_deliver_t *d, const char *what, const PGresult *r, c
     return C_FATAL;
 }
 
+/* The statements of the delivery thread, prepared on every connect: %s is the inbox table's
+ * schema when in_schema (the functions of sql/inbox.sql), else the inbox table. */
+static const struct {
+    const char *name;
+    bool in_schema;
+    const char *sql;
+} statements[] = {
+    {"claim", true,
+     "SELECT message_id, topic, partition, \"offset\", key, headers::text, payload, attempts "
+     "FROM %s.inbox_claim($1::int, make_interval(secs => $2::float8 / 1000))"},
+    {"complete", true, "SELECT %s.inbox_complete($1::text)"},
+    {"fail", true,
+     "SELECT %s.inbox_fail($1::text, $2::text, $3::int, make_interval(secs => $4::float8 / 1000), "
+     "make_interval(secs => $5::float8 / 1000))"},
+    {"retry_after", false,
+     "UPDATE %s SET next_attempt_at = greatest(next_attempt_at, now() + make_interval(secs => $2::float8)) "
+     "WHERE message_id = $1::text AND status = 'failed'"},
+    {"requeue", false,
+     "UPDATE %s SET status = 'pending', attempts = greatest(attempts - 1, 0), next_attempt_at = now() "
+     "WHERE message_id = $1::text AND status = 'processing'"},
+};
+
 static int prepare(inbox_deliver_t *d, const char *name, const char *sql, char *err, size_t errsz) {
     PGresult *r = PQprepare(d->pg, name, sql, 0, NULL);
     int rc = C_OK;
@@ -201,58 +217,42 @@ static int prepare(inbox_deliver_t *d, const char *name, const char *sql, char *
 /* Connects, checks that the inbox functions of sql/inbox.sql exist for the table and that
  * the role may claim, LISTENs, prepares. */
 static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
-    d->pg = pgconn_open(d->conninfo, "inboxd-deliver", false);
+    bool permanent;
+    d->pg = inbox_pgconn_open(d->conninfo, "inboxd-deliver", LOG_DEBUG,
+                              "HTTP push: cannot connect to PostgreSQL: ", err, errsz, &permanent);
     if (!d->pg) {
-        snprintf(err, errsz, "out of memory");
-        return C_FATAL;
-    }
-    PQsetNoticeProcessor(d->pg, on_notice, NULL);
-    if (PQstatus(d->pg) != CONNECTION_OK) {
-        int rc = pgconn_failure_line(d->pg, "HTTP push: cannot connect to PostgreSQL: ", err, errsz) ? C_FATAL
-                                                                                                      : C_RETRY;
         snprintf(d->err_kind, sizeof(d->err_kind), "conn");
-        PQfinish(d->pg);
-        d->pg = NULL;
-        return rc;
+        return permanent ? C_FATAL : C_RETRY;
     }
-    const char *vals[1] = {d->table_cfg};
-    PGresult *r = PQexecParams(
-        d->pg,
-        "SELECT format('%I.%I', n.nspname, c.relname), quote_ident(n.nspname), "
-        "has_table_privilege(c.oid, 'SELECT') AND has_table_privilege(c.oid, 'UPDATE'), "
-        "coalesce((SELECT p.prorettype = c.reltype FROM pg_proc p "
-        "          WHERE p.oid = to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))), false) "
-        "AND to_regprocedure(format('%I.inbox_complete(text)', n.nspname)) IS NOT NULL "
-        "AND to_regprocedure(format('%I.inbox_fail(text,text,integer,interval,interval)', n.nspname)) IS NOT NULL, "
-        "coalesce(has_function_privilege(to_regprocedure(format('%I.inbox_claim(integer,interval)', n.nspname))::oid, "
-        "                                'EXECUTE') "
-        "AND has_function_privilege(to_regprocedure(format('%I.inbox_complete(text)', n.nspname))::oid, 'EXECUTE') "
-        "AND has_function_privilege(to_regprocedure(format('%I.inbox_fail(text,text,integer,interval,interval)', "
-        "                                                  n.nspname))::oid, 'EXECUTE'), false) "
-        "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-        1, NULL, vals, NULL, NULL, 0);
+    inbox_catalog_t cat;
+    PGresult *r;
     int rc = C_OK;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    inbox_catalog_status_t found = inbox_catalog_lookup(d->pg, d->table_cfg, &cat, &r);
+    if (found == INBOX_CATALOG_FAILED) {
         rc = stmt_error(d, "looking up the inbox table", r, err, errsz);
-    } else if (PQntuples(r) != 1) {
+        PQclear(r);
+    } else if (found == INBOX_CATALOG_OOM) {
+        snprintf(err, errsz, "out of memory");
+        rc = C_FATAL;
+    } else if (found == INBOX_CATALOG_MISSING) {
         snprintf(err, errsz, "HTTP push: inbox table %s does not exist: create it with psql -f sql/inbox.sql",
                  d->table_cfg);
         rc = C_FATAL;
-    } else if (strcmp(PQgetvalue(r, 0, 3), "t") != 0) {
+    } else if (!cat.push_functions) {
         snprintf(err, errsz,
                  "deliver.url needs the functions inbox_claim, inbox_complete and inbox_fail of sql/inbox.sql "
                  "for table %s in its schema %s: run psql -f sql/inbox.sql (edited for that schema and table), or "
                  "remove deliver.url",
-                 PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 1));
+                 cat.table, cat.schema);
         rc = C_FATAL;
-    } else if (strcmp(PQgetvalue(r, 0, 2), "t") != 0) {
+    } else if (!cat.may_claim) {
         snprintf(err, errsz,
                  "role \"%s\" lacks SELECT or UPDATE on %s: deliver.url claims and settles messages there (GRANT "
                  "SELECT, UPDATE ON %s TO %s)",
-                 PQuser(d->pg), PQgetvalue(r, 0, 0), PQgetvalue(r, 0, 0), PQuser(d->pg));
+                 PQuser(d->pg), cat.table, cat.table, PQuser(d->pg));
         rc = C_FATAL;
-    } else if (strcmp(PQgetvalue(r, 0, 4), "t") != 0) {
-        const char *sch = PQgetvalue(r, 0, 1);
+    } else if (!cat.may_execute_push) {
+        const char *sch = cat.schema;
         snprintf(err, errsz,
                  "role \"%s\" may not execute inbox_claim, inbox_complete or inbox_fail in schema %s: deliver.url "
                  "claims and settles messages with them (GRANT EXECUTE ON FUNCTION %s.inbox_claim(integer, "
@@ -262,14 +262,11 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
     } else {
         free(d->table);
         free(d->schema);
-        d->table = strdup(PQgetvalue(r, 0, 0));
-        d->schema = strdup(PQgetvalue(r, 0, 1));
-        if (!d->table || !d->schema) {
-            snprintf(err, errsz, "out of memory");
-            rc = C_FATAL;
-        }
+        d->table = cat.table; /* ownership passes */
+        d->schema = cat.schema;
+        cat.table = cat.schema = NULL;
     }
-    PQclear(r);
+    inbox_catalog_free(&cat);
     if (rc != C_OK)
         goto fail;
 
@@ -281,33 +278,11 @@ static int connect_pg(inbox_deliver_t *d, char *err, size_t errsz) {
         goto fail;
 
     char sql[1024];
-    snprintf(sql, sizeof(sql),
-             "SELECT message_id, topic, partition, \"offset\", key, headers::text, payload, attempts "
-             "FROM %s.inbox_claim($1::int, make_interval(secs => $2::float8 / 1000))",
-             d->schema);
-    if ((rc = prepare(d, "claim", sql, err, errsz)) != C_OK)
-        goto fail;
-    snprintf(sql, sizeof(sql), "SELECT %s.inbox_complete($1::text)", d->schema);
-    if ((rc = prepare(d, "complete", sql, err, errsz)) != C_OK)
-        goto fail;
-    snprintf(sql, sizeof(sql),
-             "SELECT %s.inbox_fail($1::text, $2::text, $3::int, make_interval(secs => $4::float8 / 1000), "
-             "make_interval(secs => $5::float8 / 1000))",
-             d->schema);
-    if ((rc = prepare(d, "fail", sql, err, errsz)) != C_OK)
-        goto fail;
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET next_attempt_at = greatest(next_attempt_at, now() + make_interval(secs => $2::float8)) "
-             "WHERE message_id = $1::text AND status = 'failed'",
-             d->table);
-    if ((rc = prepare(d, "retry_after", sql, err, errsz)) != C_OK)
-        goto fail;
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s SET status = 'pending', attempts = greatest(attempts - 1, 0), next_attempt_at = now() "
-             "WHERE message_id = $1::text AND status = 'processing'",
-             d->table);
-    if ((rc = prepare(d, "requeue", sql, err, errsz)) != C_OK)
-        goto fail;
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        snprintf(sql, sizeof(sql), statements[i].sql, statements[i].in_schema ? d->schema : d->table);
+        if ((rc = prepare(d, statements[i].name, sql, err, errsz)) != C_OK)
+            goto fail;
+    }
     return C_OK;
 fail:
     PQfinish(d->pg);
@@ -427,7 +402,7 @@ static bool start_request(inbox_deliver_t *d, slot_t *s, const PGresult *r, int 
     }
     for (size_t k = 0; ok && k < nk; k++)
         ok = add_line(&s->hdrs, kl[k]);
-    inbox_http_lines_free(kl);
+    strlist_free(kl);
     if (ok && !kafka_ctype && !d->static_ctype) {
         char ct[512];
         snprintf(ct, sizeof(ct), "Content-Type: %s", d->ctype);
@@ -479,7 +454,7 @@ static bool start_request(inbox_deliver_t *d, slot_t *s, const PGresult *r, int 
 static void claim(inbox_deliver_t *d) {
     int free_slots = d->o.concurrency - d->in_flight;
     d->want_claim = false;
-    d->next_poll_ms = now_ms() + d->o.poll_ms;
+    d->next_poll_ms = clock_now_ms() + d->o.poll_ms;
     if (free_slots <= 0 || !d->pg)
         return;
     char n[16], lease[32];
@@ -607,7 +582,7 @@ static void abort_all(inbox_deliver_t *d) {
 }
 
 static void progress(inbox_deliver_t *d, bool final) {
-    int64_t now = now_ms();
+    int64_t now = clock_now_ms();
     if (!final && now - d->last_progress_ms < PROGRESS_INTERVAL_MS)
         return;
     inbox_deliver_stats_t st;
@@ -645,7 +620,7 @@ static void notifies(inbox_deliver_t *d, bool consume) {
 static void *thread_main(void *arg) {
     inbox_deliver_t *d = arg;
     char err[ERRSZ];
-    d->last_progress_ms = now_ms();
+    d->last_progress_ms = clock_now_ms();
     d->want_claim = true;
     for (;;) {
         int stop = atomic_load(&d->stop);
@@ -655,7 +630,7 @@ static void *thread_main(void *arg) {
         }
         if (stop && d->in_flight == 0)
             break;
-        if (!d->pg && !stop && now_ms() >= d->reconnect_at_ms) {
+        if (!d->pg && !stop && clock_now_ms() >= d->reconnect_at_ms) {
             int rc = connect_pg(d, err, sizeof(err));
             if (rc == C_FATAL) {
                 fail_thread(d, err);
@@ -667,7 +642,7 @@ static void *thread_main(void *arg) {
             else
                 d->want_claim = true;
         }
-        if (d->pg && !stop && (d->want_claim || now_ms() >= d->next_poll_ms))
+        if (d->pg && !stop && (d->want_claim || clock_now_ms() >= d->next_poll_ms))
             claim(d);
 
         int running = 0;
@@ -680,7 +655,7 @@ static void *thread_main(void *arg) {
 
         /* curl_multi_poll also returns for curl's own timers; ours: the next claim, or the
          * next reconnect. While stopping only the requests in flight matter. */
-        int64_t now = now_ms(), t = 1000;
+        int64_t now = clock_now_ms(), t = 1000;
         if (!stop && d->pg && d->next_poll_ms - now < t)
             t = d->next_poll_ms - now;
         if (!stop && !d->pg && d->reconnect_at_ms - now < t)
@@ -712,8 +687,8 @@ static void free_all(inbox_deliver_t *d) {
     }
     if (d->multi)
         curl_multi_cleanup(d->multi);
-    inbox_http_lines_free(d->static_lines);
-    inbox_http_lines_free(d->static_names);
+    strlist_free(d->static_lines);
+    strlist_free(d->static_names);
     free(d->conninfo);
     free(d->table_cfg);
     free(d->url);

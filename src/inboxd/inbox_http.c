@@ -2,13 +2,16 @@
  * header mapping, static headers, last_error text, PostgreSQL error classification. */
 #include "inbox_http.h"
 
+#include <ctype.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-#include "inbox_batch.h"
+#include "hex.h"
+#include "pgtext.h"
+#include "strlist.h"
 
 inbox_http_verdict_t inbox_http_classify(long status) {
     if (status >= 200 && status <= 299)
@@ -60,11 +63,9 @@ bool inbox_http_is_token(const char *s) {
     return true;
 }
 
-static const char HEX_UPPER[] = "0123456789ABCDEF";
-
 char *inbox_http_value(const void *v, size_t len) {
     const unsigned char *p = v;
-    bool plain = inbox_is_text(v, len);
+    bool plain = pgtext_is_text(v, len);
     for (size_t i = 0; plain && i < len; i++)
         if (p[i] < 0x20 || p[i] == 0x7f)
             plain = false;
@@ -78,8 +79,11 @@ char *inbox_http_value(const void *v, size_t len) {
         }
         return s;
     }
-    return inbox_hex_text(v, len);
+    return pgtext_hex(v, len);
 }
+
+/* Percent-encoding writes upper-case digits (RFC 3986 2.1). */
+static char upper_hex_digit(unsigned v) { return (char)toupper((unsigned char)hex_digit_char(v)); }
 
 char *inbox_http_name(const char *prefix, const char *kname) {
     size_t pl = strlen(prefix), nl = strlen(kname);
@@ -93,8 +97,8 @@ char *inbox_http_name(const char *prefix, const char *kname) {
             *o++ = (char)*p;
         } else {
             *o++ = '%';
-            *o++ = HEX_UPPER[*p >> 4];
-            *o++ = HEX_UPPER[*p & 15];
+            *o++ = upper_hex_digit(*p >> 4);
+            *o++ = upper_hex_digit(*p);
         }
     }
     *o = '\0';
@@ -112,14 +116,6 @@ static char *line(const char *name, const char *value) {
     else
         snprintf(s, nl + vl + 3, "%s: %s", name, value);
     return s;
-}
-
-void inbox_http_lines_free(char **lines) {
-    if (!lines)
-        return;
-    for (char **l = lines; *l; l++)
-        free(*l);
-    free(lines);
 }
 
 char **inbox_http_kafka_headers(const char *json, const char *prefix, const char *const *skip, size_t nskip, size_t *n,
@@ -167,7 +163,7 @@ char **inbox_http_kafka_headers(const char *json, const char *prefix, const char
     return lines;
 fail:
     json_decref(obj);
-    inbox_http_lines_free(lines);
+    strlist_free(lines);
     *n = 0;
     return NULL;
 }
@@ -230,7 +226,7 @@ char **inbox_http_static_headers(const char *spec, size_t *n, char *errstr, size
     return lines;
 fail:
     free(copy);
-    inbox_http_lines_free(lines);
+    strlist_free(lines);
     *n = 0;
     return NULL;
 }
@@ -240,7 +236,7 @@ static size_t utf8_len(const unsigned char *p, size_t n) {
     size_t l = p[0] < 0x80 ? 1 : (p[0] & 0xe0) == 0xc0 ? 2 : (p[0] & 0xf0) == 0xe0 ? 3 : (p[0] & 0xf8) == 0xf0 ? 4 : 0;
     if (l == 0 || l > n)
         return 0;
-    return inbox_is_text(p, l) || (l == 1 && p[0] == 0) ? l : 0;
+    return pgtext_is_text(p, l) || (l == 1 && p[0] == 0) ? l : 0;
 }
 
 void inbox_http_error_text(long status, const char *body, size_t body_len, size_t max_snippet, char *out,

@@ -23,13 +23,16 @@ inbox_http_verdict_t inbox_http_classify(long status);
  * inboxd sets itself (Idempotency-Key, Kafka-Topic, Kafka-Partition, Kafka-Offset,
  * Kafka-Key, Kafka-Tombstone, Inbox-Attempt). */
 bool inbox_http_reserved(const char *name);
+/* (Exported, like inbox_http_name, for test_inbox_http.c, which checks these rules one name at a
+ * time; inboxd itself reaches them through inbox_http_kafka_headers and
+ * inbox_http_static_headers.) */
 
 /* True when s is a non-empty HTTP token (RFC 9110 tchar: letters, digits and
  * !#$%&'*+-.^_`|~), i.e. usable as a header name. */
 bool inbox_http_is_token(const char *s);
 
 /* A header value for bytes v[0..len) (new string, caller frees; NULL when out of memory):
- * as is when it is UTF-8 text (inbox_is_text) without control characters (below 0x20, 0x7F)
+ * as is when it is UTF-8 text (pgtext_is_text) without control characters (below 0x20, 0x7F)
  * and without leading or trailing spaces, else "\x" followed by the bytes in lower-case
  * hex - the same form inbox.headers uses for bytes that are not text. "" stays "". */
 char *inbox_http_value(const void *v, size_t len);
@@ -46,7 +49,7 @@ char *inbox_http_name(const char *prefix, const char *kname);
  * sent empty). Names are mapped with inbox_http_name(prefix, ...), values with
  * inbox_http_value. Left out: empty names, names that are reserved (inbox_http_reserved)
  * or equal (case-insensitively) to one of skip[0..nskip) (the static headers). Returns a
- * new NULL-terminated array of new strings (free with inbox_http_lines_free), *n lines, and
+ * new NULL-terminated array of new strings (free with strlist_free of strlist.h), *n lines, and
  * *has_content_type when one of them is Content-Type; NULL when out of memory or json is
  * not an object. */
 char **inbox_http_kafka_headers(const char *json, const char *prefix, const char *const *skip, size_t nskip, size_t *n,
@@ -54,12 +57,10 @@ char **inbox_http_kafka_headers(const char *json, const char *prefix, const char
 
 /* Parses deliver.headers: "Name: value; Name2: value2" (';' separates, spaces around
  * names and values are trimmed; a value cannot contain ';'). Returns a new NULL-terminated
- * array of "Name: value" lines ("Name;" when the value is empty) and *n, or NULL with
+ * array of "Name: value" lines ("Name;" when the value is empty; free with strlist_free) and *n, or NULL with
  * errstr saying what is wrong (a name that is not a token, a missing ':', a reserved name,
  * a control character). spec "" or NULL: an empty array. */
 char **inbox_http_static_headers(const char *spec, size_t *n, char *errstr, size_t errstr_size);
-
-void inbox_http_lines_free(char **lines); /* accepts NULL */
 
 /* The last_error text of a response: "HTTP <status>" then ": <snippet>" when the body is
  * not empty. The snippet is the start of the body, at most max_snippet bytes, cut at a

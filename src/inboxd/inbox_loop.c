@@ -2,7 +2,6 @@
  * batches of consumed messages go to PostgreSQL in one transaction each, and only then are
  * their Kafka offsets committed. */
 #include "inbox_loop.h"
-#include "clock.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -13,7 +12,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "array.h"
 #include "cli.h"
+#include "clock.h"
 #include "inbox_batch.h"
 #include "inbox_ops.h"
 #include "inbox_deliver.h"
@@ -21,12 +22,13 @@
 #include "kconsumer.h"
 #include "log.h"
 #include "notify.h"
+#include "positions.h"
 
 #define ERRSZ 4096 /* room for a PostgreSQL error, a message id and the fix */
 #define BACKOFF_MIN_MS 500
 #define PROGRESS_INTERVAL_MS 10000
 #define SEEK_TIMEOUT_MS 5000
-#define STARTUP_SLICE_MS 500 /* waiting for Kafka at startup: ops ticks and signals in between */
+#define STARTUP_SLICE_MS 500    /* waiting for Kafka at startup: ops ticks and signals in between */
 #define RETENTION_FIRST_MS 1000 /* first retention pass this long after startup */
 
 typedef struct inbox {
@@ -34,7 +36,7 @@ typedef struct inbox {
     volatile sig_atomic_t *stop;
     kconsumer_t *kc;
     inbox_writer_t *w;
-    inbox_parts_t *parts;
+    positions_t *parts;
     inbox_batch_t *batch;
     inbox_deliver_t *deliver; /* HTTP push thread; NULL without deliver.url */
 
@@ -61,8 +63,6 @@ typedef struct inbox {
     inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
 } inbox_t;
 
-static int64_t now_ms(void) { return clock_now_ms(); }
-
 static void inbox_fail(inbox_t *r, int code, const char *msg) {
     log_error("%s", msg);
     r->failed = true;
@@ -77,7 +77,7 @@ static void hold(inbox_t *r, const char *why) {
         return;
     r->holding = true;
     r->backoff_ms = BACKOFF_MIN_MS;
-    r->retry_at_ms = now_ms() + r->backoff_ms;
+    r->retry_at_ms = clock_now_ms() + r->backoff_ms;
     char err[ERRSZ];
     if (kconsumer_pause(r->kc, true, err, sizeof(err)) != 0)
         log_warn("%s", err); /* what still arrives is dropped and re-read: nothing is lost */
@@ -89,7 +89,7 @@ static void hold(inbox_t *r, const char *why) {
 static void backoff(inbox_t *r, const char *why) {
     r->backoff_ms =
         r->backoff_ms * 2 > r->o->reconnect_backoff_max_ms ? r->o->reconnect_backoff_max_ms : r->backoff_ms * 2;
-    r->retry_at_ms = now_ms() + r->backoff_ms;
+    r->retry_at_ms = clock_now_ms() + r->backoff_ms;
     log_warn("PostgreSQL is still unavailable (%s); retrying in %d ms", why, r->backoff_ms);
 }
 
@@ -98,22 +98,19 @@ static void backoff(inbox_t *r, const char *why) {
 /* Commits the recorded positions that Kafka does not have yet (for lag tools: the offsets
  * table is what inboxd itself starts from). */
 static void commit_kafka(inbox_t *r, bool sync) {
-    size_t n = inbox_parts_count(r->parts), k = 0;
-    if (n > r->ccap) {
-        kconsumer_tp_t *v = realloc(r->ctps, n * sizeof(*v));
-        if (!v)
-            return;
-        r->ctps = v;
-        r->ccap = n;
-    }
+    size_t n = positions_count(r->parts), k = 0;
+    kconsumer_tp_t *v = array_grow(r->ctps, &r->ccap, n, sizeof(*v), n);
+    if (!v)
+        return;
+    r->ctps = v;
     for (size_t i = 0; i < n; i++) {
-        inbox_part_t *p = inbox_parts_at(r->parts, i);
+        position_t *p = positions_at(r->parts, i);
         if (p->recorded < 0 || p->recorded == p->committed)
             continue;
         r->ctps[k++] = (kconsumer_tp_t){.topic = p->topic, .partition = p->partition, .offset = p->recorded};
         p->committed = p->recorded; /* a failed commit is harmless and repeated by the next change */
     }
-    r->commit_at_ms = now_ms() + r->o->commit_interval_ms;
+    r->commit_at_ms = clock_now_ms() + r->o->commit_interval_ms;
     if (k == 0)
         return;
     char err[ERRSZ];
@@ -143,7 +140,7 @@ static inbox_writer_status_t write_batch(inbox_t *r, bool sync_commit, char *err
     log_debug("batch of %zu: %zu new, %zu already recorded (position), %zu duplicate ids", res.messages, res.inserted,
               res.fenced, res.conflicts);
     for (size_t i = 0; spans && i < nspans; i++) {
-        inbox_part_t *p = inbox_parts_find(r->parts, spans[i].topic, spans[i].partition);
+        position_t *p = positions_find(r->parts, spans[i].topic, spans[i].partition);
         if (p && spans[i].last + 1 > p->recorded)
             p->recorded = spans[i].last + 1;
     }
@@ -177,15 +174,15 @@ static bool flush(inbox_t *r, bool sync_commit) {
 /* Loads the stored positions of the partitions in state UNKNOWN; they become READY and,
  * when the table has a position, seek there. */
 static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
-    size_t n = 0, np = inbox_parts_count(r->parts);
+    size_t n = 0, np = positions_count(r->parts);
     for (size_t i = 0; i < np; i++)
-        n += inbox_parts_at(r->parts, i)->state == INBOX_PART_UNKNOWN;
+        n += positions_at(r->parts, i)->state == POSITION_UNKNOWN;
     if (n == 0)
         return INBOX_WRITER_OK;
     const char **topics = calloc(n, sizeof(*topics));
     int32_t *parts = calloc(n, sizeof(*parts));
     int64_t *next = calloc(n, sizeof(*next));
-    inbox_part_t **ps = calloc(n, sizeof(*ps));
+    position_t **ps = calloc(n, sizeof(*ps));
     inbox_writer_status_t st = INBOX_WRITER_FATAL;
     if (!topics || !parts || !next || !ps) {
         snprintf(err, errsz, "out of memory");
@@ -193,8 +190,8 @@ static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
     }
     size_t k = 0;
     for (size_t i = 0; i < np; i++) {
-        inbox_part_t *p = inbox_parts_at(r->parts, i);
-        if (p->state != INBOX_PART_UNKNOWN)
+        position_t *p = positions_at(r->parts, i);
+        if (p->state != POSITION_UNKNOWN)
             continue;
         ps[k] = p;
         topics[k] = p->topic;
@@ -204,7 +201,7 @@ static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
     if (st != INBOX_WRITER_OK)
         goto out;
     for (size_t i = 0; i < n; i++) {
-        ps[i]->state = INBOX_PART_READY;
+        ps[i]->state = POSITION_READY;
         ps[i]->recorded = next[i];
         if (next[i] >= 0) {
             /* The table is authoritative, also over Kafka's committed offset. */
@@ -224,10 +221,10 @@ out:
 
 /* Seeks the partitions that dropped messages back to their position. */
 static void do_seeks(inbox_t *r) {
-    size_t np = inbox_parts_count(r->parts);
+    size_t np = positions_count(r->parts);
     for (size_t i = 0; i < np; i++) {
-        inbox_part_t *p = inbox_parts_at(r->parts, i);
-        if (!p->need_seek || p->state != INBOX_PART_READY || p->next < 0)
+        position_t *p = positions_at(r->parts, i);
+        if (!p->need_seek || p->state != POSITION_READY || p->next < 0)
             continue;
         char err[ERRSZ];
         if (kconsumer_seek(r->kc, p->topic, p->partition, p->next, SEEK_TIMEOUT_MS, err, sizeof(err)) == 0) {
@@ -241,7 +238,7 @@ static void do_seeks(inbox_t *r) {
 }
 
 static void try_recover(inbox_t *r) {
-    if (!r->holding || r->failed || now_ms() < r->retry_at_ms)
+    if (!r->holding || r->failed || clock_now_ms() < r->retry_at_ms)
         return;
     char err[ERRSZ];
     inbox_writer_status_t st = INBOX_WRITER_OK;
@@ -276,7 +273,7 @@ static void try_recover(inbox_t *r) {
 static bool on_assign(void *opaque, kconsumer_tp_t *tps, size_t n) {
     inbox_t *r = opaque;
     for (size_t i = 0; i < n; i++)
-        if (!inbox_parts_add(r->parts, tps[i].topic, tps[i].partition, INBOX_PART_UNKNOWN, -1)) {
+        if (!positions_add(r->parts, tps[i].topic, tps[i].partition, POSITION_UNKNOWN, -1)) {
             inbox_fail(r, INBOX_EXIT_RUNTIME, "out of memory");
             return true;
         }
@@ -303,8 +300,8 @@ static bool on_assign(void *opaque, kconsumer_tp_t *tps, size_t n) {
     }
     if (st == INBOX_WRITER_OK) {
         for (size_t i = 0; i < n; i++) {
-            inbox_part_t *p = inbox_parts_find(r->parts, tps[i].topic, tps[i].partition);
-            p->state = INBOX_PART_READY;
+            position_t *p = positions_find(r->parts, tps[i].topic, tps[i].partition);
+            p->state = POSITION_READY;
             p->next = p->recorded = next[i];
             if (next[i] >= 0)
                 tps[i].offset = next[i];
@@ -344,7 +341,7 @@ static void on_revoke(void *opaque, const kconsumer_tp_t *tps, size_t n, bool lo
             log_info("revoked %s [%" PRId32 "] while PostgreSQL is unavailable: %zu unwritten messages left to the "
                      "next owner",
                      tps[i].topic, tps[i].partition, dropped);
-        inbox_parts_remove(r->parts, tps[i].topic, tps[i].partition);
+        positions_remove(r->parts, tps[i].topic, tps[i].partition);
     }
     if (!r->closing)
         log_info("%s %zu partition%s", lost ? "lost" : "revoked", n, n == 1 ? "" : "s");
@@ -358,16 +355,16 @@ static void on_revoke(void *opaque, const kconsumer_tp_t *tps, size_t n, bool lo
  * earliest offset). Skipping up to the old position would silently lose the new messages.
  * inbox.on_offset_regression = fail (default): stop, saying how to reset the position;
  * reset: write what is in the batch, store the new offset as the position and take the
- * message (INBOX_TAKE). Returns the verdict for m. */
-static inbox_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
-    inbox_part_t *p = inbox_parts_find(r->parts, m->topic, m->partition);
+ * message (POSITION_TAKE). Returns the verdict for m. */
+static position_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
+    position_t *p = positions_find(r->parts, m->topic, m->partition);
     int64_t stored = p->next;
     r->regressions++;
     char err[ERRSZ];
     if (!r->o->offset_regression_reset) {
         char fix[1024];
-        inbox_position_sql(fix, sizeof(fix), inbox_writer_offsets_table(r->w), kconsumer_group(r->kc), m->topic,
-                           m->partition, m->offset);
+        positions_set_sql(fix, sizeof(fix), inbox_writer_offsets_table(r->w), kconsumer_group(r->kc), m->topic,
+                          m->partition, m->offset);
         snprintf(err, sizeof(err),
                  "partition %s [%" PRId32 "]: Kafka returned offset %" PRId64 ", below the stored position %" PRId64
                  ": the topic was deleted and recreated, its log was truncated, or the position is past the end "
@@ -376,7 +373,7 @@ static inbox_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
                  ", stop inboxd and run %s (or set inbox.on_offset_regression = reset to have inboxd do this)",
                  m->topic, m->partition, m->offset, stored, stored, m->offset, fix);
         inbox_fail(r, INBOX_EXIT_RUNTIME, err);
-        return INBOX_DROP_SEEN;
+        return POSITION_DROP_SEEN;
     }
     log_warn("partition %s [%" PRId32 "]: Kafka returned offset %" PRId64 ", below the stored position %" PRId64
              " (topic recreated or log truncated); inbox.on_offset_regression = reset: recording the partition "
@@ -394,27 +391,27 @@ static inbox_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
     if (st == INBOX_WRITER_OK)
         st = inbox_writer_set_position(r->w, m->topic, m->partition, m->offset, err, sizeof(err));
     if (r->failed)
-        return INBOX_DROP_SEEN;
-    p = inbox_parts_find(r->parts, m->topic, m->partition); /* flush may run callbacks: find again */
+        return POSITION_DROP_SEEN;
+    p = positions_find(r->parts, m->topic, m->partition); /* flush may run callbacks: find again */
     if (st == INBOX_WRITER_FATAL) {
         char msg[ERRSZ + 128];
         snprintf(msg, sizeof(msg), "cannot store the new position of %s [%" PRId32 "]: %s", m->topic, m->partition,
                  err);
         inbox_fail(r, INBOX_EXIT_RUNTIME, msg);
-        return INBOX_DROP_SEEN;
+        return POSITION_DROP_SEEN;
     }
     if (!p)
-        return INBOX_DROP_UNASSIGNED;
+        return POSITION_DROP_UNASSIGNED;
     if (st == INBOX_WRITER_RETRY) {
         /* Not now: once PostgreSQL is back the partition seeks to its (old) position again, and
          * Kafka's reset brings this message back here. */
         hold(r, err);
         p->need_seek = true;
-        return INBOX_DROP_HELD;
+        return POSITION_DROP_HELD;
     }
     p->next = p->recorded = m->offset;
     p->committed = -1;
-    return inbox_parts_offer(r->parts, m->topic, m->partition, m->offset, false);
+    return positions_offer(r->parts, m->topic, m->partition, m->offset, false);
 }
 
 static void fill(inbox_t *r) {
@@ -434,15 +431,15 @@ static void fill(inbox_t *r) {
         }
         if (!m)
             return;
-        inbox_verdict_t v = inbox_parts_offer(r->parts, m->topic, m->partition, m->offset, r->holding);
-        if (v == INBOX_REGRESSED)
+        position_verdict_t v = positions_offer(r->parts, m->topic, m->partition, m->offset, r->holding);
+        if (v == POSITION_REGRESSED)
             v = offset_regression(r, m);
         if (r->failed)
             return;
-        if (v != INBOX_TAKE) {
-            r->dropped_seen += v == INBOX_DROP_SEEN;
-            r->dropped_held += v == INBOX_DROP_HELD;
-            r->dropped_unassigned += v == INBOX_DROP_UNASSIGNED;
+        if (v != POSITION_TAKE) {
+            r->dropped_seen += v == POSITION_DROP_SEEN;
+            r->dropped_held += v == POSITION_DROP_HELD;
+            r->dropped_unassigned += v == POSITION_DROP_UNASSIGNED;
             continue;
         }
         if (inbox_batch_add(r->batch, m, r->o->id_header) != 0) {
@@ -454,7 +451,7 @@ static void fill(inbox_t *r) {
 }
 
 static void retention(inbox_t *r) {
-    if (r->o->retention_s <= 0 || r->retention_off || r->holding || r->failed || now_ms() < r->retention_at_ms)
+    if (r->o->retention_s <= 0 || r->retention_off || r->holding || r->failed || clock_now_ms() < r->retention_at_ms)
         return;
     if (!inbox_writer_connected(r->w) || inbox_batch_count(r->batch) > 0)
         return;
@@ -465,7 +462,7 @@ static void retention(inbox_t *r) {
     if (st == INBOX_WRITER_OK) {
         r->retention_total += deleted;
         if (deleted >= r->o->retention_batch) {
-            r->retention_at_ms = now_ms(); /* more to delete: again after the next batch */
+            r->retention_at_ms = clock_now_ms(); /* more to delete: again after the next batch */
             return;
         }
         if (r->retention_total > 0)
@@ -477,13 +474,13 @@ static void retention(inbox_t *r) {
         log_error("retention disabled until restart: %s", err);
         r->retention_off = true;
     }
-    r->retention_at_ms = now_ms() + r->o->retention_interval_ms;
+    r->retention_at_ms = clock_now_ms() + r->o->retention_interval_ms;
 }
 
 /* Every PROGRESS_INTERVAL_MS while anything moves or waits: messages recorded and their rate,
  * duplicates, the consumer lag. */
 static void progress(inbox_t *r) {
-    int64_t now = now_ms();
+    int64_t now = clock_now_ms();
     if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
         return;
     uint64_t ins = r->inserted - r->last_inserted, dup = r->duplicates - r->last_duplicates;
@@ -512,7 +509,7 @@ static int64_t recorded_position(void *arg, const char *topic, int32_t partition
     inbox_t *r = arg;
     if (!r->holding && (!r->batch || inbox_batch_count(r->batch) == 0))
         return -1;
-    inbox_part_t *p = r->parts ? inbox_parts_find(r->parts, topic, partition) : NULL;
+    position_t *p = r->parts ? positions_find(r->parts, topic, partition) : NULL;
     if (!p)
         return -1;
     if (p->recorded >= 0)
@@ -527,12 +524,18 @@ static int64_t recorded_position(void *arg, const char *topic, int32_t partition
 }
 
 static inbox_ops_state_t ops_state(inbox_t *r, const char *not_ready) {
-    return (inbox_ops_state_t){.recorded = r->inserted, .duplicates = r->duplicates, .batches = r->batches,
+    return (inbox_ops_state_t){.recorded = r->inserted,
+                               .duplicates = r->duplicates,
+                               .batches = r->batches,
                                .batch_messages = r->batch ? inbox_batch_count(r->batch) : 0,
-                               .dropped_redelivered = r->dropped_seen, .dropped_paused = r->dropped_held,
-                               .dropped_unassigned = r->dropped_unassigned, .regressions = r->regressions,
-                               .consuming = !not_ready, .not_ready = not_ready,
-                               .recorded_position = recorded_position, .recorded_position_arg = r};
+                               .dropped_redelivered = r->dropped_seen,
+                               .dropped_paused = r->dropped_held,
+                               .dropped_unassigned = r->dropped_unassigned,
+                               .regressions = r->regressions,
+                               .consuming = !not_ready,
+                               .not_ready = not_ready,
+                               .recorded_position = recorded_position,
+                               .recorded_position_arg = r};
 }
 
 /* Waits up to ms for the consumer's fd or a signal (signals are unblocked only in here). */
@@ -566,7 +569,7 @@ static void stop_deliver(inbox_t *r) {
 static int next_timeout(inbox_t *r) {
     if (r->more && !r->holding)
         return 0;
-    int64_t now = now_ms(), t = 1000;
+    int64_t now = clock_now_ms(), t = 1000;
     if (r->holding && r->retry_at_ms - now < t)
         t = r->retry_at_ms - now;
     if (!r->holding && r->o->retention_s > 0 && !r->retention_off && r->retention_at_ms - now < t)
@@ -579,14 +582,16 @@ static int next_timeout(inbox_t *r) {
 int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
     inbox_t r = {.o = o, .stop = stop, .exit_code = INBOX_EXIT_OK};
     char err[ERRSZ];
-    r.parts = inbox_parts_new();
+    r.parts = positions_new();
     r.batch = inbox_batch_new();
     if (!r.parts || !r.batch) {
         log_error("out of memory");
         r.exit_code = INBOX_EXIT_RUNTIME;
         goto out;
     }
-    inbox_ops_options_t oo = {.http_listen = o->http_listen, .conninfo = o->conninfo, .table = o->table,
+    inbox_ops_options_t oo = {.http_listen = o->http_listen,
+                              .conninfo = o->conninfo,
+                              .table = o->table,
                               .poll_interval_ms = o->metrics_interval_ms};
     r.ops = inbox_ops_new(&oo, err, sizeof(err));
     if (!r.ops) {
@@ -612,11 +617,11 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
     /* Wait for Kafka in short slices: the ops endpoint's heartbeat (and the systemd watchdog)
      * keeps going, and SIGTERM (blocked outside ppoll) still stops inboxd. A broker that does
      * not answer is an outage, not a configuration error: exit 1, so that systemd restarts. */
-    int64_t deadline = now_ms() + o->startup_timeout_ms;
+    int64_t deadline = clock_now_ms() + o->startup_timeout_ms;
     for (;;) {
         inbox_ops_state_t os = ops_state(&r, "starting: waiting for Kafka");
-        inbox_ops_tick(r.ops, now_ms(), &os);
-        int64_t t0 = now_ms();
+        inbox_ops_tick(r.ops, clock_now_ms(), &os);
+        int64_t t0 = clock_now_ms();
         int slice = deadline - t0 < STARTUP_SLICE_MS ? (int)(deadline - t0) : STARTUP_SLICE_MS;
         if (kconsumer_check_connect(r.kc, slice > 0 ? slice : 1, err, sizeof(err)) == 0)
             break;
@@ -626,12 +631,12 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
             log_info("stopped before consuming");
             goto out;
         }
-        if (now_ms() >= deadline) {
+        if (clock_now_ms() >= deadline) {
             log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
             r.exit_code = INBOX_EXIT_RUNTIME;
             goto out;
         }
-        int64_t rest = t0 + slice - now_ms(); /* the request failed early (connection refused) */
+        int64_t rest = t0 + slice - clock_now_ms(); /* the request failed early (connection refused) */
         if (rest > 0) {
             struct timespec ts = {.tv_sec = rest / 1000, .tv_nsec = (long)(rest % 1000) * 1000000L};
             sigset_t none;
@@ -664,9 +669,9 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_CONFIG;
         goto out;
     }
-    r.last_progress_ms = now_ms();
-    r.retention_at_ms = now_ms() + RETENTION_FIRST_MS;
-    r.commit_at_ms = now_ms() + o->commit_interval_ms;
+    r.last_progress_ms = clock_now_ms();
+    r.retention_at_ms = clock_now_ms() + RETENTION_FIRST_MS;
+    r.commit_at_ms = clock_now_ms() + o->commit_interval_ms;
 
     while (!*stop && !r.failed) {
         fill(&r);
@@ -678,7 +683,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
             try_recover(&r);
         } else {
             do_seeks(&r);
-            if (now_ms() >= r.commit_at_ms)
+            if (clock_now_ms() >= r.commit_at_ms)
                 commit_kafka(&r, false);
             retention(&r);
         }
@@ -686,7 +691,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         if (cli_reload_pending())
             cli_reload();
         inbox_ops_state_t os = ops_state(&r, r.holding ? "PostgreSQL is unavailable: consumption paused" : NULL);
-        inbox_ops_tick(r.ops, now_ms(), &os);
+        inbox_ops_tick(r.ops, clock_now_ms(), &os);
         if (r.deliver && inbox_deliver_finished(r.deliver)) {
             char why[ERRSZ];
             if (!inbox_deliver_failed(r.deliver, why, sizeof(why)))
@@ -700,7 +705,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
 
     notify_stopping();
     inbox_ops_state_t final = ops_state(&r, "stopping");
-    inbox_ops_tick(r.ops, now_ms(), &final);
+    inbox_ops_tick(r.ops, clock_now_ms(), &final);
     /* Shutdown: write what was consumed, commit, leave the group (the revoke callback runs
      * and commits synchronously). A second signal skips all that: nothing is lost, the next
      * start re-reads from the stored positions. */
@@ -725,7 +730,7 @@ out:
     kconsumer_destroy(r.kc);
     inbox_writer_destroy(r.w);
     inbox_batch_destroy(r.batch);
-    inbox_parts_destroy(r.parts);
+    positions_destroy(r.parts);
     free(r.ctps);
     return r.exit_code;
 }

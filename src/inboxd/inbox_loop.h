@@ -17,18 +17,18 @@ typedef struct inbox_options {
     const char *id_header;     /* header carrying the message id; "" = none */
     const char *const *topics; /* topics to subscribe to (a "^regex" too), borrowed */
     size_t ntopics;
-    const char *const *kafka_props; /* NULL-terminated name, value pairs for librdkafka */
-    int batch_max;                  /* messages per database transaction */
-    size_t batch_max_bytes;         /* bytes per database transaction (one message may exceed it) */
-    long long retention_s;          /* delete done rows older than this; 0 = keep them */
-    int retention_batch;            /* rows per DELETE */
-    int retention_interval_ms;      /* between retention passes */
-    int commit_interval_ms;         /* between Kafka offset commits (0: after every batch) */
-    bool offset_regression_reset;   /* inbox.on_offset_regression = reset (false: fail) */
-    int startup_timeout_ms;         /* how long to wait for Kafka at startup */
-    int reconnect_backoff_max_ms;   /* PostgreSQL reconnect backoff cap */
-    const char *http_listen;        /* host:port of /metrics, /healthz, /readyz; "" = none */
-    int metrics_interval_ms;        /* how often the inbox table is counted for /metrics */
+    const char *const *kafka_props;         /* NULL-terminated name, value pairs for librdkafka */
+    int batch_max;                          /* messages per database transaction */
+    size_t batch_max_bytes;                 /* bytes per database transaction (one message may exceed it) */
+    long long retention_s;                  /* delete done rows older than this; 0 = keep them */
+    int retention_batch;                    /* rows per DELETE */
+    int retention_interval_ms;              /* between retention passes */
+    int commit_interval_ms;                 /* between Kafka offset commits (0: after every batch) */
+    bool offset_regression_reset;           /* inbox.on_offset_regression = reset (false: fail) */
+    int startup_timeout_ms;                 /* how long to wait for Kafka at startup */
+    int reconnect_backoff_max_ms;           /* PostgreSQL reconnect backoff cap */
+    const char *http_listen;                /* host:port of /metrics, /healthz, /readyz; "" = none */
+    int metrics_interval_ms;                /* how often the inbox table is counted for /metrics */
     const inbox_deliver_options_t *deliver; /* HTTP push (borrowed); NULL: none */
 } inbox_options_t;
 

@@ -9,6 +9,7 @@
 #include <librdkafka/rdkafka.h>
 
 #include "daemon_ops.h"
+#include "inbox_catalog.h"
 #include "inbox_deliver.h"
 #include "metrics.h"
 #include "pgpoll.h"
@@ -26,7 +27,7 @@ typedef struct table_snap {
 /* Poller-thread state (never touched by the loop thread while the poller runs). */
 typedef struct table_arg {
     const char *table;
-    char resolved[512]; /* quoted by the server (to_regclass) */
+    char resolved[512]; /* schema.table quoted by the server (inbox_catalog_lookup) */
 } table_arg_t;
 
 struct inbox_ops {
@@ -50,15 +51,15 @@ static int poll_table(PGconn *conn, void *snapshot, void *arg, char *errstr, siz
     table_arg_t *a = arg;
     table_snap_t *s = snapshot;
     if (!a->resolved[0]) {
-        const char *params[1] = {a->table};
-        PGresult *res = PQexecParams(conn, "SELECT to_regclass($1)::text", 1, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQgetisnull(res, 0, 0)) {
+        inbox_catalog_t cat;
+        PGresult *failed;
+        if (inbox_catalog_lookup(conn, a->table, &cat, &failed) != INBOX_CATALOG_FOUND) {
             snprintf(errstr, errstr_size, "inbox table %s not found", a->table);
-            PQclear(res);
+            PQclear(failed);
             return -1;
         }
-        snprintf(a->resolved, sizeof(a->resolved), "%s", PQgetvalue(res, 0, 0));
-        PQclear(res);
+        snprintf(a->resolved, sizeof(a->resolved), "%s", cat.table);
+        inbox_catalog_free(&cat);
     }
     char sql[800];
     snprintf(sql, sizeof(sql),
@@ -186,8 +187,8 @@ static void update_lag(inbox_ops_t *ops, const inbox_ops_state_t *st) {
         int64_t lo = -1, hi = -1;
         rd_kafka_topic_partition_t *p = &a->elems[i];
         metrics_series_t *s = metrics_series(ops->lag, p->topic);
-        int64_t rec = st->recorded_position ? st->recorded_position(st->recorded_position_arg, p->topic, p->partition)
-                                            : -1;
+        int64_t rec =
+            st->recorded_position ? st->recorded_position(st->recorded_position_arg, p->topic, p->partition) : -1;
         if (rec >= 0)
             p->offset = rec;
         if (rd_kafka_get_watermark_offsets(ops->rk, p->topic, p->partition, &lo, &hi) != RD_KAFKA_RESP_ERR_NO_ERROR ||

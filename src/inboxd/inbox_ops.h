@@ -34,9 +34,9 @@ typedef struct inbox_ops_state {
     uint64_t recorded;   /* messages inserted into the inbox */
     uint64_t duplicates; /* messages skipped: already recorded (position or id) */
     uint64_t batches;
-    size_t batch_messages; /* consumed, waiting in the batch */
+    size_t batch_messages;                                            /* consumed, waiting in the batch */
     uint64_t dropped_redelivered, dropped_paused, dropped_unassigned; /* consumed, not taken (why) */
-    uint64_t regressions;  /* partitions whose offsets went back below the stored position */
+    uint64_t regressions; /* partitions whose offsets went back below the stored position */
     /* The consumer lag is the high watermark minus this partition's position: the next offset
      * recorded in the inbox, or -1 to take the consumer's position (NULL: always). */
     int64_t (*recorded_position)(void *arg, const char *topic, int32_t partition);

@@ -9,8 +9,11 @@
 
 #include <libpq-fe.h>
 
+#include "inbox_catalog.h"
+#include "inbox_pgconn.h"
 #include "log.h"
 #include "pgconn.h"
+#include "positions.h"
 
 struct inbox_writer {
     char *conninfo, *table_cfg, *offsets_cfg, *group;
@@ -25,6 +28,38 @@ struct inbox_writer {
 #define ST_LOAD "inboxd_load"
 #define ST_RETENTION "inboxd_retention"
 #define ST_SET_POSITION "inboxd_set_position"
+
+/* The statements: each %s is the name of the table they work on, the offsets table
+ * (inbox.offsets.table) when on_offsets, else the inbox table. */
+static const struct {
+    const char *name;
+    bool on_offsets;
+    const char *sql;
+} statements[] = {
+    {ST_LOCK, true,
+     "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) "
+     "SELECT $1::text, u.t, u.p, 0 FROM unnest($2::text[], $3::int4[]) AS u(t, p) "
+     "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset "
+     "RETURNING o.topic, o.partition, o.next_offset"},
+    {ST_INSERT, false,
+     "INSERT INTO %s (message_id, topic, partition, \"offset\", key, headers, payload) "
+     "SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::bytea[], $6::jsonb[], "
+     "$7::bytea[]) ON CONFLICT (message_id) DO NOTHING"},
+    {ST_ADVANCE, true,
+     "UPDATE %s AS o SET next_offset = greatest(o.next_offset, u.n), updated_at = now() "
+     "FROM unnest($2::text[], $3::int4[], $4::int8[]) AS u(t, p, n) "
+     "WHERE o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p"},
+    {ST_LOAD, true,
+     "SELECT u.i, o.next_offset FROM unnest($2::text[], $3::int4[]) WITH ORDINALITY AS u(t, p, i) "
+     "JOIN %s AS o ON o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p"},
+    {ST_RETENTION, false,
+     "DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE status = 'done' AND processed_at < now() - "
+     "make_interval(secs => $1::float8) ORDER BY processed_at LIMIT $2::int)"},
+    {ST_SET_POSITION, true,
+     "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) VALUES ($1::text, $2::text, "
+     "$3::int4, $4::int8) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
+     "EXCLUDED.next_offset, updated_at = now()"},
+};
 
 /* Longest message id quoted in an error message. */
 #define ID_QUOTE_MAX 200
@@ -44,7 +79,7 @@ inbox_writer_t *inbox_writer_new(const inbox_writer_options_t *o) {
     return w;
 }
 
-void inbox_writer_disconnect(inbox_writer_t *w) {
+static void disconnect(inbox_writer_t *w) {
     if (w->conn)
         PQfinish(w->conn);
     w->conn = NULL;
@@ -53,7 +88,7 @@ void inbox_writer_disconnect(inbox_writer_t *w) {
 void inbox_writer_destroy(inbox_writer_t *w) {
     if (!w)
         return;
-    inbox_writer_disconnect(w);
+    disconnect(w);
     free(w->conninfo);
     free(w->table_cfg);
     free(w->offsets_cfg);
@@ -67,13 +102,11 @@ bool inbox_writer_connected(const inbox_writer_t *w) { return w->conn != NULL; }
 const char *inbox_writer_table(const inbox_writer_t *w) { return w->table ? w->table : w->table_cfg; }
 const char *inbox_writer_offsets_table(const inbox_writer_t *w) { return w->offsets ? w->offsets : w->offsets_cfg; }
 
-/* Server notices (e.g. "FATAL: terminating connection due to administrator command" when the
- * server shuts down) go to the log instead of libpq's raw stderr lines. */
-static void on_notice(void *arg, const char *message) {
-    (void)arg;
-    char buf[1024];
-    pgconn_error(buf, sizeof(buf), "PostgreSQL: ", message);
-    log_info("%s", buf);
+/* False with errstr when there is no connection (the statements below retry later). */
+static bool connected(const inbox_writer_t *w, char *errstr, size_t errstr_size) {
+    if (!w->conn)
+        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+    return w->conn != NULL;
 }
 
 /* After a failed statement: the database is away or busy (retry) or something needs a fix. */
@@ -105,19 +138,19 @@ static inbox_writer_status_t fail_stmt(inbox_writer_t *w, PGresult *res, const c
     char prefix[256];
     snprintf(prefix, sizeof(prefix), "%s: ", what);
     pgconn_error(errstr, errstr_size, prefix,
-            res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(w->conn));
+                 res && PQresultErrorMessage(res)[0] ? PQresultErrorMessage(res) : PQerrorMessage(w->conn));
     inbox_writer_status_t st = classify(w, res);
     PQclear(res);
     if (st == INBOX_WRITER_RETRY || PQstatus(w->conn) == CONNECTION_BAD) {
         /* A retry starts on a new connection: this one may be broken, be a read-only standby
          * after a failover (25006: the next connection may reach the new primary), or miss
          * statements that were to be prepared. */
-        inbox_writer_disconnect(w);
+        disconnect(w);
     } else if (PQtransactionStatus(w->conn) != PQTRANS_IDLE) {
         PGresult *r = PQexec(w->conn, "ROLLBACK");
         PQclear(r);
         if (PQstatus(w->conn) == CONNECTION_BAD)
-            inbox_writer_disconnect(w);
+            disconnect(w);
     }
     return st;
 }
@@ -144,19 +177,22 @@ static inbox_writer_status_t prepare(inbox_writer_t *w, const char *name, const 
     return fail_stmt(w, res, what, errstr, errstr_size);
 }
 
-/* Resolves a table name as the server does (search_path, quoting, case folding) into
- * schema.table quoted; *out NULL when there is no such table. */
+/* Resolves a table name as the server does (inbox_catalog_lookup) into schema.table quoted;
+ * *out NULL when there is no such table. */
 static inbox_writer_status_t resolve(inbox_writer_t *w, const char *name, char **out, char *errstr,
                                      size_t errstr_size) {
-    const char *vals[1] = {name};
-    PGresult *res = PQexecParams(w->conn,
-                                 "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_class c "
-                                 "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.oid = to_regclass($1)",
-                                 1, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail_stmt(w, res, "cannot look up the inbox tables", errstr, errstr_size);
-    *out = PQntuples(res) == 1 ? strdup(PQgetvalue(res, 0, 0)) : NULL;
-    PQclear(res);
+    inbox_catalog_t cat;
+    PGresult *failed;
+    inbox_catalog_status_t st = inbox_catalog_lookup(w->conn, name, &cat, &failed);
+    if (st == INBOX_CATALOG_FAILED)
+        return fail_stmt(w, failed, "cannot look up the inbox tables", errstr, errstr_size);
+    if (st == INBOX_CATALOG_OOM) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return INBOX_WRITER_FATAL;
+    }
+    *out = cat.table; /* NULL when missing */
+    cat.table = NULL;
+    inbox_catalog_free(&cat);
     return INBOX_WRITER_OK;
 }
 
@@ -176,18 +212,11 @@ static inbox_writer_status_t check_privileges(inbox_writer_t *w, const char *tab
 }
 
 static inbox_writer_status_t connect_and_prepare(inbox_writer_t *w, char *errstr, size_t errstr_size) {
-    w->conn = pgconn_open(w->conninfo, "inboxd", false);
-    if (!w->conn) {
-        snprintf(errstr, errstr_size, "out of memory connecting to PostgreSQL");
-        return INBOX_WRITER_FATAL;
-    }
-    PQsetNoticeProcessor(w->conn, on_notice, NULL);
-    if (PQstatus(w->conn) != CONNECTION_OK) {
-        bool permanent = pgconn_failure_line(w->conn, "cannot connect to PostgreSQL: ", errstr, errstr_size);
-        inbox_writer_status_t st = permanent ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
-        inbox_writer_disconnect(w);
-        return st;
-    }
+    bool permanent;
+    w->conn = inbox_pgconn_open(w->conninfo, "inboxd", LOG_INFO, "cannot connect to PostgreSQL: ", errstr, errstr_size,
+                                &permanent);
+    if (!w->conn)
+        return permanent ? INBOX_WRITER_FATAL : INBOX_WRITER_RETRY;
 
     inbox_writer_status_t st;
     free(w->table);
@@ -202,7 +231,7 @@ static inbox_writer_status_t connect_and_prepare(inbox_writer_t *w, char *errstr
                  "sql/inbox.sql), or point %s (and postgres.conninfo's dbname) at yours",
                  w->table ? "offsets" : "inbox", w->table ? w->offsets_cfg : w->table_cfg, PQdb(w->conn), PQdb(w->conn),
                  w->table ? "inbox.offsets.table" : "inbox.table");
-        inbox_writer_disconnect(w);
+        disconnect(w);
         return INBOX_WRITER_FATAL;
     }
     char missing[256];
@@ -221,91 +250,96 @@ static inbox_writer_status_t connect_and_prepare(inbox_writer_t *w, char *errstr
                  "role \"%s\" lacks privileges on the inbox tables (%s on %s): inboxd needs SELECT, INSERT, "
                  "DELETE on %s and SELECT, INSERT, UPDATE on %s",
                  PQuser(w->conn), missing, which, w->table, w->offsets);
-        inbox_writer_disconnect(w);
+        disconnect(w);
         return INBOX_WRITER_FATAL;
     }
 
     char sql[2048];
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) "
-             "SELECT $1::text, u.t, u.p, 0 FROM unnest($2::text[], $3::int4[]) AS u(t, p) "
-             "ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = o.next_offset "
-             "RETURNING o.topic, o.partition, o.next_offset",
-             w->offsets);
-    if ((st = prepare(w, ST_LOCK, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO %s (message_id, topic, partition, \"offset\", key, headers, payload) "
-             "SELECT * FROM unnest($1::text[], $2::text[], $3::int4[], $4::int8[], $5::bytea[], $6::jsonb[], "
-             "$7::bytea[]) ON CONFLICT (message_id) DO NOTHING",
-             w->table);
-    if ((st = prepare(w, ST_INSERT, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
-    snprintf(sql, sizeof(sql),
-             "UPDATE %s AS o SET next_offset = greatest(o.next_offset, u.n), updated_at = now() "
-             "FROM unnest($2::text[], $3::int4[], $4::int8[]) AS u(t, p, n) "
-             "WHERE o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p",
-             w->offsets);
-    if ((st = prepare(w, ST_ADVANCE, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
-    snprintf(sql, sizeof(sql),
-             "SELECT u.i, o.next_offset FROM unnest($2::text[], $3::int4[]) WITH ORDINALITY AS u(t, p, i) "
-             "JOIN %s AS o ON o.consumer_group = $1::text AND o.topic = u.t AND o.partition = u.p",
-             w->offsets);
-    if ((st = prepare(w, ST_LOAD, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
-    snprintf(sql, sizeof(sql),
-             "DELETE FROM %s WHERE id IN (SELECT id FROM %s WHERE status = 'done' AND processed_at < now() - "
-             "make_interval(secs => $1::float8) ORDER BY processed_at LIMIT $2::int)",
-             w->table, w->table);
-    if ((st = prepare(w, ST_RETENTION, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
-    snprintf(sql, sizeof(sql),
-             "INSERT INTO %s AS o (consumer_group, topic, partition, next_offset) VALUES ($1::text, $2::text, "
-             "$3::int4, $4::int8) ON CONFLICT (consumer_group, topic, partition) DO UPDATE SET next_offset = "
-             "EXCLUDED.next_offset, updated_at = now()",
-             w->offsets);
-    if ((st = prepare(w, ST_SET_POSITION, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
-        return st;
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        const char *t = statements[i].on_offsets ? w->offsets : w->table;
+        snprintf(sql, sizeof(sql), statements[i].sql, t, t);
+        if ((st = prepare(w, statements[i].name, sql, errstr, errstr_size)) != INBOX_WRITER_OK)
+            return st;
+    }
     return INBOX_WRITER_OK;
 }
 
 inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size) {
-    inbox_writer_disconnect(w);
+    disconnect(w);
     inbox_writer_status_t st = connect_and_prepare(w, errstr, errstr_size);
     /* Connected only when every check passed and every statement is prepared: a connection
      * kept after a failure here would later run statements that do not exist (26000). */
     if (st != INBOX_WRITER_OK)
-        inbox_writer_disconnect(w);
+        disconnect(w);
     return st;
 }
 
 /* Parameters for the statements taking (group, topics[], partitions[] [, offsets[]]). */
 typedef struct tp_params {
-    inbox_pgarray_t topics, parts, offs;
+    pgarray_t topics, parts, offs;
     const char *values[4];
     int lengths[4], formats[4];
 } tp_params_t;
 
+static void tp_params_init(tp_params_t *p) {
+    pgarray_init(&p->topics, PGARRAY_OID_TEXT);
+    pgarray_init(&p->parts, PGARRAY_OID_INT4);
+    pgarray_init(&p->offs, PGARRAY_OID_INT8);
+}
+
+/* Adds a partition, with its next offset unless next < 0 (the statements without offsets). */
+static void tp_params_add(tp_params_t *p, const char *topic, int32_t partition, int64_t next) {
+    pgarray_add(&p->topics, topic, strlen(topic));
+    pgarray_add_int4(&p->parts, partition);
+    if (next >= 0)
+        pgarray_add_int8(&p->offs, next);
+}
+
 static void tp_params_free(tp_params_t *p) {
-    inbox_pgarray_free(&p->topics);
-    inbox_pgarray_free(&p->parts);
-    inbox_pgarray_free(&p->offs);
+    pgarray_free(&p->topics);
+    pgarray_free(&p->parts);
+    pgarray_free(&p->offs);
 }
 
 static int tp_params_finish(tp_params_t *p, const char *group) {
-    if (inbox_pgarray_finish(&p->topics) || inbox_pgarray_finish(&p->parts) || inbox_pgarray_finish(&p->offs))
+    if (pgarray_finish(&p->topics) || pgarray_finish(&p->parts) || pgarray_finish(&p->offs))
         return -1;
     p->values[0] = group;
     p->lengths[0] = 0;
     p->formats[0] = 0;
-    inbox_pgarray_t *a[3] = {&p->topics, &p->parts, &p->offs};
+    pgarray_t *a[3] = {&p->topics, &p->parts, &p->offs};
     for (int i = 0; i < 3; i++) {
         p->values[i + 1] = a[i]->data;
         p->lengths[i + 1] = (int)a[i]->len;
         p->formats[i + 1] = 1;
     }
     return 0;
+}
+
+/* Runs ST_INSERT with the batch's columns (binary arrays: inbox_batch_encode). Returns its result. */
+static PGresult *exec_insert(inbox_writer_t *w, const pgarray_t cols[INBOX_NCOLS]) {
+    const char *values[INBOX_NCOLS];
+    int lengths[INBOX_NCOLS], formats[INBOX_NCOLS];
+    for (int c = 0; c < INBOX_NCOLS; c++) {
+        values[c] = cols[c].data;
+        lengths[c] = (int)cols[c].len;
+        formats[c] = 1;
+    }
+    return exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
+}
+
+/* Locks the positions of tp's partitions (ST_LOCK: rows created at 0 when new) and fences the
+ * batch's messages before them; *fenced += how many. Returns NULL when it worked, else the
+ * failed result (the caller PQclear-s it). */
+static PGresult *lock_positions(inbox_writer_t *w, inbox_batch_t *b, const tp_params_t *tp, size_t *fenced) {
+    PGresult *r = exec_prepared(w, ST_LOCK, 3, tp->values, tp->lengths, tp->formats);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        return r;
+    for (int i = 0; i < PQntuples(r); i++)
+        *fenced += inbox_batch_fence(b, PQgetvalue(r, i, 0), (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10),
+                                     strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    PQclear(r);
+    return NULL;
 }
 
 /* ---- a message PostgreSQL refuses -------------------------------------------------------- */
@@ -336,18 +370,11 @@ static bool exec_ok(inbox_writer_t *w, const char *sql) {
  * reason, when given) or -1 (another failure: stop looking). */
 static int try_rows(inbox_writer_t *w, const inbox_batch_t *b, size_t from, size_t to, size_t *inserted, char *reason,
                     size_t reason_size) {
-    inbox_pgarray_t cols[INBOX_NCOLS];
+    pgarray_t cols[INBOX_NCOLS];
     int rc = -1;
     long n = inbox_batch_encode_range(b, from, to, cols);
     if (n > 0 && exec_ok(w, "SAVEPOINT inboxd_row")) {
-        const char *values[INBOX_NCOLS];
-        int lengths[INBOX_NCOLS], formats[INBOX_NCOLS];
-        for (int c = 0; c < INBOX_NCOLS; c++) {
-            values[c] = cols[c].data;
-            lengths[c] = (int)cols[c].len;
-            formats[c] = 1;
-        }
-        PGresult *r = exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
+        PGresult *r = exec_insert(w, cols);
         if (PQresultStatus(r) == PGRES_COMMAND_OK) {
             *inserted += (size_t)strtoull(PQcmdTuples(r), NULL, 10);
             rc = exec_ok(w, "RELEASE SAVEPOINT inboxd_row") ? 1 : -1;
@@ -362,7 +389,7 @@ static int try_rows(inbox_writer_t *w, const inbox_batch_t *b, size_t from, size
         PQclear(r);
     }
     for (int c = 0; c < INBOX_NCOLS; c++)
-        inbox_pgarray_free(&cols[c]);
+        pgarray_free(&cols[c]);
     return rc;
 }
 
@@ -380,15 +407,12 @@ static void name_bad_message(inbox_writer_t *w, inbox_batch_t *b, const tp_param
         goto fail;
     /* The same positions as the failed transaction: lock (and fence) again. */
     inbox_batch_unfence(b);
-    PGresult *r = exec_prepared(w, ST_LOCK, 3, tp->values, tp->lengths, tp->formats);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    size_t fenced = 0;
+    PGresult *r = lock_positions(w, b, tp, &fenced);
+    if (r) {
         PQclear(r);
         goto fail;
     }
-    for (int i = 0; i < PQntuples(r); i++)
-        inbox_batch_fence(b, PQgetvalue(r, i, 0), (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10),
-                          strtoll(PQgetvalue(r, i, 2), NULL, 10));
-    PQclear(r);
     if (inbox_batch_unfenced(b) != nrows)
         goto fail; /* another writer moved the positions meanwhile: the next attempt sees it */
     while (hi - lo > 1) {
@@ -411,9 +435,7 @@ static void name_bad_message(inbox_writer_t *w, inbox_batch_t *b, const tp_param
         goto fail;
     if (lo > 0) {
         tp_params_t pp;
-        inbox_pgarray_init(&pp.topics, INBOX_OID_TEXT);
-        inbox_pgarray_init(&pp.parts, INBOX_OID_INT4);
-        inbox_pgarray_init(&pp.offs, INBOX_OID_INT8);
+        tp_params_init(&pp);
         size_t nspans;
         const inbox_span_t *spans = inbox_batch_spans(b, &nspans);
         int64_t *last = spans ? malloc(nspans * sizeof(*last)) : NULL;
@@ -424,13 +446,9 @@ static void name_bad_message(inbox_writer_t *w, inbox_batch_t *b, const tp_param
             for (size_t i = 0; i < nspans; i++)
                 if (x.partition == spans[i].partition && !strcmp(x.topic, spans[i].topic) && x.offset > last[i])
                     last[i] = x.offset;
-        for (size_t i = 0; last && i < nspans; i++) {
-            if (last[i] < 0)
-                continue;
-            inbox_pgarray_add(&pp.topics, spans[i].topic, strlen(spans[i].topic));
-            inbox_pgarray_add_int4(&pp.parts, spans[i].partition);
-            inbox_pgarray_add_int8(&pp.offs, last[i] + 1);
-        }
+        for (size_t i = 0; last && i < nspans; i++)
+            if (last[i] >= 0)
+                tp_params_add(&pp, spans[i].topic, spans[i].partition, last[i] + 1);
         bool ok = last && tp_params_finish(&pp, w->group) == 0;
         free(last);
         if (ok) {
@@ -450,7 +468,7 @@ static void name_bad_message(inbox_writer_t *w, inbox_batch_t *b, const tp_param
     res->inserted = inserted;
 
     char fix[1024];
-    inbox_position_sql(fix, sizeof(fix), w->offsets, w->group, bad.topic, bad.partition, bad.offset + 1);
+    positions_set_sql(fix, sizeof(fix), w->offsets, w->group, bad.topic, bad.partition, bad.offset + 1);
     size_t idlen = strlen(bad.msgid);
     snprintf(errstr, errstr_size,
              "PostgreSQL refuses the message at %s [%" PRId32 "] offset %" PRId64 " (message id '%.*s%s', %zu bytes): "
@@ -465,7 +483,7 @@ fail:
     if (w->conn && PQtransactionStatus(w->conn) != PQTRANS_IDLE)
         exec_ok(w, "ROLLBACK");
     if (w->conn && PQstatus(w->conn) == CONNECTION_BAD)
-        inbox_writer_disconnect(w);
+        disconnect(w);
     inbox_batch_unfence(b);
     res->inserted = 0;
     snprintf(errstr, errstr_size, "%s", reason);
@@ -478,10 +496,8 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
     res->messages = inbox_batch_count(b);
     if (res->messages == 0)
         return INBOX_WRITER_OK;
-    if (!w->conn) {
-        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+    if (!connected(w, errstr, errstr_size))
         return INBOX_WRITER_RETRY;
-    }
     size_t nspans;
     const inbox_span_t *spans = inbox_batch_spans(b, &nspans);
     if (!spans) {
@@ -489,17 +505,12 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
         return INBOX_WRITER_FATAL;
     }
     inbox_writer_status_t st = INBOX_WRITER_OK;
-    inbox_pgarray_t cols[INBOX_NCOLS];
+    pgarray_t cols[INBOX_NCOLS];
     memset(cols, 0, sizeof(cols));
     tp_params_t tp;
-    inbox_pgarray_init(&tp.topics, INBOX_OID_TEXT);
-    inbox_pgarray_init(&tp.parts, INBOX_OID_INT4);
-    inbox_pgarray_init(&tp.offs, INBOX_OID_INT8);
-    for (size_t i = 0; i < nspans; i++) {
-        inbox_pgarray_add(&tp.topics, spans[i].topic, strlen(spans[i].topic));
-        inbox_pgarray_add_int4(&tp.parts, spans[i].partition);
-        inbox_pgarray_add_int8(&tp.offs, spans[i].last + 1);
-    }
+    tp_params_init(&tp);
+    for (size_t i = 0; i < nspans; i++)
+        tp_params_add(&tp, spans[i].topic, spans[i].partition, spans[i].last + 1);
     if (tp_params_finish(&tp, w->group) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
         st = INBOX_WRITER_FATAL;
@@ -515,15 +526,10 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
 
     /* 1. Lock the partitions' positions (rows created at 0 when new), in topic/partition order
      * (spans are sorted), and skip what is already recorded. */
-    r = exec_prepared(w, ST_LOCK, 3, tp.values, tp.lengths, tp.formats);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+    if ((r = lock_positions(w, b, &tp, &res->fenced))) {
         st = fail_stmt(w, r, "cannot lock the partition positions", errstr, errstr_size);
         goto out;
     }
-    for (int i = 0; i < PQntuples(r); i++)
-        res->fenced += inbox_batch_fence(b, PQgetvalue(r, i, 0), (int32_t)strtol(PQgetvalue(r, i, 1), NULL, 10),
-                                         strtoll(PQgetvalue(r, i, 2), NULL, 10));
-    PQclear(r);
 
     /* 2. Insert the rest; a message id already present is a duplicate. */
     long nrows = inbox_batch_encode(b, cols);
@@ -535,14 +541,7 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
         goto out;
     }
     if (nrows > 0) {
-        const char *values[INBOX_NCOLS];
-        int lengths[INBOX_NCOLS], formats[INBOX_NCOLS];
-        for (int c = 0; c < INBOX_NCOLS; c++) {
-            values[c] = cols[c].data;
-            lengths[c] = (int)cols[c].len;
-            formats[c] = 1;
-        }
-        r = exec_prepared(w, ST_INSERT, INBOX_NCOLS, values, lengths, formats);
+        r = exec_insert(w, cols);
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             bool per_row = row_error(r);
             st = fail_stmt(w, r, "cannot insert into the inbox", errstr, errstr_size);
@@ -568,7 +567,7 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
         if (PQresultStatus(r) == PGRES_COMMAND_OK) {
             PQclear(r);
             snprintf(errstr, errstr_size, "the batch transaction was rolled back");
-            inbox_writer_disconnect(w);
+            disconnect(w);
             st = INBOX_WRITER_RETRY;
             goto out;
         }
@@ -579,7 +578,7 @@ inbox_writer_status_t inbox_writer_write(inbox_writer_t *w, inbox_batch_t *b, in
 
 out:
     for (int c = 0; c < INBOX_NCOLS; c++)
-        inbox_pgarray_free(&cols[c]);
+        pgarray_free(&cols[c]);
     tp_params_free(&tp);
     return st;
 }
@@ -590,18 +589,12 @@ inbox_writer_status_t inbox_writer_load_offsets(inbox_writer_t *w, const char *c
         next[i] = -1;
     if (n == 0)
         return INBOX_WRITER_OK;
-    if (!w->conn) {
-        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+    if (!connected(w, errstr, errstr_size))
         return INBOX_WRITER_RETRY;
-    }
     tp_params_t tp;
-    inbox_pgarray_init(&tp.topics, INBOX_OID_TEXT);
-    inbox_pgarray_init(&tp.parts, INBOX_OID_INT4);
-    inbox_pgarray_init(&tp.offs, INBOX_OID_INT8);
-    for (size_t i = 0; i < n; i++) {
-        inbox_pgarray_add(&tp.topics, topics[i], strlen(topics[i]));
-        inbox_pgarray_add_int4(&tp.parts, partitions[i]);
-    }
+    tp_params_init(&tp);
+    for (size_t i = 0; i < n; i++)
+        tp_params_add(&tp, topics[i], partitions[i], -1);
     inbox_writer_status_t st = INBOX_WRITER_OK;
     if (tp_params_finish(&tp, w->group) != 0) {
         snprintf(errstr, errstr_size, "out of memory");
@@ -627,10 +620,8 @@ out:
 inbox_writer_status_t inbox_writer_retention(inbox_writer_t *w, long long older_than_s, int limit, long long *deleted,
                                              char *errstr, size_t errstr_size) {
     *deleted = 0;
-    if (!w->conn) {
-        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+    if (!connected(w, errstr, errstr_size))
         return INBOX_WRITER_RETRY;
-    }
     char secs[32], lim[32];
     snprintf(secs, sizeof(secs), "%lld", older_than_s);
     snprintf(lim, sizeof(lim), "%d", limit);
@@ -645,10 +636,8 @@ inbox_writer_status_t inbox_writer_retention(inbox_writer_t *w, long long older_
 
 inbox_writer_status_t inbox_writer_set_position(inbox_writer_t *w, const char *topic, int32_t partition,
                                                 int64_t next_offset, char *errstr, size_t errstr_size) {
-    if (!w->conn) {
-        snprintf(errstr, errstr_size, "not connected to PostgreSQL");
+    if (!connected(w, errstr, errstr_size))
         return INBOX_WRITER_RETRY;
-    }
     char part[16], off[32];
     snprintf(part, sizeof(part), "%" PRId32, partition);
     snprintf(off, sizeof(off), "%" PRId64, next_offset);

@@ -38,7 +38,6 @@ void inbox_writer_destroy(inbox_writer_t *w); /* accepts NULL */
  * read-only in a failover); FATAL keeps a healthy connection. */
 inbox_writer_status_t inbox_writer_connect(inbox_writer_t *w, char *errstr, size_t errstr_size);
 bool inbox_writer_connected(const inbox_writer_t *w);
-void inbox_writer_disconnect(inbox_writer_t *w);
 
 /* The tables as resolved by the server, quoted ("public.inbox"); valid once connected
  * (before: as configured). Borrowed. */

@@ -13,6 +13,7 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "array.h"
 #include "kconf.h"
 #include "log.h"
 
@@ -41,17 +42,12 @@ struct kconsumer {
     time_t last_err_at;
 };
 
-
-
 /* Fills k->tps from a librdkafka list. Returns false when out of memory. */
 static bool tps_from(kconsumer_t *k, const rd_kafka_topic_partition_list_t *l) {
-    if ((size_t)l->cnt > k->tpcap) {
-        kconsumer_tp_t *v = realloc(k->tps, (size_t)l->cnt * sizeof(*v));
-        if (!v)
-            return false;
-        k->tps = v;
-        k->tpcap = (size_t)l->cnt;
-    }
+    kconsumer_tp_t *v = array_grow(k->tps, &k->tpcap, (size_t)l->cnt, sizeof(*v), (size_t)l->cnt);
+    if (!v)
+        return false;
+    k->tps = v;
     for (int i = 0; i < l->cnt; i++)
         k->tps[i] = (kconsumer_tp_t){
             .topic = l->elems[i].topic, .partition = l->elems[i].partition, .offset = KCONSUMER_OFFSET_STORED};
@@ -325,17 +321,14 @@ const kmsg_t *kconsumer_next(kconsumer_t *k, bool *fatal, char *errstr, size_t e
         size_t nh = 0;
         if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR && h)
             nh = rd_kafka_header_cnt(h);
-        if (nh > k->hcap) {
-            kmsg_header_t *v = realloc(k->hdrs, nh * sizeof(*v));
-            if (!v) {
-                rd_kafka_message_destroy(m);
-                *fatal = true;
-                snprintf(errstr, errstr_size, "out of memory reading message headers");
-                return NULL;
-            }
-            k->hdrs = v;
-            k->hcap = nh;
+        kmsg_header_t *v = array_grow(k->hdrs, &k->hcap, nh, sizeof(*v), nh);
+        if (!v) {
+            rd_kafka_message_destroy(m);
+            *fatal = true;
+            snprintf(errstr, errstr_size, "out of memory reading message headers");
+            return NULL;
         }
+        k->hdrs = v;
         for (size_t i = 0; i < nh; i++) {
             const char *name = NULL;
             const void *val = NULL;

@@ -128,8 +128,7 @@ int main(int argc, char **argv) {
         } else if (!strcmp(cmd.name, "status")) {
             crc = inbox_admin_status(config_get(cfg, "postgres.conninfo"), table, cmd.limit, cmd.json, stdout);
         } else {
-            crc = inbox_admin_requeue(config_get(cfg, "postgres.conninfo"), table, cmd.ids, cmd.nids, cmd.json,
-                                      stdout);
+            crc = inbox_admin_requeue(config_get(cfg, "postgres.conninfo"), table, cmd.ids, cmd.nids, cmd.json, stdout);
         }
         free(ids);
         config_destroy(cfg);

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "inbox_http.h"
+#include "strlist.h"
 
 static void test_classify(void **state) {
     (void)state;
@@ -125,19 +126,19 @@ static void test_kafka_headers(void **state) {
             fail_msg("missing header line '%s'", want[i]);
     }
     assert_null(l[n]);
-    inbox_http_lines_free(l);
+    strlist_free(l);
 
     l = inbox_http_kafka_headers("{\"Host\": \"x\"}", "Kafka-", NULL, 0, &n, &ct); /* prefixed: not reserved */
     assert_non_null(l);
     assert_int_equal(n, 1);
     assert_string_equal(l[0], "Kafka-Host: x");
     assert_false(ct);
-    inbox_http_lines_free(l);
+    strlist_free(l);
 
     l = inbox_http_kafka_headers(NULL, "", NULL, 0, &n, &ct);
     assert_non_null(l);
     assert_int_equal(n, 0);
-    inbox_http_lines_free(l);
+    strlist_free(l);
     assert_null(inbox_http_kafka_headers("[1]", "", NULL, 0, &n, &ct));
     assert_null(inbox_http_kafka_headers("{bad", "", NULL, 0, &n, &ct));
 }
@@ -153,11 +154,11 @@ static void test_static_headers(void **state) {
     assert_string_equal(l[1], "X-Empty;");
     assert_string_equal(l[2], "X-Env: prod");
     assert_null(l[3]);
-    inbox_http_lines_free(l);
+    strlist_free(l);
     l = inbox_http_static_headers("", &n, err, sizeof(err));
     assert_non_null(l);
     assert_int_equal(n, 0);
-    inbox_http_lines_free(l);
+    strlist_free(l);
     assert_null(inbox_http_static_headers("X Y: 1", &n, err, sizeof(err)));
     assert_non_null(strstr(err, "invalid header name 'X Y'"));
     assert_null(inbox_http_static_headers("Content-Length: 3", &n, err, sizeof(err)));
@@ -192,8 +193,9 @@ static void test_error_text(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_classify), cmocka_unit_test(test_pg_classify),      cmocka_unit_test(test_values),         cmocka_unit_test(test_names),
-        cmocka_unit_test(test_kafka_headers), cmocka_unit_test(test_static_headers), cmocka_unit_test(test_error_text),
+        cmocka_unit_test(test_classify),   cmocka_unit_test(test_pg_classify),   cmocka_unit_test(test_values),
+        cmocka_unit_test(test_names),      cmocka_unit_test(test_kafka_headers), cmocka_unit_test(test_static_headers),
+        cmocka_unit_test(test_error_text),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
