@@ -1,38 +1,14 @@
 /* router.h - turns a decoded outbox row or outbox logical message into a Kafka record:
- * topic (from a template), key, value and headers, using a configurable column mapping.
- * Pure (jansson only). */
+ * topic (from a template), key, value and headers, using a configurable column mapping
+ * (route_config.h). Pure (jansson only). */
 #ifndef OUTBOXD_ROUTER_H
 #define OUTBOXD_ROUTER_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "route_config.h" /* router_options_t, router_columns_t */
 #include "w2j_decode.h"
-
-/* Column names of the outbox table (all borrowed by router_new: copy is made). */
-typedef struct router_columns {
-    const char *id;             /* default "id" */
-    const char *aggregate_type; /* default "aggregate_type" */
-    const char *aggregate_id;   /* default "aggregate_id" */
-    const char *event_type;     /* default "event_type" */
-    const char *payload;        /* default "payload" */
-    const char *headers;        /* default "headers"; NULL or "" = no headers column */
-} router_columns_t;
-
-typedef struct router_options {
-    const char *tables;         /* comma list of "schema.table" (default schema public);
-                                   NULL = "public.outbox". Unquoted names fold to lower case
-                                   as in SQL; "Quoted" names are kept as written ("" = ") */
-    const char *topic_template; /* NULL = "outbox.event.${aggregate_type}"; also ${aggregate_id},
-                                   ${event_type}, ${routedByValue} (= aggregate_type) */
-    router_columns_t columns;
-    const char *message_prefix; /* logical message prefix, default "outbox"; NULL = none */
-    const char *id_header;      /* header name for the event id, default "id" */
-    const char *header_columns; /* "col[:header], ...": row columns sent as headers (after the
-                                   id and type headers); NULL or "" = none */
-    const char *type_header;    /* header name for the event type, default "event_type";
-                                   "" = no event type header */
-} router_options_t;
 
 /* How a table's payload column text (as wal2json sends it) becomes the record value. */
 typedef enum {
@@ -63,15 +39,15 @@ typedef struct outbox_event {
 } outbox_event_t;
 
 typedef enum {
-    ROUTER_EVENT = 0,   /* *ev filled: publish it */
-    ROUTER_SKIP = 1,    /* not an outbox record (other table, other message prefix, not I/M) */
-    ROUTER_INVALID = 2  /* an outbox record that cannot be published; errstr says why and
-                           ev->id is set when the id could be read */
+    ROUTER_EVENT = 0,  /* *ev filled: publish it */
+    ROUTER_SKIP = 1,   /* not an outbox record (other table, other message prefix, not I/M) */
+    ROUTER_INVALID = 2 /* an outbox record that cannot be published; errstr says why and
+                          ev->id is set when the id could be read */
 } router_result_t;
 
 typedef struct router router_t;
 
-/* Returns NULL with errstr on a bad template or table list. */
+/* Returns NULL with errstr on an invalid option (see route_config_new). */
 router_t *router_new(const router_options_t *opts, char *errstr, size_t errstr_size);
 void router_destroy(router_t *r); /* accepts NULL */
 
@@ -94,10 +70,10 @@ router_payload_type_t router_get_payload_type(const router_t *r, size_t i);
  * included) -> ROUTER_PAYLOAD_TEXT. */
 router_payload_type_t router_payload_type_for(const char *pg_type);
 
-/* Decodes hex[0..n) (digits in either case, optionally after a leading \x) into out, which
- * must have room for n / 2 bytes, and sets *out_len. Returns 0, or -1 on an odd number of
- * digits or a non-hex character, with *bad_pos = offset in hex of the problem. Pure. */
-int router_hex_decode(const char *hex, size_t n, unsigned char *out, size_t *out_len, size_t *bad_pos);
+/* Names as the router uses them, defaults applied (borrowed from r), so that callers do not
+ * repeat the defaults: the id header (never NULL) and the topic template. */
+const char *router_id_header(const router_t *r);
+const char *router_topic_template(const router_t *r);
 
 router_result_t router_route(router_t *r, const w2j_record_t *rec, outbox_event_t *ev, char *errstr,
                              size_t errstr_size);

@@ -1,5 +1,6 @@
 /* w2j_decode.c - decodes one wal2json format-version 2 record (one JSON object) into a
- * borrowed w2j_record_t view, reusing the parse tree, column array and text buffer. */
+ * borrowed w2j_record_t view, reusing the parse tree, column array and text buffer; and
+ * bytea values as wal2json prints them. */
 #include "w2j_decode.h"
 
 #include <stdio.h>
@@ -7,6 +8,11 @@
 #include <string.h>
 
 #include <jansson.h>
+
+#include "array.h"
+#include "hex.h"
+#include "jsonw.h"
+#include "strbuf.h"
 
 /*
  * What wal2json 2.5/2.6 sends with format-version=2, include-xids=1, include-timestamp=1,
@@ -30,7 +36,7 @@
  * bool as JSON true/false; int2/int4/int8/oid/float4/float8/numeric as JSON numbers, or
  * as strings with numeric-data-types-as-string=1 (wal2json >= 2.6 only; 2.5 rejects the
  * option). Without that option NaN and +-Infinity arrive as JSON null, indistinguishable
- * from SQL NULL, and numeric values lose their exact text (see format_real()).
+ * from SQL NULL, and numeric values lose their exact text (see value_text()).
  * Unknown keys ("origin", "pk", "type", ...) are ignored.
  */
 
@@ -39,9 +45,9 @@ struct w2j_decoder {
     w2j_column_t *cols; /* grows, never shrinks */
     size_t cols_cap;
     size_t *text_off; /* per column: offset of its value in text, or SIZE_MAX */
-    char *text;       /* text form of non-string column values, NUL-separated */
-    size_t text_len;
-    size_t text_cap;
+    size_t text_off_cap;
+    strbuf_t text; /* text form of non-string column values (fast paths: all strings),
+                      each followed by a NUL that len counts */
 };
 
 w2j_decoder_t *w2j_decoder_new(void) { return calloc(1, sizeof(w2j_decoder_t)); }
@@ -52,86 +58,28 @@ void w2j_decoder_destroy(w2j_decoder_t *dec) {
     json_decref(dec->root);
     free(dec->cols);
     free(dec->text_off);
-    free(dec->text);
+    strbuf_free(&dec->text);
     free(dec);
-}
-
-static int text_reserve(w2j_decoder_t *dec, size_t more) {
-    size_t need, cap;
-    char *p;
-
-    if (more > SIZE_MAX - dec->text_len)
-        return -1;
-    need = dec->text_len + more;
-    if (need <= dec->text_cap)
-        return 0;
-    cap = dec->text_cap ? dec->text_cap : 256;
-    while (cap < need)
-        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-    p = realloc(dec->text, cap);
-    if (p == NULL)
-        return -1;
-    dec->text = p;
-    dec->text_cap = cap;
-    return 0;
 }
 
 /* Appends s[0..n) and a NUL to the text buffer; stores the offset in *off. */
 static int text_append(w2j_decoder_t *dec, const char *s, size_t n, size_t *off) {
-    if (text_reserve(dec, n + 1) != 0)
-        return -1;
-    *off = dec->text_len;
-    memcpy(dec->text + dec->text_len, s, n);
-    dec->text[dec->text_len + n] = '\0';
-    dec->text_len += n + 1;
-    return 0;
-}
-
-/* Shortest text that reads back as the same double, in PostgreSQL's float8 style: plain
- * decimals for exponents -4..14, else "1e+300"/"1e-07" (0.1 -> "0.1", where jansson's own
- * dumper prints 0.10000000000000001). A numeric sent as a JSON number already lost
- * PostgreSQL's text ("0.0000" arrives as 0.0 and comes out as "0"); only
- * numeric-data-types-as-string keeps it. Assumes the "C" LC_NUMERIC locale. */
-static int format_real(double v, char *buf, size_t size) {
-    int n = 0, prec, exp10, decimals;
-
-    for (prec = 1; prec <= 17; prec++) {
-        n = snprintf(buf, size, "%.*e", prec - 1, v);
-        if (n < 0 || (size_t)n >= size)
-            return -1;
-        if (strtod(buf, NULL) == v)
-            break;
-    }
-    if (prec > 17)
-        prec = 17;
-    exp10 = atoi(strchr(buf, 'e') + 1);
-    if (exp10 < -4 || exp10 >= 15)
-        return n;
-    decimals = prec - 1 - exp10;
-    n = snprintf(buf, size, "%.*f", decimals > 0 ? decimals : 0, v);
-    return n < 0 || (size_t)n >= size ? -1 : n;
+    *off = dec->text.len;
+    return strbuf_add(&dec->text, s, n) != 0 || strbuf_addc(&dec->text, '\0') != 0 ? -1 : 0;
 }
 
 /* Grows the column arrays to hold n entries. */
 static int cols_reserve(w2j_decoder_t *dec, size_t n) {
-    size_t cap;
-    w2j_column_t *c;
+    w2j_column_t *c = array_grow(dec->cols, &dec->cols_cap, n, sizeof(*c), 16);
     size_t *o;
 
-    if (n <= dec->cols_cap)
-        return 0;
-    cap = dec->cols_cap ? dec->cols_cap : 16;
-    while (cap < n)
-        cap *= 2;
-    c = realloc(dec->cols, cap * sizeof(*c));
     if (c == NULL)
         return -1;
     dec->cols = c;
-    o = realloc(dec->text_off, cap * sizeof(*o));
+    o = array_grow(dec->text_off, &dec->text_off_cap, n, sizeof(*o), 16);
     if (o == NULL)
         return -1;
     dec->text_off = o;
-    dec->cols_cap = cap;
     return 0;
 }
 
@@ -145,7 +93,9 @@ static int value_text(w2j_decoder_t *dec, const json_t *v, size_t *off, size_t *
         n = snprintf(num, sizeof(num), "%" JSON_INTEGER_FORMAT, json_integer_value(v));
         break;
     case JSON_REAL:
-        n = format_real(json_real_value(v), num, sizeof(num));
+        /* A numeric sent as a JSON number already lost PostgreSQL's text ("0.0000" arrives as
+         * 0.0 and comes out as "0"); only numeric-data-types-as-string keeps it. */
+        n = jsonw_format_real(json_real_value(v), num, sizeof(num));
         break;
     case JSON_TRUE:
         n = snprintf(num, sizeof(num), "true");
@@ -158,12 +108,12 @@ static int value_text(w2j_decoder_t *dec, const json_t *v, size_t *off, size_t *
          * strings); keep it as compact JSON rather than fail. */
         size_t need = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
 
-        if (need == 0 || text_reserve(dec, need + 1) != 0)
+        if (need == 0 || strbuf_reserve(&dec->text, need + 1) != 0)
             return -1;
-        *off = dec->text_len;
-        json_dumpb(v, dec->text + dec->text_len, need, JSON_COMPACT | JSON_ENCODE_ANY);
-        dec->text[dec->text_len + need] = '\0';
-        dec->text_len += need + 1;
+        *off = dec->text.len;
+        json_dumpb(v, dec->text.p + dec->text.len, need, JSON_COMPACT | JSON_ENCODE_ANY);
+        dec->text.p[dec->text.len + need] = '\0';
+        dec->text.len += need + 1;
         *len = need;
         return 0;
     }
@@ -232,7 +182,7 @@ static int decode_columns(w2j_decoder_t *dec, json_t *arr, w2j_record_t *out, ch
         snprintf(errstr, errstr_size, "out of memory for %zu columns", n);
         return -1;
     }
-    dec->text_len = 0;
+    dec->text.len = 0;
     for (size_t i = 0; i < n; i++) {
         json_t *c = json_array_get(arr, i);
         json_t *name, *value;
@@ -271,7 +221,7 @@ static int decode_columns(w2j_decoder_t *dec, json_t *arr, w2j_record_t *out, ch
     /* The text buffer may have moved while it grew: point into it only now. */
     for (size_t i = 0; i < n; i++)
         if (dec->text_off[i] != SIZE_MAX)
-            dec->cols[i].value = dec->text + dec->text_off[i];
+            dec->cols[i].value = dec->text.p + dec->text_off[i];
     out->ncolumns = n;
     out->columns = dec->cols;
     return 0;
@@ -344,7 +294,7 @@ static bool fast_xid(const char **p, const char *end, uint32_t *out) {
  * text buffer (which the caller reserved big enough: it never moves here). Simple escapes
  * only; false on \u, a control byte, a byte outside ASCII or a missing closing quote. */
 static bool fast_string(w2j_decoder_t *dec, const char **p, const char *end, const char **s, size_t *len) {
-    char *o = dec->text + dec->text_len, *start = o;
+    char *o = dec->text.p + dec->text.len, *start = o;
 
     while (*p < end && **p != '"') {
         unsigned char c = (unsigned char)*(*p)++;
@@ -390,7 +340,7 @@ static bool fast_string(w2j_decoder_t *dec, const char **p, const char *end, con
     *o = '\0';
     *s = start;
     *len = (size_t)(o - start);
-    dec->text_len += *len + 1;
+    dec->text.len += *len + 1;
     return true;
 }
 
@@ -401,9 +351,9 @@ static bool decode_insert(w2j_decoder_t *dec, const char *buf, size_t len, w2j_r
     if (!expect(&p, end, "{\"action\":\"I\",\"xid\":") || !fast_xid(&p, end, &out->xid))
         return false;
     /* Unescaped strings and their NULs never take more than the record itself. */
-    if (len > SIZE_MAX / 2 - 64 || text_reserve(dec, len + len / 2 + 64) != 0)
+    dec->text.len = 0;
+    if (len > SIZE_MAX / 2 - 64 || strbuf_reserve(&dec->text, len + len / 2 + 64) != 0)
         return false;
-    dec->text_len = 0;
     if (!expect(&p, end, ",\"timestamp\":\"") || !fast_string(dec, &p, end, &out->timestamp, &slen) ||
         !expect(&p, end, ",\"lsn\":\"") || !fast_lsn(&p, end, &out->lsn) || !expect(&p, end, ",\"schema\":\"") ||
         !fast_string(dec, &p, end, &out->schema, &slen) || !expect(&p, end, ",\"table\":\"") ||
@@ -450,11 +400,11 @@ static bool decode_begin_commit(w2j_decoder_t *dec, const char *buf, size_t len,
     if (!expect(&p, end, ",\"lsn\":\"") || !fast_lsn(&p, end, &out->lsn) || !expect(&p, end, ",\"nextlsn\":\"") ||
         !fast_lsn(&p, end, &out->nextlsn) || !expect(&p, end, "}") || p != end)
         return false;
-    dec->text_len = 0;
+    dec->text.len = 0;
     if (text_append(dec, ts, ts_len, &off) != 0)
         return false;
     out->action = (w2j_action_t)a;
-    out->timestamp = dec->text + off;
+    out->timestamp = dec->text.p + off;
     return true;
 }
 
@@ -567,4 +517,34 @@ const w2j_column_t *w2j_column_find(const w2j_record_t *rec, const char *name) {
         if (strcmp(rec->columns[i].name, name) == 0)
             return &rec->columns[i];
     return NULL;
+}
+
+/*
+ * wal2json (include-types=0) prints a bytea value with bytea's output function and drops
+ * its first two characters, expecting "\x": 0x00 0xff 0x41 arrives as "00ff41". A column
+ * whose type is a domain over bytea keeps the "\x" (seen with wal2json 2.5: only the bytea
+ * type itself is stripped), so a leading "\x" is skipped too; hex digits never contain '\',
+ * so this is unambiguous. The escape format (bytea_output = escape) is not accepted:
+ * pg_preflight_server sets bytea_output = hex on the replication session.
+ */
+int w2j_bytea_decode(const char *hex, size_t n, unsigned char *out, size_t *out_len, size_t *bad_pos) {
+    size_t i = 0, o = 0;
+
+    if (n >= 2 && hex[0] == '\\' && hex[1] == 'x')
+        i = 2;
+    if ((n - i) % 2 != 0) {
+        *bad_pos = n;
+        return -1;
+    }
+    for (; i < n; i += 2) {
+        int hi = hex_digit_value(hex[i]), lo = hex_digit_value(hex[i + 1]);
+
+        if (hi < 0 || lo < 0) {
+            *bad_pos = hi < 0 ? i : i + 1;
+            return -1;
+        }
+        out[o++] = (unsigned char)(hi << 4 | lo);
+    }
+    *out_len = o;
+    return 0;
 }

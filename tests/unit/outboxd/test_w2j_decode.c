@@ -1,5 +1,5 @@
 /* test_w2j_decode.c - unit tests of the wal2json v2 decoder over real captures (every line
- * of tests/data/wal2json/) and over malformed or unusual records. */
+ * of tests/data/wal2json/) and over malformed or unusual records, and of bytea values. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -822,6 +822,52 @@ static void test_reuse(void **state) {
     unload(l);
 }
 
+/* ---- bytea values --------------------------------------------------------------------- */
+
+static void expect_hex(const char *hex, const void *bytes, size_t n) {
+    unsigned char out[64];
+    size_t len = 999, bad = 999;
+
+    memset(out, 0xAA, sizeof(out));
+    if (w2j_bytea_decode(hex, strlen(hex), out, &len, &bad) != 0)
+        fail_msg("\"%s\" refused at %zu", hex, bad);
+    assert_int_equal(len, n);
+    assert_memory_equal(out, bytes, n);
+    assert_int_equal(out[n], 0xAA); /* nothing written past n */
+}
+
+static void expect_bad_hex(const char *hex, size_t n, size_t bad_pos) {
+    unsigned char out[64];
+    size_t len = 999, bad = 999;
+
+    assert_int_equal(w2j_bytea_decode(hex, n, out, &len, &bad), -1);
+    assert_int_equal(bad, bad_pos);
+    assert_int_equal(len, 999);
+}
+
+static void test_bytea_decode(void **state) {
+    (void)state;
+    expect_hex("", "", 0);
+    expect_hex("\\x", "", 0);
+    expect_hex("00", "\0", 1);
+    expect_hex("000000", "\0\0\0", 3);
+    expect_hex("00ff00410a", "\x00\xff\x00\x41\x0a", 5);
+    expect_hex("\\x00ff", "\x00\xff", 2);
+    expect_hex("DEADbeef", "\xde\xad\xbe\xef", 4);
+    expect_hex("0123456789abcdefABCDEF", "\x01\x23\x45\x67\x89\xab\xcd\xef\xab\xcd\xef", 11);
+
+    expect_bad_hex("0", 1, 1); /* odd: offset = length */
+    expect_bad_hex("abc", 3, 3);
+    expect_bad_hex("\\x0", 3, 3);
+    expect_bad_hex("0g", 2, 1);
+    expect_bad_hex("g0", 2, 0);
+    expect_bad_hex("00 1", 4, 2);
+    expect_bad_hex("\\x\\x00", 6, 2); /* one prefix only */
+    expect_bad_hex("x0", 2, 0);
+    expect_bad_hex("00\\377A", 7, 7); /* bytea_output = escape, as wal2json garbles it */
+    expect_bad_hex("0\0", 2, 1);      /* an embedded NUL is not a digit */
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_every_captured_line),
@@ -838,6 +884,7 @@ int main(void) {
         cmocka_unit_test(test_malformed),
         cmocka_unit_test(test_reuse),
         cmocka_unit_test(test_fast_paths),
+        cmocka_unit_test(test_bytea_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
