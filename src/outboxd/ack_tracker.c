@@ -18,9 +18,9 @@ struct ack_tracker {
     size_t max_txns, max_events;
     size_t outstanding;
     lsn_t confirmed, received;
-    lsn_t seen;      /* everything before it was received whole: commit ends and idle keepalives */
-    bool open;       /* between begin and commit */
-    bool open_held;  /* the open transaction has an entry (it produced an event) */
+    lsn_t seen;     /* everything before it was received whole: commit ends and idle keepalives */
+    bool open;      /* between begin and commit */
+    bool open_held; /* the open transaction has an entry (it produced an event) */
     bool failed_any;
 };
 

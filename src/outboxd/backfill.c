@@ -1,6 +1,7 @@
-/* backfill.c - publishes a table's existing rows: a cursor over SELECT * ... WHERE pred
- * ORDER BY order in a REPEATABLE READ transaction on a replication slot's exported
- * snapshot, each row handed over as a wal2json-shaped insert record. */
+/* backfill.c - reads a table's existing rows for the backfill (backfill_publish.c publishes
+ * them): a cursor over SELECT * ... WHERE pred ORDER BY order in a REPEATABLE READ
+ * transaction on a replication slot's exported snapshot, each row handed over as a
+ * wal2json-shaped insert record. */
 #include "backfill.h"
 
 #include <stdio.h>
@@ -34,8 +35,8 @@ static int hand_over(PGresult *res, const char *schema, const char *table, w2j_c
             cols[f].value = PQgetisnull(res, r, f) ? NULL : PQgetvalue(res, r, f);
             cols[f].value_len = cols[f].value ? (size_t)PQgetlength(res, r, f) : 0;
         }
-        w2j_record_t rec = {.action = W2J_INSERT, .schema = schema, .table = table, .ncolumns = (size_t)nf,
-                            .columns = cols};
+        w2j_record_t rec = {
+            .action = W2J_INSERT, .schema = schema, .table = table, .ncolumns = (size_t)nf, .columns = cols};
         int rc = cb(opaque, &rec);
         if (rc != 0)
             return rc;
@@ -44,8 +45,8 @@ static int hand_over(PGresult *res, const char *schema, const char *table, w2j_c
     return 0;
 }
 
-int backfill_run(const backfill_options_t *o, const char *const *schemas, const char *const *tables, size_t ntables,
-                 backfill_row_cb_t cb, void *opaque, uint64_t *rows, char *errstr, size_t errstr_size) {
+int backfill_read(const backfill_options_t *o, const char *const *schemas, const char *const *tables, size_t ntables,
+                  backfill_row_cb_t cb, void *opaque, uint64_t *rows, char *errstr, size_t errstr_size) {
     PGconn *c = pgconn_open(o->conninfo, "outboxd-backfill", false);
     char *sql = NULL, *snap = NULL, *qs = NULL, *qt = NULL;
     w2j_column_t *cols = NULL;
@@ -54,7 +55,8 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
     *rows = 0;
     errstr[0] = '\0';
     if (!c || PQstatus(c) != CONNECTION_OK) {
-        pgconn_error(errstr, errstr_size, "backfill: cannot connect to PostgreSQL: ", c ? PQerrorMessage(c) : "out of memory");
+        pgconn_error(errstr, errstr_size,
+                     "backfill: cannot connect to PostgreSQL: ", c ? PQerrorMessage(c) : "out of memory");
         goto out;
     }
     snap = PQescapeLiteral(c, o->snapshot, strlen(o->snapshot));
@@ -92,8 +94,10 @@ int backfill_run(const backfill_options_t *o, const char *const *schemas, const 
         snprintf(sql, cap, "DECLARE outboxd_backfill NO SCROLL CURSOR FOR SELECT * FROM %s.%s WHERE (%s) ORDER BY %s",
                  qs, qt, o->where, o->order);
         char what[600];
-        snprintf(what, sizeof(what), "reading %s.%s WHERE %s ORDER BY %s (check outbox.backfill.where and "
-                 "outbox.backfill.order)", schemas[i], tables[i], o->where, o->order);
+        snprintf(what, sizeof(what),
+                 "reading %s.%s WHERE %s ORDER BY %s (check outbox.backfill.where and "
+                 "outbox.backfill.order)",
+                 schemas[i], tables[i], o->where, o->order);
         if (exec_ok(c, sql, PGRES_COMMAND_OK, what, errstr, errstr_size))
             goto out;
         snprintf(sql, cap, "FETCH FORWARD %d FROM outboxd_backfill", o->batch > 0 ? o->batch : 500);

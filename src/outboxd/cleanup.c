@@ -34,7 +34,6 @@ struct cleanup {
     size_t in_flight; /* entries (from head) the running DELETE covers */
     table_t tables[MAX_TABLES];
     int64_t retry_at_ms, now_ms;
-    uint64_t deleted;
     bool overflow_logged;
     char *array; /* the $1 array literal */
     size_t array_cap;
@@ -220,9 +219,7 @@ void cleanup_on_readable(cleanup_t *c) {
     bool ok = true;
     char why[512] = "";
     while ((res = PQgetResult(c->conn))) {
-        if (PQresultStatus(res) == PGRES_COMMAND_OK) {
-            c->deleted += strtoull(PQcmdTuples(res), NULL, 10);
-        } else {
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
             ok = false;
             snprintf(why, sizeof(why), "DELETE failed: %s", PQresultErrorMessage(res));
             why[strcspn(why, "\n")] = '\0';
@@ -241,6 +238,3 @@ void cleanup_on_readable(cleanup_t *c) {
     c->in_flight = 0;
     c->overflow_logged = false;
 }
-
-uint64_t cleanup_deleted(const cleanup_t *c) { return c->deleted; }
-size_t cleanup_pending(const cleanup_t *c) { return c->count; }

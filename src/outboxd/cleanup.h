@@ -31,7 +31,4 @@ int cleanup_fd(const cleanup_t *c);
 /* The socket is readable: collect the result when complete. */
 void cleanup_on_readable(cleanup_t *c);
 
-uint64_t cleanup_deleted(const cleanup_t *c);
-size_t cleanup_pending(const cleanup_t *c);
-
 #endif

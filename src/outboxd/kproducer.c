@@ -15,6 +15,15 @@
 #include "kconf.h"
 #include "log.h"
 
+/* What a record's delivery report must bring back. librdkafka keeps one pointer-sized opaque
+ * per message: it holds the number of the record's ticket (index + 1) in a pool that grows to
+ * the most records ever in flight at once and recycles freed tickets through a list. */
+typedef struct ticket {
+    uint64_t seq;
+    lsn_t lsn;
+    size_t next_free; /* number of the next free ticket, 0 = none */
+} ticket_t;
+
 struct kproducer {
     rd_kafka_t *rk;
     rd_kafka_queue_t *queue; /* main queue: delivery reports and errors */
@@ -24,7 +33,36 @@ struct kproducer {
     char *id_header;
     char bootstrap[256];
     char last_error[512];
+    ticket_t *tickets;
+    size_t ntickets, free_ticket; /* free_ticket: number of the first free one, 0 = none */
 };
+
+/* A ticket for a record about to be produced: its number, or 0 when out of memory. */
+static size_t ticket_take(kproducer_t *p, uint64_t seq, lsn_t lsn) {
+    if (!p->free_ticket) {
+        size_t n = p->ntickets ? p->ntickets * 2 : 1024;
+        ticket_t *t = realloc(p->tickets, n * sizeof(*t));
+        if (!t)
+            return 0;
+        for (size_t i = p->ntickets; i < n; i++)
+            t[i].next_free = i + 1 < n ? i + 2 : 0;
+        p->tickets = t;
+        p->free_ticket = p->ntickets + 1;
+        p->ntickets = n;
+    }
+    size_t id = p->free_ticket;
+    ticket_t *t = &p->tickets[id - 1];
+    p->free_ticket = t->next_free;
+    *t = (ticket_t){.seq = seq, .lsn = lsn};
+    return id;
+}
+
+static void ticket_put(kproducer_t *p, size_t id) {
+    if (id < 1 || id > p->ntickets)
+        return;
+    p->tickets[id - 1].next_free = p->free_ticket;
+    p->free_ticket = id;
+}
 
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            char *errstr, size_t errstr_size) {
@@ -40,12 +78,14 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
         goto fail_oom;
 
     /* Defaults the user may override. */
+    /* clang-format off */
     static const char *const defaults[] = {"partitioner", "murmur2_random",
                                            "message.timeout.ms", "0",
                                            "queue.buffering.max.kbytes", "16384",
                                            "linger.ms", "5",
                                            "client.id", "outboxd",
                                            NULL};
+    /* clang-format on */
     for (int i = 0; props && props[i]; i += 2) {
         const char *k = props[i], *v = props[i + 1];
         if (!strcmp(k, "enable.idempotence") && !kconf_is_true(v)) {
@@ -116,6 +156,7 @@ void kproducer_destroy(kproducer_t *p) {
     if (p->pipefd[1] >= 0)
         close(p->pipefd[1]);
     free(p->id_header);
+    free(p->tickets);
     free(p);
 }
 
@@ -135,23 +176,30 @@ int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t
     return 0;
 }
 
-kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, char *errstr,
+static void add_headers(rd_kafka_headers_t *hdrs, const router_header_t *h, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, h[i].value ? (ssize_t)h[i].value_len : 0);
+}
+
+kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, lsn_t lsn, char *errstr,
                                      size_t errstr_size) {
+    size_t ticket = ticket_take(p, seq, lsn);
+    if (!ticket)
+        return KPRODUCER_QUEUE_FULL; /* delivery reports free tickets */
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new(ev->nheaders);
-    for (size_t i = 0; i < ev->nheaders; i++)
-        rd_kafka_header_add(hdrs, ev->headers[i].name, -1, ev->headers[i].value,
-                            ev->headers[i].value ? (ssize_t)ev->headers[i].value_len : 0);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
-        RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+    add_headers(hdrs, ev->headers, ev->nheaders);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
+                          RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
     if (!err)
         return KPRODUCER_OK; /* headers owned by librdkafka now */
     rd_kafka_headers_destroy(hdrs);
+    ticket_put(p, ticket);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return KPRODUCER_QUEUE_FULL;
-    snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic,
-             ev->value_len, rd_kafka_err2str(err));
+    snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic, ev->value_len,
+             rd_kafka_err2str(err));
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KPRODUCER_TOO_LARGE : KPRODUCER_INVALID;
 }
 
@@ -170,8 +218,11 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         }
         if (!m->err)
             p->last_error[0] = '\0';
+        size_t ticket = (size_t)(uintptr_t)m->_private;
+        bool known = ticket >= 1 && ticket <= p->ntickets;
         kproducer_delivery_t d = {
-            .seq = (uint64_t)(uintptr_t)m->_private,
+            .seq = known ? p->tickets[ticket - 1].seq : 0,
+            .lsn = known ? p->tickets[ticket - 1].lsn : 0,
             .err = m->err,
             .too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
                          m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
@@ -183,34 +234,37 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
             .offset = m->offset,
             .msg = m,
             .bytes = m->len + m->key_len,
+            .value_len = m->len,
         };
-        p->cb(p->opaque, &d);
+        p->cb(p->opaque, &d); /* may take tickets (kproducer_redirect): free this one after */
+        ticket_put(p, ticket);
     }
 }
 
 kproducer_result_t kproducer_redirect(kproducer_t *p, const kproducer_delivery_t *d, const char *topic,
-                                      const char *reason, bool drop_value, uint64_t seq, char *errstr,
-                                      size_t errstr_size) {
+                                      const router_header_t *extra, size_t nextra, bool drop_value, uint64_t seq,
+                                      char *errstr, size_t errstr_size) {
     const rd_kafka_message_t *m = d->msg;
+    size_t ticket = ticket_take(p, seq, d->lsn);
+    if (!ticket) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return KPRODUCER_QUEUE_FULL;
+    }
     rd_kafka_headers_t *orig = NULL, *hdrs;
     if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR)
         hdrs = rd_kafka_headers_copy(orig);
     else
-        hdrs = rd_kafka_headers_new(2);
-    rd_kafka_header_add(hdrs, "outboxd.error", -1, reason, -1);
-    if (drop_value) {
-        char size[32];
-        snprintf(size, sizeof(size), "%zu", m->len);
-        rd_kafka_header_add(hdrs, "outboxd.value.size", -1, size, -1);
-    }
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
-        RD_KAFKA_V_VALUE(drop_value ? NULL : m->payload, drop_value ? 0 : m->len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-        RD_KAFKA_V_OPAQUE((void *)(uintptr_t)seq), RD_KAFKA_V_END);
+        hdrs = rd_kafka_headers_new(nextra);
+    add_headers(hdrs, extra, nextra);
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(m->key, m->key_len),
+                          RD_KAFKA_V_VALUE(drop_value ? NULL : m->payload, drop_value ? 0 : m->len),
+                          RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
     if (!err)
         return KPRODUCER_OK;
     rd_kafka_headers_destroy(hdrs);
+    ticket_put(p, ticket);
     snprintf(errstr, errstr_size, "Kafka refused the dead-letter record for topic %s: %s", topic,
              rd_kafka_err2str(err));
     return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KPRODUCER_QUEUE_FULL : KPRODUCER_INVALID;
@@ -246,6 +300,5 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
     return rc;
 }
 
-int kproducer_outq_len(const kproducer_t *p) { return rd_kafka_outq_len(p->rk); }
 const char *kproducer_last_error(const kproducer_t *p) { return p->last_error; }
 void *kproducer_handle(kproducer_t *p) { return p->rk; }

@@ -15,6 +15,15 @@ static repl_status_t query_failed(PGresult *res, const char *what, char *errstr,
     return REPL_RETRY;
 }
 
+void pg_preflight_required_columns(const router_columns_t *c, const char *required[PG_PREFLIGHT_COL_COUNT + 1]) {
+    required[PG_PREFLIGHT_COL_ID] = c->id;
+    required[PG_PREFLIGHT_COL_AGGREGATE_TYPE] = c->aggregate_type;
+    required[PG_PREFLIGHT_COL_AGGREGATE_ID] = c->aggregate_id;
+    required[PG_PREFLIGHT_COL_EVENT_TYPE] = c->event_type;
+    required[PG_PREFLIGHT_COL_PAYLOAD] = c->payload;
+    required[PG_PREFLIGHT_COL_COUNT] = NULL;
+}
+
 repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size) {
     PGresult *res = PQexec(conn, "SHOW wal_level");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)

@@ -9,10 +9,26 @@
 #include <libpq-fe.h>
 
 #include "repl_stream.h"
+#include "router.h"
 
 /* Room for a type name as format_type() prints it ("bytea", "character varying",
  * "myschema.\"My Type\""); longer names are cut. */
 #define PG_PREFLIGHT_TYPE_SIZE 160
+
+/* The columns every outbox table must have, by their index in the required list that
+ * pg_preflight_required_columns builds (and so in pg_preflight_table's required_types). */
+typedef enum {
+    PG_PREFLIGHT_COL_ID,
+    PG_PREFLIGHT_COL_AGGREGATE_TYPE,
+    PG_PREFLIGHT_COL_AGGREGATE_ID,
+    PG_PREFLIGHT_COL_EVENT_TYPE,
+    PG_PREFLIGHT_COL_PAYLOAD,
+    PG_PREFLIGHT_COL_COUNT
+} pg_preflight_col_t;
+
+/* Fills required with the configured names of the required columns (borrowed from c) in
+ * pg_preflight_col_t order, then a NULL: the required list for pg_preflight_table. */
+void pg_preflight_required_columns(const router_columns_t *c, const char *required[PG_PREFLIGHT_COL_COUNT + 1]);
 
 /* wal_level is logical. Also sets the session's bytea_output to hex, because wal2json prints
  * bytea with the session's output format and assumes hex (it drops the first two characters,

@@ -10,27 +10,27 @@
 #include "router.h"
 
 typedef struct relay_options {
-    const char *conninfo;          /* libpq conninfo or URI (borrowed) */
-    const char *slot;              /* replication slot name */
-    bool create_slot;              /* create the slot when missing */
-    router_options_t router;       /* tables, topic template, columns, prefix, header names */
+    const char *conninfo;           /* libpq conninfo or URI (borrowed) */
+    const char *slot;               /* replication slot name */
+    bool create_slot;               /* create the slot when missing */
+    router_options_t router;        /* tables, topic template, columns, prefix, header names */
     const char *const *kafka_props; /* NULL-terminated name, value pairs for librdkafka */
-    int status_interval_ms;        /* standby status update period */
-    size_t max_inflight_events;    /* back-pressure bound on unacked events */
-    size_t max_inflight_txns;      /* back-pressure bound on held transactions */
-    int shutdown_timeout_ms;       /* how long SIGTERM waits for in-flight acks */
-    int startup_timeout_ms;        /* how long to wait for Kafka at startup */
-    int reconnect_backoff_max_ms;  /* PostgreSQL reconnect backoff cap */
-    const char *backfill_where;    /* when creating the slot: publish existing rows matching it */
-    const char *backfill_order;    /* ORDER BY of the backfill, e.g. "created_at, id" */
-    bool cleanup;                  /* outbox.cleanup = delete */
-    int stall_timeout_ms;          /* no ack for this long with events outstanding: release the
-                                      replication connection until Kafka answers (0 = never) */
-    const char *dead_letter_topic; /* NULL: an invalid event stops the relay (outbox.on_invalid =
-                                      fail); else invalid events go to this topic */
-    const char *http_listen;       /* host:port of /metrics, /healthz, /readyz; "" = none */
-    long long retained_warn_bytes; /* warn when the slot retains more WAL (0 = never) */
-    int slot_poll_interval_ms;     /* how often the slot is read from pg_replication_slots */
+    int status_interval_ms;         /* standby status update period */
+    size_t max_inflight_events;     /* back-pressure bound on unacked events */
+    size_t max_inflight_txns;       /* back-pressure bound on held transactions */
+    int shutdown_timeout_ms;        /* how long SIGTERM waits for in-flight acks */
+    int startup_timeout_ms;         /* how long to wait for Kafka at startup */
+    int reconnect_backoff_max_ms;   /* PostgreSQL reconnect backoff cap */
+    const char *backfill_where;     /* when creating the slot: publish existing rows matching it */
+    const char *backfill_order;     /* ORDER BY of the backfill, e.g. "created_at, id" */
+    bool cleanup;                   /* outbox.cleanup = delete */
+    int stall_timeout_ms;           /* no ack for this long with events outstanding: release the
+                                       replication connection until Kafka answers (0 = never) */
+    const char *dead_letter_topic;  /* NULL: an invalid event stops the relay (outbox.on_invalid =
+                                       fail); else invalid events go to this topic */
+    const char *http_listen;        /* host:port of /metrics, /healthz, /readyz; "" = none */
+    long long retained_warn_bytes;  /* warn when the slot retains more WAL (0 = never) */
+    int slot_poll_interval_ms;      /* how often the slot is read from pg_replication_slots */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

@@ -17,9 +17,9 @@
 #include "lsn.h"
 
 typedef struct relay_ops_options {
-    const char *http_listen;      /* host:port, or "" = no endpoint (borrowed) */
-    const char *conninfo;         /* for the slot poll (borrowed) */
-    const char *slot;             /* borrowed */
+    const char *http_listen;       /* host:port, or "" = no endpoint (borrowed) */
+    const char *conninfo;          /* for the slot poll (borrowed) */
+    const char *slot;              /* borrowed */
     long long retained_warn_bytes; /* slot.retained.warn.bytes; 0 = no warning */
     int slot_poll_interval_ms;
     size_t max_txns; /* relay.max.inflight.txns: bounds the per-transaction bookkeeping */
@@ -46,12 +46,12 @@ void relay_ops_reconnected(relay_ops_t *ops);
 void relay_ops_reset(relay_ops_t *ops);
 
 typedef struct relay_ops_state {
-    bool streaming;         /* START_REPLICATION succeeded and the stream is up */
-    const char *not_ready;  /* why not streaming (for /readyz), when !streaming */
-    bool standby;           /* waiting for a slot another process holds */
+    bool streaming;        /* START_REPLICATION succeeded and the stream is up */
+    const char *not_ready; /* why not streaming (for /readyz), when !streaming */
+    bool standby;          /* waiting for a slot another process holds */
     lsn_t received, wal_end;
-    lsn_t confirmed;        /* what the relay confirmed; while !streaming the slot's polled
-                               confirmed_flush_lsn and lag are exported instead */
+    lsn_t confirmed; /* what the relay confirmed; while !streaming the slot's polled
+                        confirmed_flush_lsn and lag are exported instead */
     size_t in_flight;
 } relay_ops_state_t;
 
@@ -64,7 +64,9 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
  * what outboxd_lag_bytes shows. 0 for NULL. */
 long long relay_ops_lag_bytes(const relay_ops_t *ops);
 
-/* Parses wal2json's timestamp text, PostgreSQL's ISO form whatever DateStyle says
+/* Used by relay_ops_begin_txn; exported for its unit test (the parser is pure and takes
+ * every offset form PostgreSQL prints, which the relay's tests cannot all produce).
+ * Parses wal2json's timestamp text, PostgreSQL's ISO form whatever DateStyle says
  * ("2026-11-23 06:22:05.190386+00"; offsets "+05:30", "-03:30", "+HH:MM:SS"; none = UTC) into
  * microseconds since the Unix epoch. Returns 0, or -1 for anything else (" BC", "infinity",
  * out-of-range fields, trailing text). */

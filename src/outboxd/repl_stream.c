@@ -14,12 +14,23 @@ struct repl_stream {
     PGconn *conn;
     char *buf;         /* last PQgetCopyData buffer, freed on the next read */
     err_t connect_err; /* why the last repl_stream_connect failed */
+    char slot[128];    /* the slot of the last START_REPLICATION, to ask about when the stream ends */
 };
 
 /* Seconds between 1970-01-01 and 2000-01-01, the replication protocol's epoch. */
 #define PG_EPOCH_OFFSET_S 946684800LL
 
-int64_t repl_stream_now_us(void) {
+/* SQLSTATEs (PostgreSQL's errcodes.txt) that decide something here. */
+#define SQLSTATE_DUPLICATE_OBJECT "42710"       /* CREATE_REPLICATION_SLOT: the slot exists */
+#define SQLSTATE_UNDEFINED_OBJECT "42704"       /* START_REPLICATION: no such slot */
+#define SQLSTATE_INSUFFICIENT_PRIVILEGE "42501" /* the library is not in output_plugin_libraries */
+#define SQLSTATE_UNDEFINED_FILE "58P01"         /* the plugin's library file does not exist */
+#define SQLSTATE_CONFIG_LIMIT "53400"           /* configuration_limit_exceeded: all slots in use */
+#define SQLSTATE_OBJECT_IN_USE "55006"          /* START_REPLICATION: another process streams the slot */
+#define SQLSTATE_NOT_IN_PREREQ_STATE "55000"    /* object_not_in_prerequisite_state: see explain_failure */
+
+/* Microseconds since 2000-01-01 (the protocol's clock) for now. */
+static int64_t now_us(void) {
     struct timeval tv;
     gettimeofday(&tv, NULL);
     return ((int64_t)tv.tv_sec - PG_EPOCH_OFFSET_S) * 1000000LL + tv.tv_usec;
@@ -111,8 +122,8 @@ static int quote_ident(PGconn *conn, const char *ident, char *out, size_t out_si
     return ok ? 0 : -1;
 }
 
-repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info,
-                                    char *errstr, size_t errstr_size) {
+repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info, char *errstr,
+                                    size_t errstr_size) {
     memset(info, 0, sizeof(*info));
     char *lit = PQescapeLiteral(rs->conn, slot, strlen(slot));
     if (!lit) {
@@ -122,7 +133,8 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
     char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT coalesce(plugin, ''), coalesce(database, ''), active, coalesce(active_pid, 0), "
-             "coalesce(confirmed_flush_lsn::text, '') FROM pg_replication_slots WHERE slot_name = %s",
+             "coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status = 'lost', false) "
+             "FROM pg_replication_slots WHERE slot_name = %s",
              lit);
     PQfreemem(lit);
     PGresult *res = PQexec(rs->conn, sql);
@@ -138,88 +150,179 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
         info->active = PQgetvalue(res, 0, 2)[0] == 't';
         info->active_pid = atoi(PQgetvalue(res, 0, 3));
         lsn_parse(PQgetvalue(res, 0, 4), &info->confirmed_flush);
+        info->lost = PQgetvalue(res, 0, 5)[0] == 't';
     }
     PQclear(res);
     return REPL_OK;
+}
+
+/* Splits a list setting as SHOW prints it ("pgoutput, test_decoding") in place into at most
+ * max entries; quotes go (a list mistakenly set as one quoted string keeps them). Returns how
+ * many. */
+static size_t list_split(char *list, char **items, size_t max) {
+    for (char *p = list; *p; p++)
+        if (*p == '"' || *p == '\'')
+            *p = ' ';
+    size_t n = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(list, ", ", &save); tok && n < max; tok = strtok_r(NULL, ", ", &save))
+        items[n++] = tok;
+    return n;
+}
+
+static bool list_has(char *const *items, size_t n, const char *name) {
+    for (size_t i = 0; i < n; i++)
+        if (!strcmp(items[i], name))
+            return true;
+    return false;
+}
+
+/* The server's output_plugin_libraries into cur (entries in items, *n of them); false when
+ * the server does not have the setting (before 15.20, 16.15, 17.11, 18.6) or would not say. */
+static bool plugin_libraries(PGconn *conn, char *cur, size_t cur_size, char **items, size_t max, size_t *n) {
+    PGresult *res = PQexec(conn, "SHOW output_plugin_libraries");
+    bool ok = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1;
+    snprintf(cur, cur_size, "%s", ok ? PQgetvalue(res, 0, 0) : "");
+    PQclear(res);
+    *n = list_split(cur, items, max);
+    return ok;
 }
 
 /* Builds the ALTER SYSTEM line that adds plugin to output_plugin_libraries: the server's
  * current entries (when it lets us read them; quotes stripped, so a list mistakenly quoted
  * as one string is repaired) plus the defaults and plugin, as an unquoted list. */
 static void plugin_libraries_fix(PGconn *conn, const char *plugin, char *out, size_t out_size) {
-    char list[512] = "";
     const char *defaults[] = {"pgoutput", "test_decoding", plugin, NULL};
-    PGresult *res = PQexec(conn, "SHOW output_plugin_libraries");
-    char cur[512] = "";
-    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
-        snprintf(cur, sizeof(cur), "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    for (char *p = cur; *p; p++)
-        if (*p == '"' || *p == '\'')
-            *p = ' ';
+    char cur[512], list[512] = "", *items[64], *have[64 + 3];
+    size_t n, nhave = 0;
+    plugin_libraries(conn, cur, sizeof(cur), items, 64, &n);
     /* current entries first, then any default that is missing */
-    char *save = NULL;
-    for (char *tok = strtok_r(cur, ", ", &save); tok; tok = strtok_r(NULL, ", ", &save)) {
-        char needle[128];
-        snprintf(needle, sizeof(needle), ", %s,", tok);
-        char probe[520];
-        snprintf(probe, sizeof(probe), ", %s,", list);
-        if (strlen(tok) < 100 && !strstr(probe, needle))
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", *list ? ", " : "", tok);
-    }
-    for (int i = 0; defaults[i]; i++) {
-        char needle[128], probe[520];
-        snprintf(needle, sizeof(needle), ", %s,", defaults[i]);
-        snprintf(probe, sizeof(probe), ", %s,", list);
-        if (!strstr(probe, needle))
-            snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", *list ? ", " : "", defaults[i]);
-    }
+    for (size_t i = 0; i < n; i++)
+        if (strlen(items[i]) < 100 && !list_has(have, nhave, items[i]))
+            have[nhave++] = items[i];
+    for (int i = 0; defaults[i]; i++)
+        if (!list_has(have, nhave, defaults[i]))
+            have[nhave++] = (char *)defaults[i];
+    for (size_t i = 0; i < nhave; i++)
+        snprintf(list + strlen(list), sizeof(list) - strlen(list), "%s%s", i ? ", " : "", have[i]);
     snprintf(out, out_size, "ALTER SYSTEM SET output_plugin_libraries = %s; SELECT pg_reload_conf();", list);
 }
 
-/* Maps the server's errors about the output plugin and slots to a fix; returns false when
- * msg is none of them. */
-static bool explain_plugin_error(PGconn *conn, const char *plugin, const char *msg, char *errstr,
-                                 size_t errstr_size) {
-    if (strstr(msg, "may not be used as an output plugin")) {
+/* Whether the server's output_plugin_libraries lets plugin load; true when it has no such
+ * setting (then no 42501 can come from it). */
+static bool plugin_allowed(PGconn *conn, const char *plugin) {
+    char cur[512], *items[64];
+    size_t n;
+    return !plugin_libraries(conn, cur, sizeof(cur), items, 64, &n) || list_has(items, n, plugin);
+}
+
+static bool wal_level_logical(PGconn *conn) {
+    PGresult *res = PQexec(conn, "SHOW wal_level");
+    bool logical = PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 ||
+                   !strcmp(PQgetvalue(res, 0, 0), "logical"); /* unknown: not the cause we can name */
+    PQclear(res);
+    return logical;
+}
+
+static bool slot_lost(repl_stream_t *rs, const char *slot) {
+    repl_slot_info_t info;
+    char err[256];
+    return *slot && repl_stream_slot_info(rs, slot, &info, err, sizeof(err)) == REPL_OK && info.lost;
+}
+
+/* The command whose failure is explained: one SQLSTATE means different things after each. */
+typedef enum {
+    CMD_CREATE_SLOT, /* CREATE_REPLICATION_SLOT: loads the output plugin */
+    CMD_START,       /* START_REPLICATION: loads the output plugin */
+    CMD_STREAM       /* the server ended a running stream with an error */
+} command_t;
+
+static bool retryable_class(const char *code) {
+    /* connection exception, operator intervention (shutdown, restart), insufficient resources */
+    return !strncmp(code, "08", 2) || !strncmp(code, "57", 2) || !strncmp(code, "53", 2);
+}
+
+/* Classifies the failed result res of cmd by its SQLSTATE and writes the message (and the fix,
+ * where there is one) to errstr. Where a SQLSTATE covers several situations, the server is asked
+ * about its state instead of reading the message (whose words follow lc_messages):
+ *   42501  on a replication connection (the REPLICATION attribute was checked when it opened)
+ *          this is output_plugin_libraries refusing the library (PostgreSQL 15.20, 16.15, 17.11,
+ *          18.6: StartupDecodingContext), or the library file being unreadable (EACCES): told
+ *          apart by whether the setting lists the plugin.
+ *   55000  object_not_in_prerequisite_state is an invalidated slot at START_REPLICATION ("cannot
+ *          read from logical replication slot": wal_status = 'lost'), a wal_level below logical
+ *          (CheckLogicalDecodingRequirements, CheckSlotRequirements), max_replication_slots = 0,
+ *          a slot of another database or a physical slot (the slot policy checks both before),
+ *          a server in recovery: told apart by wal_status and SHOW wal_level; the others keep
+ *          the server's own message.
+ * Not identifiable by SQLSTATE: a plugin library that exists but does not load ("could not load
+ * library": errcode_for_file_access after dlopen, so XX000 internal_error or whatever errno
+ * was): it gets the server's own message, not the "install it" fix. */
+static repl_status_t explain_failure(repl_stream_t *rs, command_t cmd, const PGresult *res, const char *plugin,
+                                     char *errstr, size_t errstr_size) {
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    const char *msg = PQresultErrorMessage(res);
+    if (!code)
+        code = "";
+    bool loads_plugin = cmd != CMD_STREAM;
+    if (loads_plugin && !strcmp(code, SQLSTATE_INSUFFICIENT_PRIVILEGE) && !plugin_allowed(rs->conn, plugin)) {
         char fix[512];
-        plugin_libraries_fix(conn, plugin, fix, sizeof(fix));
+        plugin_libraries_fix(rs->conn, plugin, fix, sizeof(fix));
         snprintf(errstr, errstr_size,
                  "PostgreSQL does not allow %s as an output plugin (output_plugin_libraries): as a "
                  "superuser run: %s",
                  plugin, fix);
-        return true;
+        return REPL_FATAL;
     }
-    if (strstr(msg, "could not access file") || strstr(msg, "could not load library")) {
-        int major = PQserverVersion(conn) / 10000;
+    if (loads_plugin && (!strcmp(code, SQLSTATE_UNDEFINED_FILE) || !strcmp(code, SQLSTATE_INSUFFICIENT_PRIVILEGE))) {
+        int major = PQserverVersion(rs->conn) / 10000;
         snprintf(errstr, errstr_size,
                  "the %s output plugin is not installed on the PostgreSQL server: install it there "
                  "(Debian/Ubuntu: apt-get install postgresql-%d-%s), then restart outboxd",
                  plugin, major, plugin);
-        return true;
+        return REPL_FATAL;
     }
-    if (strstr(msg, "wal_level")) {
-        snprintf(errstr, errstr_size,
-                 "PostgreSQL wal_level is not 'logical': run ALTER SYSTEM SET wal_level = logical; as a "
-                 "superuser and restart PostgreSQL");
-        return true;
-    }
-    if (strstr(msg, "all replication slots are in use")) {
+    if (cmd == CMD_CREATE_SLOT && !strcmp(code, SQLSTATE_CONFIG_LIMIT)) {
         snprintf(errstr, errstr_size,
                  "all replication slots are in use: drop an unused slot (SELECT "
                  "pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL");
-        return true;
+        return REPL_NO_FREE_SLOT;
     }
-    if (strstr(msg, "can no longer get changes") || strstr(msg, "has been invalidated")) {
-        pgconn_error(errstr, errstr_size,
-                "the replication slot was invalidated (the server removed WAL it still needed; events "
-                "written since the slot's last confirmed position may not have been published): drop "
-                "and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
-                "invalidated\"). Server said: ",
-                msg);
-        return true;
+    if (!strcmp(code, SQLSTATE_NOT_IN_PREREQ_STATE)) {
+        if (cmd != CMD_CREATE_SLOT && slot_lost(rs, rs->slot)) {
+            pgconn_error(errstr, errstr_size,
+                         "the replication slot was invalidated (the server removed WAL it still needed; events "
+                         "written since the slot's last confirmed position may not have been published): drop "
+                         "and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
+                         "invalidated\"). Server said: ",
+                         msg);
+            return REPL_SLOT_INVALIDATED;
+        }
+        if (loads_plugin && !wal_level_logical(rs->conn)) {
+            snprintf(errstr, errstr_size,
+                     "PostgreSQL wal_level is not 'logical': run ALTER SYSTEM SET wal_level = logical; as a "
+                     "superuser and restart PostgreSQL");
+            return REPL_FATAL;
+        }
     }
-    return false;
+    switch (cmd) {
+    case CMD_CREATE_SLOT:
+        pgconn_error(errstr, errstr_size, "cannot create replication slot: ", msg);
+        return retryable_class(code) ? REPL_RETRY : REPL_FATAL;
+    case CMD_START:
+        if (!strcmp(code, SQLSTATE_OBJECT_IN_USE)) {
+            pgconn_error(errstr, errstr_size, "replication slot busy (another consumer is streaming it): ", msg);
+            return REPL_SLOT_BUSY;
+        }
+        pgconn_error(errstr, errstr_size, "START_REPLICATION failed: ", msg);
+        if (!strcmp(code, SQLSTATE_UNDEFINED_OBJECT))
+            return REPL_SLOT_MISSING;
+        return retryable_class(code) ? REPL_RETRY : REPL_FATAL;
+    case CMD_STREAM:
+        break;
+    }
+    pgconn_error(errstr, errstr_size, "replication stream ended: ", msg);
+    return REPL_RETRY;
 }
 
 /* CREATE_REPLICATION_SLOT with the given modifiers; on success *out holds the result row
@@ -236,18 +339,11 @@ static repl_status_t create_slot(repl_stream_t *rs, const char *slot, const char
     PGresult *res = PQexec(rs->conn, sql);
     repl_status_t st = REPL_OK;
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        const char *msg = PQresultErrorMessage(res);
-        if (strstr(msg, "already exists")) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (code && !strcmp(code, SQLSTATE_DUPLICATE_OBJECT))
             st = REPL_OK; /* another instance created it first */
-        } else if (explain_plugin_error(rs->conn, plugin, msg, errstr, errstr_size)) {
-            st = REPL_FATAL;
-        } else {
-            const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-            pgconn_error(errstr, errstr_size, "cannot create replication slot: ", msg);
-            st = state && (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) || !strncmp(state, "53", 2))
-                     ? REPL_RETRY
-                     : REPL_FATAL;
-        }
+        else
+            st = explain_failure(rs, CMD_CREATE_SLOT, res, plugin, errstr, errstr_size);
     }
     if (st == REPL_OK && PQresultStatus(res) == PGRES_TUPLES_OK)
         *out = res;
@@ -265,8 +361,7 @@ repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const
 }
 
 repl_status_t repl_stream_create_temp_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *snapshot,
-                                           size_t snapshot_size, lsn_t *consistent, char *errstr,
-                                           size_t errstr_size) {
+                                           size_t snapshot_size, lsn_t *consistent, char *errstr, size_t errstr_size) {
     PGresult *res;
     repl_status_t st = create_slot(rs, slot, plugin, "TEMPORARY", "EXPORT_SNAPSHOT", &res, errstr, errstr_size);
     if (st != REPL_OK)
@@ -294,8 +389,8 @@ repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const ch
         snprintf(sql, sizeof(sql), "SELECT pg_copy_logical_replication_slot(%s, %s, false)", ls, ld);
         PGresult *res = PQexec(rs->conn, sql);
         if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-            pgconn_error(errstr, errstr_size, "cannot copy the backfill slot to its permanent name: ",
-                    PQresultErrorMessage(res));
+            pgconn_error(errstr, errstr_size,
+                         "cannot copy the backfill slot to its permanent name: ", PQresultErrorMessage(res));
             st = REPL_RETRY;
         }
         PQclear(res);
@@ -312,6 +407,7 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
         snprintf(errstr, errstr_size, "invalid slot name");
         return REPL_FATAL;
     }
+    snprintf(rs->slot, sizeof(rs->slot), "%s", slot);
     /* START_REPLICATION SLOT "s" LOGICAL X/Y ("name" 'value', ...) */
     size_t cap = sizeof(qslot) + 64, len = 0;
     for (int i = 0; options && options[i]; i += 2)
@@ -338,22 +434,8 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
     PGresult *res = PQexec(rs->conn, sql);
     free(sql);
     repl_status_t st = REPL_OK;
-    if (PQresultStatus(res) != PGRES_COPY_BOTH) {
-        const char *msg = PQresultErrorMessage(res);
-        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-        if (explain_plugin_error(rs->conn, "wal2json", msg, errstr, errstr_size)) {
-            st = REPL_FATAL;
-        } else if (state && !strcmp(state, "55006")) {
-            pgconn_error(errstr, errstr_size, "replication slot busy (another consumer is streaming it): ", msg);
-            st = REPL_RETRY;
-        } else {
-            pgconn_error(errstr, errstr_size, "START_REPLICATION failed: ", msg);
-            st = state && (!strncmp(state, "08", 2) || !strncmp(state, "57", 2) ||
-                           !strncmp(state, "53", 2) || !strcmp(state, "42704"))
-                     ? REPL_RETRY
-                     : REPL_FATAL;
-        }
-    }
+    if (PQresultStatus(res) != PGRES_COPY_BOTH)
+        st = explain_failure(rs, CMD_START, res, "wal2json", errstr, errstr_size);
     PQclear(res);
     if (st == REPL_OK && PQsetnonblocking(rs->conn, 1) != 0) {
         pgconn_error(errstr, errstr_size, "cannot make the connection non-blocking: ", PQerrorMessage(rs->conn));
@@ -375,7 +457,8 @@ repl_status_t repl_stream_consume(repl_stream_t *rs, char *errstr, size_t errstr
  *   Keepalive  'k' | int64 walEnd | int64 sendTime | byte replyRequested
  * sendTime is microseconds since 2000-01-01. With wal2json format-version 2 each XLogData
  * payload is exactly one JSON record. */
-int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t errstr_size) {
+int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, repl_status_t *why, char *errstr, size_t errstr_size) {
+    *why = REPL_RETRY;
     if (rs->buf) {
         PQfreemem(rs->buf);
         rs->buf = NULL;
@@ -391,8 +474,7 @@ int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t er
     if (n == -1) { /* the server ended the COPY: fetch why */
         PGresult *res = PQgetResult(rs->conn);
         if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
-            if (!explain_plugin_error(rs->conn, "wal2json", PQresultErrorMessage(res), errstr, errstr_size))
-                pgconn_error(errstr, errstr_size, "replication stream ended: ", PQresultErrorMessage(res));
+            *why = explain_failure(rs, CMD_STREAM, res, "wal2json", errstr, errstr_size);
         } else {
             snprintf(errstr, errstr_size, "replication stream ended by the server");
         }
@@ -424,14 +506,13 @@ int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t er
 /* Standby status update, sent by us:
  *   'r' | int64 write | int64 flush | int64 apply | int64 sendTime | byte replyRequested
  * The walsender stores flush as the slot's confirmed_flush_lsn. */
-repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flush, char *errstr,
-                                      size_t errstr_size) {
+repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flush, char *errstr, size_t errstr_size) {
     char m[34];
     m[0] = 'r';
     put_u64(m + 1, write);
     put_u64(m + 9, flush);
     put_u64(m + 17, flush);
-    put_u64(m + 25, (uint64_t)repl_stream_now_us());
+    put_u64(m + 25, (uint64_t)now_us());
     m[33] = 0;
     if (PQputCopyData(rs->conn, m, sizeof(m)) != 1) {
         pgconn_error(errstr, errstr_size, "cannot send status update: ", PQerrorMessage(rs->conn));

@@ -13,11 +13,19 @@
 #include "error.h"
 #include "lsn.h"
 
-/* Status of calls that talk to the server. */
+/* Status of calls that talk to the server, decided by the server's SQLSTATE and the command
+ * that failed (never by the words of its message, which follow lc_messages). Besides OK, RETRY
+ * and FATAL, the situations a caller decides on have their own value; errstr always says what
+ * happened and, where the user can do something, how to fix it. */
 typedef enum {
     REPL_OK = 0,
-    REPL_RETRY = 1, /* transient (server down, restarting, slot busy): reconnect after backoff */
-    REPL_FATAL = 2  /* the user must fix something; errstr says what and how */
+    REPL_RETRY = 1,            /* transient (server down or restarting, connection lost): reconnect after backoff */
+    REPL_FATAL = 2,            /* the user must fix something; errstr says what and how */
+    REPL_SLOT_BUSY = 3,        /* START_REPLICATION: another process streams the slot (55006 object_in_use) */
+    REPL_SLOT_MISSING = 4,     /* START_REPLICATION: the slot does not exist (42704 undefined_object) */
+    REPL_SLOT_INVALIDATED = 5, /* the server removed WAL the slot needed: it can never stream again (permanent) */
+    REPL_NO_FREE_SLOT = 6      /* CREATE_REPLICATION_SLOT: all replication slots are in use (53400
+                                  configuration_limit_exceeded; permanent until one is dropped) */
 } repl_status_t;
 
 typedef enum {
@@ -38,6 +46,7 @@ typedef struct repl_msg {
 typedef struct repl_slot_info {
     bool exists;
     bool active;
+    bool lost; /* wal_status = 'lost': invalidated, the server removed WAL it needed */
     int active_pid;
     char plugin[64];
     char database[64];
@@ -63,21 +72,21 @@ bool repl_stream_connected(const repl_stream_t *rs);
  * closed. */
 PGconn *repl_stream_conn(repl_stream_t *rs);
 
-/* Looks the slot up in pg_replication_slots. */
-repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info,
-                                    char *errstr, size_t errstr_size);
-/* CREATE_REPLICATION_SLOT slot LOGICAL plugin. Maps the known failures (plugin not
- * installed, not allowed by output_plugin_libraries, wal_level, slots exhausted) to a
- * one-line fix. */
-repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin,
-                                      char *errstr, size_t errstr_size);
+/* Looks the slot up in pg_replication_slots (PostgreSQL 13 or later: wal_status). */
+repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info, char *errstr,
+                                    size_t errstr_size);
+/* CREATE_REPLICATION_SLOT slot LOGICAL plugin; a slot that exists already (42710
+ * duplicate_object: another instance created it first) is REPL_OK. Maps the known failures
+ * (plugin not installed, not allowed by output_plugin_libraries, wal_level: REPL_FATAL; all
+ * slots in use: REPL_NO_FREE_SLOT) to a one-line fix. */
+repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *errstr,
+                                      size_t errstr_size);
 
 /* CREATE_REPLICATION_SLOT slot TEMPORARY LOGICAL plugin EXPORT_SNAPSHOT: the slot vanishes
  * when the connection closes; snapshot receives the exported snapshot's name (valid until
  * the next command on this connection) and *consistent the slot's start. */
 repl_status_t repl_stream_create_temp_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *snapshot,
-                                           size_t snapshot_size, lsn_t *consistent, char *errstr,
-                                           size_t errstr_size);
+                                           size_t snapshot_size, lsn_t *consistent, char *errstr, size_t errstr_size);
 
 /* pg_copy_logical_replication_slot(src, dst, temporary => false): a permanent slot at src's
  * exact position (restart and confirmed LSN). */
@@ -85,9 +94,11 @@ repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const ch
                                     size_t errstr_size);
 
 /* START_REPLICATION SLOT slot LOGICAL start (options: NULL-terminated name, value pairs,
- * borrowed). On success the connection is in CopyBoth mode and non-blocking. */
-repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start,
-                                const char *const *options, char *errstr, size_t errstr_size);
+ * borrowed). On success the connection is in CopyBoth mode and non-blocking. Besides OK,
+ * RETRY and FATAL (the plugin and wal_level failures as for repl_stream_create_slot):
+ * REPL_SLOT_BUSY, REPL_SLOT_MISSING, REPL_SLOT_INVALIDATED. */
+repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start, const char *const *options,
+                                char *errstr, size_t errstr_size);
 
 /* The socket to poll; -1 when closed. */
 int repl_stream_fd(const repl_stream_t *rs);
@@ -97,17 +108,15 @@ int repl_stream_fd(const repl_stream_t *rs);
 repl_status_t repl_stream_consume(repl_stream_t *rs, char *errstr, size_t errstr_size);
 
 /* Next complete message from what was consumed: 1 with *msg filled, 0 when none is
- * buffered, or -1 on error/end of stream (errstr filled; then reconnect). */
-int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, char *errstr, size_t errstr_size);
+ * buffered, or -1 on error/end of stream with errstr and *why: REPL_SLOT_INVALIDATED when the
+ * server ended the stream because the slot was invalidated (stop: reconnecting cannot help),
+ * else REPL_RETRY (reconnect). */
+int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, repl_status_t *why, char *errstr, size_t errstr_size);
 
 /* Queues a standby status update: write, flush (= apply) positions. */
-repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flush, char *errstr,
-                                      size_t errstr_size);
+repl_status_t repl_stream_send_status(repl_stream_t *rs, lsn_t write, lsn_t flush, char *errstr, size_t errstr_size);
 /* Sends queued output. Returns 0 when all was sent, 1 when some remains (poll for
  * writability), -1 on error. */
 int repl_stream_flush(repl_stream_t *rs);
-
-/* Microseconds since 2000-01-01 (the protocol's clock) for now. */
-int64_t repl_stream_now_us(void);
 
 #endif

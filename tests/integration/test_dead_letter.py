@@ -18,7 +18,8 @@ def _dlq_config(topic_prefix: str, **extra) -> dict:
 def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefix):
     """A bad topic name, a row too large for the client, a row the broker refuses
     (topic max.message.bytes) and a non-transactional message all land in the
-    dead-letter topic; valid events around them are published in order."""
+    dead-letter topic, each with its reason and the LSN of its WAL record; valid events
+    around them are published in order."""
     small = f"{topic_prefix}.small"
     kafka.create_topic(small, partitions=1, config={"max.message.bytes": "2000"})
     kafka.create_topic(f"{topic_prefix}.order", partitions=1)
@@ -26,38 +27,61 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     p = outboxd(_dlq_config(topic_prefix, **{"kafka.message.max.bytes": "20000", "http.listen": f"127.0.0.1:{port}"}))
     p.wait_for_log("streaming slot", timeout=30)
 
-    ids = {}
-    ids["ok1"] = db.insert_event("order", "k", "e", {"seq": 1})
-    ids["badtopic"] = db.insert_event("bad topic!", "k", "e", {"seq": 2})
-    ids["ok2"] = db.insert_event("order", "k", "e", {"seq": 3})
-    ids["client_big"] = db.insert_event("order", "k", "e", {"big": "x" * 30000})
-    ids["broker_big"] = db.insert_event("small", "k", "e", {"big": "y" * 5000})
-    nt_lsn = db.emit_message('{"id": "nt-1"}', transactional=False)
-    ids["ok3"] = db.insert_event("order", "k", "e", {"seq": 4})
+    ids, wal = {}, {}  # wal: name -> WAL insert positions before and after its statement
+
+    def write(name, statement):
+        # The insert position: a non-transactional message is not flushed, so
+        # pg_current_wal_lsn() may not have passed it yet.
+        before = db.scalar("SELECT pg_current_wal_insert_lsn()::text")
+        ids[name] = statement()
+        wal[name] = (before, db.scalar("SELECT pg_current_wal_insert_lsn()::text"))
+
+    write("ok1", lambda: db.insert_event("order", "k", "e", {"seq": 1}))
+    write("badtopic", lambda: db.insert_event("bad topic!", "k", "e", {"seq": 2}))
+    write("ok2", lambda: db.insert_event("order", "k", "e", {"seq": 3}))
+    write("client_big", lambda: db.insert_event("order", "k", "e", {"big": "x" * 30000}))
+    write("broker_big", lambda: db.insert_event("small", "k", "e", {"big": "y" * 5000}))
+    write("nt", lambda: db.emit_message('{"id": "nt-1"}', transactional=False))
+    write("ok3", lambda: db.insert_event("order", "k", "e", {"seq": 4}))
     end = db.current_wal_lsn()
 
     dead = kafka.consume(f"{topic_prefix}.dead", n=4, timeout=60)
     assert len(dead) == 4, [r.headers for r in dead]
     by_id = {(r.header("id") or b"").decode(): r for r in dead}
 
-    r = by_id[ids["badtopic"]]
+    def assert_lsn_of(name, r):
+        """Every dead-letter record names its event's WAL record in outboxd.lsn
+        (docs/guarantees.md): a row's is the start of its INSERT record."""
+        lsn = r.header("outboxd.lsn")
+        assert lsn, f"{name}: no outboxd.lsn header in {r.headers}"
+        before, after = wal[name]
+        assert db.scalar("SELECT %s::pg_lsn >= %s::pg_lsn AND %s::pg_lsn < %s::pg_lsn",
+                         (lsn.decode(), before, lsn.decode(), after)), (name, lsn, before, after)
+
+    r = by_id[ids["badtopic"]]  # the router refused it
     assert b"not a valid Kafka topic name" in r.header("outboxd.error")
+    assert_lsn_of("badtopic", r)
     row = json.loads(r.value)  # the wal2json record of the row itself
     assert row["action"] == "I" and row["table"] == "outbox"
     assert {c["name"]: c["value"] for c in row["columns"]}["aggregate_type"] == "bad topic!"
 
-    r = by_id[ids["client_big"]]
+    r = by_id[ids["client_big"]]  # the producer refused it at once
     assert b"Message size too large" in r.header("outboxd.error")
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 30000
     assert r.key == b"k"
+    assert_lsn_of("client_big", r)
 
-    r = by_id[ids["broker_big"]]
+    r = by_id[ids["broker_big"]]  # the broker refused it: dead-lettered from the delivery report
     assert b"refused it for topic" in r.header("outboxd.error"), r.headers
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 5000
+    assert r.key == b"k"
+    assert_lsn_of("broker_big", r)
 
-    nt = by_id[""]
+    nt = by_id[""]  # a message outside any transaction: no id to read
     assert b"non-transactional outbox message" in nt.header("outboxd.error")
-    assert nt.header("outboxd.lsn").decode() == nt_lsn or json.loads(nt.value)["action"] == "M"
+    assert json.loads(nt.value)["action"] == "M"
+    # wal2json streams a non-transactional message at its record's end: what emit returned.
+    assert nt.header("outboxd.lsn").decode() == ids["nt"]
 
     # Valid events all published, in commit order, none of the invalid ones.
     ok = kafka.consume(f"{topic_prefix}.order", n=3, timeout=30)
@@ -71,6 +95,27 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     m = wait_metric(port, f'outboxd_events_published_total{{topic="{topic_prefix}.dead"}}', lambda v: v == 4)
     assert m["outboxd_delivery_errors_total"] == 1, m
     wait_metric(port, "outboxd_events_in_flight", lambda v: v == 0)
+
+
+def test_dead_letter_during_backfill(db, kafka, outboxd, topic_prefix):
+    """outbox.backfill.where: an existing row the router refuses is dead-lettered as the row's
+    JSON, with its reason and, as its LSN, the new slot's start (the snapshot it was read in)."""
+    kafka.create_topic(f"{topic_prefix}.order", partitions=1)
+    good = db.insert_event("order", "k", "e", {"seq": 1})
+    bad = db.insert_event("bad topic!", "k", "e", {"seq": 2})
+    p = outboxd(_dlq_config(topic_prefix, **{"outbox.backfill.where": "true"}))
+    m = p.wait_for_log(r'backfill: published \d+ rows; created replication slot "\S+" at (\S+)', timeout=60)
+    p.wait_for_log("streaming slot", timeout=30)
+
+    dead = kafka.consume(f"{topic_prefix}.dead", n=1, timeout=30)
+    assert len(dead) == 1 and dead[0].header("id").decode() == bad, [r.headers for r in dead]
+    assert b"not a valid Kafka topic name" in dead[0].header("outboxd.error")
+    assert dead[0].header("outboxd.lsn").decode() == m.group(1)
+    row = json.loads(dead[0].value)
+    assert row["table"] == "outbox" and row["columns"]["aggregate_type"] == "bad topic!"
+    ok = kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)
+    assert [r.header("id").decode() for r in ok] == [good]
+    assert p.is_running()
 
 
 def test_fail_policy_stops_before_the_invalid_event(db, kafka, outboxd, topic_prefix):

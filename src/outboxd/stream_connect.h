@@ -1,0 +1,68 @@
+/* stream_connect.h - how the relay gets its replication stream: connect, check the server and
+ * the outbox tables, find the slot and decide what to do about it (stream it, create it,
+ * back-fill before creating it, stand by while another process streams it, or stop with the
+ * fix), then START_REPLICATION with the wal2json options from the right LSN. */
+#ifndef OUTBOXD_STREAM_CONNECT_H
+#define OUTBOXD_STREAM_CONNECT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "cleanup.h"
+#include "lsn.h"
+#include "repl_stream.h"
+#include "router.h"
+
+typedef struct stream_connect_options {
+    const char *conninfo;       /* postgres.conninfo */
+    const char *slot;           /* postgres.slot */
+    bool create_slot;           /* postgres.slot.create */
+    bool backfill;              /* outbox.backfill.where is set: a missing slot is created by a backfill */
+    const char *message_prefix; /* outbox logical messages' prefix (add-msg-prefixes); NULL or "" = none */
+    const router_columns_t *columns;
+} stream_connect_options_t;
+
+/* What to do about the slot, given what pg_replication_slots says about it. */
+typedef enum {
+    STREAM_SLOT_USE,      /* it exists, is ours and is free: stream it */
+    STREAM_SLOT_STANDBY,  /* another process streams it: wait for it to let go */
+    STREAM_SLOT_CREATE,   /* missing on a first start: create it (publishes what commits from now on) */
+    STREAM_SLOT_BACKFILL, /* missing on a first start with outbox.backfill.where: back-fill, then create */
+    STREAM_SLOT_REFUSE    /* the user must act first (another plugin or database, lost while streamed,
+                             postgres.slot.create = false) */
+} stream_slot_action_t;
+
+/* What stream_connect_open achieved. */
+typedef enum {
+    STREAM_CONNECT_STREAMING, /* the stream runs from *start */
+    STREAM_CONNECT_BACKFILL,  /* connected and checked; the slot must be created by a backfill
+                                 (backfill_publish_run) on this connection */
+    STREAM_CONNECT_STANDBY,   /* another process streams the slot (errstr names it): close, look again soon */
+    STREAM_CONNECT_RETRY,     /* transient (errstr): close, back off, connect again */
+    STREAM_CONNECT_FATAL      /* the user must fix something (errstr says what and how) */
+} stream_connect_result_t;
+
+typedef struct stream_connect stream_connect_t;
+
+/* o and everything it points to (as router and cl) are borrowed for the object's lifetime;
+ * router: the configured tables (each gets its payload type on every connect); cl: NULL, or
+ * outbox.cleanup's tables to register. Returns NULL when out of memory. */
+stream_connect_t *stream_connect_new(const stream_connect_options_t *o, router_t *router, cleanup_t *cl);
+void stream_connect_destroy(stream_connect_t *sc); /* accepts NULL */
+
+/* Connects rs, checks the server and the tables, decides about the slot (creating it when
+ * that is the decision) and starts streaming from the later of confirmed (what the relay
+ * confirmed) and the slot's confirmed_flush_lsn, into *start. had_stream: this process
+ * streamed the slot before, so a missing slot is a loss, not a first start. The connection
+ * stays open for STREAMING and BACKFILL; the caller closes it otherwise. */
+stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t *rs, bool had_stream, lsn_t confirmed,
+                                            lsn_t *start, char *errstr, size_t errstr_size);
+
+/* The slot policy, pure (exported for its unit test): what to do about the slot o->slot as
+ * slot describes it, for a connection to database db (NULL = unknown). errstr gets the reason
+ * for STANDBY and the error with its fix for REFUSE. */
+stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, const repl_slot_info_t *slot,
+                                           const char *db, bool had_stream, lsn_t confirmed, char *errstr,
+                                           size_t errstr_size);
+
+#endif

@@ -1,0 +1,74 @@
+/* test_stream_connect.c - the slot policy: stream a free slot of ours, stand by while another
+ * process streams it, refuse a slot of another plugin or database, never recreate a slot
+ * that disappeared while streamed, create a missing one only when allowed (by backfill when
+ * outbox.backfill.where is set). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "stream_connect.h"
+
+static const stream_connect_options_t opts = {.slot = "shop_slot", .create_slot = true};
+
+static repl_slot_info_t existing(const char *plugin, const char *db, bool active) {
+    repl_slot_info_t s = {.exists = true, .active = active, .active_pid = active ? 4242 : 0};
+    snprintf(s.plugin, sizeof(s.plugin), "%s", plugin);
+    snprintf(s.database, sizeof(s.database), "%s", db);
+    return s;
+}
+
+static void test_existing_slot(void **state) {
+    (void)state;
+    char err[1024];
+    repl_slot_info_t s = existing("wal2json", "shop", false);
+    assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_USE);
+    assert_int_equal(stream_connect_decide(&opts, &s, NULL, true, 0, err, sizeof(err)), STREAM_SLOT_USE);
+
+    s = existing("wal2json", "shop", true);
+    assert_int_equal(stream_connect_decide(&opts, &s, "shop", true, 0, err, sizeof(err)), STREAM_SLOT_STANDBY);
+    assert_non_null(strstr(err, "\"shop_slot\" is in use by PID 4242"));
+
+    s = existing("test_decoding", "shop", false);
+    assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "uses plugin test_decoding, not wal2json"));
+    assert_non_null(strstr(err, "pg_drop_replication_slot('shop_slot')"));
+
+    s = existing("wal2json", "other", false);
+    assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "belongs to database \"other\""));
+}
+
+static void test_missing_slot(void **state) {
+    (void)state;
+    char err[1024] = "";
+    repl_slot_info_t none = {.exists = false};
+    assert_int_equal(stream_connect_decide(&opts, &none, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_CREATE);
+
+    stream_connect_options_t backfill = opts;
+    backfill.backfill = true;
+    assert_int_equal(stream_connect_decide(&backfill, &none, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_BACKFILL);
+
+    stream_connect_options_t no_create = opts;
+    no_create.create_slot = false;
+    assert_int_equal(stream_connect_decide(&no_create, &none, "shop", false, 0, err, sizeof(err)), STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "postgres.slot.create is false"));
+
+    /* Lost while streamed: never recreated silently, whatever postgres.slot.create says. */
+    assert_int_equal(stream_connect_decide(&backfill, &none, "shop", true, 0x16B3F28, err, sizeof(err)),
+                     STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "disappeared while outboxd was streaming it"));
+    assert_non_null(strstr(err, "events committed since 0/16B3F28"));
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_existing_slot),
+        cmocka_unit_test(test_missing_slot),
+    };
+    return cmocka_run_group_tests_name("stream_connect", tests, NULL, NULL);
+}
