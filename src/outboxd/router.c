@@ -251,7 +251,7 @@ static size_t find_table(const router_t *r, const char *schema, const char *tabl
     return SIZE_MAX;
 }
 
-/* jansson cannot hold integers beyond 64 bits ("too big integer"), which PostgreSQL's jsonb
+/* jansson cannot hold integers beyond 64 bits (json_error_numeric_overflow), which PostgreSQL's jsonb
  * accepts. Copies the JSON text s into out with every integer of more than 18 digits
  * written as a string, so a header value 12345678901234567890 keeps its exact digits.
  * Returns 0 or -1 (out of memory). */
@@ -315,7 +315,7 @@ static int load_headers(router_t *r, const w2j_column_t *col, const parts_t *p, 
 
     json_decref(r->root);
     r->root = json_loadb(col->value, col->value_len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);
-    if (r->root == NULL && strstr(jerr.text, "too big integer")) {
+    if (r->root == NULL && json_error_code(&jerr) == json_error_numeric_overflow) {
         strbuf_t q = {0};
         if (quote_big_ints(col->value, col->value_len, &q) == 0)
             r->root = json_loadb(q.p, q.len, JSON_ALLOW_NUL | JSON_DECODE_ANY, &jerr);

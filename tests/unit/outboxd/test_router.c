@@ -1087,6 +1087,14 @@ static void test_big_integer_headers(void **state) {
     assert_header(&ev, 4, "s", "123456789012345678901");
     assert_header(&ev, 5, "r", "1.5e+300");
     assert_header(&ev, 6, "small", "42");
+    /* a negative one alone (jansson: "too big negative integer") */
+    set_col(&row, C_HDR, "headers", "{\"neg\": -98765432109876543210}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_header(&ev, 2, "neg", "-98765432109876543210");
+    /* a real beyond a double is refused as before */
+    set_col(&row, C_HDR, "headers", "{\"r\": 1e400}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_INVALID);
+    assert_non_null(strstr(err, "real number overflow"));
     set_col(&row, C_HDR, "headers", "{\"big\": 12345678901234567890");
     assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_INVALID); /* still invalid JSON */
     router_destroy(r);
