@@ -13,32 +13,33 @@ void kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf
     log_msg(l, "kafka %s: %s", fac, buf);
 }
 
-int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size) {
-    char e[512];
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        snprintf(errstr, errstr_size, "kafka.%s: %s", k, e);
+int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, err_t *e) {
+    char why[512];
+    if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        err_set(e, ERR_PERMANENT, "", "fix or remove that kafka.* setting (a librdkafka client property)",
+                "kafka.%s: %s", k, why);
         return -1;
     }
     return 0;
 }
 
 int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *const *props, char *bootstrap,
-                size_t bootstrap_size, const char *env_prefix, char *errstr, size_t errstr_size) {
+                size_t bootstrap_size, const char *env_prefix, err_t *e) {
     bootstrap[0] = '\0';
     for (int i = 0; defaults && defaults[i]; i += 2)
-        if (kconf_set(conf, defaults[i], defaults[i + 1], errstr, errstr_size))
+        if (kconf_set(conf, defaults[i], defaults[i + 1], e))
             return -1;
     for (int i = 0; props && props[i]; i += 2) {
         if (!strcmp(props[i], "bootstrap.servers") || !strcmp(props[i], "metadata.broker.list"))
             snprintf(bootstrap, bootstrap_size, "%s", props[i + 1]);
-        if (kconf_set(conf, props[i], props[i + 1], errstr, errstr_size))
+        if (kconf_set(conf, props[i], props[i + 1], e))
             return -1;
     }
     if (!bootstrap[0]) {
-        snprintf(errstr, errstr_size,
-                 "kafka.bootstrap.servers is not set: add kafka.bootstrap.servers = host:9092 to the config (or "
-                 "%sKAFKA_BOOTSTRAP_SERVERS)",
+        char fix[160];
+        snprintf(fix, sizeof(fix), "add kafka.bootstrap.servers = host:9092 to the config (or %sKAFKA_BOOTSTRAP_SERVERS)",
                  env_prefix);
+        err_set(e, ERR_PERMANENT, "", fix, "kafka.bootstrap.servers is not set");
         return -1;
     }
     rd_kafka_conf_set_log_cb(conf, kconf_log);

@@ -9,8 +9,10 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "error.h"
+
 /* Sets one property; errors read "kafka.<k>: <librdkafka's message>". Returns 0 or -1. */
-int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr, size_t errstr_size);
+int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, err_t *e);
 
 /* Sets defaults (NULL-terminated name, value pairs, borrowed) and then the user's props
  * (same form, kafka.* without the prefix; they win), copies bootstrap.servers (or
@@ -18,7 +20,7 @@ int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, char *errstr,
  * environment variable env_prefix + "KAFKA_BOOTSTRAP_SERVERS". Installs kconf_log.
  * Returns 0 or -1 with errstr. */
 int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *const *props, char *bootstrap,
-                size_t bootstrap_size, const char *env_prefix, char *errstr, size_t errstr_size);
+                size_t bootstrap_size, const char *env_prefix, err_t *e);
 
 /* A property's current value as text into buf ("" if unknown); returns buf. */
 const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t buf_size);

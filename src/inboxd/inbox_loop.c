@@ -599,9 +599,10 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_CONFIG;
         goto out;
     }
-    r.kc = kconsumer_new(o->kafka_props, o->topics, o->ntopics, on_assign, on_revoke, &r, err, sizeof(err));
+    err_t e;
+    r.kc = kconsumer_new(o->kafka_props, o->topics, o->ntopics, on_assign, on_revoke, &r, &e);
     if (!r.kc) {
-        log_error("%s", err);
+        log_error("%s", err_line(&e, err, sizeof(err)));
         r.exit_code = INBOX_EXIT_CONFIG;
         goto out;
     }

@@ -143,8 +143,7 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
 }
 
 kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, size_t ntopics,
-                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, char *errstr,
-                           size_t errstr_size) {
+                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, err_t *e) {
     kconsumer_t *k = calloc(1, sizeof(*k));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!k || !conf)
@@ -171,23 +170,23 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
     for (int i = 0; props && props[i]; i += 2) {
         const char *name = props[i], *v = props[i + 1];
         if ((!strcmp(name, "enable.auto.commit") || !strcmp(name, "enable.auto.offset.store")) && kconf_is_true(v)) {
-            snprintf(errstr, errstr_size,
-                     "kafka.%s=%s is not allowed: inboxd commits offsets itself, only after the messages are "
-                     "in the database; remove the setting",
-                     name, v);
+            err_set(e, ERR_PERMANENT, "", "remove the setting",
+                    "kafka.%s=%s is not allowed: inboxd commits offsets itself, only after the messages are in the "
+                    "database",
+                    name, v);
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, k->bootstrap, sizeof(k->bootstrap), "INBOXD_", errstr, errstr_size))
+    if (kconf_apply(conf, defaults, props, k->bootstrap, sizeof(k->bootstrap), "INBOXD_", e))
         goto fail;
-    if (kconf_set(conf, "enable.auto.commit", "false", errstr, errstr_size) ||
-        kconf_set(conf, "enable.auto.offset.store", "false", errstr, errstr_size))
+    if (kconf_set(conf, "enable.auto.commit", "false", e) || kconf_set(conf, "enable.auto.offset.store", "false", e))
         goto fail;
     size_t gsize = sizeof(k->group);
     if (rd_kafka_conf_get(conf, "group.id", k->group, &gsize) != RD_KAFKA_CONF_OK)
         k->group[0] = '\0';
     if (!k->group[0]) {
-        snprintf(errstr, errstr_size, "kafka.group.id is empty: inboxd consumes in a consumer group");
+        err_set(e, ERR_PERMANENT, "", "set kafka.group.id (inboxd consumes in a consumer group)",
+                "kafka.group.id is empty");
         goto fail;
     }
     rd_kafka_conf_set_opaque(conf, k);
@@ -195,28 +194,28 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
 
-    char e[512];
-    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, e, sizeof(e));
+    char why[512];
+    k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
     if (!k->rk) {
-        snprintf(errstr, errstr_size, "cannot create the Kafka consumer: %s", e);
+        err_set(e, ERR_PERMANENT, "", "fix the kafka.* settings", "cannot create the Kafka consumer: %s", why);
         goto fail;
     }
     conf = NULL; /* owned by rk now */
     rd_kafka_poll_set_consumer(k->rk);
     k->queue = rd_kafka_queue_get_consumer(k->rk);
     if (!k->queue) {
-        snprintf(errstr, errstr_size, "cannot get the Kafka consumer queue");
+        err_set(e, ERR_TRANSIENT, "", NULL, "cannot get the Kafka consumer queue");
         goto fail;
     }
     if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        err_set(e, ERR_TRANSIENT, "", NULL, "pipe: %s", strerror(errno));
         goto fail;
     }
     rd_kafka_queue_io_event_enable(k->queue, k->pipefd[1], "1", 1);
     return k;
 
 fail_oom:
-    snprintf(errstr, errstr_size, "out of memory");
+    err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
 fail:
     if (conf)
         rd_kafka_conf_destroy(conf);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "kmsg.h"
 
 typedef struct kconsumer kconsumer_t;
@@ -42,8 +43,7 @@ typedef void (*kconsumer_revoke_cb_t)(void *opaque, const kconsumer_tp_t *tps, s
  * client.id=inboxd, enable.partition.eof=false. topics: subscribed to (borrowed; "^..." is a
  * regex). Returns NULL with errstr on a bad property. */
 kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, size_t ntopics,
-                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, char *errstr,
-                           size_t errstr_size);
+                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, err_t *e);
 /* Accepts NULL. Does not leave the group (call kconsumer_close first for a clean exit). */
 void kconsumer_destroy(kconsumer_t *k);
 

@@ -90,19 +90,6 @@ static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, 
     report(c, st, name, detail, fix);
 }
 
-/* Reports a message written by another module as "what: fix": split at marker (which starts
- * with ": "; NULL = the first ": "), the fix being what follows the ": ". */
-static void report_msg(ck_t *c, ck_status_t st, const char *name, const char *msg, const char *marker) {
-    const char *m = strstr(msg, marker ? marker : ": ");
-    if (!m) {
-        report(c, st, name, msg, NULL);
-        return;
-    }
-    char detail[MSG_SIZE];
-    snprintf(detail, sizeof(detail), "%.*s", (int)(m - msg), msg);
-    report(c, st, name, detail, m + 2);
-}
-
 /* --------------------------------------------------------------------------- SQL helpers */
 
 /* Runs a query returning one row; NULL (with errstr) on failure. */
@@ -194,15 +181,12 @@ static void check_version(ck_t *c) {
 static void check_wal_level(ck_t *c) {
     if (pg_skipped(c, "wal_level"))
         return;
-    char err[MSG_SIZE];
-    repl_status_t st = pg_preflight_server(c->sql, err, sizeof(err));
-    c->wal_logical = st == REPL_OK;
-    if (st == REPL_OK)
+    err_t e;
+    c->wal_logical = pg_preflight_server(c->sql, &e) == REPL_OK;
+    if (c->wal_logical)
         report(c, CK_OK, "wal_level", "wal_level = logical", NULL);
-    else if (st == REPL_FATAL)
-        report_msg(c, CK_FAIL, "wal_level", err, ": run ALTER SYSTEM");
     else
-        report(c, CK_FAIL, "wal_level", err, NULL);
+        report(c, CK_FAIL, "wal_level", e.msg, *e.fix ? e.fix : NULL);
 }
 
 /* The wal2json test may wait: creating a logical slot waits until every transaction running
@@ -291,7 +275,7 @@ static void check_wal2json(ck_t *c) {
                 "end or commit long transactions; outboxd's own slot creation waits for them in the same way",
                 "not verified: creating a test slot waited %d ms for running transactions to end (%s)", timeout_ms,
                 who);
-    } else if (strstr(err, "all replication slots are in use")) {
+    } else if (st == REPL_NO_FREE_SLOT) {
         /* Only a warning: nothing says wal2json is broken. When the slot does not exist yet, the
          * max_replication_slots line FAILs for this same cause (one failure, one fix); when it
          * exists, outboxd streams it without needing a free slot, so failing here would fail
@@ -299,7 +283,8 @@ static void check_wal2json(ck_t *c) {
         report(c, CK_WARN, "wal2json", "not verified: all replication slots are in use",
                "free a slot or raise max_replication_slots (see the max_replication_slots line), then check again");
     } else if (st == REPL_FATAL) {
-        report_msg(c, CK_FAIL, "wal2json", err, NULL);
+        const err_t *e = repl_stream_last_error(c->rs);
+        report(c, CK_FAIL, "wal2json", *e->msg ? e->msg : err, *e->msg && *e->fix ? e->fix : NULL);
     } else {
         report(c, CK_FAIL, "wal2json", err, NULL);
     }
@@ -445,23 +430,19 @@ static void check_tables(ck_t *c) {
         return;
     }
     const router_columns_t *col = &c->o->router.columns;
-    const char *required[] = {col->id, col->aggregate_type, col->aggregate_id, col->event_type, col->payload, NULL};
+    const char *required[PG_PREFLIGHT_COL_COUNT + 1];
+    pg_preflight_required_columns(col, required);
     for (size_t i = 0; i < router_table_count(c->router); i++) {
         const char *schema, *table;
-        char name[300], err[MSG_SIZE], types[6][PG_PREFLIGHT_TYPE_SIZE];
+        char name[300], types[PG_PREFLIGHT_COL_COUNT][PG_PREFLIGHT_TYPE_SIZE];
         bool has_headers = false;
+        err_t e;
         router_table_get(c->router, i, &schema, &table);
         snprintf(name, sizeof(name), "table %s.%s", schema, table);
         if (pg_skipped(c, name))
             continue;
-        repl_status_t st =
-            pg_preflight_table(c->sql, schema, table, required, types, col->headers, &has_headers, err, sizeof(err));
-        if (st == REPL_FATAL) {
-            report_msg(c, CK_FAIL, name, err, NULL);
-            continue;
-        }
-        if (st != REPL_OK) {
-            report(c, CK_FAIL, name, err, NULL);
+        if (pg_preflight_table(c->sql, schema, table, required, types, col->headers, &has_headers, &e) != REPL_OK) {
+            report(c, CK_FAIL, name, e.msg, *e.fix ? e.fix : NULL);
             continue;
         }
         char detail[MSG_SIZE], headers[300] = "";
@@ -471,9 +452,12 @@ static void check_tables(ck_t *c) {
                                  : "; no \"%s\" column: records get only "
                                    "the id and type headers",
                      col->headers);
-        snprintf(detail, sizeof(detail), "columns %s (%s), %s (%s), %s (%s), %s (%s), %s (%s%s)%s", required[0],
-                 types[0], required[1], types[1], required[2], types[2], required[3], types[3], required[4], types[4],
-                 router_payload_type_for(types[4]) == ROUTER_PAYLOAD_BYTEA ? ", sent as raw bytes" : "", headers);
+        const char(*t)[PG_PREFLIGHT_TYPE_SIZE] = types;
+        enum { ID = PG_PREFLIGHT_COL_ID, AT = PG_PREFLIGHT_COL_AGGREGATE_TYPE, AI = PG_PREFLIGHT_COL_AGGREGATE_ID };
+        enum { ET = PG_PREFLIGHT_COL_EVENT_TYPE, PL = PG_PREFLIGHT_COL_PAYLOAD };
+        snprintf(detail, sizeof(detail), "columns %s (%s), %s (%s), %s (%s), %s (%s), %s (%s%s)%s", required[ID], t[ID],
+                 required[AT], t[AT], required[AI], t[AI], required[ET], t[ET], required[PL], t[PL],
+                 router_payload_type_for(t[PL]) == ROUTER_PAYLOAD_BYTEA ? ", sent as raw bytes" : "", headers);
         char fix[700];
         if (c->o->cleanup)
             cleanup_privilege(c, schema, table, fix, sizeof(fix));
@@ -629,25 +613,22 @@ static void check_literal_topic(ck_t *c, const char *name, const char *topic, co
 }
 
 static void check_kafka(ck_t *c) {
-    char err[MSG_SIZE];
     /* librdkafka logs each failed connection attempt; the check line says it once. */
     log_level_t level = log_get_level();
     if (level < LOG_DEBUG)
         log_set_level(LOG_ERROR);
-    kproducer_t *kp = kproducer_new(c->o->kafka_props, c->o->router.id_header, noop_delivery, NULL, err, sizeof(err));
+    err_t e;
+    kproducer_t *kp = kproducer_new(c->o->kafka_props, c->o->router.id_header, noop_delivery, NULL, &e);
     const struct rd_kafka_metadata *md = NULL;
     if (!kp) {
-        if (strstr(err, "bootstrap.servers is not set"))
-            report_msg(c, CK_FAIL, "kafka", err, NULL);
-        else
-            report(c, CK_FAIL, "kafka", err, "fix or remove that kafka.* setting (a librdkafka producer property)");
+        report(c, CK_FAIL, "kafka", e.msg, *e.fix ? e.fix : NULL);
         report(c, CK_SKIP, "topics", "not checked: no Kafka producer", NULL);
         goto out;
     }
     int timeout_ms = c->o->startup_timeout_ms < KAFKA_TIMEOUT_MAX_MS ? c->o->startup_timeout_ms : KAFKA_TIMEOUT_MAX_MS;
     rd_kafka_t *rk = kproducer_handle(kp);
-    if (kproducer_check_connect(kp, timeout_ms, err, sizeof(err)) != 0) {
-        report_msg(c, CK_FAIL, "kafka", err, ": start the broker");
+    if (kproducer_check_connect(kp, timeout_ms, &e) != 0) {
+        report(c, CK_FAIL, "kafka", e.msg, *e.fix ? e.fix : NULL);
         report(c, CK_SKIP, "topics", "not checked: Kafka is not reachable", NULL);
         if (c->o->dead_letter_topic)
             report(c, CK_SKIP, "dead_letter_topic", "not checked: Kafka is not reachable", NULL);

@@ -65,7 +65,7 @@ static void ticket_put(kproducer_t *p, size_t id) {
 }
 
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
-                           char *errstr, size_t errstr_size) {
+                           err_t *e) {
     kproducer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!p || !conf)
@@ -89,25 +89,22 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     for (int i = 0; props && props[i]; i += 2) {
         const char *k = props[i], *v = props[i + 1];
         if (!strcmp(k, "enable.idempotence") && !kconf_is_true(v)) {
-            snprintf(errstr, errstr_size,
-                     "kafka.enable.idempotence=%s is not allowed: outboxd needs the idempotent producer "
-                     "for per-key order and no duplicates on retry; remove the setting",
-                     v);
+            err_set(e, ERR_PERMANENT, "", "remove the setting",
+                    "kafka.enable.idempotence=%s is not allowed: outboxd needs the idempotent producer for per-key "
+                    "order and no duplicates on retry",
+                    v);
             goto fail;
         }
         if ((!strcmp(k, "acks") || !strcmp(k, "request.required.acks")) && strcmp(v, "all") != 0 &&
             strcmp(v, "-1") != 0) {
-            snprintf(errstr, errstr_size,
-                     "kafka.%s=%s is not allowed: outboxd confirms the slot only after acks=all; remove "
-                     "the setting",
-                     k, v);
+            err_set(e, ERR_PERMANENT, "", "remove the setting",
+                    "kafka.%s=%s is not allowed: outboxd confirms the slot only after acks=all", k, v);
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", errstr, errstr_size))
+    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", e))
         goto fail;
-    if (kconf_set(conf, "enable.idempotence", "true", errstr, errstr_size) ||
-        kconf_set(conf, "acks", "all", errstr, errstr_size))
+    if (kconf_set(conf, "enable.idempotence", "true", e) || kconf_set(conf, "acks", "all", e))
         goto fail;
     char part[64];
     if (strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
@@ -116,23 +113,23 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
                  part);
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 
-    char e[512];
-    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    char why[512];
+    p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
     if (!p->rk) {
-        snprintf(errstr, errstr_size, "cannot create the Kafka producer: %s", e);
+        err_set(e, ERR_PERMANENT, "", "fix the kafka.* settings", "cannot create the Kafka producer: %s", why);
         goto fail;
     }
     conf = NULL; /* owned by rk now */
     p->queue = rd_kafka_queue_get_main(p->rk);
     if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        snprintf(errstr, errstr_size, "pipe: %s", strerror(errno));
+        err_set(e, ERR_TRANSIENT, "", NULL, "pipe: %s", strerror(errno));
         goto fail;
     }
     rd_kafka_queue_io_event_enable(p->queue, p->pipefd[1], "1", 1);
     return p;
 
 fail_oom:
-    snprintf(errstr, errstr_size, "out of memory");
+    err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
 fail:
     if (conf)
         rd_kafka_conf_destroy(conf);
@@ -162,14 +159,13 @@ void kproducer_destroy(kproducer_t *p) {
 
 int kproducer_fd(const kproducer_t *p) { return p->pipefd[0]; }
 
-int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t errstr_size) {
+int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e) {
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
     if (err) {
-        snprintf(errstr, errstr_size,
-                 "Kafka is not reachable at bootstrap.servers=%s (%s%s%s): start the broker or fix "
-                 "kafka.bootstrap.servers",
-                 p->bootstrap, rd_kafka_err2str(err), p->last_error[0] ? "; " : "", p->last_error);
+        err_set(e, ERR_TRANSIENT, "", "start the broker or fix kafka.bootstrap.servers",
+                "Kafka is not reachable at bootstrap.servers=%s (%s%s%s)", p->bootstrap, rd_kafka_err2str(err),
+                p->last_error[0] ? "; " : "", p->last_error);
         return -1;
     }
     rd_kafka_metadata_destroy(md);

@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "error.h"
 #include "lsn.h"
 #include "router.h"
 
@@ -39,7 +40,7 @@ typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);
  * queue.buffering.max.kbytes=16384, linger.ms=5. id_header: the header that carries the
  * event id (borrowed). Returns NULL with errstr on a bad property. */
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
-                           char *errstr, size_t errstr_size);
+                           err_t *e);
 void kproducer_destroy(kproducer_t *p); /* accepts NULL; does not wait for in-flight records */
 
 /* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
@@ -47,7 +48,7 @@ int kproducer_fd(const kproducer_t *p);
 
 /* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0 or -1 with
  * errstr (naming bootstrap.servers). */
-int kproducer_check_connect(kproducer_t *p, int timeout_ms, char *errstr, size_t errstr_size);
+int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e);
 
 typedef enum {
     KPRODUCER_OK = 0,

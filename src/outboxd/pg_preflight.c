@@ -7,12 +7,18 @@
 
 #include "pgconn.h"
 
-static repl_status_t query_failed(PGresult *res, const char *what, char *errstr, size_t errstr_size) {
-    char prefix[128];
-    snprintf(prefix, sizeof(prefix), "cannot check %s: ", what);
-    pgconn_error(errstr, errstr_size, prefix, PQresultErrorMessage(res));
+/* A query that failed: permanent when the server refused it for a reason a retry cannot
+ * change (permissions, class 42), transient otherwise (connection lost, server starting). */
+static repl_status_t query_failed(PGresult *res, const char *what, err_t *e) {
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char msg[768];
+    pgconn_error(msg, sizeof(msg), "", PQresultErrorMessage(res));
+    bool permanent = code && !strncmp(code, "42", 2);
+    err_set(e, permanent ? ERR_PERMANENT : ERR_TRANSIENT, code ? code : "",
+            permanent ? "grant the role outboxd runs as what sql/roles.sql grants" : NULL, "cannot check %s: %s", what,
+            msg);
     PQclear(res);
-    return REPL_RETRY;
+    return permanent ? REPL_FATAL : REPL_RETRY;
 }
 
 void pg_preflight_required_columns(const router_columns_t *c, const char *required[PG_PREFLIGHT_COL_COUNT + 1]) {
@@ -24,16 +30,15 @@ void pg_preflight_required_columns(const router_columns_t *c, const char *requir
     required[PG_PREFLIGHT_COL_COUNT] = NULL;
 }
 
-repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size) {
+repl_status_t pg_preflight_server(PGconn *conn, err_t *e) {
     PGresult *res = PQexec(conn, "SHOW wal_level");
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1)
-        return query_failed(res, "wal_level", errstr, errstr_size);
+        return query_failed(res, "wal_level", e);
     repl_status_t st = REPL_OK;
     if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        snprintf(errstr, errstr_size,
-                 "PostgreSQL wal_level is '%s' but outboxd needs 'logical': run ALTER SYSTEM SET "
-                 "wal_level = logical; as a superuser and restart PostgreSQL",
-                 PQgetvalue(res, 0, 0));
+        err_set(e, ERR_PERMANENT, "",
+                "run ALTER SYSTEM SET wal_level = logical; as a superuser and restart PostgreSQL",
+                "PostgreSQL wal_level is '%s' but outboxd needs 'logical'", PQgetvalue(res, 0, 0));
         st = REPL_FATAL;
     }
     PQclear(res);
@@ -44,28 +49,28 @@ repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size
      * as "00\377A"). A database or role default of escape must not reach the decoder. */
     res = PQexec(conn, "SET bytea_output = hex");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return query_failed(res, "bytea_output (SET bytea_output = hex)", errstr, errstr_size);
+        return query_failed(res, "bytea_output (SET bytea_output = hex)", e);
     PQclear(res);
     return REPL_OK;
 }
 
 repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *table, const char *const *required,
                                  char (*required_types)[PG_PREFLIGHT_TYPE_SIZE], const char *optional,
-                                 bool *optional_present, char *errstr, size_t errstr_size) {
+                                 bool *optional_present, err_t *e) {
     char *qs = PQescapeIdentifier(conn, schema, strlen(schema));
     char *qt = PQescapeIdentifier(conn, table, strlen(table));
     char *lit = NULL;
     repl_status_t st = REPL_OK;
     PGresult *res = NULL, *kind = NULL;
     if (!qs || !qt) {
-        snprintf(errstr, errstr_size, "cannot quote table name %s.%s", schema, table);
+        err_set(e, ERR_PERMANENT, "", "check outbox.table", "cannot quote table name %s.%s", schema, table);
         st = REPL_FATAL;
         goto out;
     }
     size_t qlen = strlen(qs) + strlen(qt) + 2;
     char *qualified = malloc(qlen);
     if (!qualified) {
-        snprintf(errstr, errstr_size, "out of memory");
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
         st = REPL_FATAL;
         goto out;
     }
@@ -73,7 +78,7 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
     lit = PQescapeLiteral(conn, qualified, strlen(qualified));
     free(qualified);
     if (!lit) {
-        snprintf(errstr, errstr_size, "cannot quote table name %s.%s", schema, table);
+        err_set(e, ERR_PERMANENT, "", "check outbox.table", "cannot quote table name %s.%s", schema, table);
         st = REPL_FATAL;
         goto out;
     }
@@ -91,21 +96,20 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
                      "SELECT NULL, NULL WHERE to_regclass(%s) IS NULL",
                      lit, lit);
     if (n < 0 || (size_t)n >= sizeof(sql)) {
-        snprintf(errstr, errstr_size, "table name %s.%s is too long", schema, table);
+        err_set(e, ERR_PERMANENT, "", "check outbox.table", "table name %s.%s is too long", schema, table);
         st = REPL_FATAL;
         goto out;
     }
     res = PQexec(conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        st = query_failed(res, "the outbox table", errstr, errstr_size);
+        st = query_failed(res, "the outbox table", e);
         res = NULL;
         goto out;
     }
     if (PQntuples(res) == 1 && PQgetisnull(res, 0, 0)) {
-        snprintf(errstr, errstr_size,
-                 "outbox table %s.%s does not exist in this database: create it (psql -f sql/outbox.sql) "
-                 "or point outbox.table (and postgres.conninfo's dbname) at yours",
-                 schema, table);
+        err_set(e, ERR_PERMANENT, "42P01",
+                "create it (psql -f sql/outbox.sql) or point outbox.table (and postgres.conninfo's dbname) at yours",
+                "outbox table %s.%s does not exist in this database", schema, table);
         st = REPL_FATAL;
         goto out;
     }
@@ -118,16 +122,20 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
              lit);
     kind = PQexec(conn, sql);
     if (PQresultStatus(kind) != PGRES_TUPLES_OK || PQntuples(kind) != 1) {
-        st = query_failed(kind, "the outbox table", errstr, errstr_size);
+        st = query_failed(kind, "the outbox table", e);
         kind = NULL;
         goto out;
     }
     if (!strcmp(PQgetvalue(kind, 0, 0), "t")) {
-        snprintf(errstr, errstr_size,
-                 "outbox table %s.%s is partitioned: wal2json reports each row under its partition, so "
-                 "outboxd would publish nothing. List the partitions in outbox.table instead (now: %s), "
-                 "and add each new partition there, restarting outboxd, before rows go into it",
-                 schema, table, PQgetisnull(kind, 0, 1) ? "none" : PQgetvalue(kind, 0, 1));
+        char fix[600];
+        snprintf(fix, sizeof(fix),
+                 "list the partitions in outbox.table instead (now: %s), and add each new partition there, "
+                 "restarting outboxd, before rows go into it",
+                 PQgetisnull(kind, 0, 1) ? "none" : PQgetvalue(kind, 0, 1));
+        err_set(e, ERR_PERMANENT, "", fix,
+                "outbox table %s.%s is partitioned: wal2json reports each row under its partition, so "
+                "outboxd would publish nothing",
+                schema, table);
         st = REPL_FATAL;
         goto out;
     }
@@ -141,10 +149,8 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
             if (!strcmp(PQgetvalue(res, r, 0), required[i]))
                 found = r;
         if (found < 0) {
-            snprintf(errstr, errstr_size,
-                     "outbox table %s.%s has no column \"%s\": add it, or map yours with the matching "
-                     "outbox.column.* key",
-                     schema, table, required[i]);
+            err_set(e, ERR_PERMANENT, "42703", "add it, or map yours with the matching outbox.column.* key",
+                    "outbox table %s.%s has no column \"%s\"", schema, table, required[i]);
             st = REPL_FATAL;
             goto out;
         }

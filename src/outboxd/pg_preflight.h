@@ -8,6 +8,7 @@
 
 #include <libpq-fe.h>
 
+#include "error.h"
 #include "repl_stream.h"
 #include "router.h"
 
@@ -34,7 +35,7 @@ void pg_preflight_required_columns(const router_columns_t *c, const char *requir
  * bytea with the session's output format and assumes hex (it drops the first two characters,
  * the "\x"), so a database or role with bytea_output = escape would garble bytea values.
  * conn: borrowed (the replication=database connection that will stream). */
-repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size);
+repl_status_t pg_preflight_server(PGconn *conn, err_t *e);
 
 /* The table exists and has every column of required (NULL-terminated, borrowed; NULL or ""
  * entries are skipped). required_types: NULL, or an array with one entry per element of
@@ -44,6 +45,6 @@ repl_status_t pg_preflight_server(PGconn *conn, char *errstr, size_t errstr_size
  * *optional_present tells. */
 repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *table, const char *const *required,
                                  char (*required_types)[PG_PREFLIGHT_TYPE_SIZE], const char *optional,
-                                 bool *optional_present, char *errstr, size_t errstr_size);
+                                 bool *optional_present, err_t *e);
 
 #endif

@@ -434,9 +434,10 @@ static int start_up(relay_t *r) {
         log_error("%s", err);
         return -1;
     }
-    r->kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, r, err, sizeof(err));
+    err_t e;
+    r->kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, r, &e);
     if (!r->kp) {
-        log_error("%s", err);
+        log_error("%s", err_line(&e, err, sizeof(err)));
         return -1;
     }
     relay_ops_watch_kafka(r->ops, kproducer_handle(r->kp));
@@ -452,7 +453,8 @@ static int wait_for_kafka(relay_t *r) {
         relay_ops_state_t os = {.not_ready = r->not_ready};
         relay_ops_tick(r->ops, clock_now_ms(), &os, err, sizeof(err));
         int slice = o->startup_timeout_ms - waited < 500 ? o->startup_timeout_ms - waited : 500;
-        if (kproducer_check_connect(r->kp, slice, err, sizeof(err)) == 0)
+        err_t e;
+        if (kproducer_check_connect(r->kp, slice, &e) == 0)
             return -1;
         sigset_t pending;
         sigpending(&pending);
@@ -463,7 +465,7 @@ static int wait_for_kafka(relay_t *r) {
         if (waited + slice >= o->startup_timeout_ms) {
             /* err names the last slice; say how long we waited in all. A broker that is down
              * (say, at boot) is worth a restart by the supervisor: exit 1, not 2. */
-            log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
+            log_error("%s (gave up after startup.timeout.ms=%d): %s", e.msg, o->startup_timeout_ms, e.fix);
             return RELAY_EXIT_RUNTIME;
         }
     }

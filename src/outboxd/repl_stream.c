@@ -14,6 +14,7 @@ struct repl_stream {
     PGconn *conn;
     char *buf;         /* last PQgetCopyData buffer, freed on the next read */
     err_t connect_err; /* why the last repl_stream_connect failed */
+    err_t last_err;    /* why the last slot or stream command failed */
     char slot[128];    /* the slot of the last START_REPLICATION, to ask about when the stream ends */
 };
 
@@ -72,6 +73,8 @@ void repl_stream_destroy(repl_stream_t *rs) {
 }
 
 const err_t *repl_stream_connect_error(const repl_stream_t *rs) { return &rs->connect_err; }
+
+const err_t *repl_stream_last_error(const repl_stream_t *rs) { return &rs->last_err; }
 
 bool repl_stream_connected(const repl_stream_t *rs) { return rs->conn != NULL; }
 PGconn *repl_stream_conn(repl_stream_t *rs) { return rs->conn; }
@@ -258,71 +261,83 @@ static bool retryable_class(const char *code) {
  * Not identifiable by SQLSTATE: a plugin library that exists but does not load ("could not load
  * library": errcode_for_file_access after dlopen, so XX000 internal_error or whatever errno
  * was): it gets the server's own message, not the "install it" fix. */
-static repl_status_t explain_failure(repl_stream_t *rs, command_t cmd, const PGresult *res, const char *plugin,
-                                     char *errstr, size_t errstr_size) {
-    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
-    const char *msg = PQresultErrorMessage(res);
-    if (!code)
-        code = "";
+static repl_status_t explain(repl_stream_t *rs, command_t cmd, const char *code, const char *msg, const char *plugin,
+                             err_t *e) {
     bool loads_plugin = cmd != CMD_STREAM;
     if (loads_plugin && !strcmp(code, SQLSTATE_INSUFFICIENT_PRIVILEGE) && !plugin_allowed(rs->conn, plugin)) {
         char fix[512];
         plugin_libraries_fix(rs->conn, plugin, fix, sizeof(fix));
-        snprintf(errstr, errstr_size,
-                 "PostgreSQL does not allow %s as an output plugin (output_plugin_libraries): as a "
-                 "superuser run: %s",
-                 plugin, fix);
+        char run[600];
+        snprintf(run, sizeof(run), "as a superuser run: %s", fix);
+        err_set(e, ERR_PERMANENT, code, run, "PostgreSQL does not allow %s as an output plugin (output_plugin_libraries)",
+                plugin);
         return REPL_FATAL;
     }
     if (loads_plugin && (!strcmp(code, SQLSTATE_UNDEFINED_FILE) || !strcmp(code, SQLSTATE_INSUFFICIENT_PRIVILEGE))) {
         int major = PQserverVersion(rs->conn) / 10000;
-        snprintf(errstr, errstr_size,
-                 "the %s output plugin is not installed on the PostgreSQL server: install it there "
-                 "(Debian/Ubuntu: apt-get install postgresql-%d-%s), then restart outboxd",
-                 plugin, major, plugin);
+        char fix[256];
+        snprintf(fix, sizeof(fix), "install it there (Debian/Ubuntu: apt-get install postgresql-%d-%s), then restart outboxd",
+                 major, plugin);
+        err_set(e, ERR_PERMANENT, code, fix, "the %s output plugin is not installed on the PostgreSQL server", plugin);
         return REPL_FATAL;
     }
     if (cmd == CMD_CREATE_SLOT && !strcmp(code, SQLSTATE_CONFIG_LIMIT)) {
-        snprintf(errstr, errstr_size,
-                 "all replication slots are in use: drop an unused slot (SELECT "
-                 "pg_drop_replication_slot(name)) or raise max_replication_slots and restart PostgreSQL");
+        err_set(e, ERR_PERMANENT, code,
+                "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and "
+                "restart PostgreSQL",
+                "all replication slots are in use");
         return REPL_NO_FREE_SLOT;
     }
     if (!strcmp(code, SQLSTATE_NOT_IN_PREREQ_STATE)) {
         if (cmd != CMD_CREATE_SLOT && slot_lost(rs, rs->slot)) {
-            pgconn_error(errstr, errstr_size,
-                         "the replication slot was invalidated (the server removed WAL it still needed; events "
-                         "written since the slot's last confirmed position may not have been published): drop "
-                         "and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
-                         "invalidated\"). Server said: ",
-                         msg);
+            err_set(e, ERR_PERMANENT, code,
+                    "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
+                    "invalidated\")",
+                    "the replication slot was invalidated (the server removed WAL it still needed; events written "
+                    "since the slot's last confirmed position may not have been published). Server said: %s",
+                    msg);
             return REPL_SLOT_INVALIDATED;
         }
         if (loads_plugin && !wal_level_logical(rs->conn)) {
-            snprintf(errstr, errstr_size,
-                     "PostgreSQL wal_level is not 'logical': run ALTER SYSTEM SET wal_level = logical; as a "
-                     "superuser and restart PostgreSQL");
+            err_set(e, ERR_PERMANENT, code,
+                    "run ALTER SYSTEM SET wal_level = logical; as a superuser and restart PostgreSQL",
+                    "PostgreSQL wal_level is not 'logical'");
             return REPL_FATAL;
         }
     }
     switch (cmd) {
     case CMD_CREATE_SLOT:
-        pgconn_error(errstr, errstr_size, "cannot create replication slot: ", msg);
+        err_set(e, retryable_class(code) ? ERR_TRANSIENT : ERR_PERMANENT, code, NULL, "cannot create replication slot: %s",
+                msg);
         return retryable_class(code) ? REPL_RETRY : REPL_FATAL;
     case CMD_START:
         if (!strcmp(code, SQLSTATE_OBJECT_IN_USE)) {
-            pgconn_error(errstr, errstr_size, "replication slot busy (another consumer is streaming it): ", msg);
+            err_set(e, ERR_TRANSIENT, code, NULL, "replication slot busy (another consumer is streaming it): %s", msg);
             return REPL_SLOT_BUSY;
         }
-        pgconn_error(errstr, errstr_size, "START_REPLICATION failed: ", msg);
+        err_set(e, retryable_class(code) ? ERR_TRANSIENT : ERR_PERMANENT, code, NULL, "START_REPLICATION failed: %s",
+                msg);
         if (!strcmp(code, SQLSTATE_UNDEFINED_OBJECT))
             return REPL_SLOT_MISSING;
         return retryable_class(code) ? REPL_RETRY : REPL_FATAL;
     case CMD_STREAM:
         break;
     }
-    pgconn_error(errstr, errstr_size, "replication stream ended: ", msg);
+    err_set(e, ERR_TRANSIENT, code, NULL, "replication stream ended: %s", msg);
     return REPL_RETRY;
+}
+
+static repl_status_t explain_failure(repl_stream_t *rs, command_t cmd, const PGresult *res, const char *plugin,
+                                     char *errstr, size_t errstr_size) {
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    char msg[768];
+    pgconn_error(msg, sizeof(msg), "", PQresultErrorMessage(res));
+    if (!code)
+        code = "";
+    err_t *e = &rs->last_err;
+    repl_status_t st = explain(rs, cmd, code, msg, plugin, e);
+    err_line(e, errstr, errstr_size);
+    return st;
 }
 
 /* CREATE_REPLICATION_SLOT with the given modifiers; on success *out holds the result row

@@ -65,6 +65,10 @@ repl_status_t repl_stream_connect(repl_stream_t *rs, const char *conninfo, char 
 /* Why the last repl_stream_connect that could not connect failed, as a typed value (borrowed,
  * valid until the next connect): code is the server's SQLSTATE, fix what errstr ended with. */
 const err_t *repl_stream_connect_error(const repl_stream_t *rs);
+
+/* Why the last slot command (create, start) or the stream failed, as a typed value (borrowed,
+ * valid until the next failure): msg and fix are the two halves of the errstr it wrote. */
+const err_t *repl_stream_last_error(const repl_stream_t *rs);
 void repl_stream_close(repl_stream_t *rs);
 bool repl_stream_connected(const repl_stream_t *rs);
 

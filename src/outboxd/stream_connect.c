@@ -55,10 +55,12 @@ static repl_status_t check_tables(stream_connect_t *sc, PGconn *conn, bool had_s
         bool has_headers = false;
         char types[PG_PREFLIGHT_COL_COUNT][PG_PREFLIGHT_TYPE_SIZE];
         router_table_get(sc->router, i, &schema, &table);
-        repl_status_t st =
-            pg_preflight_table(conn, schema, table, required, types, c->headers, &has_headers, errstr, errstr_size);
-        if (st != REPL_OK)
+        err_t e;
+        repl_status_t st = pg_preflight_table(conn, schema, table, required, types, c->headers, &has_headers, &e);
+        if (st != REPL_OK) {
+            err_line(&e, errstr, errstr_size);
             return st;
+        }
         router_set_payload_type(sc->router, i, router_payload_type_for(types[PG_PREFLIGHT_COL_PAYLOAD]));
         if (sc->cl && cleanup_set_table(sc->cl, i, schema, table, c->id, types[PG_PREFLIGHT_COL_ID]) != 0)
             log_warn("outbox.cleanup: cannot handle table %s.%s", schema, table);
@@ -139,8 +141,12 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
     const stream_connect_options_t *o = sc->o;
     *start = confirmed;
     repl_status_t st = repl_stream_connect(rs, o->conninfo, errstr, errstr_size);
-    if (st == REPL_OK)
-        st = pg_preflight_server(repl_stream_conn(rs), errstr, errstr_size);
+    if (st == REPL_OK) {
+        err_t e;
+        st = pg_preflight_server(repl_stream_conn(rs), &e);
+        if (st != REPL_OK)
+            err_line(&e, errstr, errstr_size);
+    }
     if (st == REPL_OK)
         st = check_tables(sc, repl_stream_conn(rs), had_stream, errstr, errstr_size);
     repl_slot_info_t slot;

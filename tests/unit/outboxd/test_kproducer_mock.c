@@ -89,15 +89,15 @@ static void on_dr(void *opaque, const kproducer_delivery_t *d) {
 static kproducer_t *mk(result_t *r, const char *extra_k, const char *extra_v) {
     const char *props[] = {
         "bootstrap.servers", "mock", "test.mock.num.brokers", "1", "retry.backoff.ms", "10", extra_k, extra_v, NULL};
-    char err[512];
+    err_t e;
     memset(r, 0, sizeof(*r));
-    kproducer_t *p = kproducer_new(props, "id", on_dr, r, err, sizeof(err));
+    kproducer_t *p = kproducer_new(props, "id", on_dr, r, &e);
     if (!p)
-        fail_msg("kproducer_new: %s", err);
+        fail_msg("kproducer_new: %s", e.msg);
     rd_kafka_mock_cluster_t *mc = rd_kafka_handle_mock_cluster(kproducer_handle(p));
     assert_non_null(mc);
     assert_int_equal(rd_kafka_mock_topic_create(mc, "t", 4, 1), 0);
-    assert_int_equal(kproducer_check_connect(p, 5000, err, sizeof(err)), 0);
+    assert_int_equal(kproducer_check_connect(p, 5000, &e), 0);
     return p;
 }
 
@@ -295,19 +295,21 @@ static void test_fatal_error_reported(void **state) {
 
 static void test_guarantee_settings_enforced(void **state) {
     (void)state;
-    char err[512];
+    err_t e;
     const char *a[] = {"bootstrap.servers", "x:1", "acks", "1", NULL};
-    assert_null(kproducer_new(a, "id", on_dr, NULL, err, sizeof(err)));
-    assert_non_null(strstr(err, "acks"));
+    assert_null(kproducer_new(a, "id", on_dr, NULL, &e));
+    assert_non_null(strstr(e.msg, "acks"));
     const char *b[] = {"bootstrap.servers", "x:1", "enable.idempotence", "false", NULL};
-    assert_null(kproducer_new(b, "id", on_dr, NULL, err, sizeof(err)));
-    assert_non_null(strstr(err, "enable.idempotence"));
+    assert_null(kproducer_new(b, "id", on_dr, NULL, &e));
+    assert_non_null(strstr(e.msg, "enable.idempotence"));
     const char *c[] = {"linger.ms", "5", NULL};
-    assert_null(kproducer_new(c, "id", on_dr, NULL, err, sizeof(err)));
-    assert_non_null(strstr(err, "kafka.bootstrap.servers"));
+    assert_null(kproducer_new(c, "id", on_dr, NULL, &e));
+    assert_non_null(strstr(e.msg, "kafka.bootstrap.servers"));
+    assert_non_null(strstr(e.fix, "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS"));
+    assert_int_equal(e.kind, ERR_PERMANENT);
     const char *d[] = {"bootstrap.servers", "x:1", "no.such.property", "1", NULL};
-    assert_null(kproducer_new(d, "id", on_dr, NULL, err, sizeof(err)));
-    assert_non_null(strstr(err, "kafka.no.such.property"));
+    assert_null(kproducer_new(d, "id", on_dr, NULL, &e));
+    assert_non_null(strstr(e.msg, "kafka.no.such.property"));
 }
 
 int main(void) {
