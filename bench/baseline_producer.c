@@ -119,12 +119,10 @@ int main(int argc, char **argv) {
         send_s[i] = mono_s();
         rd_kafka_resp_err_t e;
         while ((e = rd_kafka_producev(rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, (size_t)kl),
-                                      RD_KAFKA_V_VALUE(value, (size_t)vl),
-                                      RD_KAFKA_V_HEADER("id", id, -1),
+                                      RD_KAFKA_V_VALUE(value, (size_t)vl), RD_KAFKA_V_HEADER("id", id, -1),
                                       RD_KAFKA_V_HEADER("event_type", "OrderPlaced", -1),
-                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
-                                      RD_KAFKA_V_OPAQUE((void *)(uintptr_t)i), RD_KAFKA_V_END)) ==
-               RD_KAFKA_RESP_ERR__QUEUE_FULL)
+                                      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)i),
+                                      RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL)
             rd_kafka_poll(rk, 10);
         if (e) {
             fprintf(stderr, "baseline_producer: produce: %s\n", rd_kafka_err2str(e));
@@ -139,8 +137,9 @@ int main(int argc, char **argv) {
     }
     rd_kafka_flush(rk, 60000);
     getrusage(RUSAGE_SELF, &ru1);
-    double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
-                 (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
+    double cpu =
+        (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec - ru0.ru_stime.tv_sec) +
+        (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec - ru0.ru_stime.tv_usec) / 1e6;
     qsort(st.lat_ms, st.acked, sizeof(double), cmp_double);
     printf("{\"sent\": %zu, \"acked\": %zu, \"failed\": %zu, \"p50_ms\": %.3f, \"p99_ms\": %.3f, "
            "\"p99.9_ms\": %.3f, \"max_ms\": %.3f, \"cpu_s\": %.3f}\n",

@@ -29,6 +29,7 @@ APT_PACKAGES=(
   libssl-dev  # libcrypto: SHA-256 of over-long inbox message ids
   libsystemd-dev  # optional: sd_notify readiness (built without it when absent)
   valgrind
+  clang-format clang-tidy  # the lint stage of scripts/test.sh (.clang-format, .clang-tidy)
   libcurl4-openssl-dev  # inboxd's HTTP push (deliver.url)
   # test stack
   postgresql-15 postgresql-15-wal2json kcat

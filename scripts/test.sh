@@ -5,7 +5,8 @@
 #
 # Stages:
 #   1. scripts/install-deps.sh (apt packages, Kafka jars, Python venv)
-#   2. build/       cmake -G Ninja, RelWithDebInfo; ctest
+#   2. build/       cmake -G Ninja, RelWithDebInfo, -Werror; scripts/lint.sh (clang-format,
+#                   clang-tidy); ctest
 #   3. build-asan/  cmake -G Ninja, Debug, -DOUTBOXD_SANITIZE=ON; ctest
 #   4. scripts/stack.sh start (reused if it already runs; stopped at the end only if
 #      this script started it), then pytest tests/integration -v against build/outboxd
@@ -62,7 +63,13 @@ stage "install dependencies"
 "$REPO/scripts/install-deps.sh"
 
 stage "build ($BUILD, RelWithDebInfo)"
-cmake_build "$BUILD" RelWithDebInfo -DOUTBOXD_WERROR=ON || die "build failed"
+cmake_build "$BUILD" RelWithDebInfo -DOUTBOXD_WERROR=ON -DCMAKE_EXPORT_COMPILE_COMMANDS=ON || die "build failed"
+
+stage "lint (clang-format, clang-tidy)"
+if ! "$REPO/scripts/lint.sh" "$BUILD"; then
+  failed+=("lint")
+  echo "test.sh: lint FAILED; continuing with the remaining stages (the exit status will be non-zero)"
+fi
 if [[ ${OUTBOXD_TEST_SKIP_UNIT:-0} != 1 ]]; then
   stage "unit tests ($BUILD)"
   run_ctest "$BUILD" "ctest ($BUILD)"

@@ -117,8 +117,8 @@ void cli_reload(void) {
     if (!saved_spec)
         return;
     char err[1024];
-    config_t *cfg = build_config(saved_spec, saved_argc, saved_argv, 0, file_arg(saved_argc, saved_argv, 0), err,
-                                 sizeof(err));
+    config_t *cfg =
+        build_config(saved_spec, saved_argc, saved_argv, 0, file_arg(saved_argc, saved_argv, 0), err, sizeof(err));
     if (!cfg) {
         log_error("SIGHUP: cannot reload the configuration, keeping the current log settings: %s", err);
         return;

@@ -23,8 +23,8 @@ typedef struct cli_spec {
 } cli_spec_t;
 
 typedef enum {
-    CLI_RUN = 0,  /* *cfg_out holds the configuration: go on */
-    CLI_EXIT = 1  /* done (help, version, print-config, or an error already logged): exit *code */
+    CLI_RUN = 0, /* *cfg_out holds the configuration: go on */
+    CLI_EXIT = 1 /* done (help, version, print-config, or an error already logged): exit *code */
 } cli_result_t;
 
 /* Parses argv[first..argc). On CLI_RUN, *cfg_out is a new config the caller destroys.

@@ -21,19 +21,17 @@ typedef struct {
 struct config {
     const config_key_t *keys; /* borrowed */
     size_t nkeys;
-    char **values; /* per known key, owned; NULL = unset */
-    bool *set;     /* per known key: given by config_set (not just the default) */
-    char *pt_prefix; /* owned; NULL = no passthrough */
+    char **values;    /* per known key, owned; NULL = unset */
+    bool *set;        /* per known key: given by config_set (not just the default) */
+    char *pt_prefix;  /* owned; NULL = no passthrough */
     char *env_prefix; /* owned; NULL = no environment mapping */
     config_pt_t *pt;
     size_t npt, pt_cap;
 };
 
-
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static char *dup_range(const char *s, size_t n)
-{
+static char *dup_range(const char *s, size_t n) {
     char *d = malloc(n + 1);
     if (d != NULL) {
         memcpy(d, s, n);
@@ -42,13 +40,9 @@ static char *dup_range(const char *s, size_t n)
     return d;
 }
 
-static bool is_blank(char c)
-{
-    return c == ' ' || c == '\t';
-}
+static bool is_blank(char c) { return c == ' ' || c == '\t'; }
 
-static bool contains_ci(const char *hay, const char *needle)
-{
+static bool contains_ci(const char *hay, const char *needle) {
     size_t n = strlen(needle);
     for (; *hay; hay++)
         if (strncasecmp(hay, needle, n) == 0)
@@ -57,23 +51,13 @@ static bool contains_ci(const char *hay, const char *needle)
 }
 
 /* " (origin)" or "" */
-static const char *origin_open(const char *origin)
-{
-    return origin != NULL && origin[0] != '\0' ? " (" : "";
-}
+static const char *origin_open(const char *origin) { return origin != NULL && origin[0] != '\0' ? " (" : ""; }
 
-static const char *origin_text(const char *origin)
-{
-    return origin != NULL && origin[0] != '\0' ? origin : "";
-}
+static const char *origin_text(const char *origin) { return origin != NULL && origin[0] != '\0' ? origin : ""; }
 
-static const char *origin_close(const char *origin)
-{
-    return origin != NULL && origin[0] != '\0' ? ")" : "";
-}
+static const char *origin_close(const char *origin) { return origin != NULL && origin[0] != '\0' ? ")" : ""; }
 
-static const config_key_t *find_key(const config_t *cfg, const char *name, size_t *idx)
-{
+static const config_key_t *find_key(const config_t *cfg, const char *name, size_t *idx) {
     for (size_t i = 0; i < cfg->nkeys; i++) {
         if (strcmp(cfg->keys[i].name, name) == 0) {
             if (idx != NULL)
@@ -84,13 +68,11 @@ static const config_key_t *find_key(const config_t *cfg, const char *name, size_
     return NULL;
 }
 
-static bool is_passthrough(const config_t *cfg, const char *name)
-{
+static bool is_passthrough(const config_t *cfg, const char *name) {
     return cfg->pt_prefix != NULL && strncmp(name, cfg->pt_prefix, strlen(cfg->pt_prefix)) == 0;
 }
 
-static config_pt_t *find_pt(const config_t *cfg, const char *suffix)
-{
+static config_pt_t *find_pt(const config_t *cfg, const char *suffix) {
     for (size_t i = 0; i < cfg->npt; i++)
         if (strcmp(cfg->pt[i].key, suffix) == 0)
             return &cfg->pt[i];
@@ -98,8 +80,7 @@ static config_pt_t *find_pt(const config_t *cfg, const char *suffix)
 }
 
 /* Plain decimal: optional '-', digits, nothing else. Returns 0 or -1 (also on overflow). */
-static int parse_int(const char *s, long long *out)
-{
+static int parse_int(const char *s, long long *out) {
     const char *p = s;
     char *end;
     long long v;
@@ -120,8 +101,7 @@ static int parse_int(const char *s, long long *out)
 }
 
 /* true/false, 1/0, yes/no, on/off in any case. Returns 0 or -1. */
-static int parse_bool(const char *s, bool *out)
-{
+static int parse_bool(const char *s, bool *out) {
     static const char *const yes[] = {"true", "1", "yes", "on"};
     static const char *const no[] = {"false", "0", "no", "off"};
 
@@ -140,8 +120,7 @@ static int parse_bool(const char *s, bool *out)
 
 /* Finds value among "a|b|c" (any case). Returns the start of the matching choice and its
  * length in *len, or NULL. */
-static const char *match_choice(const char *choices, const char *value, size_t *len)
-{
+static const char *match_choice(const char *choices, const char *value, size_t *len) {
     size_t vlen = strlen(value);
     const char *p = choices;
 
@@ -161,8 +140,7 @@ static const char *match_choice(const char *choices, const char *value, size_t *
 }
 
 /* "a|b|c" -> "a, b, c" */
-static void choices_list(const char *choices, char *buf, size_t size)
-{
+static void choices_list(const char *choices, char *buf, size_t size) {
     size_t o = 0;
 
     if (size == 0)
@@ -180,8 +158,7 @@ static void choices_list(const char *choices, char *buf, size_t size)
 
 /* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-
  * insensitive. Returns INT_MAX when out of memory or the strings are long. */
-static int edit_distance(const char *a, const char *b)
-{
+static int edit_distance(const char *a, const char *b) {
     size_t la = strlen(a), lb = strlen(b);
     int *rows, *prev2, *prev, *cur, d;
 
@@ -206,8 +183,8 @@ static int edit_distance(const char *a, const char *b)
                 v = cur[j - 1] + 1;
             if (prev[j - 1] + cost < v)
                 v = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) &&
-                tolower((unsigned char)a[i - 2]) == cb && prev2[j - 2] + 1 < v)
+            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb &&
+                prev2[j - 2] + 1 < v)
                 v = prev2[j - 2] + 1;
             cur[j] = v;
         }
@@ -224,8 +201,7 @@ static int edit_distance(const char *a, const char *b)
 }
 
 /* A suggestion is "close" when at most a third of the candidate (1..3 edits) differs. */
-static bool close_enough(int d, const char *candidate)
-{
+static bool close_enough(int d, const char *candidate) {
     int limit = (int)(strlen(candidate) / 3);
     if (limit < 1)
         limit = 1;
@@ -236,8 +212,7 @@ static bool close_enough(int d, const char *candidate)
 
 /* Closest known key to name into buf (or "" when nothing is close). A misspelt passthrough
  * prefix ("kafak.acks") suggests the same key under the right prefix ("kafka.acks"). */
-static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t size)
-{
+static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t size) {
     int best = INT_MAX;
 
     buf[0] = '\0';
@@ -267,9 +242,8 @@ static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t
 
 /* Validates value for key k; on success returns 0 and *out = a new string to store (enums
  * take the spelling of the table), else -1 with errstr filled. */
-static int validate(const config_key_t *k, const char *value, const char *origin, char *errstr,
-                      size_t errstr_size, char **out)
-{
+static int validate(const config_key_t *k, const char *value, const char *origin, char *errstr, size_t errstr_size,
+                    char **out) {
     /* Never echo a secret, even a mistyped one. */
     const char *shown = k->secret ? "***" : value;
 
@@ -277,10 +251,8 @@ static int validate(const config_key_t *k, const char *value, const char *origin
     case CONFIG_INT: {
         long long v;
         if (parse_int(value, &v) != 0 || v < k->min || v > k->max) {
-            snprintf(errstr, errstr_size,
-                     "invalid value '%s' for %s%s%s%s: expected an integer from %lld to %lld",
-                     shown, k->name, origin_open(origin), origin_text(origin),
-                     origin_close(origin), k->min, k->max);
+            snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: expected an integer from %lld to %lld",
+                     shown, k->name, origin_open(origin), origin_text(origin), origin_close(origin), k->min, k->max);
             return -1;
         }
         break;
@@ -291,8 +263,7 @@ static int validate(const config_key_t *k, const char *value, const char *origin
             snprintf(errstr, errstr_size,
                      "invalid value '%s' for %s%s%s%s: expected true/false, yes/no, on/off or "
                      "1/0",
-                     shown, k->name, origin_open(origin), origin_text(origin),
-                     origin_close(origin));
+                     shown, k->name, origin_open(origin), origin_text(origin), origin_close(origin));
             return -1;
         }
         break;
@@ -303,9 +274,8 @@ static int validate(const config_key_t *k, const char *value, const char *origin
         if (c == NULL) {
             char list[512];
             choices_list(k->choices, list, sizeof(list));
-            snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: expected one of %s",
-                     shown, k->name, origin_open(origin), origin_text(origin),
-                     origin_close(origin), list);
+            snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: expected one of %s", shown, k->name,
+                     origin_open(origin), origin_text(origin), origin_close(origin), list);
             return -1;
         }
         *out = dup_range(c, n);
@@ -323,15 +293,11 @@ check:
     return 0;
 }
 
-static void oom(char *errstr, size_t errstr_size)
-{
-    snprintf(errstr, errstr_size, "out of memory");
-}
+static void oom(char *errstr, size_t errstr_size) { snprintf(errstr, errstr_size, "out of memory"); }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
-config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, const char *env_prefix)
-{
+config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, const char *env_prefix) {
     config_t *cfg = calloc(1, sizeof(*cfg));
 
     if (cfg == NULL)
@@ -359,8 +325,7 @@ fail:
     return NULL;
 }
 
-void config_destroy(config_t *cfg)
-{
+void config_destroy(config_t *cfg) {
     if (cfg == NULL)
         return;
     if (cfg->values != NULL) {
@@ -381,17 +346,15 @@ void config_destroy(config_t *cfg)
 
 /* ---- setting ------------------------------------------------------------------------------ */
 
-static int set_passthrough(config_t *cfg, const char *key, const char *value, const char *origin,
-                           char *errstr, size_t errstr_size)
-{
+static int set_passthrough(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
+                           size_t errstr_size) {
     const char *suffix = key + strlen(cfg->pt_prefix);
     config_pt_t *e;
     char *v;
 
     if (suffix[0] == '\0') {
-        snprintf(errstr, errstr_size, "config key '%s'%s%s%s has nothing after the '%s' prefix",
-                 key, origin_open(origin), origin_text(origin), origin_close(origin),
-                 cfg->pt_prefix);
+        snprintf(errstr, errstr_size, "config key '%s'%s%s%s has nothing after the '%s' prefix", key,
+                 origin_open(origin), origin_text(origin), origin_close(origin), cfg->pt_prefix);
         return -1;
     }
     v = strdup(value);
@@ -430,19 +393,18 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
 }
 
 int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
-               size_t errstr_size)
-{
+               size_t errstr_size) {
     const config_key_t *k;
     size_t idx;
 
     if (key == NULL || key[0] == '\0') {
-        snprintf(errstr, errstr_size, "empty config key%s%s%s", origin_open(origin),
-                 origin_text(origin), origin_close(origin));
+        snprintf(errstr, errstr_size, "empty config key%s%s%s", origin_open(origin), origin_text(origin),
+                 origin_close(origin));
         return -1;
     }
     if (value == NULL) {
-        snprintf(errstr, errstr_size, "no value for config key '%s'%s%s%s", key,
-                 origin_open(origin), origin_text(origin), origin_close(origin));
+        snprintf(errstr, errstr_size, "no value for config key '%s'%s%s%s", key, origin_open(origin),
+                 origin_text(origin), origin_close(origin));
         return -1;
     }
     k = find_key(cfg, key, &idx);
@@ -461,15 +423,14 @@ int config_set(config_t *cfg, const char *key, const char *value, const char *or
     {
         char hint[256];
         suggest_key(cfg, key, hint, sizeof(hint));
-        snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s%s%s%s", key,
-                 origin_open(origin), origin_text(origin), origin_close(origin),
-                 hint[0] ? "; did you mean '" : "", hint, hint[0] ? "'?" : "");
+        snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s%s%s%s", key, origin_open(origin),
+                 origin_text(origin), origin_close(origin), hint[0] ? "; did you mean '" : "", hint,
+                 hint[0] ? "'?" : "");
     }
     return -1;
 }
 
-int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size)
-{
+int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size) {
     const char *eq = kv != NULL ? strchr(kv, '=') : NULL;
     const char *ks, *ke;
     char *key;
@@ -477,8 +438,8 @@ int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errst
 
     if (eq == NULL) {
         /* The text is not echoed: it may be a mistyped secret. */
-        snprintf(errstr, errstr_size, "expected key=value%s%s%s", origin_open(origin),
-                 origin_text(origin), origin_close(origin));
+        snprintf(errstr, errstr_size, "expected key=value%s%s%s", origin_open(origin), origin_text(origin),
+                 origin_close(origin));
         return -1;
     }
     ks = kv;
@@ -488,8 +449,8 @@ int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errst
     while (ke > ks && is_blank(ke[-1]))
         ke--;
     if (ks == ke) {
-        snprintf(errstr, errstr_size, "missing key before '='%s%s%s", origin_open(origin),
-                 origin_text(origin), origin_close(origin));
+        snprintf(errstr, errstr_size, "missing key before '='%s%s%s", origin_open(origin), origin_text(origin),
+                 origin_close(origin));
         return -1;
     }
     key = dup_range(ks, (size_t)(ke - ks));
@@ -506,8 +467,7 @@ int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errst
 
 /* Parses the value part of a line (after '=' and leading blanks) in place into *out. Returns
  * NULL or a static error text. */
-static const char *parse_value(char *s, char **out)
-{
+static const char *parse_value(char *s, char **out) {
     if (*s == '"') {
         char *r = s + 1, *w = s;
         for (;;) {
@@ -545,8 +505,7 @@ static const char *parse_value(char *s, char **out)
     }
 }
 
-int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size)
-{
+int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size) {
     FILE *f;
     char *line = NULL;
     size_t cap = 0;
@@ -596,8 +555,7 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
         while (key_end > key && is_blank(key_end[-1]))
             key_end--;
         if (key_end == key) {
-            snprintf(errstr, errstr_size, "%s:%lu: expected 'key = value' (missing key)", path,
-                     lineno);
+            snprintf(errstr, errstr_size, "%s:%lu: expected 'key = value' (missing key)", path, lineno);
             goto out;
         }
         *key_end = '\0';
@@ -631,8 +589,7 @@ out:
 /* ---- environment -------------------------------------------------------------------------- */
 
 /* prefix + key in upper case with every non-alphanumeric character as '_'. */
-static void env_name(const char *prefix, const char *key, char *buf, size_t size)
-{
+static void env_name(const char *prefix, const char *key, char *buf, size_t size) {
     size_t o = 0;
 
     if (size == 0)
@@ -644,15 +601,13 @@ static void env_name(const char *prefix, const char *key, char *buf, size_t size
     buf[o] = '\0';
 }
 
-void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf_size)
-{
+void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf_size) {
     env_name(cfg->env_prefix, key, buf, buf_size);
 }
 
 /* Maps one env_prefix variable (name/name_len, value) to a key and sets it. */
-static int load_env_var(config_t *cfg, const char *name, size_t name_len, const char *value,
-                        char *errstr, size_t errstr_size)
-{
+static int load_env_var(config_t *cfg, const char *name, size_t name_len, const char *value, char *errstr,
+                        size_t errstr_size) {
     char *var = dup_range(name, name_len);
     char origin[512], buf[512];
     const char *suffix;
@@ -717,8 +672,7 @@ out:
     return r;
 }
 
-int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size)
-{
+int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size) {
     size_t plen;
 
     if (cfg->env_prefix == NULL || cfg->env_prefix[0] == '\0')
@@ -745,8 +699,7 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
 
 /* ---- getters ------------------------------------------------------------------------------ */
 
-const char *config_get(const config_t *cfg, const char *key)
-{
+const char *config_get(const config_t *cfg, const char *key) {
     size_t idx;
 
     if (cfg == NULL || key == NULL)
@@ -760,8 +713,7 @@ const char *config_get(const config_t *cfg, const char *key)
     return NULL;
 }
 
-bool config_is_set(const config_t *cfg, const char *key)
-{
+bool config_is_set(const config_t *cfg, const char *key) {
     size_t idx;
 
     if (cfg == NULL || key == NULL)
@@ -771,8 +723,7 @@ bool config_is_set(const config_t *cfg, const char *key)
     return is_passthrough(cfg, key) && find_pt(cfg, key + strlen(cfg->pt_prefix)) != NULL;
 }
 
-long long config_get_int(const config_t *cfg, const char *key)
-{
+long long config_get_int(const config_t *cfg, const char *key) {
     const char *v = config_get(cfg, key);
     long long n;
 
@@ -781,8 +732,7 @@ long long config_get_int(const config_t *cfg, const char *key)
     return n;
 }
 
-bool config_get_bool(const config_t *cfg, const char *key)
-{
+bool config_get_bool(const config_t *cfg, const char *key) {
     const char *v = config_get(cfg, key);
     bool b;
 
@@ -791,13 +741,9 @@ bool config_get_bool(const config_t *cfg, const char *key)
     return b;
 }
 
-size_t config_passthrough_count(const config_t *cfg)
-{
-    return cfg != NULL ? cfg->npt : 0;
-}
+size_t config_passthrough_count(const config_t *cfg) { return cfg != NULL ? cfg->npt : 0; }
 
-void config_passthrough_get(const config_t *cfg, size_t i, const char **key, const char **value)
-{
+void config_passthrough_get(const config_t *cfg, size_t i, const char **key, const char **value) {
     if (cfg == NULL || i >= cfg->npt) {
         if (key != NULL)
             *key = NULL;
@@ -813,8 +759,7 @@ void config_passthrough_get(const config_t *cfg, size_t i, const char **key, con
 
 /* ---- help and dump ------------------------------------------------------------------------ */
 
-static const char *type_name(config_type_t t)
-{
+static const char *type_name(config_type_t t) {
     switch (t) {
     case CONFIG_STRING:
         return "string";
@@ -829,8 +774,7 @@ static const char *type_name(config_type_t t)
 }
 
 /* Type column: "string", "bool", "int 1..65535", "text|json". */
-static void type_text(const config_key_t *k, char *buf, size_t size)
-{
+static void type_text(const config_key_t *k, char *buf, size_t size) {
     if (k->type == CONFIG_ENUM && k->choices != NULL)
         snprintf(buf, size, "%s", k->choices);
     else if (k->type == CONFIG_INT && !(k->min == LLONG_MIN && k->max == LLONG_MAX))
@@ -839,8 +783,7 @@ static void type_text(const config_key_t *k, char *buf, size_t size)
         snprintf(buf, size, "%s", type_name(k->type));
 }
 
-static const char *default_text(const config_key_t *k)
-{
+static const char *default_text(const config_key_t *k) {
     if (k->def == NULL)
         return "-";
     if (k->def[0] == '\0')
@@ -848,8 +791,7 @@ static const char *default_text(const config_key_t *k)
     return k->def;
 }
 
-void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out)
-{
+void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out) {
     int wkey = (int)strlen("KEY"), wtype = (int)strlen("TYPE"), wdef = (int)strlen("DEFAULT");
     int wenv = (int)strlen("ENVIRONMENT");
     bool env = env_prefix != NULL && env_prefix[0] != '\0';
@@ -871,32 +813,28 @@ void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *o
             wenv = n;
     }
     if (env)
-        fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT",
-                wenv, "ENVIRONMENT", "DESCRIPTION");
-    else
-        fprintf(out, "%-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT",
+        fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT", wenv, "ENVIRONMENT",
                 "DESCRIPTION");
+    else
+        fprintf(out, "%-*s  %-*s  %-*s  %s\n", wkey, "KEY", wtype, "TYPE", wdef, "DEFAULT", "DESCRIPTION");
     for (const config_key_t *k = keys; k->name != NULL; k++) {
         char type[512], envn[512];
         type_text(k, type, sizeof(type));
         env_name(env_prefix, k->name, envn, sizeof(envn));
         if (env)
-            fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef,
-                    default_text(k), wenv, envn, k->help != NULL ? k->help : "",
-                    k->secret ? " (secret)" : "");
+            fprintf(out, "%-*s  %-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef, default_text(k), wenv,
+                    envn, k->help != NULL ? k->help : "", k->secret ? " (secret)" : "");
         else
-            fprintf(out, "%-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef,
-                    default_text(k), k->help != NULL ? k->help : "",
-                    k->secret ? " (secret)" : "");
+            fprintf(out, "%-*s  %-*s  %-*s  %s%s\n", wkey, k->name, wtype, type, wdef, default_text(k),
+                    k->help != NULL ? k->help : "", k->secret ? " (secret)" : "");
     }
 }
 
 /* Prints "key = value", quoting the value when reading it back would change it. */
-static void dump_line(FILE *out, const char *prefix, const char *key, const char *value)
-{
+static void dump_line(FILE *out, const char *prefix, const char *key, const char *value) {
     size_t n = strlen(value);
-    bool quote = n == 0 || is_blank(value[0]) || is_blank(value[n - 1]) || value[0] == '"' ||
-                 strchr(value, '#') != NULL;
+    bool quote =
+        n == 0 || is_blank(value[0]) || is_blank(value[n - 1]) || value[0] == '"' || strchr(value, '#') != NULL;
 
     fprintf(out, "%s%s = ", prefix, key);
     if (!quote) {
@@ -912,14 +850,12 @@ static void dump_line(FILE *out, const char *prefix, const char *key, const char
     fputs("\"\n", out);
 }
 
-static bool ends_with(const char *s, const char *suffix)
-{
+static bool ends_with(const char *s, const char *suffix) {
     size_t ls = strlen(s), lx = strlen(suffix);
     return ls >= lx && strcmp(s + ls - lx, suffix) == 0;
 }
 
-void config_dump(const config_t *cfg, FILE *out)
-{
+void config_dump(const config_t *cfg, FILE *out) {
     if (cfg == NULL)
         return;
     for (size_t i = 0; i < cfg->nkeys; i++) {
@@ -946,8 +882,7 @@ void config_dump(const config_t *cfg, FILE *out)
     }
     for (size_t i = 0; i < cfg->npt; i++) {
         const config_pt_t *e = &cfg->pt[i];
-        if (contains_ci(e->key, "password") || contains_ci(e->key, "secret") ||
-            contains_ci(e->key, "key"))
+        if (contains_ci(e->key, "password") || contains_ci(e->key, "secret") || contains_ci(e->key, "key"))
             fprintf(out, "%s%s = ***\n", cfg->pt_prefix, e->key);
         else
             dump_line(out, cfg->pt_prefix, e->key, e->value);

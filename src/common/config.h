@@ -9,13 +9,13 @@
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_BOOL, CONFIG_ENUM } config_type_t;
 
 typedef struct config_key {
-    const char *name;   /* "postgres.conninfo" */
+    const char *name; /* "postgres.conninfo" */
     config_type_t type;
-    const char *def;    /* default as text; NULL = unset */
-    long long min, max; /* CONFIG_INT bounds (inclusive) */
+    const char *def;     /* default as text; NULL = unset */
+    long long min, max;  /* CONFIG_INT bounds (inclusive) */
     const char *choices; /* CONFIG_ENUM: "a|b|c" */
-    bool secret;        /* value never printed (config_dump shows ***) */
-    const char *help;   /* one line */
+    bool secret;         /* value never printed (config_dump shows ***) */
+    const char *help;    /* one line */
 } config_key_t;
 
 typedef struct config config_t;
@@ -31,8 +31,7 @@ void config_destroy(config_t *cfg); /* accepts NULL */
  * OUTBOXD_X") and is used in errors. Unknown keys, bad ints/bools/enums fail with a
  * message naming the origin and, for unknown keys, the closest known key.
  * Returns 0 or -1 with errstr filled. */
-int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
-               size_t errstr_size);
+int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr, size_t errstr_size);
 
 /* Parses "key=value" (as given to -X) and sets it. */
 int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size);

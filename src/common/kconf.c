@@ -37,8 +37,8 @@ int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *
     }
     if (!bootstrap[0]) {
         char fix[160];
-        snprintf(fix, sizeof(fix), "add kafka.bootstrap.servers = host:9092 to the config (or %sKAFKA_BOOTSTRAP_SERVERS)",
-                 env_prefix);
+        snprintf(fix, sizeof(fix),
+                 "add kafka.bootstrap.servers = host:9092 to the config (or %sKAFKA_BOOTSTRAP_SERVERS)", env_prefix);
         err_set(e, ERR_PERMANENT, "", fix, "kafka.bootstrap.servers is not set");
         return -1;
     }

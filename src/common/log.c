@@ -27,34 +27,23 @@ static _Atomic(const char *) log_progname = "outboxd";
 static atomic_int log_level = LOG_INFO;
 static atomic_int log_format = LOG_FORMAT_TEXT;
 
-static const char *progname_now(void)
-{
-    return atomic_load_explicit(&log_progname, memory_order_relaxed);
-}
+static const char *progname_now(void) { return atomic_load_explicit(&log_progname, memory_order_relaxed); }
 
 static const char *const level_upper[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 static const char *const level_lower[] = {"error", "warn", "info", "debug"};
 
-void log_init(const char *progname, log_level_t level, log_format_t format)
-{
+void log_init(const char *progname, log_level_t level, log_format_t format) {
     if (progname != NULL && progname[0] != '\0')
         atomic_store_explicit(&log_progname, progname, memory_order_relaxed);
     atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
     atomic_store_explicit(&log_format, (int)format, memory_order_relaxed);
 }
 
-void log_set_level(log_level_t level)
-{
-    atomic_store_explicit(&log_level, (int)level, memory_order_relaxed);
-}
+void log_set_level(log_level_t level) { atomic_store_explicit(&log_level, (int)level, memory_order_relaxed); }
 
-log_level_t log_get_level(void)
-{
-    return (log_level_t)atomic_load_explicit(&log_level, memory_order_relaxed);
-}
+log_level_t log_get_level(void) { return (log_level_t)atomic_load_explicit(&log_level, memory_order_relaxed); }
 
-int log_level_parse(const char *s, log_level_t *out)
-{
+int log_level_parse(const char *s, log_level_t *out) {
     if (s == NULL)
         return -1;
     for (int i = LOG_ERROR; i <= LOG_DEBUG; i++) {
@@ -70,8 +59,7 @@ int log_level_parse(const char *s, log_level_t *out)
     return -1;
 }
 
-int log_format_parse(const char *s, log_format_t *out)
-{
+int log_format_parse(const char *s, log_format_t *out) {
     if (s == NULL)
         return -1;
     if (strcasecmp(s, "text") == 0) {
@@ -86,8 +74,7 @@ int log_format_parse(const char *s, log_format_t *out)
 }
 
 /* UTC timestamp with milliseconds: "2026-11-23T06:21:17.123Z". */
-static void format_timestamp(char *buf, size_t size)
-{
+static void format_timestamp(char *buf, size_t size) {
     struct timespec ts;
     struct tm tm;
     size_t n;
@@ -103,8 +90,7 @@ static void format_timestamp(char *buf, size_t size)
 /* Writes all of buf to stderr. One write(2) unless the kernel writes short or a signal
  * interrupts it, so concurrent writers (O_APPEND files, pipes up to PIPE_BUF) do not
  * interleave within a line. */
-static void write_all(const char *buf, size_t len)
-{
+static void write_all(const char *buf, size_t len) {
     while (len > 0) {
         ssize_t n = write(STDERR_FILENO, buf, len);
         if (n < 0) {
@@ -119,8 +105,7 @@ static void write_all(const char *buf, size_t len)
 
 /* Formats fmt/ap into a string: buf when it fits, else a malloc'ed one (*heap set, caller
  * frees). Never returns NULL: falls back to the truncated buf when out of memory. */
-static char *format_message(char *buf, size_t size, char **heap, const char *fmt, va_list ap)
-{
+static char *format_message(char *buf, size_t size, char **heap, const char *fmt, va_list ap) {
     va_list ap2;
     int n;
 
@@ -144,8 +129,7 @@ static char *format_message(char *buf, size_t size, char **heap, const char *fmt
 
 /* Text line: the message with trailing newlines dropped and inner CR/LF written as "\r" / "\n"
  * so one record stays one line. */
-static void emit_text(log_level_t level, const char *ts, const char *msg)
-{
+static void emit_text(log_level_t level, const char *ts, const char *msg) {
     char stack[LOG_STACK_LINE];
     char head[128];
     size_t mlen = strlen(msg);
@@ -158,8 +142,7 @@ static void emit_text(log_level_t level, const char *ts, const char *msg)
         if (msg[i] == '\n' || msg[i] == '\r')
             extra++;
 
-    snprintf(head, sizeof(head), "%s %s[%ld] %s: ", ts, progname_now(), (long)getpid(),
-             level_upper[level]);
+    snprintf(head, sizeof(head), "%s %s[%ld] %s: ", ts, progname_now(), (long)getpid(), level_upper[level]);
     hlen = strlen(head);
     cap = hlen + mlen + extra + 2;
     if (cap > sizeof(stack)) {
@@ -189,8 +172,7 @@ static void emit_text(log_level_t level, const char *ts, const char *msg)
 
 /* Copy of s with every byte >= 0x80 replaced by '?', for messages that are not valid UTF-8
  * (jansson refuses those). Caller frees; NULL when out of memory. */
-static char *ascii_copy(const char *s)
-{
+static char *ascii_copy(const char *s) {
     char *c = strdup(s);
     if (c == NULL)
         return NULL;
@@ -200,8 +182,7 @@ static char *ascii_copy(const char *s)
     return c;
 }
 
-static void emit_json(log_level_t level, const char *ts, const char *msg)
-{
+static void emit_json(log_level_t level, const char *ts, const char *msg) {
     json_t *obj, *jmsg;
     char *text = NULL;
 
@@ -251,8 +232,7 @@ fallback:
 /* Joins a multi-line message (libpq's have a DETAIL or HINT line, often indented with a tab)
  * into one line in place: each line break with the blanks around it becomes one space;
  * trailing line breaks go. */
-static void fold_lines(char *msg)
-{
+static void fold_lines(char *msg) {
     char *w = msg;
     for (const char *r = msg; *r;) {
         if (*r == '\n' || *r == '\r') {
@@ -269,8 +249,7 @@ static void fold_lines(char *msg)
     *w = '\0';
 }
 
-void log_msg(log_level_t level, const char *fmt, ...)
-{
+void log_msg(log_level_t level, const char *fmt, ...) {
     char buf[LOG_STACK_LINE];
     char ts[LOG_TS_SIZE];
     char *heap, *msg;
@@ -306,8 +285,7 @@ typedef struct {
     size_t len;
 } outbuf_t;
 
-static void out_mem(outbuf_t *o, const char *s, size_t n)
-{
+static void out_mem(outbuf_t *o, const char *s, size_t n) {
     if (o->size == 0)
         return;
     if (n > o->size - 1 - o->len)
@@ -317,25 +295,15 @@ static void out_mem(outbuf_t *o, const char *s, size_t n)
     o->buf[o->len] = '\0';
 }
 
-static void out_str(outbuf_t *o, const char *s)
-{
-    out_mem(o, s, strlen(s));
-}
+static void out_str(outbuf_t *o, const char *s) { out_mem(o, s, strlen(s)); }
 
-static void out_char(outbuf_t *o, char c)
-{
-    out_mem(o, &c, 1);
-}
+static void out_char(outbuf_t *o, char c) { out_mem(o, &c, 1); }
 
-static bool is_space(char c)
-{
-    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
-}
+static bool is_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'; }
 
 /* Secret-bearing parameter names: libpq's "password" and "sslpassword" (any case, to err on
  * the safe side). */
-static bool is_secret_param(const char *name, size_t len)
-{
+static bool is_secret_param(const char *name, size_t len) {
     static const char pw[] = "password";
     size_t pwlen = sizeof(pw) - 1;
 
@@ -345,8 +313,7 @@ static bool is_secret_param(const char *name, size_t len)
     return false;
 }
 
-static bool has_uri_prefix(const char *s, size_t *prefix_len)
-{
+static bool has_uri_prefix(const char *s, size_t *prefix_len) {
     if (strncasecmp(s, "postgresql://", 13) == 0) {
         *prefix_len = 13;
         return true;
@@ -358,15 +325,12 @@ static bool has_uri_prefix(const char *s, size_t *prefix_len)
     return false;
 }
 
-
 /* Percent-decodes s[0..n) into dst (at least n+1 bytes), as libpq does for URI query keys. */
-static size_t percent_decode(const char *s, size_t n, char *dst)
-{
+static size_t percent_decode(const char *s, size_t n, char *dst) {
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         int h, l;
-        if (s[i] == '%' && i + 2 < n && (h = hex_digit_value(s[i + 1])) >= 0 &&
-            (l = hex_digit_value(s[i + 2])) >= 0) {
+        if (s[i] == '%' && i + 2 < n && (h = hex_digit_value(s[i + 1])) >= 0 && (l = hex_digit_value(s[i + 2])) >= 0) {
             dst[o++] = (char)(h * 16 + l);
             i += 2;
         } else {
@@ -378,8 +342,7 @@ static size_t percent_decode(const char *s, size_t n, char *dst)
 }
 
 /* URI query name is secret (after percent-decoding). */
-static bool is_secret_query_name(const char *s, size_t n)
-{
+static bool is_secret_query_name(const char *s, size_t n) {
     char small[64];
     char *dec = n < sizeof(small) ? small : malloc(n + 1);
     bool r;
@@ -398,8 +361,7 @@ static bool is_secret_query_name(const char *s, size_t n)
  * or '/' (invalid, but seen in the wild) is still hidden whole; the password is everything
  * between the first ':' of the userinfo and that '@'. Query parameters whose name contains
  * "password" have their value (up to the next '&') replaced. */
-static void redact_uri(const char *s, size_t prefix_len, outbuf_t *o)
-{
+static void redact_uri(const char *s, size_t prefix_len, outbuf_t *o) {
     const char *auth = s + prefix_len;
     const char *query = strchr(auth, '?');
     const char *end_auth = query != NULL ? query : auth + strlen(auth);
@@ -448,8 +410,7 @@ static void redact_uri(const char *s, size_t prefix_len, outbuf_t *o)
 static void redact_kv(const char *s, outbuf_t *o, int depth);
 
 /* Writes value v (unescaped) as a single-quoted conninfo value. */
-static void out_quoted(outbuf_t *o, const char *v)
-{
+static void out_quoted(outbuf_t *o, const char *v) {
     out_char(o, '\'');
     for (; *v; v++) {
         if (*v == '\'' || *v == '\\')
@@ -462,8 +423,7 @@ static void out_quoted(outbuf_t *o, const char *v)
 /* libpq expands a dbname that is itself a connection string (URI or key=value); redact the
  * inner string too. raw/rlen: the value as written (maybe quoted, with escapes). Returns true
  * when it wrote the value. */
-static bool redact_dbname(const char *raw, size_t rlen, outbuf_t *o, int depth)
-{
+static bool redact_dbname(const char *raw, size_t rlen, outbuf_t *o, int depth) {
     char *val, *red;
     size_t vlen = 0, pfx, red_size;
     bool quoted = rlen > 0 && raw[0] == '\'';
@@ -512,8 +472,7 @@ static bool redact_dbname(const char *raw, size_t rlen, outbuf_t *o, int depth)
  * either 'single-quoted' (backslash escapes any character) or runs to the next whitespace
  * (backslash escapes there too). Secret values become ***; everything else is copied as
  * written, spacing included. Malformed text after a secret-looking name is hidden whole. */
-static void redact_kv(const char *s, outbuf_t *o, int depth)
-{
+static void redact_kv(const char *s, outbuf_t *o, int depth) {
     const char *p = s;
 
     while (*p != '\0') {
@@ -575,8 +534,7 @@ static void redact_kv(const char *s, outbuf_t *o, int depth)
     }
 }
 
-void log_redact_conninfo(const char *conninfo, char *out, size_t out_size)
-{
+void log_redact_conninfo(const char *conninfo, char *out, size_t out_size) {
     outbuf_t o = {out, out_size, 0};
     size_t pfx;
 

@@ -41,7 +41,7 @@ void metrics_observe(metrics_series_t *s, double v); /* histogram: one observati
 /* Sets every series of a gauge family to 0 (e.g. before re-adding the current per-label
  * values, so that labels no longer reported show 0). Accepts NULL; ignores other types. */
 void metrics_family_zero(metrics_family_t *f);
-double metrics_value(const metrics_series_t *s);     /* counter/gauge value; histogram: count */
+double metrics_value(const metrics_series_t *s); /* counter/gauge value; histogram: count */
 
 /* Renders every family in the order added: "# HELP", "# TYPE", then one line per series
  * ("name{label=\"value\"} 12"), histograms as cumulative _bucket{le=...} lines plus _sum and

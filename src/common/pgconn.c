@@ -18,8 +18,8 @@
  * verbosity; pgconn_failure reads that as a configuration error. */
 static PGconn *open_conn(const char *conninfo, const char *appname, bool replication, bool blocking) {
     /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
-    const char *keys[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
-                          NULL, NULL, NULL, NULL};
+    const char *keys[] = {
+        "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", NULL, NULL, NULL, NULL};
     const char *vals[] = {"10", "30", "10", "3", NULL, NULL, NULL, NULL};
     int n = 4;
     if (conninfo && *conninfo) {
@@ -89,10 +89,10 @@ static bool is_location_line(const char *s, size_t n) {
 }
 
 bool pgconn_sqlstate_is_permanent(const char *st) {
-    return !strncmp(st, "28", 2)       /* invalid authorization: password, pg_hba.conf, role */
-           || !strcmp(st, "3D000")     /* invalid_catalog_name: no such database */
-           || !strcmp(st, "42501")     /* insufficient_privilege: no REPLICATION, no CONNECT */
-           || !strcmp(st, "42704");    /* undefined_object */
+    return !strncmp(st, "28", 2)    /* invalid authorization: password, pg_hba.conf, role */
+           || !strcmp(st, "3D000")  /* invalid_catalog_name: no such database */
+           || !strcmp(st, "42501")  /* insufficient_privilege: no REPLICATION, no CONNECT */
+           || !strcmp(st, "42704"); /* undefined_object */
 }
 
 void pgconn_strip_verbose(const char *msg, char *out, size_t size, char code[6]) {

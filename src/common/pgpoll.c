@@ -14,7 +14,7 @@
 #include "pgconn.h"
 
 #define CONNECT_TIMEOUT_MS 10000 /* the poller's own connect deadline (see pgpoll.h) */
-#define STOP_CHECK_MS 100         /* a connect in progress checks this often for pgpoll_stop */
+#define STOP_CHECK_MS 100        /* a connect in progress checks this often for pgpoll_stop */
 
 struct pgpoll {
     char *conninfo, *appname;

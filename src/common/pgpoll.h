@@ -22,12 +22,12 @@ typedef int (*pgpoll_fn)(PGconn *conn, void *snapshot, void *arg, char *errstr, 
 typedef struct pgpoll pgpoll_t;
 
 /* conninfo, appname: copied; conninfo NULL: no connection, fn gets conn NULL (a poll of
- * something else, e.g. Kafka through a thread-safe librdkafka handle in arg). arg: borrowed, passed to fn. Polls at once, then every
- * interval_ms. The connection is made without blocking, with the poller's own deadline of 10 s
+ * something else, e.g. Kafka through a thread-safe librdkafka handle in arg). arg: borrowed, passed to fn. Polls at
+ * once, then every interval_ms. The connection is made without blocking, with the poller's own deadline of 10 s
  * (connect_timeout in conninfo does not apply). Returns NULL when out of memory or the thread
  * cannot start. */
-pgpoll_t *pgpoll_start(const char *conninfo, const char *appname, int interval_ms, size_t snapshot_size,
-                       pgpoll_fn fn, void *arg);
+pgpoll_t *pgpoll_start(const char *conninfo, const char *appname, int interval_ms, size_t snapshot_size, pgpoll_fn fn,
+                       void *arg);
 /* Stops and joins the thread, closes the connection. Accepts NULL. Does not wait for a connect
  * in progress (at most ~100 ms) nor for a query on the connection (its socket is shut down, so
  * the query fails at once); waits for fn of a poll without connection (keep those short). */

@@ -579,6 +579,41 @@ static int next_timeout(inbox_t *r) {
     return t < 0 ? 0 : (int)t;
 }
 
+/* Waits for Kafka in short slices: the ops endpoint's heartbeat (and the systemd watchdog)
+ * keeps going, and SIGTERM (blocked outside ppoll) still stops inboxd. A broker that does
+ * not answer is an outage, not a configuration error: exit 1, so that systemd restarts.
+ * Returns true once a broker answered; false when stopped or given up (r->exit_code set). */
+static bool wait_for_kafka(inbox_t *r) {
+    char err[ERRSZ];
+    int64_t deadline = clock_now_ms() + r->o->startup_timeout_ms;
+    for (;;) {
+        inbox_ops_state_t os = ops_state(r, "starting: waiting for Kafka");
+        inbox_ops_tick(r->ops, clock_now_ms(), &os);
+        int64_t t0 = clock_now_ms();
+        int slice = deadline - t0 < STARTUP_SLICE_MS ? (int)(deadline - t0) : STARTUP_SLICE_MS;
+        if (kconsumer_check_connect(r->kc, slice > 0 ? slice : 1, err, sizeof(err)) == 0)
+            return true;
+        sigset_t pending;
+        sigpending(&pending);
+        if (*r->stop || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
+            log_info("stopped before consuming");
+            return false;
+        }
+        if (clock_now_ms() >= deadline) {
+            log_error("%s (gave up after startup.timeout.ms=%d)", err, r->o->startup_timeout_ms);
+            r->exit_code = INBOX_EXIT_RUNTIME;
+            return false;
+        }
+        int64_t rest = t0 + slice - clock_now_ms(); /* the request failed early (connection refused) */
+        if (rest > 0) {
+            struct timespec ts = {.tv_sec = rest / 1000, .tv_nsec = (long)(rest % 1000) * 1000000L};
+            sigset_t none;
+            sigemptyset(&none);
+            ppoll(NULL, 0, &ts, &none); /* a signal ends it and sets *r->stop */
+        }
+    }
+}
+
 int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
     inbox_t r = {.o = o, .stop = stop, .exit_code = INBOX_EXIT_OK};
     char err[ERRSZ];
@@ -615,36 +650,8 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_RUNTIME;
         goto out;
     }
-    /* Wait for Kafka in short slices: the ops endpoint's heartbeat (and the systemd watchdog)
-     * keeps going, and SIGTERM (blocked outside ppoll) still stops inboxd. A broker that does
-     * not answer is an outage, not a configuration error: exit 1, so that systemd restarts. */
-    int64_t deadline = clock_now_ms() + o->startup_timeout_ms;
-    for (;;) {
-        inbox_ops_state_t os = ops_state(&r, "starting: waiting for Kafka");
-        inbox_ops_tick(r.ops, clock_now_ms(), &os);
-        int64_t t0 = clock_now_ms();
-        int slice = deadline - t0 < STARTUP_SLICE_MS ? (int)(deadline - t0) : STARTUP_SLICE_MS;
-        if (kconsumer_check_connect(r.kc, slice > 0 ? slice : 1, err, sizeof(err)) == 0)
-            break;
-        sigset_t pending;
-        sigpending(&pending);
-        if (*stop || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {
-            log_info("stopped before consuming");
-            goto out;
-        }
-        if (clock_now_ms() >= deadline) {
-            log_error("%s (gave up after startup.timeout.ms=%d)", err, o->startup_timeout_ms);
-            r.exit_code = INBOX_EXIT_RUNTIME;
-            goto out;
-        }
-        int64_t rest = t0 + slice - clock_now_ms(); /* the request failed early (connection refused) */
-        if (rest > 0) {
-            struct timespec ts = {.tv_sec = rest / 1000, .tv_nsec = (long)(rest % 1000) * 1000000L};
-            sigset_t none;
-            sigemptyset(&none);
-            ppoll(NULL, 0, &ts, &none); /* a signal ends it and sets *stop */
-        }
-    }
+    if (!wait_for_kafka(&r))
+        goto out;
     /* A configuration problem on the PostgreSQL side stops here; an unreachable server does
      * not: inboxd joins the group holding (partitions paused, positions read once it is back). */
     inbox_writer_status_t st = inbox_writer_connect(r.w, err, sizeof(err));

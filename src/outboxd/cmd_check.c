@@ -97,7 +97,8 @@ static PGresult *query_row(PGconn *conn, const char *sql, char *errstr, size_t e
     PGresult *res = PQexec(conn, sql);
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1)
         return res;
-    pgconn_error(errstr, errstr_size, "", PQresultStatus(res) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(res));
+    pgconn_error(errstr, errstr_size, "",
+                 PQresultStatus(res) == PGRES_TUPLES_OK ? "no row" : PQresultErrorMessage(res));
     PQclear(res);
     return NULL;
 }
@@ -720,13 +721,13 @@ static void check_failover(ck_t *c) {
         report(c, CK_WARN, "standby_slots", e.msg, NULL);
     else if (blocking > 0)
         reportf(c, CK_FAIL, "standby_slots", pg_failover_blocking_fix(names, fix, sizeof(fix)),
-                "synchronized_standby_slots names %s, which no standby streams: logical decoding waits for it",
-                names);
+                "synchronized_standby_slots names %s, which no standby streams: logical decoding waits for it", names);
     pg_failover_host_t hosts[PG_FAILOVER_MAX_HOSTS];
     int n = pg_failover_standbys(c->o->conninfo, c->o->slot, hosts, PG_FAILOVER_MAX_HOSTS, &e);
     for (int i = 0; i < n; i++) {
         char name[300];
-        snprintf(name, sizeof(name), "standby %.127s%s%.15s", hosts[i].host, hosts[i].port[0] ? ":" : "", hosts[i].port);
+        snprintf(name, sizeof(name), "standby %.127s%s%.15s", hosts[i].host, hosts[i].port[0] ? ":" : "",
+                 hosts[i].port);
         if (!hosts[i].reachable)
             report(c, CK_WARN, name, "not reachable: cannot tell whether it can take over the slot",
                    "start it, or remove it from postgres.conninfo");

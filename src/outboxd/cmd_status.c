@@ -28,7 +28,6 @@ void status_format_bytes(long long n, char *buf, size_t buf_size) {
     snprintf(buf, buf_size, "%s%.1f %s", n < 0 ? "-" : "", v, units[u]);
 }
 
-
 static const char *val(const PGresult *res, int col) {
     return PQgetisnull(res, 0, col) ? NULL : PQgetvalue(res, 0, col);
 }
@@ -53,50 +52,55 @@ static void bytes_text(const char *s, char *buf, size_t size) {
 static void print_text(FILE *out, const char *slot, const PGresult *res) {
     const char *type = val(res, STATUS_C_TYPE), *plugin = val(res, STATUS_C_PLUGIN), *db = val(res, STATUS_C_DATABASE);
     char b1[96], b2[96];
-    cmdout_line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "", plugin ? plugin : "",
-         db ? ", database " : "", db ? db : "", !strcmp(val(res, STATUS_C_TEMPORARY), "t") ? ", temporary" : "");
+    cmdout_line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "",
+                plugin ? plugin : "", db ? ", database " : "", db ? db : "",
+                !strcmp(val(res, STATUS_C_TEMPORARY), "t") ? ", temporary" : "");
     if (!strcmp(val(res, STATUS_C_ACTIVE), "t")) {
-        const char *app = val(res, STATUS_C_APP), *addr = val(res, STATUS_C_CLIENT_ADDR), *port = val(res, STATUS_C_CLIENT_PORT);
-        const char *since = val(res, STATUS_C_BACKEND_START), *age = val(res, STATUS_C_REPLY_AGE), *state = val(res, STATUS_C_STATE);
+        const char *app = val(res, STATUS_C_APP), *addr = val(res, STATUS_C_CLIENT_ADDR),
+                   *port = val(res, STATUS_C_CLIENT_PORT);
+        const char *since = val(res, STATUS_C_BACKEND_START), *age = val(res, STATUS_C_REPLY_AGE),
+                   *state = val(res, STATUS_C_STATE);
         bool visible = !strcmp(val(res, STATUS_C_SENDER_VISIBLE), "t");
         char client[160];
         if (addr)
             snprintf(client, sizeof(client), "%s%s%s", addr, port ? ":" : "", port ? port : "");
         else
             snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
-        cmdout_line(out, "active", "yes: walsender PID %s, application_name %s, client %s", val(res, STATUS_C_ACTIVE_PID),
-             app ? app : (visible ? "\"\"" : "?"), client);
+        cmdout_line(out, "active", "yes: walsender PID %s, application_name %s, client %s",
+                    val(res, STATUS_C_ACTIVE_PID), app ? app : (visible ? "\"\"" : "?"), client);
         if (since || age || state)
             cmdout_line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
-                 since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
-                 age ? age : "", age ? " s ago" : "");
+                        since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
+                        age ? age : "", age ? " s ago" : "");
     } else {
         cmdout_line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
     }
     const char *cur = val(res, STATUS_C_CURRENT);
     cmdout_line(out, "confirmed_flush_lsn", "%s (outboxd's confirmed position)",
-         val(res, STATUS_C_CONFIRMED) ? val(res, STATUS_C_CONFIRMED) : "-");
-    cmdout_line(out, "restart_lsn", "%s (oldest WAL kept for the slot)", val(res, STATUS_C_RESTART) ? val(res, STATUS_C_RESTART) : "-");
+                val(res, STATUS_C_CONFIRMED) ? val(res, STATUS_C_CONFIRMED) : "-");
+    cmdout_line(out, "restart_lsn", "%s (oldest WAL kept for the slot)",
+                val(res, STATUS_C_RESTART) ? val(res, STATUS_C_RESTART) : "-");
     cmdout_line(out, "current WAL", "%s (%s)", cur ? cur : "-",
-         !strcmp(val(res, STATUS_C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby" : "pg_current_wal_lsn()");
+                !strcmp(val(res, STATUS_C_RECOVERY), "t") ? "pg_last_wal_replay_lsn(): a standby"
+                                                          : "pg_current_wal_lsn()");
     bytes_text(val(res, STATUS_C_LAG), b1, sizeof(b1));
     cmdout_line(out, "lag", "%s: current WAL - confirmed_flush_lsn, not yet confirmed", b1);
     bytes_text(val(res, STATUS_C_RETAINED), b2, sizeof(b2));
     cmdout_line(out, "retained WAL", "%s: current WAL - restart_lsn, kept on disk for the slot", b2);
     const char *ws = val(res, STATUS_C_WAL_STATUS);
     cmdout_line(out, "wal_status", "%s%s", ws ? ws : "-",
-         !ws                         ? " (PostgreSQL 13 or later)"
-         : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
-         : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
-         : !strcmp(ws, "extended")   ? ": WAL beyond max_wal_size, within max_slot_wal_keep_size"
-                                     : "");
+                !ws                         ? " (PostgreSQL 13 or later)"
+                : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
+                : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
+                : !strcmp(ws, "extended")   ? ": WAL beyond max_wal_size, within max_slot_wal_keep_size"
+                                            : "");
     const char *safe = val(res, STATUS_C_SAFE_WAL_SIZE), *keep = val(res, STATUS_C_KEEP_SIZE);
     if (safe) {
         bytes_text(safe, b1, sizeof(b1));
         cmdout_line(out, "safe_wal_size",
-             "%s: WAL that may still be written before the slot is invalidated "
-             "(max_slot_wal_keep_size = %s)",
-             b1, keep ? keep : "?");
+                    "%s: WAL that may still be written before the slot is invalidated "
+                    "(max_slot_wal_keep_size = %s)",
+                    b1, keep ? keep : "?");
     } else {
         cmdout_line(out, "safe_wal_size", "unlimited (max_slot_wal_keep_size = %s)", keep ? keep : "-1");
     }
@@ -118,7 +122,8 @@ static json_t *status_json(const char *slot, const PGresult *res) {
     json_object_set_new(o, "backend_start", cmdout_jstr(val(res, STATUS_C_BACKEND_START)));
     json_object_set_new(o, "state", cmdout_jstr(val(res, STATUS_C_STATE)));
     json_object_set_new(o, "reply_age_s",
-                        val(res, STATUS_C_REPLY_AGE) ? json_real(strtod(val(res, STATUS_C_REPLY_AGE), NULL)) : json_null());
+                        val(res, STATUS_C_REPLY_AGE) ? json_real(strtod(val(res, STATUS_C_REPLY_AGE), NULL))
+                                                     : json_null());
     json_object_set_new(o, "confirmed_flush_lsn", cmdout_jstr(val(res, STATUS_C_CONFIRMED)));
     json_object_set_new(o, "restart_lsn", cmdout_jstr(val(res, STATUS_C_RESTART)));
     json_object_set_new(o, "current_wal_lsn", cmdout_jstr(val(res, STATUS_C_CURRENT)));

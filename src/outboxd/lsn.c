@@ -5,11 +5,9 @@
 #include <inttypes.h>
 #include <stdio.h>
 
-
 /* Parses 1..8 hex digits at *sp into *out and advances *sp past them. No sign, no "0x", no
  * spaces: strtoul would accept all three. Returns 0 or -1. */
-static int parse_half(const char **sp, uint32_t *out)
-{
+static int parse_half(const char **sp, uint32_t *out) {
     const char *s = *sp;
     uint32_t v = 0;
     int n = 0;
@@ -28,8 +26,7 @@ static int parse_half(const char **sp, uint32_t *out)
     return 0;
 }
 
-int lsn_parse(const char *s, lsn_t *out)
-{
+int lsn_parse(const char *s, lsn_t *out) {
     uint32_t hi, lo;
 
     if (s == NULL)
@@ -47,8 +44,7 @@ int lsn_parse(const char *s, lsn_t *out)
     return 0;
 }
 
-char *lsn_format(lsn_t lsn, char *buf)
-{
+char *lsn_format(lsn_t lsn, char *buf) {
     snprintf(buf, LSN_FMT_SIZE, "%" PRIX32 "/%" PRIX32, (uint32_t)(lsn >> 32), (uint32_t)lsn);
     return buf;
 }

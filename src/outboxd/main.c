@@ -139,8 +139,8 @@ static int finish_config(config_t *cfg, char *errstr, size_t errstr_size) {
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"outboxd", "OUTBOXD_", outboxd_keys, "kafka.", usage, RELAY_EXIT_CONFIG,
-                                    finish_config};
+    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys, "kafka.",
+                                    usage,     RELAY_EXIT_CONFIG, finish_config};
     const char *command = NULL; /* "check", "status" or NULL (relay) */
     bool json = false;
     int code;

@@ -6,7 +6,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-
 int pg_failover_blocking_standby_slots(PGconn *conn, char *names, size_t size, err_t *e) {
     if (size)
         names[0] = '\0';
@@ -86,10 +85,12 @@ static void inspect_standby(PGconn *conn, const char *slot, pg_failover_host_t *
     if (h->server_version < PG_FAILOVER_MIN_VERSION) {
         snprintf(h->problem, sizeof(h->problem), "PostgreSQL %d cannot sync slots (17 or later can)",
                  h->server_version / 10000);
-        snprintf(h->fix, sizeof(h->fix), "outboxd recovers the slot from its progress record after a promotion "
-                                         "(progress.table); upgrade to PostgreSQL 17 for failover slots");
+        snprintf(h->fix, sizeof(h->fix),
+                 "outboxd recovers the slot from its progress record after a promotion "
+                 "(progress.table); upgrade to PostgreSQL 17 for failover slots");
     } else if (!h->sync_replication_slots || !h->hot_standby_feedback) {
-        snprintf(h->problem, sizeof(h->problem), "%s%s%s is off", !h->sync_replication_slots ? "sync_replication_slots" : "",
+        snprintf(h->problem, sizeof(h->problem), "%s%s%s is off",
+                 !h->sync_replication_slots ? "sync_replication_slots" : "",
                  !h->sync_replication_slots && !h->hot_standby_feedback ? " and " : "",
                  !h->hot_standby_feedback ? "hot_standby_feedback" : "");
         snprintf(h->fix, sizeof(h->fix),
@@ -103,8 +104,9 @@ static void inspect_standby(PGconn *conn, const char *slot, pg_failover_host_t *
                  "the primary's synchronized_standby_slots, and check the standby's log for slot sync errors");
     } else if (h->slot_invalidated) {
         snprintf(h->problem, sizeof(h->problem), "the synced slot \"%s\" is invalidated on this standby", slot);
-        snprintf(h->fix, sizeof(h->fix), "check max_slot_wal_keep_size and the standby's log; outboxd recovers "
-                                         "from its progress record if it must use this standby");
+        snprintf(h->fix, sizeof(h->fix),
+                 "check max_slot_wal_keep_size and the standby's log; outboxd recovers "
+                 "from its progress record if it must use this standby");
     }
 }
 

@@ -27,12 +27,12 @@ const char *pg_failover_blocking_fix(const char *names, char *buf, size_t size);
 
 typedef struct {
     char host[128], port[128];
-    bool reachable;           /* connected */
-    bool standby;             /* pg_is_in_recovery() */
-    int server_version;       /* PQserverVersion */
+    bool reachable;     /* connected */
+    bool standby;       /* pg_is_in_recovery() */
+    int server_version; /* PQserverVersion */
     bool sync_replication_slots, hot_standby_feedback;
     bool slot_present, slot_synced, slot_invalidated;
-    char problem[512];        /* "" = ready to take over the slot; else what is missing, one line */
+    char problem[512]; /* "" = ready to take over the slot; else what is missing, one line */
     char fix[512];
 } pg_failover_host_t;
 

@@ -36,8 +36,7 @@ repl_status_t pg_preflight_server(PGconn *conn, err_t *e) {
         return query_failed(res, "wal_level", e);
     repl_status_t st = REPL_OK;
     if (strcmp(PQgetvalue(res, 0, 0), "logical") != 0) {
-        err_set(e, ERR_PERMANENT, "",
-                "run ALTER SYSTEM SET wal_level = logical; as a superuser and restart PostgreSQL",
+        err_set(e, ERR_PERMANENT, "", "run ALTER SYSTEM SET wal_level = logical; as a superuser and restart PostgreSQL",
                 "PostgreSQL wal_level is '%s' but outboxd needs 'logical'", PQgetvalue(res, 0, 0));
         st = REPL_FATAL;
     }

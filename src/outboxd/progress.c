@@ -48,8 +48,8 @@ static void result_error(const PGresult *res, const char *what, const char *tabl
         snprintf(fixbuf, sizeof(fixbuf), "run sql/outbox.sql, or set progress.table to a table that exists");
         fix = fixbuf;
     }
-    err_set(e, st && !strncmp(st, "42", 2) ? ERR_PERMANENT : ERR_TRANSIENT, st, fix, "progress table %s: %s: %s",
-            table, what, PQresultErrorMessage(res));
+    err_set(e, st && !strncmp(st, "42", 2) ? ERR_PERMANENT : ERR_TRANSIENT, st, fix, "progress table %s: %s: %s", table,
+            what, PQresultErrorMessage(res));
 }
 
 int progress_ensure_table(PGconn *conn, const char *table, err_t *e) {
@@ -221,8 +221,8 @@ static bool build_record(progress_writer_t *w, progress_record_t *rec) {
     pthread_mutex_unlock(&w->mu);
     if (pos == LSN_INVALID || !rec->system_id[0])
         return false;
-    bool same_server = w->have_stored && !strcmp(w->stored.system_id, rec->system_id) &&
-                       w->stored.timeline == rec->timeline;
+    bool same_server =
+        w->have_stored && !strcmp(w->stored.system_id, rec->system_id) && w->stored.timeline == rec->timeline;
     if (same_server && pos <= w->stored.confirmed)
         return false; /* nothing new */
     const char *when = NULL;
@@ -295,8 +295,7 @@ void progress_writer_submit(progress_writer_t *w, lsn_t confirmed, const char *s
     if (!w)
         return;
     pthread_mutex_lock(&w->mu);
-    if (strcmp(w->system_id, system_id ? system_id : "") != 0 || w->timeline != timeline ||
-        confirmed > w->submitted) {
+    if (strcmp(w->system_id, system_id ? system_id : "") != 0 || w->timeline != timeline || confirmed > w->submitted) {
         w->submitted = confirmed;
         snprintf(w->system_id, sizeof(w->system_id), "%s", system_id ? system_id : "");
         w->timeline = timeline;

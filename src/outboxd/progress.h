@@ -35,10 +35,10 @@
 #define PROGRESS_TIME_SIZE 40
 
 typedef struct {
-    char system_id[24]; /* IDENTIFY_SYSTEM's systemid of the server the position is on */
-    uint32_t timeline;  /* its timeline then */
-    lsn_t confirmed;    /* everything that committed before it is in Kafka */
-    uint64_t horizon;   /* every transaction committing at or after confirmed has xid >= it */
+    char system_id[24];                    /* IDENTIFY_SYSTEM's systemid of the server the position is on */
+    uint32_t timeline;                     /* its timeline then */
+    lsn_t confirmed;                       /* everything that committed before it is in Kafka */
+    uint64_t horizon;                      /* every transaction committing at or after confirmed has xid >= it */
     char horizon_time[PROGRESS_TIME_SIZE]; /* when the horizon was sampled (<= confirmed's commit) */
     char updated_at[PROGRESS_TIME_SIZE];   /* when the row was written (server time) */
 } progress_record_t;
@@ -72,8 +72,8 @@ int progress_sample(PGconn *conn, progress_sample_t *out, err_t *e);
  * that distance is beyond what 32-bit xids can tell apart (2^31 - 1) or the horizon is beyond
  * next_xid (a record from another server's history). next_xid: a sample of
  * the server that will run the predicate. Writes into buf; returns buf. */
-const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_xid, uint64_t margin_xids,
-                                    char *buf, size_t size);
+const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_xid, uint64_t margin_xids, char *buf,
+                                    size_t size);
 
 /* The newest horizon valid for position `confirmed`: the newest of samples[0..n) whose
  * wal_lsn <= confirmed, and fallback (a horizon already valid for an earlier position; 0 =

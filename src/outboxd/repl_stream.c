@@ -269,15 +269,16 @@ static repl_status_t explain(repl_stream_t *rs, command_t cmd, const char *code,
         plugin_libraries_fix(rs->conn, plugin, fix, sizeof(fix));
         char run[600];
         snprintf(run, sizeof(run), "as a superuser run: %s", fix);
-        err_set(e, ERR_PERMANENT, code, run, "PostgreSQL does not allow %s as an output plugin (output_plugin_libraries)",
-                plugin);
+        err_set(e, ERR_PERMANENT, code, run,
+                "PostgreSQL does not allow %s as an output plugin (output_plugin_libraries)", plugin);
         return REPL_FATAL;
     }
     if (loads_plugin && (!strcmp(code, SQLSTATE_UNDEFINED_FILE) || !strcmp(code, SQLSTATE_INSUFFICIENT_PRIVILEGE))) {
         int major = PQserverVersion(rs->conn) / 10000;
         char fix[256];
-        snprintf(fix, sizeof(fix), "install it there (Debian/Ubuntu: apt-get install postgresql-%d-%s), then restart outboxd",
-                 major, plugin);
+        snprintf(fix, sizeof(fix),
+                 "install it there (Debian/Ubuntu: apt-get install postgresql-%d-%s), then restart outboxd", major,
+                 plugin);
         err_set(e, ERR_PERMANENT, code, fix, "the %s output plugin is not installed on the PostgreSQL server", plugin);
         return REPL_FATAL;
     }
@@ -307,8 +308,8 @@ static repl_status_t explain(repl_stream_t *rs, command_t cmd, const char *code,
     }
     switch (cmd) {
     case CMD_CREATE_SLOT:
-        err_set(e, retryable_class(code) ? ERR_TRANSIENT : ERR_PERMANENT, code, NULL, "cannot create replication slot: %s",
-                msg);
+        err_set(e, retryable_class(code) ? ERR_TRANSIENT : ERR_PERMANENT, code, NULL,
+                "cannot create replication slot: %s", msg);
         return retryable_class(code) ? REPL_RETRY : REPL_FATAL;
     case CMD_START:
         if (!strcmp(code, SQLSTATE_OBJECT_IN_USE)) {

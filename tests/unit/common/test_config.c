@@ -24,39 +24,33 @@ static const config_key_t keys[] = {
     {"slot.create", CONFIG_BOOL, "true", 0, 0, NULL, false, "create the slot when missing"},
     {"relay.max_inflight", CONFIG_INT, "10000", 1, 1000000, NULL, false, "events in flight"},
     {"relay.offset", CONFIG_INT, "0", -100, 100, NULL, false, "a signed test knob"},
-    {"outbox.on_invalid", CONFIG_ENUM, "stop", 0, 0, "stop|dead-letter", false,
-     "what to do with an invalid event"},
+    {"outbox.on_invalid", CONFIG_ENUM, "stop", 0, 0, "stop|dead-letter", false, "what to do with an invalid event"},
     {"outbox.topic", CONFIG_STRING, "outbox.events", 0, 0, NULL, false, "default topic"},
     {"log.format", CONFIG_ENUM, "text", 0, 0, "text|json", false, "log line format"},
     {NULL, CONFIG_STRING, NULL, 0, 0, NULL, false, NULL},
 };
 
-static int setup(void **state)
-{
+static int setup(void **state) {
     config_t *cfg = config_new(keys, "kafka.", "OUTBOXD_");
     assert_non_null(cfg);
     *state = cfg;
     return 0;
 }
 
-static int teardown(void **state)
-{
+static int teardown(void **state) {
     config_destroy(*state);
     return 0;
 }
 
 /* Sets key=value expecting success. */
-static void set_ok(config_t *cfg, const char *key, const char *value)
-{
+static void set_ok(config_t *cfg, const char *key, const char *value) {
     char err[512] = "";
     if (config_set(cfg, key, value, "test", err, sizeof(err)) != 0)
         fail_msg("config_set(%s, %s) failed: %s", key, value, err);
 }
 
 /* Sets key=value expecting failure with an error equal to expected. */
-static void set_fails(config_t *cfg, const char *key, const char *value, const char *origin,
-                      const char *expected)
-{
+static void set_fails(config_t *cfg, const char *key, const char *value, const char *origin, const char *expected) {
     char err[512] = "";
     if (config_set(cfg, key, value, origin, err, sizeof(err)) != -1)
         fail_msg("config_set(%s, %s) succeeded", key, value);
@@ -66,8 +60,7 @@ static void set_fails(config_t *cfg, const char *key, const char *value, const c
 
 /* ---- typed keys --------------------------------------------------------------------------- */
 
-static void test_defaults(void **state)
-{
+static void test_defaults(void **state) {
     config_t *cfg = *state;
 
     assert_null(config_get(cfg, "postgres.conninfo"));
@@ -82,8 +75,7 @@ static void test_defaults(void **state)
     assert_int_equal(config_passthrough_count(cfg), 0);
 }
 
-static void test_set_last_wins(void **state)
-{
+static void test_set_last_wins(void **state) {
     config_t *cfg = *state;
 
     set_ok(cfg, "slot.name", "first");
@@ -97,8 +89,7 @@ static void test_set_last_wins(void **state)
 }
 
 /* config_is_set tells a value given by any source from a default, even an equal one. */
-static void test_is_set(void **state)
-{
+static void test_is_set(void **state) {
     config_t *cfg = *state;
     char err[512] = "";
     char *const env[] = {"OUTBOXD_LOG_FORMAT=json", NULL};
@@ -125,8 +116,7 @@ static void test_is_set(void **state)
     assert_false(config_is_set(cfg, "slot.create"));
 }
 
-static void test_bool_spellings(void **state)
-{
+static void test_bool_spellings(void **state) {
     config_t *cfg = *state;
     static const char *const yes[] = {"true", "1", "yes", "on", "TRUE", "Yes", "ON", "tRuE"};
     static const char *const no[] = {"false", "0", "no", "off", "FALSE", "No", "OFF", "oFf"};
@@ -153,11 +143,10 @@ static void test_bool_spellings(void **state)
     assert_false(config_get_bool(cfg, "slot.create"));
 }
 
-static void test_int_bounds(void **state)
-{
+static void test_int_bounds(void **state) {
     config_t *cfg = *state;
-    static const char *const bad[] = {"0",   "1000001", "", "-", "+5", " 5", "5 ", "0x10", "1e3",
-                                      "5.0", "-1",      "99999999999999999999", "１"};
+    static const char *const bad[] = {
+        "0", "1000001", "", "-", "+5", " 5", "5 ", "0x10", "1e3", "5.0", "-1", "99999999999999999999", "１"};
 
     set_ok(cfg, "relay.max_inflight", "1");
     assert_int_equal(config_get_int(cfg, "relay.max_inflight"), 1);
@@ -180,8 +169,7 @@ static void test_int_bounds(void **state)
     set_fails(cfg, "relay.offset", "101", "-X", NULL);
 }
 
-static void test_int_full_range(void **state)
-{
+static void test_int_full_range(void **state) {
     (void)state;
     static const config_key_t wide[] = {
         {"n", CONFIG_INT, NULL, LLONG_MIN, LLONG_MAX, NULL, false, "any integer"},
@@ -202,8 +190,7 @@ static void test_int_full_range(void **state)
     config_destroy(cfg);
 }
 
-static void test_enum(void **state)
-{
+static void test_enum(void **state) {
     config_t *cfg = *state;
 
     set_ok(cfg, "outbox.on_invalid", "dead-letter");
@@ -219,8 +206,7 @@ static void test_enum(void **state)
     assert_string_equal(config_get(cfg, "outbox.on_invalid"), "stop");
 }
 
-static void test_secret_not_echoed(void **state)
-{
+static void test_secret_not_echoed(void **state) {
     (void)state;
     static const config_key_t sk[] = {
         {"pin", CONFIG_INT, NULL, 0, 9999, NULL, true, "a secret number"},
@@ -236,36 +222,30 @@ static void test_secret_not_echoed(void **state)
     config_destroy(cfg);
 }
 
-static void test_unknown_key_suggestions(void **state)
-{
+static void test_unknown_key_suggestions(void **state) {
     config_t *cfg = *state;
 
     set_fails(cfg, "postgres.conninf", "x", "file.conf:3",
               "unknown config key 'postgres.conninf' (file.conf:3); did you mean "
               "'postgres.conninfo'?");
-    set_fails(cfg, "slot.nmae", "x", "-X",
-              "unknown config key 'slot.nmae' (-X); did you mean 'slot.name'?");
-    set_fails(cfg, "Slot.Name", "x", "-X",
-              "unknown config key 'Slot.Name' (-X); did you mean 'slot.name'?");
+    set_fails(cfg, "slot.nmae", "x", "-X", "unknown config key 'slot.nmae' (-X); did you mean 'slot.name'?");
+    set_fails(cfg, "Slot.Name", "x", "-X", "unknown config key 'Slot.Name' (-X); did you mean 'slot.name'?");
     set_fails(cfg, "outbox.on-invalid", "x", "-X",
               "unknown config key 'outbox.on-invalid' (-X); did you mean 'outbox.on_invalid'?");
-    set_fails(cfg, "log.formt", "x", "-X",
-              "unknown config key 'log.formt' (-X); did you mean 'log.format'?");
+    set_fails(cfg, "log.formt", "x", "-X", "unknown config key 'log.formt' (-X); did you mean 'log.format'?");
     /* misspelt passthrough prefix */
     set_fails(cfg, "kafak.bootstrap.servers", "x", "-X",
               "unknown config key 'kafak.bootstrap.servers' (-X); did you mean "
               "'kafka.bootstrap.servers'?");
     /* nothing close */
-    set_fails(cfg, "completely.different", "x", "-X",
-              "unknown config key 'completely.different' (-X)");
+    set_fails(cfg, "completely.different", "x", "-X", "unknown config key 'completely.different' (-X)");
     set_fails(cfg, "foo", "x", NULL, "unknown config key 'foo'");
     set_fails(cfg, "", "x", "-X", "empty config key (-X)");
 }
 
 /* ---- passthrough -------------------------------------------------------------------------- */
 
-static void test_passthrough_order(void **state)
-{
+static void test_passthrough_order(void **state) {
     config_t *cfg = *state;
     const char *k, *v;
 
@@ -295,8 +275,7 @@ static void test_passthrough_order(void **state)
     assert_int_equal(config_passthrough_count(cfg), 3);
 }
 
-static void test_passthrough_many(void **state)
-{
+static void test_passthrough_many(void **state) {
     config_t *cfg = *state;
     char key[64], val[64];
     const char *k, *v;
@@ -316,8 +295,7 @@ static void test_passthrough_many(void **state)
     }
 }
 
-static void test_no_passthrough_prefix(void **state)
-{
+static void test_no_passthrough_prefix(void **state) {
     (void)state;
     config_t *cfg = config_new(keys, NULL, NULL);
     char err[256];
@@ -331,16 +309,14 @@ static void test_no_passthrough_prefix(void **state)
 
 /* ---- -X key=value ------------------------------------------------------------------------- */
 
-static void test_set_kv(void **state)
-{
+static void test_set_kv(void **state) {
     config_t *cfg = *state;
     char err[256];
 
     assert_int_equal(config_set_kv(cfg, "slot.name=x1", "-X", err, sizeof(err)), 0);
     assert_string_equal(config_get(cfg, "slot.name"), "x1");
     /* value keeps further '=' and spaces */
-    assert_int_equal(
-        config_set_kv(cfg, "postgres.conninfo=host=db port=5432", "-X", err, sizeof(err)), 0);
+    assert_int_equal(config_set_kv(cfg, "postgres.conninfo=host=db port=5432", "-X", err, sizeof(err)), 0);
     assert_string_equal(config_get(cfg, "postgres.conninfo"), "host=db port=5432");
     assert_int_equal(config_set_kv(cfg, " slot.name =x2", "-X", err, sizeof(err)), 0);
     assert_string_equal(config_get(cfg, "slot.name"), "x2");
@@ -361,8 +337,7 @@ static void test_set_kv(void **state)
 
 /* ---- files -------------------------------------------------------------------------------- */
 
-static void test_load_file(void **state)
-{
+static void test_load_file(void **state) {
     config_t *cfg = *state;
     char err[512] = "";
     const char *k, *v;
@@ -376,8 +351,7 @@ static void test_load_file(void **state)
     assert_int_equal(config_get_int(cfg, "relay.max_inflight"), 5000);
     assert_string_equal(config_get(cfg, "outbox.on_invalid"), "dead-letter");
     assert_string_equal(config_get(cfg, "outbox.topic"), "events#v2");
-    assert_string_equal(config_get(cfg, "postgres.password"),
-                        "  spaced # not a comment \"quoted\" back\\slash  ");
+    assert_string_equal(config_get(cfg, "postgres.password"), "  spaced # not a comment \"quoted\" back\\slash  ");
     assert_int_equal(config_get_int(cfg, "relay.offset"), -7);
     assert_string_equal(config_get(cfg, "log.format"), "text"); /* untouched default */
 
@@ -402,8 +376,7 @@ static void test_load_file(void **state)
     assert_string_equal(v, "#kept");
 }
 
-static void test_load_file_crlf_bom(void **state)
-{
+static void test_load_file_crlf_bom(void **state) {
     config_t *cfg = *state;
     char err[512] = "";
 
@@ -414,8 +387,7 @@ static void test_load_file_crlf_bom(void **state)
     assert_string_equal(config_get(cfg, "kafka.acks"), "1");
 }
 
-static void load_fails(config_t *cfg, const char *path, const char *expected)
-{
+static void load_fails(config_t *cfg, const char *path, const char *expected) {
     char err[1024] = "";
     if (config_load_file(cfg, path, err, sizeof(err)) != -1)
         fail_msg("loading %s succeeded", path);
@@ -423,42 +395,33 @@ static void load_fails(config_t *cfg, const char *path, const char *expected)
         fail_msg("error\n  got      %s\n  expected %s", err, expected);
 }
 
-static void test_load_file_errors(void **state)
-{
+static void test_load_file_errors(void **state) {
     config_t *cfg = *state;
 
     load_fails(cfg, CONF("noeq.conf"), CONF("noeq.conf") ":3: expected 'key = value'");
-    load_fails(cfg, CONF("commentbeforeeq.conf"),
-               CONF("commentbeforeeq.conf") ":1: expected 'key = value'");
-    load_fails(cfg, CONF("nokey.conf"),
-               CONF("nokey.conf") ":1: expected 'key = value' (missing key)");
+    load_fails(cfg, CONF("commentbeforeeq.conf"), CONF("commentbeforeeq.conf") ":1: expected 'key = value'");
+    load_fails(cfg, CONF("nokey.conf"), CONF("nokey.conf") ":1: expected 'key = value' (missing key)");
     load_fails(cfg, CONF("unknown.conf"),
-               "unknown config key 'postgres.conninf' (" CONF("unknown.conf")
-               ":4); did you mean 'postgres.conninfo'?");
-    load_fails(cfg, CONF("badint.conf"),
-               "invalid value '0' for relay.max_inflight (" CONF("badint.conf")
-               ":2): expected an integer from 1 to 1000000");
+               "unknown config key 'postgres.conninf' (" CONF("unknown.conf") ":4); did you mean 'postgres.conninfo'?");
+    load_fails(
+        cfg, CONF("badint.conf"),
+        "invalid value '0' for relay.max_inflight (" CONF("badint.conf") ":2): expected an integer from 1 to 1000000");
     load_fails(cfg, CONF("badbool.conf"),
-               "invalid value 'maybe' for slot.create (" CONF("badbool.conf")
-               ":2): expected true/false, yes/no, on/off or 1/0");
-    load_fails(cfg, CONF("unterminated.conf"),
-               CONF("unterminated.conf") ":1: unterminated quoted value");
-    load_fails(cfg, CONF("afterquote.conf"),
-               CONF("afterquote.conf") ":1: unexpected text after closing quote");
+               "invalid value 'maybe' for slot.create (" CONF(
+                   "badbool.conf") ":2): expected true/false, yes/no, on/off or 1/0");
+    load_fails(cfg, CONF("unterminated.conf"), CONF("unterminated.conf") ":1: unterminated quoted value");
+    load_fails(cfg, CONF("afterquote.conf"), CONF("afterquote.conf") ":1: unexpected text after closing quote");
     load_fails(cfg, CONF("emptypt.conf"),
-               "config key 'kafka.' (" CONF("emptypt.conf")
-               ":1) has nothing after the 'kafka.' prefix");
+               "config key 'kafka.' (" CONF("emptypt.conf") ":1) has nothing after the 'kafka.' prefix");
     load_fails(cfg, CONF("does-not-exist.conf"),
-               "cannot open config file '" CONF("does-not-exist.conf")
-               "': No such file or directory");
+               "cannot open config file '" CONF("does-not-exist.conf") "': No such file or directory");
     /* lines before the error were applied */
     assert_string_equal(config_get(cfg, "slot.name"), "a");
 }
 
 /* ---- environment -------------------------------------------------------------------------- */
 
-static void test_env_mapping(void **state)
-{
+static void test_env_mapping(void **state) {
     config_t *cfg = *state;
     char err[512] = "";
     const char *k, *v;
@@ -493,8 +456,7 @@ static void test_env_mapping(void **state)
     assert_string_equal(config_get(cfg, "kafka.bootstrap.servers"), "k1:9092");
 }
 
-static void env_fails(config_t *cfg, const char *var, const char *expected)
-{
+static void env_fails(config_t *cfg, const char *var, const char *expected) {
     char err[512] = "";
     char *const envp[] = {(char *)var, NULL};
 
@@ -504,12 +466,10 @@ static void env_fails(config_t *cfg, const char *var, const char *expected)
         fail_msg("error\n  got      %s\n  expected %s", err, expected);
 }
 
-static void test_env_errors(void **state)
-{
+static void test_env_errors(void **state) {
     config_t *cfg = *state;
 
-    env_fails(cfg, "OUTBOXD_FOO=1",
-              "unknown environment variable OUTBOXD_FOO: no config key matches it");
+    env_fails(cfg, "OUTBOXD_FOO=1", "unknown environment variable OUTBOXD_FOO: no config key matches it");
     env_fails(cfg, "OUTBOXD_SLOT_NAM=x",
               "unknown environment variable OUTBOXD_SLOT_NAM: no config key matches; did you "
               "mean OUTBOXD_SLOT_NAME?");
@@ -528,8 +488,7 @@ static void test_env_errors(void **state)
               "mean OUTBOXD_SLOT_NAME?");
 }
 
-static void test_env_without_prefixes(void **state)
-{
+static void test_env_without_prefixes(void **state) {
     (void)state;
     char err[256] = "";
     char *const envp[] = {"OUTBOXD_FOO=1", "OUTBOXD_KAFKA_ACKS=all", NULL};
@@ -549,8 +508,7 @@ static void test_env_without_prefixes(void **state)
     config_destroy(nopt);
 }
 
-static void test_env_name(void **state)
-{
+static void test_env_name(void **state) {
     config_t *cfg = *state;
     char buf[64], small[10];
 
@@ -565,8 +523,7 @@ static void test_env_name(void **state)
 }
 
 /* file, then environment, then -X: each later source overrides. */
-static void test_precedence(void **state)
-{
+static void test_precedence(void **state) {
     config_t *cfg = *state;
     char err[512] = "";
     char *const envp[] = {"OUTBOXD_SLOT_NAME=from_env", "OUTBOXD_KAFKA_ACKS=0", NULL};
@@ -587,8 +544,7 @@ static void test_precedence(void **state)
 /* ---- help and dump ------------------------------------------------------------------------ */
 
 /* Captured output of config_dump (caller frees). */
-static char *dump_to_string(const config_t *cfg)
-{
+static char *dump_to_string(const config_t *cfg) {
     char *buf = NULL;
     size_t len = 0;
     FILE *f = open_memstream(&buf, &len);
@@ -599,8 +555,7 @@ static char *dump_to_string(const config_t *cfg)
     return buf;
 }
 
-static void test_dump_redaction(void **state)
-{
+static void test_dump_redaction(void **state) {
     config_t *cfg = *state;
     char *out;
 
@@ -634,16 +589,14 @@ static void test_dump_redaction(void **state)
                              "kafka.sasl.oauthbearer.client.secret = ***\n"
                              "kafka.SSL.KEYSTORE.PASSWORD = ***\n"
                              "kafka.acks = all\n");
-    static const char *const secrets[] = {"zq",    "sw8",   "pgsecret",    "saslpw",
-                                          "keypw", "BEGIN", "oauthsecret", "kspw"};
+    static const char *const secrets[] = {"zq", "sw8", "pgsecret", "saslpw", "keypw", "BEGIN", "oauthsecret", "kspw"};
     for (size_t i = 0; i < sizeof(secrets) / sizeof(secrets[0]); i++)
         if (strstr(out, secrets[i]) != NULL)
             fail_msg("dump leaks '%s':\n%s", secrets[i], out);
     free(out);
 }
 
-static void test_dump_uri_conninfo(void **state)
-{
+static void test_dump_uri_conninfo(void **state) {
     config_t *cfg = *state;
     char *out;
 
@@ -656,15 +609,14 @@ static void test_dump_uri_conninfo(void **state)
 }
 
 /* What config_dump prints (without secrets) loads back to the same values. */
-static void test_dump_roundtrip(void **state)
-{
+static void test_dump_roundtrip(void **state) {
     config_t *cfg = *state;
     config_t *back = config_new(keys, "kafka.", "OUTBOXD_");
     char path[] = "/tmp/test_config_XXXXXX";
     char err[512] = "";
     char *out;
     int fd;
-    static const char *const names[] = {"slot.name", "outbox.topic", "log.format",
+    static const char *const names[] = {"slot.name",    "outbox.topic",    "log.format",
                                         "relay.offset", "kafka.client.id", "kafka.x"};
 
     assert_non_null(back);
@@ -688,8 +640,7 @@ static void test_dump_roundtrip(void **state)
     config_destroy(back);
 }
 
-static void test_print_help(void **state)
-{
+static void test_print_help(void **state) {
     (void)state;
     char *buf = NULL, *line, *save = NULL;
     size_t len = 0, hdr_type, hdr_def, hdr_env, hdr_desc;
@@ -750,8 +701,7 @@ static void test_print_help(void **state)
 /* destroy(NULL) does nothing: a config that exists meanwhile keeps every value. Destroying a
  * config that holds values and passthrough keys frees all of it (the ASan run of the suite
  * reports a leak otherwise). */
-static void test_destroy_null(void **state)
-{
+static void test_destroy_null(void **state) {
     (void)state;
     char err[256];
     config_t *cfg = config_new(keys, "kafka.", "OUTBOXD_");
@@ -770,8 +720,7 @@ static void test_destroy_null(void **state)
     config_destroy(cfg);
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
         cmocka_unit_test_setup_teardown(test_set_last_wins, setup, teardown),

@@ -30,8 +30,7 @@ typedef struct {
     int saved;
 } capture_t;
 
-static void capture_begin(capture_t *c)
-{
+static void capture_begin(capture_t *c) {
     snprintf(c->path, sizeof(c->path), "/tmp/test_log_XXXXXX");
     c->fd = mkostemp(c->path, O_APPEND);
     assert_true(c->fd >= 0);
@@ -41,8 +40,7 @@ static void capture_begin(capture_t *c)
 }
 
 /* Restores stderr and returns everything written meanwhile (caller frees). */
-static char *capture_end(capture_t *c)
-{
+static char *capture_end(capture_t *c) {
     struct stat st;
     char *buf;
     ssize_t n;
@@ -60,8 +58,7 @@ static char *capture_end(capture_t *c)
     return buf;
 }
 
-static size_t count_lines(const char *s)
-{
+static size_t count_lines(const char *s) {
     size_t n = 0;
     for (; *s; s++)
         if (*s == '\n')
@@ -69,8 +66,7 @@ static size_t count_lines(const char *s)
     return n;
 }
 
-static void assert_matches(const char *text, const char *re)
-{
+static void assert_matches(const char *text, const char *re) {
     regex_t rx;
     assert_int_equal(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
     if (regexec(&rx, text, 0, NULL, 0) != 0) {
@@ -80,8 +76,7 @@ static void assert_matches(const char *text, const char *re)
     regfree(&rx);
 }
 
-static int reset_log(void **state)
-{
+static int reset_log(void **state) {
     (void)state;
     log_init("outboxd", LOG_INFO, LOG_FORMAT_TEXT);
     return 0;
@@ -89,8 +84,7 @@ static int reset_log(void **state)
 
 /* ---- text format -------------------------------------------------------------------------- */
 
-static void test_text_line(void **state)
-{
+static void test_text_line(void **state) {
     (void)state;
     capture_t c;
     char *out, re[256];
@@ -102,15 +96,13 @@ static void test_text_line(void **state)
     out = capture_end(&c);
 
     snprintf(re, sizeof(re),
-             "^" TS_RE " testprog\\[%ld\\] INFO: hello world 42\n" TS_RE
-             " testprog\\[%ld\\] ERROR: boom\n$",
+             "^" TS_RE " testprog\\[%ld\\] INFO: hello world 42\n" TS_RE " testprog\\[%ld\\] ERROR: boom\n$",
              (long)getpid(), (long)getpid());
     assert_matches(out, re);
     free(out);
 }
 
-static void test_text_newlines_joined(void **state)
-{
+static void test_text_newlines_joined(void **state) {
     (void)state;
     capture_t c;
     char *out;
@@ -126,8 +118,7 @@ static void test_text_newlines_joined(void **state)
     free(out);
 }
 
-static void test_text_long_message(void **state)
-{
+static void test_text_long_message(void **state) {
     (void)state;
     capture_t c;
     size_t len = 10000;
@@ -149,8 +140,7 @@ static void test_text_long_message(void **state)
     free(big);
 }
 
-static void test_level_filter(void **state)
-{
+static void test_level_filter(void **state) {
     (void)state;
     capture_t c;
     char *out;
@@ -180,8 +170,7 @@ static void test_level_filter(void **state)
     free(out);
 }
 
-static void test_errno_preserved(void **state)
-{
+static void test_errno_preserved(void **state) {
     (void)state;
     capture_t c;
 
@@ -198,8 +187,7 @@ static void test_errno_preserved(void **state)
 /* ---- JSON format -------------------------------------------------------------------------- */
 
 /* Parses one JSON line and checks the fixed fields. Returns the object (caller decrefs). */
-static json_t *parse_json_line(const char *line, size_t len, const char *level)
-{
+static json_t *parse_json_line(const char *line, size_t len, const char *level) {
     json_error_t err;
     json_t *o = json_loadb(line, len, 0, &err);
 
@@ -216,8 +204,7 @@ static json_t *parse_json_line(const char *line, size_t len, const char *level)
     return o;
 }
 
-static void test_json_lines(void **state)
-{
+static void test_json_lines(void **state) {
     (void)state;
     capture_t c;
     char *out, *nl;
@@ -233,8 +220,7 @@ static void test_json_lines(void **state)
     assert_int_equal(count_lines(out), 2);
     nl = strchr(out, '\n');
     o = parse_json_line(out, (size_t)(nl - out), "info");
-    assert_string_equal(json_string_value(json_object_get(o, "msg")),
-                        "relay started on slot outboxd");
+    assert_string_equal(json_string_value(json_object_get(o, "msg")), "relay started on slot outboxd");
     json_decref(o);
 
     o = parse_json_line(nl + 1, strlen(nl + 1) - 1, "debug");
@@ -245,8 +231,7 @@ static void test_json_lines(void **state)
     free(out);
 }
 
-static void test_json_invalid_utf8(void **state)
-{
+static void test_json_invalid_utf8(void **state) {
     (void)state;
     capture_t c;
     char *out;
@@ -263,8 +248,7 @@ static void test_json_invalid_utf8(void **state)
     free(out);
 }
 
-static void test_json_level_filter(void **state)
-{
+static void test_json_level_filter(void **state) {
     (void)state;
     capture_t c;
     char *out;
@@ -282,8 +266,7 @@ static void test_json_level_filter(void **state)
     free(out);
 }
 
-static void test_json_long_message(void **state)
-{
+static void test_json_long_message(void **state) {
     (void)state;
     capture_t c;
     size_t len = 50000;
@@ -306,8 +289,7 @@ static void test_json_long_message(void **state)
 }
 
 /* Several processes logging to one O_APPEND file: each line must arrive whole. */
-static void test_concurrent_processes(void **state)
-{
+static void test_concurrent_processes(void **state) {
     (void)state;
     enum { PROCS = 4, LINES = 300 };
     capture_t c;
@@ -323,8 +305,7 @@ static void test_concurrent_processes(void **state)
         assert_true(pid >= 0);
         if (pid == 0) {
             for (int i = 0; i < LINES; i++)
-                log_info("proc %d line %d %s", p, i,
-                         "padding padding padding padding padding padding padding padding");
+                log_info("proc %d line %d %s", p, i, "padding padding padding padding padding padding padding padding");
             _exit(0);
         }
     }
@@ -335,8 +316,7 @@ static void test_concurrent_processes(void **state)
     }
     out = capture_end(&c);
 
-    snprintf(re, sizeof(re),
-             "^" TS_RE " outboxd\\[[0-9]+\\] INFO: proc [0-9] line [0-9]+ (padding ){7}padding$");
+    snprintf(re, sizeof(re), "^" TS_RE " outboxd\\[[0-9]+\\] INFO: proc [0-9] line [0-9]+ (padding ){7}padding$");
     assert_int_equal(regcomp(&rx, re, REG_EXTENDED | REG_NOSUB), 0);
     for (line = strtok_r(out, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
         if (regexec(&rx, line, 0, NULL, 0) != 0) {
@@ -350,8 +330,7 @@ static void test_concurrent_processes(void **state)
     free(out);
 }
 
-static void test_parse_names(void **state)
-{
+static void test_parse_names(void **state) {
     (void)state;
     log_level_t l = LOG_ERROR;
     log_format_t f = LOG_FORMAT_TEXT;
@@ -382,8 +361,7 @@ static void test_parse_names(void **state)
 
 /* ---- conninfo redaction ------------------------------------------------------------------- */
 
-static void check_redact(const char *in, const char *expected, const char *secret)
-{
+static void check_redact(const char *in, const char *expected, const char *secret) {
     char out[1024];
 
     memset(out, 'Z', sizeof(out));
@@ -394,8 +372,7 @@ static void check_redact(const char *in, const char *expected, const char *secre
         fail_msg("redact(%s) leaks '%s': %s", in, secret, out);
 }
 
-static void test_redact_keyvalue(void **state)
-{
+static void test_redact_keyvalue(void **state) {
     (void)state;
     check_redact("host=db port=5432 user=app password=s3cret dbname=orders",
                  "host=db port=5432 user=app password=*** dbname=orders", "s3cret");
@@ -406,8 +383,7 @@ static void test_redact_keyvalue(void **state)
     check_redact("host=db  password  =s3cret", "host=db  password  =***", "s3cret");
     check_redact("host=db password=\ts3cret\tuser=u", "host=db password=\t***\tuser=u", "s3cret");
     /* quoted with escaped quote and spaces */
-    check_redact("host=db password='it\\'s a s3cret' user=u", "host=db password=*** user=u",
-                 "s3cret");
+    check_redact("host=db password='it\\'s a s3cret' user=u", "host=db password=*** user=u", "s3cret");
     check_redact("password='a\\\\b c' user=u", "password=*** user=u", "b c");
     check_redact("password = 'spaced s3cret'", "password = ***", "s3cret");
     /* unterminated quote: everything after is hidden */
@@ -421,22 +397,19 @@ static void test_redact_keyvalue(void **state)
     check_redact("host=db password= user=u", "host=db password= ***", "user=u");
     /* nothing to hide */
     check_redact("host=db port=5432 dbname=orders", "host=db port=5432 dbname=orders", NULL);
-    check_redact("host='my db' application_name=outboxd", "host='my db' application_name=outboxd",
-                 NULL);
+    check_redact("host='my db' application_name=outboxd", "host='my db' application_name=outboxd", NULL);
     check_redact("", "", NULL);
     /* malformed: a bare "password" word hides the rest */
     check_redact("host=db password s3cret", "host=db password ***", "s3cret");
 }
 
-static void test_redact_uri(void **state)
-{
+static void test_redact_uri(void **state) {
     (void)state;
-    check_redact("postgres://app:s3cret@db:5432/orders", "postgres://app:***@db:5432/orders",
+    check_redact("postgres://app:s3cret@db:5432/orders", "postgres://app:***@db:5432/orders", "s3cret");
+    check_redact("postgresql://app:s3cret@db/orders?sslmode=require", "postgresql://app:***@db/orders?sslmode=require",
                  "s3cret");
-    check_redact("postgresql://app:s3cret@db/orders?sslmode=require",
-                 "postgresql://app:***@db/orders?sslmode=require", "s3cret");
-    check_redact("postgresql://app:s3cret@h1:5432,h2:5433/orders",
-                 "postgresql://app:***@h1:5432,h2:5433/orders", "s3cret");
+    check_redact("postgresql://app:s3cret@h1:5432,h2:5433/orders", "postgresql://app:***@h1:5432,h2:5433/orders",
+                 "s3cret");
     check_redact("postgresql://app:s3cret@", "postgresql://app:***@", "s3cret");
     check_redact("postgresql://app:@db/orders", "postgresql://app:***@db/orders", NULL);
     /* user only / no userinfo: unchanged */
@@ -444,28 +417,22 @@ static void test_redact_uri(void **state)
     check_redact("postgresql://db:5432/orders", "postgresql://db:5432/orders", NULL);
     check_redact("postgresql://", "postgresql://", NULL);
     /* percent-encoded password */
-    check_redact("postgresql://app:s3%40cr%2Fet@db/orders", "postgresql://app:***@db/orders",
-                 "cr%2Fet");
+    check_redact("postgresql://app:s3%40cr%2Fet@db/orders", "postgresql://app:***@db/orders", "cr%2Fet");
     /* raw '@' and '/' in the password (invalid URI, still hidden whole) */
     check_redact("postgres://app:p@ss/w0rd@db/orders", "postgres://app:***@db/orders", "ss/w0rd");
     /* query parameter passwords */
     check_redact("postgresql://db/orders?user=app&password=s3cret&sslmode=require",
                  "postgresql://db/orders?user=app&password=***&sslmode=require", "s3cret");
-    check_redact("postgresql://db/orders?password=s3cret", "postgresql://db/orders?password=***",
-                 "s3cret");
-    check_redact("postgresql:///orders?host=/tmp&sslpassword=kpw",
-                 "postgresql:///orders?host=/tmp&sslpassword=***", "kpw");
-    check_redact("postgresql://db/orders?pass%77ord=s3cret", "postgresql://db/orders?pass%77ord=***",
-                 "s3cret");
+    check_redact("postgresql://db/orders?password=s3cret", "postgresql://db/orders?password=***", "s3cret");
+    check_redact("postgresql:///orders?host=/tmp&sslpassword=kpw", "postgresql:///orders?host=/tmp&sslpassword=***",
+                 "kpw");
+    check_redact("postgresql://db/orders?pass%77ord=s3cret", "postgresql://db/orders?pass%77ord=***", "s3cret");
     /* both at once */
-    check_redact("postgresql://u:one@db/x?password=two&a=b", "postgresql://u:***@db/x?password=***&a=b",
-                 "one");
-    check_redact("postgresql://u:one@db/x?password=two&a=b", "postgresql://u:***@db/x?password=***&a=b",
-                 "two");
+    check_redact("postgresql://u:one@db/x?password=two&a=b", "postgresql://u:***@db/x?password=***&a=b", "one");
+    check_redact("postgresql://u:one@db/x?password=two&a=b", "postgresql://u:***@db/x?password=***&a=b", "two");
 }
 
-static void test_redact_dbname_expansion(void **state)
-{
+static void test_redact_dbname_expansion(void **state) {
     (void)state;
     /* libpq expands a dbname holding a connection string */
     check_redact("dbname='postgresql://u:s3cret@h/db' application_name=x",
@@ -475,8 +442,7 @@ static void test_redact_dbname_expansion(void **state)
     check_redact("dbname=orders", "dbname=orders", NULL);
 }
 
-static void test_redact_truncation(void **state)
-{
+static void test_redact_truncation(void **state) {
     (void)state;
     char out[16];
 
@@ -499,8 +465,7 @@ static void test_redact_truncation(void **state)
 }
 
 /* Deterministic pseudo-random numbers for the property tests. */
-static uint32_t rng_next(uint32_t *s)
-{
+static uint32_t rng_next(uint32_t *s) {
     *s = *s * 1664525u + 1013904223u;
     return *s >> 8;
 }
@@ -508,8 +473,7 @@ static uint32_t rng_next(uint32_t *s)
 /* Passwords are drawn from upper case letters, digits and punctuation that the templates
  * below never use in upper case or as digits: if any upper case letter or digit shows up in
  * the output, part of a password leaked. */
-static void test_redact_never_leaks(void **state)
-{
+static void test_redact_never_leaks(void **state) {
     (void)state;
     static const char upper_digits[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     static const char quoted_extra[] = " '\\=@#/?&:";
@@ -543,8 +507,7 @@ static void test_redact_never_leaks(void **state)
         case 2: /* URI userinfo; some characters percent-encoded */
             for (size_t i = 0; i < len; i++) {
                 if (rng_next(&seed) % 4 == 0)
-                    e += (size_t)snprintf(enc + e, sizeof(enc) - e, "%%%02X",
-                                          (unsigned char)pw[i]);
+                    e += (size_t)snprintf(enc + e, sizeof(enc) - e, "%%%02X", (unsigned char)pw[i]);
                 else
                     enc[e++] = pw[i];
             }
@@ -552,8 +515,7 @@ static void test_redact_never_leaks(void **state)
             snprintf(in, sizeof(in), "postgresql://app:%s@db/orders?sslmode=require", enc);
             break;
         case 3:
-            snprintf(in, sizeof(in), "postgres://db/orders?user=app&password=%s&sslmode=require",
-                     pw);
+            snprintf(in, sizeof(in), "postgres://db/orders?user=app&password=%s&sslmode=require", pw);
             break;
         case 4:
             snprintf(in, sizeof(in), "dbname='postgresql://app:%s@db/orders' user=app", pw);
@@ -582,12 +544,10 @@ static void test_redact_never_leaks(void **state)
  * output ends inside its buffer and, cut short, is the start of the whole output; text with
  * nothing that looks like a password (no "password" in any case, no URI userinfo '@', no
  * percent-encoding, no dbname holding a connection string) comes back unchanged. */
-static void test_redact_garbage(void **state)
-{
+static void test_redact_garbage(void **state) {
     (void)state;
     static const char alphabet[] = "password=' \\\"@:/?&%=pgstrqlu\t\x01\xff";
-    static const char *const starts[] = {"", "postgresql://", "postgres://", "password=",
-                                         "dbname='"};
+    static const char *const starts[] = {"", "postgresql://", "postgres://", "password=", "dbname='"};
     uint32_t seed = 99;
     char in[128], out[256], whole[256];
     int unchanged = 0;
@@ -605,8 +565,7 @@ static void test_redact_garbage(void **state)
         assert_non_null(memchr(out, '\0', size));
         log_redact_conninfo(in, whole, sizeof(whole));
         assert_int_equal(strncmp(out, whole, strlen(out)), 0);
-        if (strcasestr(in, "password") == NULL && strpbrk(in, "@%") == NULL &&
-            strncmp(in, "dbname", 6) != 0) {
+        if (strcasestr(in, "password") == NULL && strpbrk(in, "@%") == NULL && strncmp(in, "dbname", 6) != 0) {
             assert_string_equal(whole, in);
             unchanged++;
         }
@@ -614,8 +573,7 @@ static void test_redact_garbage(void **state)
     assert_true(unchanged > 1000); /* the last check did run */
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_text_line, reset_log),
         cmocka_unit_test_setup(test_text_newlines_joined, reset_log),

@@ -71,8 +71,8 @@ static void answer_startup(fake_t *f, int fd, int64_t until) {
     n = ntohl(n);
     if (n < 8 || n - 4 > sizeof(buf) || read_n(f, fd, buf, n - 4, until) != 0)
         return;
-    static const char reply[] = {'R', 0, 0, 0, 8, 0, 0, 0, 0, /* AuthenticationOk */
-                                 'Z', 0, 0, 0, 5, 'I'};       /* ReadyForQuery, idle */
+    static const char reply[] = {'R', 0, 0, 0, 8, 0,  0, 0, 0, /* AuthenticationOk */
+                                 'Z', 0, 0, 0, 5, 'I'};        /* ReadyForQuery, idle */
     if (write(fd, reply, sizeof(reply)) == (ssize_t)sizeof(reply) && read_n(f, fd, buf, 1, until) == 0)
         atomic_store(&f->got_query, buf[0] == 'Q');
 }
@@ -117,8 +117,8 @@ static void fake_stop(fake_t *f) {
 
 static void conninfo_of(const fake_t *f, char *buf, size_t size) {
     /* connect_timeout=30: a blocking connect would wait for the fake's HANG_MS */
-    snprintf(buf, size,
-             "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable connect_timeout=30", f->port);
+    snprintf(buf, size, "host=127.0.0.1 port=%d user=u dbname=d sslmode=disable gssencmode=disable connect_timeout=30",
+             f->port);
 }
 
 typedef struct snap {

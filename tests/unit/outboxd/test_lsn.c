@@ -10,8 +10,7 @@
 
 #include "lsn.h"
 
-static void test_parse_valid(void **state)
-{
+static void test_parse_valid(void **state) {
     (void)state;
     static const struct {
         const char *text;
@@ -33,14 +32,12 @@ static void test_parse_valid(void **state)
     }
 }
 
-static void test_parse_invalid(void **state)
-{
+static void test_parse_invalid(void **state) {
     (void)state;
     static const char *const bad[] = {
-        "",           "/",          "0/",         "/0",         "0",          "16B374D848",
-        "1/2/3",      "123456789/0", "0/123456789", "0x1/2",     "1/0x2",      " 1/2",
-        "1/2 ",       "1 /2",       "1/ 2",       "+1/2",       "-1/2",       "1/-2",
-        "g/1",        "1/g",        "1/2\n",      "1\\2",       "1:2",        "1/2x",
+        "",      "/",     "0/",    "/0",   "0",    "16B374D848", "1/2/3", "123456789/0", "0/123456789",
+        "0x1/2", "1/0x2", " 1/2",  "1/2 ", "1 /2", "1/ 2",       "+1/2",  "-1/2",        "1/-2",
+        "g/1",   "1/g",   "1/2\n", "1\\2", "1:2",  "1/2x",
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         lsn_t v = 777;
@@ -51,8 +48,7 @@ static void test_parse_invalid(void **state)
     assert_int_equal(lsn_parse(NULL, NULL), -1);
 }
 
-static void test_format(void **state)
-{
+static void test_format(void **state) {
     (void)state;
     char buf[LSN_FMT_SIZE];
 
@@ -64,11 +60,10 @@ static void test_format(void **state)
     assert_ptr_equal(lsn_format(1, buf), buf);
 }
 
-static void test_roundtrip(void **state)
-{
+static void test_roundtrip(void **state) {
     (void)state;
-    static const lsn_t values[] = {0, 1, 0xFF, 0x1234ABCDULL, 0x1234ABCD00000000ULL,
-                                   0xFFFFFFFF00000000ULL, 0x00000000FFFFFFFFULL, UINT64_MAX - 1};
+    static const lsn_t values[] = {
+        0, 1, 0xFF, 0x1234ABCDULL, 0x1234ABCD00000000ULL, 0xFFFFFFFF00000000ULL, 0x00000000FFFFFFFFULL, UINT64_MAX - 1};
     char buf[LSN_FMT_SIZE];
 
     for (size_t i = 0; i < sizeof(values) / sizeof(values[0]); i++) {
@@ -78,8 +73,7 @@ static void test_roundtrip(void **state)
     }
 }
 
-int main(void)
-{
+int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_parse_valid),
         cmocka_unit_test(test_parse_invalid),
