@@ -71,3 +71,20 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION public.outbox_emit(text, text, text, jsonb, jsonb) FROM PUBLIC;
+
+-- outboxd_progress - outboxd's durable record of what it published (progress.table), one
+-- row per replication slot, written about once a second after Kafka acknowledged. It lives
+-- here, with the outbox rows, so a promoted standby has it: when the slot is lost (dropped,
+-- invalidated, or not on the new primary after a failover), outboxd republishes the rows
+-- whose transactions may have committed after confirmed_lsn (xmin >= horizon_xid) and goes
+-- on from a new slot: duplicates, never a gap (docs/guarantees.md). outboxd creates the table
+-- itself when its role may; sql/roles.sql grants what it needs.
+CREATE TABLE IF NOT EXISTS public.outboxd_progress (
+    slot_name         text        PRIMARY KEY,
+    system_identifier text        NOT NULL,
+    timeline          integer     NOT NULL,
+    confirmed_lsn     pg_lsn      NOT NULL,
+    horizon_xid       bigint      NOT NULL,
+    horizon_time      timestamptz,
+    updated_at        timestamptz NOT NULL DEFAULT now()
+);

@@ -34,6 +34,8 @@ GRANT INSERT ON public.outbox TO outbox_writer;
 -- outboxd checks the table's columns at startup through the catalog; SELECT lets the
 -- relay's role inspect rows too (not needed to stream) and is what the backfill reads with.
 GRANT SELECT ON public.outbox TO outboxd;
+-- The progress record (sql/outbox.sql): outboxd reads and writes its slot's row.
+GRANT SELECT, INSERT, UPDATE ON public.outboxd_progress TO outboxd;
 
 \if :{?relay_cleanup}
 \else
