@@ -30,3 +30,16 @@ void cmdout_line(FILE *out, const char *label, const char *fmt, ...) {
     fputc('\n', out);
     va_end(ap);
 }
+
+void cmdout_missing(FILE *out, bool json, const char *kind, const char *name, const char *detail, const char *fix) {
+    if (!json) {
+        fprintf(out, "%s: %s\n", detail, fix);
+        return;
+    }
+    json_t *o = json_object();
+    json_object_set_new(o, kind, cmdout_jstr(name));
+    json_object_set_new(o, "exists", json_false());
+    json_object_set_new(o, "detail", cmdout_jstr(detail));
+    json_object_set_new(o, "fix", cmdout_jstr(fix));
+    cmdout_print_json(out, o);
+}

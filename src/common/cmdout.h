@@ -3,6 +3,7 @@
 #ifndef OUTBOXD_CMDOUT_H
 #define OUTBOXD_CMDOUT_H
 
+#include <stdbool.h>
 #include <stdio.h>
 
 #include <jansson.h>
@@ -16,6 +17,10 @@ json_t *cmdout_jstr(const char *s);
 void cmdout_print_json(FILE *out, json_t *obj);
 
 /* Writes "label" padded to 20 columns, the formatted value and a newline. */
+/* Prints that the object a command reports on does not exist: as JSON
+ * {"<kind>": name, "exists": false, "detail": ..., "fix": ...}, or as the line "detail: fix". */
+void cmdout_missing(FILE *out, bool json, const char *kind, const char *name, const char *detail, const char *fix);
+
 void cmdout_line(FILE *out, const char *label, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

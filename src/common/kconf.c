@@ -1,9 +1,13 @@
-/* kconf.c - librdkafka configuration shared by outboxd's producer and inboxd's consumer. */
+/* kconf.c - librdkafka configuration and queue wake-ups shared by outboxd's producer and
+ * inboxd's consumer. */
 #include "kconf.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 #include "log.h"
 
@@ -44,6 +48,31 @@ int kconf_apply(rd_kafka_conf_t *conf, const char *const *defaults, const char *
     }
     rd_kafka_conf_set_log_cb(conf, kconf_log);
     return 0;
+}
+
+int kconf_queue_watch(rd_kafka_queue_t *queue, int pipefd[2], err_t *e) {
+    if (pipe2(pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "pipe: %s", strerror(errno));
+        return -1;
+    }
+    rd_kafka_queue_io_event_enable(queue, pipefd[1], "1", 1);
+    return 0;
+}
+
+void kconf_queue_unwatch(rd_kafka_queue_t **queue) {
+    if (!*queue)
+        return;
+    rd_kafka_queue_io_event_enable(*queue, -1, NULL, 0);
+    rd_kafka_queue_destroy(*queue);
+    *queue = NULL;
+}
+
+void kconf_pipe_close(int pipefd[2]) {
+    for (int i = 0; i < 2; i++)
+        if (pipefd[i] >= 0) {
+            close(pipefd[i]);
+            pipefd[i] = -1;
+        }
 }
 
 const char *kconf_get(rd_kafka_conf_t *conf, const char *k, char *buf, size_t buf_size) {

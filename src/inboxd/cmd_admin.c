@@ -54,16 +54,7 @@ static void print_missing(FILE *out, const char *table, bool json) {
     snprintf(fix, sizeof(fix),
              "create it with psql -f sql/inbox.sql (edited for another schema), or set inbox.table to the "
              "table inboxd writes");
-    if (json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "table", cmdout_jstr(table));
-        json_object_set_new(o, "exists", json_false());
-        json_object_set_new(o, "detail", cmdout_jstr(detail));
-        json_object_set_new(o, "fix", cmdout_jstr(fix));
-        cmdout_print_json(out, o);
-    } else {
-        fprintf(out, "%s: %s\n", detail, fix);
-    }
+    cmdout_missing(out, json, "table", table, detail, fix);
 }
 
 /* Resolves table: OK (rv filled: free it with inbox_catalog_free), PROBLEM (it does not exist;

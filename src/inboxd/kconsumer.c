@@ -207,11 +207,8 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
         err_set(e, ERR_TRANSIENT, "", NULL, "cannot get the Kafka consumer queue");
         goto fail;
     }
-    if (pipe2(k->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        err_set(e, ERR_TRANSIENT, "", NULL, "pipe: %s", strerror(errno));
+    if (kconf_queue_watch(k->queue, k->pipefd, e) != 0)
         goto fail;
-    }
-    rd_kafka_queue_io_event_enable(k->queue, k->pipefd[1], "1", 1);
     return k;
 
 fail_oom:
@@ -228,16 +225,10 @@ void kconsumer_destroy(kconsumer_t *k) {
         return;
     if (k->cur)
         rd_kafka_message_destroy(k->cur);
-    if (k->queue) {
-        rd_kafka_queue_io_event_enable(k->queue, -1, NULL, 0);
-        rd_kafka_queue_destroy(k->queue);
-    }
+    kconf_queue_unwatch(&k->queue);
     if (k->rk)
         rd_kafka_destroy_flags(k->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
-    if (k->pipefd[0] >= 0)
-        close(k->pipefd[0]);
-    if (k->pipefd[1] >= 0)
-        close(k->pipefd[1]);
+    kconf_pipe_close(k->pipefd);
     for (size_t i = 0; k->topics && i < k->ntopics; i++)
         free(k->topics[i]);
     free(k->topics);

@@ -185,16 +185,7 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
                  "database. If it existed before, it was lost: see docs/operations.md \"Slot invalidated\"",
                  opts->create_slot ? "outboxd creates it when it starts (postgres.slot.create = true), or " : "",
                  opts->slot);
-        if (json) {
-            json_t *o = json_object();
-            json_object_set_new(o, "slot", cmdout_jstr(opts->slot));
-            json_object_set_new(o, "exists", json_false());
-            json_object_set_new(o, "detail", cmdout_jstr(detail));
-            json_object_set_new(o, "fix", cmdout_jstr(fix));
-            cmdout_print_json(out, o);
-        } else {
-            fprintf(out, "%s: %s\n", detail, fix);
-        }
+        cmdout_missing(out, json, "slot", opts->slot, detail, fix);
         rc = STATUS_EXIT_NO_SLOT;
     } else if (json) {
         cmdout_print_json(out, status_json(opts->slot, res));

@@ -121,11 +121,8 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     }
     conf = NULL; /* owned by rk now */
     p->queue = rd_kafka_queue_get_main(p->rk);
-    if (pipe2(p->pipefd, O_NONBLOCK | O_CLOEXEC) != 0) {
-        err_set(e, ERR_TRANSIENT, "", NULL, "pipe: %s", strerror(errno));
+    if (kconf_queue_watch(p->queue, p->pipefd, e) != 0)
         goto fail;
-    }
-    rd_kafka_queue_io_event_enable(p->queue, p->pipefd[1], "1", 1);
     return p;
 
 fail_oom:
@@ -140,18 +137,12 @@ fail:
 void kproducer_destroy(kproducer_t *p) {
     if (!p)
         return;
-    if (p->queue) {
-        rd_kafka_queue_io_event_enable(p->queue, -1, NULL, 0);
-        rd_kafka_queue_destroy(p->queue);
-    }
+    kconf_queue_unwatch(&p->queue);
     if (p->rk) {
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
-    if (p->pipefd[0] >= 0)
-        close(p->pipefd[0]);
-    if (p->pipefd[1] >= 0)
-        close(p->pipefd[1]);
+    kconf_pipe_close(p->pipefd);
     free(p->id_header);
     free(p->tickets);
     free(p);

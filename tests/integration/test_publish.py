@@ -55,7 +55,7 @@ def committed_rows(db, table: str = "public.outbox", cols=None) -> dict[str, dic
 
 def header_text(v) -> bytes | None:
     """How outboxd renders one member of the headers jsonb as a Kafka header value
-    (src/router.c build_event): a JSON string as its content, JSON null as a null
+    (src/outboxd/router.c): a JSON string as its content, JSON null as a null
     header, anything else as compact JSON (no spaces, members in the parsed order)."""
     if v is None:
         return None
