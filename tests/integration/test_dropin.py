@@ -308,7 +308,7 @@ def test_time_partitioned_outbox(outboxd, db, kafka, topic_prefix):
     db.execute(PARTITIONED)
     p = outboxd({"outbox.table": "public.outbox_p"})
     assert p.wait_exit(60) == 2
-    assert re.search(r"outbox table public\.outbox_p is partitioned: .* List the partitions in outbox\.table "
+    assert re.search(r"outbox table public\.outbox_p is partitioned: .*: list the partitions in outbox\.table "
                      r"instead \(now: outbox_p_2026_10, outbox_p_2026_11, outbox_p_2026_12\)", p.log_text()), \
         p.log_tail()
 
