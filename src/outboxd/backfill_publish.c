@@ -19,7 +19,8 @@
 typedef struct run {
     relay_t *r;
     lsn_t lsn;
-    char *json; /* dead-letter value of the last invalid row */
+    const char *what; /* "backfill" or "recovery" */
+    char *json;       /* dead-letter value of the last invalid row */
 } run_t;
 
 /* Waits up to 100 ms for delivery reports and serves them. Returns -1 when the relay must
@@ -66,7 +67,7 @@ static int publish_row(void *opaque, const w2j_record_t *rec) {
     r->ev_is_dlq = false;
     if (rr == ROUTER_INVALID) {
         if (!r->dl) {
-            snprintf(msg, sizeof(msg), "backfill: event %s of %s.%s cannot be published: %s",
+            snprintf(msg, sizeof(msg), "%s: event %s of %s.%s cannot be published: %s", b->what,
                      r->ev.id ? r->ev.id : "(no id)", rec->schema, rec->table, err);
             relay_fail(r, RELAY_EXIT_RUNTIME, msg);
             return 1;
@@ -92,7 +93,8 @@ static int publish_row(void *opaque, const w2j_record_t *rec) {
 
 /* Reads and publishes the rows of every table (*rows counts them); waits until all were
  * acknowledged. */
-static repl_status_t publish_rows(run_t *b, const char *snapshot, uint64_t *rows, char *errstr, size_t errstr_size) {
+static repl_status_t publish_rows(run_t *b, const char *snapshot, const char *where, uint64_t *rows, char *errstr,
+                                  size_t errstr_size) {
     relay_t *r = b->r;
     size_t n = router_table_count(r->router);
     const char **schemas = calloc(n + 1, sizeof(char *)), **tables = calloc(n + 1, sizeof(char *));
@@ -104,11 +106,8 @@ static repl_status_t publish_rows(run_t *b, const char *snapshot, uint64_t *rows
     }
     for (size_t i = 0; i < n; i++)
         router_table_get(r->router, i, &schemas[i], &tables[i]);
-    backfill_options_t bo = {.conninfo = r->o->conninfo,
-                             .snapshot = snapshot,
-                             .where = r->o->backfill_where,
-                             .order = r->o->backfill_order,
-                             .batch = 500};
+    backfill_options_t bo = {
+        .conninfo = r->o->conninfo, .snapshot = snapshot, .where = where, .order = r->o->backfill_order, .batch = 500};
     errstr[0] = '\0';
     int rc = backfill_read(&bo, schemas, tables, n, publish_row, b, rows, errstr, errstr_size);
     free(schemas);
@@ -116,37 +115,39 @@ static repl_status_t publish_rows(run_t *b, const char *snapshot, uint64_t *rows
     if (rc != 0) {
         if (rc < 0)
             return REPL_FATAL; /* err says what: a bad predicate, order or permission */
-        snprintf(errstr, errstr_size, "backfill interrupted after %" PRIu64 " rows; the next start backfills again",
+        snprintf(errstr, errstr_size, "%s interrupted after %" PRIu64 " rows; the next start does it again", b->what,
                  *rows);
         return REPL_FATAL;
     }
     while (ack_tracker_outstanding(r->at) > 0)
         if (wait_kafka(r) != 0) {
             snprintf(errstr, errstr_size,
-                     "backfill interrupted while waiting for acknowledgements; the next start backfills again");
+                     "%s interrupted while waiting for acknowledgements; the next start does it again", b->what);
             return REPL_FATAL;
         }
     if (ack_tracker_failed(r->at)) {
-        snprintf(errstr, errstr_size, "backfill: an event was not acknowledged; the next start backfills again");
+        snprintf(errstr, errstr_size, "%s: an event was not acknowledged; the next start does it again", b->what);
         return REPL_FATAL;
     }
     return REPL_OK;
 }
 
-repl_status_t backfill_publish_run(relay_t *r, char *errstr, size_t errstr_size) {
+repl_status_t backfill_publish_run(relay_t *r, const char *where, const char *what, uint64_t *rows, char *errstr,
+                                   size_t errstr_size) {
     char tmp[64], snapshot[128], lb[LSN_FMT_SIZE];
-    run_t b = {.r = r};
+    run_t b = {.r = r, .what = what};
+    *rows = 0;
     snprintf(tmp, sizeof(tmp), "%.54s_backfill", r->o->slot);
+    stream_connect_sample(r->sc, r->rs); /* the record's horizon for the new slot */
     repl_status_t st =
         repl_stream_create_temp_slot(r->rs, tmp, "wal2json", snapshot, sizeof(snapshot), &b.lsn, errstr, errstr_size);
     if (st != REPL_OK)
         return st;
     ack_tracker_reset(r->at, b.lsn);
-    snprintf(r->not_ready, sizeof(r->not_ready), "backfill: publishing the existing rows before streaming");
-    log_info("backfill: publishing rows WHERE %s ORDER BY %s as of the new slot's snapshot (LSN %s)",
-             r->o->backfill_where, r->o->backfill_order, lsn_format(b.lsn, lb));
-    uint64_t rows = 0;
-    st = publish_rows(&b, snapshot, &rows, errstr, errstr_size);
+    snprintf(r->not_ready, sizeof(r->not_ready), "%s: publishing existing rows before streaming", what);
+    log_info("%s: publishing rows WHERE %s ORDER BY %s as of the new slot's snapshot (LSN %s)", what, where,
+             r->o->backfill_order, lsn_format(b.lsn, lb));
+    st = publish_rows(&b, snapshot, where, rows, errstr, errstr_size);
     if (r->pending) { /* interrupted with a row refused for a full queue: it is not sent */
         ack_tracker_fail(r->at, r->ev_seq);
         r->pending = false;
@@ -155,8 +156,10 @@ repl_status_t backfill_publish_run(relay_t *r, char *errstr, size_t errstr_size)
     if (st != REPL_OK)
         return st;
     st = repl_stream_copy_slot(r->rs, tmp, r->o->slot, errstr, errstr_size);
-    if (st == REPL_OK)
-        log_info("backfill: published %" PRIu64 " rows; created replication slot \"%s\" at %s", rows, r->o->slot,
-                 lsn_format(b.lsn, lb));
-    return st;
+    if (st != REPL_OK)
+        return st;
+    stream_connect_record_slot(r->sc, r->rs, b.lsn);
+    log_info("%s: published %" PRIu64 " rows; created replication slot \"%s\" at %s", what, *rows, r->o->slot,
+             lsn_format(b.lsn, lb));
+    return REPL_OK;
 }

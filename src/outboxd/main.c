@@ -19,6 +19,15 @@ static const config_key_t outboxd_keys[] = {
      "libpq connection string or URI of the database holding the outbox (password redacted in logs)"},
     {"postgres.slot", CONFIG_STRING, "outboxd", 0, 0, NULL, false, "logical replication slot name"},
     {"postgres.slot.create", CONFIG_BOOL, "true", 0, 0, NULL, false, "create the slot (wal2json) when missing"},
+    {"postgres.slot.on_lost", CONFIG_ENUM, "recover", 0, 0, "recover|fail", false,
+     "the slot is missing or invalidated after outboxd published from this database: republish from the progress "
+     "record and go on (recover), or stop with exit 2 and the runbook (fail)"},
+    {"progress.table", CONFIG_STRING, "public.outboxd_progress", 0, 0, NULL, false,
+     "table in the outbox database holding the durable progress record (created when missing); empty = none"},
+    {"progress.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
+     "how often the progress record is sampled and written (only when the confirmed position moved)"},
+    {"recovery.margin.xids", CONFIG_INT, "0", 0, 1000000000, NULL, false,
+     "slot recovery republishes rows from this many transaction ids before the recorded horizon as well"},
     {"outbox.table", CONFIG_STRING, "public.outbox", 0, 0, NULL, false, "outbox table(s), comma-separated"},
     {"outbox.topic", CONFIG_STRING, "outbox.event.${aggregate_type}", 0, 0, NULL, false,
      "topic template: ${aggregate_type}, ${aggregate_id}, ${event_type}, ${routedByValue}"},
@@ -217,6 +226,10 @@ int main(int argc, char **argv) {
         .dead_letter_topic = strcmp(config_get(cfg, "outbox.on_invalid"), "dead-letter") == 0
                                  ? config_get(cfg, "outbox.dead_letter.topic")
                                  : NULL,
+        .progress_table = config_get(cfg, "progress.table"),
+        .progress_interval_ms = (int)config_get_int(cfg, "progress.interval.ms"),
+        .recover_lost_slot = strcmp(config_get(cfg, "postgres.slot.on_lost"), "recover") == 0,
+        .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
     };
     if (command) {
         int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);

@@ -7,14 +7,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "pgconn.h"
 #include "pgpoll.h"
 
 #define SAMPLES 64 /* ring of samples kept by the writer: about a minute at the default interval */
 
-/* "schema.name" -> quoted identifiers in buf. Returns 0 or -1 (not of that form). */
-static int quote_table(PGconn *conn, const char *table, char *buf, size_t size) {
+/* "schema.name" -> quoted identifiers in buf. Returns 0, or -1 with *e (not of that form). */
+static int quote_table(PGconn *conn, const char *table, char *buf, size_t size, err_t *e) {
     const char *dot = strchr(table, '.');
     char schema[128];
     const char *name = table;
@@ -28,6 +29,9 @@ static int quote_table(PGconn *conn, const char *table, char *buf, size_t size) 
     int rc = qs && qn && *name ? 0 : -1;
     if (rc == 0)
         snprintf(buf, size, "%s.%s", qs, qn);
+    else
+        err_set(e, ERR_PERMANENT, "", "set progress.table to schema.name", "progress.table \"%s\" is not schema.name",
+                table);
     PQfreemem(qs);
     PQfreemem(qn);
     return rc;
@@ -37,7 +41,7 @@ static int quote_table(PGconn *conn, const char *table, char *buf, size_t size) 
 static void result_error(const PGresult *res, const char *what, const char *table, err_t *e) {
     const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
     const char *fix = NULL;
-    char fixbuf[512];
+    char fixbuf[512], msg[600];
     if (st && !strcmp(st, "42501")) {
         snprintf(fixbuf, sizeof(fixbuf),
                  "as the table's owner or a superuser run sql/outbox.sql (it creates %s) and GRANT SELECT, INSERT, "
@@ -48,64 +52,72 @@ static void result_error(const PGresult *res, const char *what, const char *tabl
         snprintf(fixbuf, sizeof(fixbuf), "run sql/outbox.sql, or set progress.table to a table that exists");
         fix = fixbuf;
     }
-    err_set(e, st && !strncmp(st, "42", 2) ? ERR_PERMANENT : ERR_TRANSIENT, st, fix, "progress table %s: %s: %s", table,
-            what, PQresultErrorMessage(res));
+    pgconn_error(msg, sizeof(msg), "", PQresultErrorMessage(res));
+    err_set(e, st && !strncmp(st, "42", 2) ? ERR_PERMANENT : ERR_TRANSIENT, st ? st : "", fix,
+            "progress table %s: %s: %s", table, what, msg);
+}
+
+/* Runs sql (simple protocol: replication connections accept nothing else). */
+static PGresult *run(PGconn *conn, const char *sql, ExecStatusType want, const char *what, const char *table,
+                     err_t *e) {
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) == want)
+        return res;
+    result_error(res, what, table, e);
+    PQclear(res);
+    return NULL;
 }
 
 int progress_ensure_table(PGconn *conn, const char *table, err_t *e) {
     char qt[300], sql[1024];
-    if (quote_table(conn, table, qt, sizeof(qt)) != 0) {
-        err_set(e, ERR_PERMANENT, "", "set progress.table to schema.name", "progress.table \"%s\" is not schema.name",
-                table);
+    if (quote_table(conn, table, qt, sizeof(qt), e) != 0)
+        return -1;
+    char *lit = PQescapeLiteral(conn, qt, strlen(qt));
+    if (!lit) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
         return -1;
     }
+    /* Only when missing: CREATE ... IF NOT EXISTS needs CREATE on the schema even then. */
+    snprintf(sql, sizeof(sql), "SELECT to_regclass(%s) IS NOT NULL", lit);
+    PQfreemem(lit);
+    PGresult *res = run(conn, sql, PGRES_TUPLES_OK, "cannot look it up", table, e);
+    if (!res)
+        return -1;
+    bool exists = PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
+    PQclear(res);
+    if (exists)
+        return 0;
     /* The same DDL as sql/outbox.sql. */
     snprintf(sql, sizeof(sql),
              "CREATE TABLE IF NOT EXISTS %s (slot_name text PRIMARY KEY, system_identifier text NOT NULL, "
              "timeline integer NOT NULL, confirmed_lsn pg_lsn NOT NULL, horizon_xid bigint NOT NULL, "
              "horizon_time timestamptz, updated_at timestamptz NOT NULL DEFAULT now())",
              qt);
-    /* Only when missing: CREATE ... IF NOT EXISTS needs CREATE on the schema even then. */
-    const char *params[1] = {table};
-    PGresult *res = PQexecParams(conn, "SELECT to_regclass($1) IS NOT NULL", 1, NULL, params, NULL, NULL, 0);
-    bool exists = PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1 && !strcmp(PQgetvalue(res, 0, 0), "t");
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(res, "cannot look it up", table, e);
-        PQclear(res);
-        return -1;
-    }
+    res = run(conn, sql, PGRES_COMMAND_OK, "cannot create it", table, e);
     PQclear(res);
-    if (exists)
-        return 0;
-    res = PQexec(conn, sql);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc != 0)
-        result_error(res, "cannot create it", table, e);
-    PQclear(res);
-    return rc;
+    return res ? 0 : -1;
 }
 
 int progress_load(PGconn *conn, const char *table, const char *slot, progress_record_t *out, err_t *e) {
     char qt[300], sql[1024];
     memset(out, 0, sizeof(*out));
-    if (quote_table(conn, table, qt, sizeof(qt)) != 0) {
-        err_set(e, ERR_PERMANENT, "", "set progress.table to schema.name", "progress.table \"%s\" is not schema.name",
-                table);
+    if (quote_table(conn, table, qt, sizeof(qt), e) != 0)
+        return -1;
+    char *lit = PQescapeLiteral(conn, slot, strlen(slot));
+    if (!lit) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
         return -1;
     }
     snprintf(sql, sizeof(sql),
              "SELECT system_identifier, timeline, confirmed_lsn::text, horizon_xid, "
              "coalesce(to_char(horizon_time AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), ''), "
              "to_char(updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-             "FROM %s WHERE slot_name = $1",
-             qt);
-    const char *params[1] = {slot};
-    PGresult *res = PQexecParams(conn, sql, 1, NULL, params, NULL, NULL, 0);
-    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
-        result_error(res, "cannot read it", table, e);
-        PQclear(res);
+             "FROM %s WHERE slot_name = %s",
+             qt, lit);
+    PQfreemem(lit);
+    PGresult *res = run(conn, sql, PGRES_TUPLES_OK, "cannot read it", table, e);
+    if (!res)
         return -1;
-    }
     int found = PQntuples(res) == 1;
     if (found) {
         snprintf(out->system_id, sizeof(out->system_id), "%s", PQgetvalue(res, 0, 0));
@@ -121,43 +133,55 @@ int progress_load(PGconn *conn, const char *table, const char *slot, progress_re
 }
 
 int progress_store(PGconn *conn, const char *table, const char *slot, const progress_record_t *rec, err_t *e) {
-    char qt[300], sql[1536], lsn[LSN_FMT_SIZE], tl[16], hz[24];
-    if (quote_table(conn, table, qt, sizeof(qt)) != 0) {
-        err_set(e, ERR_PERMANENT, "", "set progress.table to schema.name", "progress.table \"%s\" is not schema.name",
-                table);
+    char qt[300], sql[2048], lsn[LSN_FMT_SIZE];
+    if (quote_table(conn, table, qt, sizeof(qt), e) != 0)
         return -1;
+    char *ls = PQescapeLiteral(conn, slot, strlen(slot));
+    char *lid = PQescapeLiteral(conn, rec->system_id, strlen(rec->system_id));
+    char *lt = PQescapeLiteral(conn, rec->horizon_time, strlen(rec->horizon_time));
+    int rc = -1;
+    if (!ls || !lid || !lt) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
+        goto out;
     }
+    /* Never moves back on the same server and timeline (a late writer after a newer one). */
     snprintf(sql, sizeof(sql),
              "INSERT INTO %s AS p (slot_name, system_identifier, timeline, confirmed_lsn, horizon_xid, horizon_time, "
-             "updated_at) VALUES ($1, $2, $3, $4::pg_lsn, $5, nullif($6, '')::timestamptz, now()) "
+             "updated_at) VALUES (%s, %s, %" PRIu32 ", '%s'::pg_lsn, %" PRIu64 ", nullif(%s, '')::timestamptz, now()) "
              "ON CONFLICT (slot_name) DO UPDATE SET system_identifier = EXCLUDED.system_identifier, "
              "timeline = EXCLUDED.timeline, confirmed_lsn = EXCLUDED.confirmed_lsn, "
              "horizon_xid = EXCLUDED.horizon_xid, horizon_time = EXCLUDED.horizon_time, updated_at = now() "
              "WHERE p.system_identifier <> EXCLUDED.system_identifier OR p.timeline <> EXCLUDED.timeline "
              "OR (p.confirmed_lsn <= EXCLUDED.confirmed_lsn AND p.horizon_xid <= EXCLUDED.horizon_xid)",
-             qt);
-    snprintf(tl, sizeof(tl), "%" PRIu32, rec->timeline);
-    snprintf(hz, sizeof(hz), "%" PRIu64, rec->horizon);
-    const char *params[6] = {slot, rec->system_id, tl, lsn_format(rec->confirmed, lsn), hz, rec->horizon_time};
-    PGresult *res = PQexecParams(conn, sql, 6, NULL, params, NULL, NULL, 0);
-    int rc = PQresultStatus(res) == PGRES_COMMAND_OK ? 0 : -1;
-    if (rc != 0)
-        result_error(res, "cannot write it", table, e);
+             qt, ls, lid, rec->timeline, lsn_format(rec->confirmed, lsn), rec->horizon, lt);
+    PGresult *res = run(conn, sql, PGRES_COMMAND_OK, "cannot write it", table, e);
+    rc = res ? 0 : -1;
     PQclear(res);
+out:
+    PQfreemem(ls);
+    PQfreemem(lid);
+    PQfreemem(lt);
     return rc;
 }
 
 int progress_sample(PGconn *conn, progress_sample_t *out, err_t *e) {
-    /* The snapshot (FROM) is taken before pg_current_wal_lsn() runs: see progress.h. txid_*
-     * rather than pg_snapshot_* (PostgreSQL 13+) so that 12 works too. */
-    PGresult *res = PQexec(conn, "SELECT txid_snapshot_xmin(s), pg_current_wal_lsn()::text, txid_snapshot_xmax(s), "
-                                 "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"') "
-                                 "FROM txid_current_snapshot() AS s");
+    /* The snapshot (FROM) is taken before pg_current_wal_insert_lsn() runs: see progress.h.
+     * The insert position, not the write position: a transaction that left the snapshot has
+     * inserted its commit record, which may not be written out yet. txid_* rather than
+     * pg_snapshot_* (PostgreSQL 13+) so that 12 works too. */
+    PGresult *res =
+        PQexec(conn, "SELECT txid_snapshot_xmin(s), pg_current_wal_insert_lsn()::text, txid_snapshot_xmax(s), "
+                     "to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"'), "
+                     "(SELECT system_identifier::text FROM pg_control_system()), "
+                     "('x' || substr(pg_walfile_name(pg_current_wal_insert_lsn()), 1, 8))::bit(32)::bigint "
+                     "FROM txid_current_snapshot() AS s");
     int rc = -1;
     if (PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
         out->oldest_xid = strtoull(PQgetvalue(res, 0, 0), NULL, 10);
         out->next_xid = strtoull(PQgetvalue(res, 0, 2), NULL, 10);
         snprintf(out->time, sizeof(out->time), "%s", PQgetvalue(res, 0, 3));
+        snprintf(out->system_id, sizeof(out->system_id), "%s", PQgetvalue(res, 0, 4));
+        out->timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 5), NULL, 10);
         rc = lsn_parse(PQgetvalue(res, 0, 1), &out->wal_lsn);
         if (rc != 0)
             err_set(e, ERR_TRANSIENT, "", NULL, "progress sample: bad LSN %s", PQgetvalue(res, 0, 1));
@@ -176,8 +200,10 @@ const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_
     uint64_t dist = next_xid >= rec->horizon ? next_xid - rec->horizon : UINT64_MAX / 2;
     if (dist + margin_xids >= (uint64_t)INT32_MAX || rec->horizon == 0)
         snprintf(buf, size, "true");
-    else /* age(xmin): how many xids ago the row's inserting transaction started (frozen: INT_MAX) */
-        snprintf(buf, size, "age(xmin) <= %" PRIu64, dist + margin_xids);
+    else /* age(): how many xids before the statement's next xid (frozen: INT_MAX); both ages
+          * use the same "now", so this is xmin >= horizon - margin in 32-bit xid order. */
+        snprintf(buf, size, "age(xmin)::bigint <= age('%" PRIu32 "'::xid)::bigint + %" PRIu64,
+                 (uint32_t)(rec->horizon & 0xffffffffu), margin_xids);
     return buf;
 }
 
@@ -191,6 +217,17 @@ uint64_t progress_horizon_for(lsn_t confirmed, const progress_sample_t *samples,
                 *time_out = samples[i].time;
         }
     return best;
+}
+
+double progress_time_unix(const char *iso) {
+    struct tm tm = {0};
+    double sec = 0;
+    if (!iso || sscanf(iso, "%4d-%2d-%2dT%2d:%2d:%lfZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour, &tm.tm_min,
+                       &sec) != 6)
+        return 0;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return (double)timegm(&tm) + sec;
 }
 
 /* ------------------------------------------------------------------------ the writer */
@@ -211,22 +248,25 @@ struct progress_writer {
     uint32_t timeline;
 };
 
-/* Builds the record for w's submitted position; false when no valid horizon is known yet. */
-static bool build_record(progress_writer_t *w, progress_record_t *rec) {
+/* Builds the record for w's submitted position; false when no valid horizon is known yet or
+ * when now (a sample just taken on the writer's connection) is of another server or timeline
+ * than the submitted position. */
+static bool build_record(progress_writer_t *w, const progress_sample_t *now, progress_record_t *rec) {
     pthread_mutex_lock(&w->mu);
     lsn_t pos = w->submitted;
     memset(rec, 0, sizeof(*rec));
     snprintf(rec->system_id, sizeof(rec->system_id), "%s", w->system_id);
     rec->timeline = w->timeline;
     pthread_mutex_unlock(&w->mu);
-    if (pos == LSN_INVALID || !rec->system_id[0])
+    if (pos == LSN_INVALID || !rec->system_id[0] || strcmp(now->system_id, rec->system_id) != 0 ||
+        now->timeline != rec->timeline)
         return false;
     bool same_server =
         w->have_stored && !strcmp(w->stored.system_id, rec->system_id) && w->stored.timeline == rec->timeline;
     if (same_server && pos <= w->stored.confirmed)
         return false; /* nothing new */
     const char *when = NULL;
-    uint64_t fallback = w->have_stored && pos >= w->stored.confirmed ? w->stored.horizon : 0;
+    uint64_t fallback = same_server && pos >= w->stored.confirmed ? w->stored.horizon : 0;
     rec->horizon = progress_horizon_for(pos, w->samples, w->nsamples, fallback, &when);
     if (rec->horizon == 0)
         return false;
@@ -251,12 +291,15 @@ static int writer_poll(PGconn *conn, void *snapshot, void *arg, char *errstr, si
         err_line(&e, errstr, errstr_size);
         return -1;
     }
+    const progress_sample_t *last = w->nsamples ? &w->samples[(w->next_sample + SAMPLES - 1) % SAMPLES] : NULL;
+    if (last && (strcmp(last->system_id, s.system_id) != 0 || last->timeline != s.timeline))
+        w->nsamples = w->next_sample = 0; /* another server or timeline: the old samples say nothing here */
     w->samples[w->next_sample] = s;
     w->next_sample = (w->next_sample + 1) % SAMPLES;
     if (w->nsamples < SAMPLES)
         w->nsamples++;
     progress_record_t rec;
-    if (build_record(w, &rec)) {
+    if (build_record(w, &s, &rec)) {
         if (progress_store(conn, w->table, w->slot, &rec, &e) != 0) {
             err_line(&e, errstr, errstr_size);
             return -1;
@@ -317,13 +360,12 @@ void progress_writer_stop(progress_writer_t *w) {
     pgpoll_stop(w->poll); /* joined: the poller's fields are ours now */
     if (w->poll && w->table_ok) {
         progress_record_t rec;
-        if (build_record(w, &rec)) {
-            err_t e;
-            PGconn *conn = pgconn_connect(w->conninfo, "outboxd progress", &e);
-            if (conn)
-                progress_store(conn, w->table, w->slot, &rec, &e);
-            PQfinish(conn);
-        }
+        progress_sample_t s;
+        err_t e;
+        PGconn *conn = pgconn_connect(w->conninfo, "outboxd progress", &e);
+        if (conn && progress_sample(conn, &s, &e) == 0 && build_record(w, &s, &rec))
+            progress_store(conn, w->table, w->slot, &rec, &e);
+        PQfinish(conn);
     }
     pthread_mutex_destroy(&w->mu);
     free(w->conninfo);

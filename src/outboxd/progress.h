@@ -44,12 +44,15 @@ typedef struct {
 } progress_record_t;
 
 /* One sample of the server: the oldest running xid (64-bit), the WAL insert position taken
- * right after it, the next xid, and the server's clock. */
+ * right after it, the next xid, the server's clock, and which server and timeline it is
+ * (a sample says nothing about another server's history). */
 typedef struct {
     uint64_t oldest_xid;
     lsn_t wal_lsn;
     uint64_t next_xid;
     char time[PROGRESS_TIME_SIZE];
+    char system_id[24];
+    uint32_t timeline; /* the WAL insert timeline: changes at once on promotion */
 } progress_sample_t;
 
 /* Creates the table when it does not exist (CREATE TABLE IF NOT EXISTS; sql/outbox.sql has
@@ -68,10 +71,12 @@ int progress_store(PGconn *conn, const char *table, const char *slot, const prog
 int progress_sample(PGconn *conn, progress_sample_t *out, err_t *e);
 
 /* The predicate that selects the rows that may have committed at or after rec->confirmed:
- * "age(xmin) <= N" with N = next_xid - horizon + margin_xids, or "true" (every row) when
- * that distance is beyond what 32-bit xids can tell apart (2^31 - 1) or the horizon is beyond
- * next_xid (a record from another server's history). next_xid: a sample of
- * the server that will run the predicate. Writes into buf; returns buf. */
+ * "age(xmin)::bigint <= age('<horizon>'::xid)::bigint + margin_xids" (xmin at or after the
+ * horizon less the margin, in 32-bit xid order, both ages taken at the same moment), or
+ * "true" (every row) when the distance from the horizon to next_xid is beyond what 32-bit
+ * xids can tell apart (2^31 - 1), the horizon is beyond next_xid (a record from another
+ * server's history) or unknown. next_xid: a sample of the server that will run the
+ * predicate. Writes into buf; returns buf. Pure. */
 const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_xid, uint64_t margin_xids, char *buf,
                                     size_t size);
 
@@ -81,12 +86,18 @@ const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_
 uint64_t progress_horizon_for(lsn_t confirmed, const progress_sample_t *samples, size_t n, uint64_t fallback,
                               const char **time_out);
 
+/* A time as the record holds it ("2026-12-04T09:30:12.345Z", UTC) as Unix seconds; 0 when
+ * it is not of that form. Pure. */
+double progress_time_unix(const char *iso);
+
 /* ------------------------------------------------------------------------ the writer */
 
 typedef struct progress_writer progress_writer_t;
 
 /* Starts the background writer: every interval_ms it samples the server and, when the relay
- * submitted a newer confirmed position, stores the record. conninfo, table, slot: copied.
+ * submitted a newer confirmed position, stores the record. It stores only on the server and
+ * timeline the relay submitted (its own connection may reach another server after a
+ * failover), with samples of that server and timeline only. conninfo, table, slot: copied.
  * initial: the record loaded at start (its horizon backs positions older than any sample), or
  * NULL. Returns NULL when out of memory. */
 progress_writer_t *progress_writer_start(const char *conninfo, const char *table, const char *slot, int interval_ms,

@@ -101,6 +101,7 @@ static void send_status(relay_t *r) {
     }
     r->sent_flush = flush;
     r->confirmed_seq = settled;
+    progress_writer_submit(r->pw, flush, stream_connect_system_id(r->sc), stream_connect_timeline(r->sc));
     r->last_status_ms = clock_now_ms();
     r->status_due = false;
 }
@@ -228,8 +229,13 @@ void relay_tick(relay_t *r, int64_t now) {
                             .wal_end = r->wal_end,
                             .in_flight = ack_tracker_outstanding(r->at)};
     if (relay_ops_tick(r->ops, now, &os, err, sizeof(err)) != 0 && r->state != ST_SHUTDOWN) {
-        repl_stream_close(r->rs);
-        relay_fail(r, RELAY_EXIT_CONFIG, err);
+        /* The slot was invalidated: reconnecting finds it so and recovers, or stop. */
+        if (!r->o->recover_lost_slot) {
+            repl_stream_close(r->rs);
+            relay_fail(r, RELAY_EXIT_CONFIG, err);
+        } else if (r->state == ST_STREAM) {
+            stream_lost(r, "the replication slot was invalidated (wal_status = lost)");
+        }
     }
 }
 
@@ -251,7 +257,7 @@ static bool read_stream(relay_t *r) {
         if (n == 0)
             return false;
         if (n < 0) {
-            if (why == REPL_SLOT_INVALIDATED) {
+            if (why == REPL_SLOT_INVALIDATED && !r->o->recover_lost_slot) {
                 relay_fail(r, RELAY_EXIT_CONFIG, err);
                 repl_stream_close(r->rs);
             } else {
@@ -272,15 +278,65 @@ static bool read_stream(relay_t *r) {
     return true;
 }
 
-/* Connects and starts streaming (stream_connect.c decides about the slot), or backfills and
- * creates the slot first; then the loop streams, stands by, backs off or stops. */
+/* (Re)starts the progress writer for the server just connected to, backed by the record
+ * stream_connect loaded or wrote. */
+static void start_progress(relay_t *r) {
+    const relay_options_t *o = r->o;
+    if (!o->progress_table || !*o->progress_table)
+        return;
+    progress_writer_stop(r->pw);
+    r->pw = progress_writer_start(o->conninfo, o->progress_table, o->slot, o->progress_interval_ms,
+                                  stream_connect_record(r->sc));
+    if (!r->pw)
+        log_warn("cannot start the progress writer (out of memory): a lost slot cannot be recovered by itself");
+}
+
+/* The slot was lost (errstr: how): drop what is left of it, republish the rows the progress
+ * record cannot rule out, and say what a table cannot give back. Returns the status of the
+ * republishing (REPL_OK: the slot exists again). */
+static repl_status_t recover(relay_t *r, const char *how, char *errstr, size_t errstr_size) {
+    char where[160], lb[LSN_FMT_SIZE];
+    const progress_record_t *rec;
+    log_warn("%s: recovering: republishing the outbox rows committed since the progress record, then streaming "
+             "from a new slot (postgres.slot.on_lost = recover)",
+             how);
+    repl_status_t st = repl_stream_drop_slot(r->rs, r->o->slot, errstr, errstr_size);
+    if (st != REPL_OK)
+        return st;
+    if (stream_connect_recovery(r->sc, r->rs, where, sizeof(where), &rec, errstr, errstr_size) != 0)
+        return REPL_RETRY;
+    uint64_t rows = 0;
+    int64_t t0 = clock_now_ms();
+    st = backfill_publish_run(r, where, "recovery", &rows, errstr, errstr_size);
+    if (st != REPL_OK)
+        return st;
+    relay_ops_recovered(r->ops, rows, progress_time_unix(rec->horizon_time));
+    log_warn("recovery: republished %" PRIu64 " outbox rows in %.1f s (rows committed after %s, where %s); those "
+             "already in Kafka are now there twice (at least once)",
+             rows, (double)(clock_now_ms() - t0) / 1000.0, lsn_format(rec->confirmed, lb), where);
+    /* Logical messages and rows deleted in their own transaction live only in the WAL. */
+    log_error("recovery: table-less events (outbox logical messages, rows deleted in the transaction that inserted "
+              "them) committed between %s and now (UTC) could not be republished: they existed only in the WAL the "
+              "lost slot held; check their producers for that window",
+              rec->horizon_time[0] ? rec->horizon_time : "the last progress record");
+    return REPL_OK;
+}
+
+/* Connects and starts streaming (stream_connect.c decides about the slot), or backfills (or
+ * recovers a lost slot) and creates the slot first; then the loop streams, stands by, backs
+ * off or stops. */
 static void connect_step(relay_t *r) {
     char err[RELAY_ERRSZ], lb[LSN_FMT_SIZE];
     lsn_t start;
     stream_connect_result_t res =
         stream_connect_open(r->sc, r->rs, r->had_stream, ack_tracker_confirmable(r->at), &start, err, sizeof(err));
-    if (res == STREAM_CONNECT_BACKFILL) {
-        repl_status_t st = backfill_publish_run(r, err, sizeof(err));
+    if (res == STREAM_CONNECT_BACKFILL || res == STREAM_CONNECT_RECOVER) {
+        uint64_t rows;
+        char how[RELAY_ERRSZ];
+        snprintf(how, sizeof(how), "%s", err);
+        repl_status_t st = res == STREAM_CONNECT_RECOVER
+                               ? recover(r, how, err, sizeof(err))
+                               : backfill_publish_run(r, r->o->backfill_where, "backfill", &rows, err, sizeof(err));
         if (st == REPL_OK) { /* the slot exists now: connect again and stream it */
             repl_stream_close(r->rs);
             r->next_connect_ms = clock_now_ms();
@@ -306,6 +362,7 @@ static void connect_step(relay_t *r) {
         return;
     case STREAM_CONNECT_RETRY:
     case STREAM_CONNECT_BACKFILL: /* not after backfill_publish_run */
+    case STREAM_CONNECT_RECOVER:
         repl_stream_close(r->rs);
         snprintf(r->not_ready, sizeof(r->not_ready), "not streaming: %s", err);
         log_warn("%s (retrying in %d ms)", err, r->backoff_ms);
@@ -330,6 +387,7 @@ static void connect_step(relay_t *r) {
     log_info("%s slot \"%s\" from %s", r->had_stream ? "resumed streaming" : "streaming", r->o->slot,
              lsn_format(start, lb));
     r->had_stream = true;
+    start_progress(r);
 }
 
 /* Kafka acknowledged nothing for relay.stall.timeout.ms while events are outstanding: let go
@@ -416,7 +474,10 @@ static int start_up(relay_t *r) {
                                         .create_slot = o->create_slot,
                                         .backfill = o->backfill_where && *o->backfill_where,
                                         .message_prefix = o->router.message_prefix,
-                                        .columns = &o->router.columns};
+                                        .columns = &o->router.columns,
+                                        .progress_table = o->progress_table,
+                                        .recover = o->recover_lost_slot,
+                                        .recovery_margin_xids = (uint64_t)o->recovery_margin_xids};
     if (!r->at || !r->dec || !r->rs || (o->cleanup && !(r->cl = cleanup_new(o->conninfo, 100000, 500))) ||
         (o->dead_letter_topic && !(r->dl = dead_letter_new(o->dead_letter_topic, o->router.id_header))) ||
         !(r->sc = stream_connect_new(&r->sco, r->router, r->cl))) {
@@ -587,7 +648,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         }
     }
 out:
-    relay_ops_destroy(r.ops); /* before the producer: its Kafka probe uses the handle */
+    progress_writer_stop(r.pw); /* writes the last confirmed position (after the final status update) */
+    relay_ops_destroy(r.ops);   /* before the producer: its Kafka probe uses the handle */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
     w2j_decoder_destroy(r.dec);

@@ -31,6 +31,10 @@ typedef struct relay_options {
     const char *http_listen;        /* host:port of /metrics, /healthz, /readyz; "" = none */
     long long retained_warn_bytes;  /* warn when the slot retains more WAL (0 = never) */
     int slot_poll_interval_ms;      /* how often the slot is read from pg_replication_slots */
+    const char *progress_table;     /* progress.table: the durable progress record; "" = none */
+    int progress_interval_ms;       /* progress.interval.ms: how often the record is written */
+    bool recover_lost_slot;         /* postgres.slot.on_lost = recover (else fail: exit 2) */
+    long long recovery_margin_xids; /* recovery.margin.xids: republish this many transaction ids more */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

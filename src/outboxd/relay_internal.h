@@ -13,6 +13,7 @@
 #include "dead_letter.h"
 #include "kproducer.h"
 #include "lsn.h"
+#include "progress.h"
 #include "relay.h"
 #include "relay_ops.h"
 #include "repl_stream.h"
@@ -37,7 +38,8 @@ typedef struct relay {
     cleanup_t *cl;     /* outbox.cleanup = delete; NULL otherwise */
     stream_connect_options_t sco;
     stream_connect_t *sc;
-    relay_ops_t *ops; /* metrics, HTTP endpoint, slot poll, guardrails */
+    relay_ops_t *ops;      /* metrics, HTTP endpoint, slot poll, guardrails */
+    progress_writer_t *pw; /* the durable progress record; NULL when progress.table is off */
 
     relay_state_t state;
     int exit_code;

@@ -44,7 +44,8 @@ struct relay_ops {
     metrics_t *m;
     metrics_family_t *events, *bytes;
     metrics_series_t *in_flight, *errors, *reconnects, *received, *confirmed, *wal_end, *lag, *retained, *safe,
-        *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby, *poll_errors;
+        *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby, *poll_errors,
+        *recoveries, *republished, *unrecoverable;
     txn_slot_t *txns;
     size_t cap;
     int64_t txn_commit_us; /* commit timestamp of the transaction being read */
@@ -150,6 +151,16 @@ relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t er
     ops->errors =
         metrics_scalar(m, METRICS_COUNTER, "outboxd_delivery_errors_total",
                        "Delivery reports with an error (each stops the relay or goes to the dead-letter topic).");
+    ops->recoveries = metrics_scalar(m, METRICS_COUNTER, "outboxd_slot_recoveries_total",
+                                     "Times a lost replication slot (missing or invalidated) was recovered from the "
+                                     "progress record.");
+    ops->republished =
+        metrics_scalar(m, METRICS_COUNTER, "outboxd_recovery_republished_events_total",
+                       "Outbox rows republished by slot recoveries (at least once: some were in Kafka).");
+    ops->unrecoverable =
+        metrics_scalar(m, METRICS_GAUGE, "outboxd_recovery_unrecoverable_since_seconds",
+                       "Unix time from which table-less events (logical messages, rows deleted in their "
+                       "own transaction) could not be republished by the last recovery; 0 = none.");
     ops->reconnects = metrics_scalar(m, METRICS_COUNTER, "outboxd_reconnects_total",
                                      "Times streaming resumed after the replication connection was lost or released.");
     ops->received = metrics_scalar(m, METRICS_GAUGE, "outboxd_received_lsn",
@@ -260,6 +271,14 @@ void relay_ops_failed(relay_ops_t *ops, uint64_t seq) {
         return;
     settle(ops, seq);
     metrics_add(ops->errors, 1);
+}
+
+void relay_ops_recovered(relay_ops_t *ops, uint64_t rows, double unrecoverable_since) {
+    if (!ops)
+        return;
+    metrics_add(ops->recoveries, 1);
+    metrics_add(ops->republished, (double)rows);
+    metrics_set(ops->unrecoverable, unrecoverable_since);
 }
 
 void relay_ops_reconnected(relay_ops_t *ops) {

@@ -44,6 +44,9 @@ void relay_ops_acked(relay_ops_t *ops, uint64_t seq, const char *topic, size_t b
 void relay_ops_failed(relay_ops_t *ops, uint64_t seq);
 void relay_ops_reconnected(relay_ops_t *ops);
 void relay_ops_reset(relay_ops_t *ops);
+/* A lost slot was recovered by republishing rows outbox rows; table-less events committed
+ * since unrecoverable_since (Unix time, seconds) could not be. */
+void relay_ops_recovered(relay_ops_t *ops, uint64_t rows, double unrecoverable_since);
 
 typedef struct relay_ops_state {
     bool streaming;        /* START_REPLICATION succeeded and the stream is up */

@@ -368,6 +368,40 @@ static repl_status_t create_slot(repl_stream_t *rs, const char *slot, const char
     return st;
 }
 
+repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t system_id_size, uint32_t *timeline,
+                                   char *errstr, size_t errstr_size) {
+    PGresult *res = PQexec(rs->conn, "IDENTIFY_SYSTEM");
+    repl_status_t st = REPL_OK;
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1 || PQnfields(res) < 2) {
+        pgconn_error(errstr, errstr_size, "IDENTIFY_SYSTEM failed: ", PQresultErrorMessage(res));
+        st = REPL_RETRY;
+    } else {
+        snprintf(system_id, system_id_size, "%s", PQgetvalue(res, 0, 0));
+        *timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    return st;
+}
+
+repl_status_t repl_stream_drop_slot(repl_stream_t *rs, const char *slot, char *errstr, size_t errstr_size) {
+    char qslot[256], sql[300];
+    if (quote_ident(rs->conn, slot, qslot, sizeof(qslot))) {
+        snprintf(errstr, errstr_size, "invalid slot name");
+        return REPL_FATAL;
+    }
+    snprintf(sql, sizeof(sql), "DROP_REPLICATION_SLOT %s", qslot);
+    PGresult *res = PQexec(rs->conn, sql);
+    const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+    repl_status_t st = REPL_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
+        !(code && !strcmp(code, SQLSTATE_UNDEFINED_OBJECT))) {
+        pgconn_error(errstr, errstr_size, "cannot drop the lost replication slot: ", PQresultErrorMessage(res));
+        st = code && !strcmp(code, SQLSTATE_OBJECT_IN_USE) ? REPL_SLOT_BUSY : REPL_RETRY;
+    }
+    PQclear(res);
+    return st;
+}
+
 repl_status_t repl_stream_create_slot(repl_stream_t *rs, const char *slot, const char *plugin, char *errstr,
                                       size_t errstr_size) {
     PGresult *res;

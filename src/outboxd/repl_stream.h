@@ -79,6 +79,15 @@ PGconn *repl_stream_conn(repl_stream_t *rs);
 /* Looks the slot up in pg_replication_slots (PostgreSQL 13 or later: wal_status). */
 repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_slot_info_t *info, char *errstr,
                                     size_t errstr_size);
+/* IDENTIFY_SYSTEM: the server's system identifier (decimal text; a promoted standby keeps its
+ * primary's) and its current timeline (a promotion starts a new one). */
+repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t system_id_size, uint32_t *timeline,
+                                   char *errstr, size_t errstr_size);
+
+/* DROP_REPLICATION_SLOT slot (not WAIT): for a slot that was invalidated. A slot that no
+ * longer exists is REPL_OK; one in use is REPL_SLOT_BUSY. */
+repl_status_t repl_stream_drop_slot(repl_stream_t *rs, const char *slot, char *errstr, size_t errstr_size);
+
 /* CREATE_REPLICATION_SLOT slot LOGICAL plugin; a slot that exists already (42710
  * duplicate_object: another instance created it first) is REPL_OK. Maps the known failures
  * (plugin not installed, not allowed by output_plugin_libraries, wal_level: REPL_FATAL; all

@@ -2,6 +2,7 @@
  * between "the relay wants a stream" and "the stream runs" (see stream_connect.h). */
 #include "stream_connect.h"
 
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +15,16 @@ struct stream_connect {
     router_t *router;
     cleanup_t *cl;
     const char *w2j_options[17]; /* START_REPLICATION options, name/value pairs, NULL */
+
+    char system_id[24]; /* the server of the current connection (IDENTIFY_SYSTEM) */
+    uint32_t timeline;
+    char streamed_system_id[24]; /* the server of the last stream; "" before the first */
+    uint32_t streamed_timeline;
+    progress_record_t rec; /* valid when has_rec */
+    bool has_rec;
+    char record_err[2048];    /* the last progress table failure logged (logged once) */
+    progress_sample_t before; /* sampled right before a slot is created */
+    bool has_before;
 };
 
 stream_connect_t *stream_connect_new(const stream_connect_options_t *o, router_t *router, cleanup_t *cl) {
@@ -71,10 +82,54 @@ static repl_status_t check_tables(stream_connect_t *sc, PGconn *conn, bool had_s
     return REPL_OK;
 }
 
+/* The slot is gone (missing, or invalidated) after outboxd published from this database:
+ * recover from the record, or refuse with the runbook. */
+static stream_slot_action_t decide_lost(const stream_connect_options_t *o, const repl_slot_info_t *slot,
+                                        lsn_t confirmed, const progress_record_t *rec, const char *system_id,
+                                        char *errstr, size_t errstr_size) {
+    char lb[LSN_FMT_SIZE], how[256];
+    lsn_t since = rec ? rec->confirmed : confirmed;
+    if (slot->exists)
+        snprintf(how, sizeof(how),
+                 "replication slot \"%s\" was invalidated (wal_status = lost: the server removed WAL it still needed)",
+                 o->slot);
+    else
+        snprintf(how, sizeof(how),
+                 "replication slot \"%s\" is missing although outboxd published from this database (dropped, or a "
+                 "failover to a server without it)",
+                 o->slot);
+    if (!o->recover) {
+        snprintf(errstr, errstr_size,
+                 "%s: events committed since %s may not have been published, and postgres.slot.on_lost = fail: "
+                 "recreate the slot and republish from the table (docs/operations.md, \"Slot lost\"), or set "
+                 "postgres.slot.on_lost = recover",
+                 how, lsn_format(since, lb));
+        return STREAM_SLOT_REFUSE;
+    }
+    if (!rec) {
+        snprintf(errstr, errstr_size,
+                 "%s, and there is no progress record (progress.table) to recover from: events committed since %s "
+                 "may not have been published. Republish them from the table (docs/operations.md, \"Slot lost\"), "
+                 "then restart outboxd",
+                 how, lsn_format(since, lb));
+        return STREAM_SLOT_REFUSE;
+    }
+    if (system_id && *system_id && strcmp(rec->system_id, system_id) != 0) {
+        snprintf(errstr, errstr_size,
+                 "%s, and the progress record is of another PostgreSQL system (%s, this server is %s: a restored "
+                 "copy or another cluster), so it cannot say what was published here. If this is a new database, "
+                 "delete the slot's row from %s and start again (outbox.backfill.where publishes existing rows)",
+                 how, rec->system_id, system_id, o->progress_table);
+        return STREAM_SLOT_REFUSE;
+    }
+    snprintf(errstr, errstr_size, "%s", how);
+    return STREAM_SLOT_RECOVER;
+}
+
 stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, const repl_slot_info_t *slot,
-                                           const char *db, bool had_stream, lsn_t confirmed, char *errstr,
+                                           const char *db, bool had_stream, lsn_t confirmed,
+                                           const progress_record_t *rec, const char *system_id, char *errstr,
                                            size_t errstr_size) {
-    char lb[LSN_FMT_SIZE];
     if (slot->exists) {
         if (strcmp(slot->plugin, "wal2json") != 0) {
             snprintf(errstr, errstr_size,
@@ -90,6 +145,8 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
                      o->slot, slot->database, db);
             return STREAM_SLOT_REFUSE;
         }
+        if (slot->lost)
+            return decide_lost(o, slot, confirmed, rec, system_id, errstr, errstr_size);
         if (slot->active) {
             snprintf(errstr, errstr_size, "replication slot \"%s\" is in use by PID %d (another outboxd?)", o->slot,
                      slot->active_pid);
@@ -97,17 +154,11 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
         }
         return STREAM_SLOT_USE;
     }
-    if (had_stream) {
-        /* It existed when we streamed: dropped, or PostgreSQL failed over to a server without
-         * it. Recreating it silently would skip everything committed in between. */
-        snprintf(errstr, errstr_size,
-                 "replication slot \"%s\" disappeared while outboxd was streaming it (dropped, or a "
-                 "failover to a server without it): events committed since %s may not have been "
-                 "published. Recreate the slot and republish from the table (docs/operations.md, "
-                 "\"Slot invalidated\"), then restart outboxd",
-                 o->slot, lsn_format(confirmed, lb));
-        return STREAM_SLOT_REFUSE;
-    }
+    /* It existed when we streamed, or the record says we published from here: dropped, or a
+     * failover to a server without it. Creating it where it is now would skip everything
+     * committed in between. */
+    if (had_stream || rec)
+        return decide_lost(o, slot, confirmed, rec, system_id, errstr, errstr_size);
     if (!o->create_slot) {
         snprintf(errstr, errstr_size,
                  "replication slot \"%s\" does not exist and postgres.slot.create is false: create it with "
@@ -136,11 +187,127 @@ static stream_connect_result_t result_of(repl_status_t st) {
     return STREAM_CONNECT_FATAL;
 }
 
+const char *stream_connect_system_id(const stream_connect_t *sc) { return sc->system_id; }
+uint32_t stream_connect_timeline(const stream_connect_t *sc) { return sc->timeline; }
+const progress_record_t *stream_connect_record(const stream_connect_t *sc) { return sc->has_rec ? &sc->rec : NULL; }
+
+static bool progress_on(const stream_connect_t *sc) { return sc->o->progress_table && *sc->o->progress_table; }
+
+/* A progress table failure: a WARN line once per distinct failure (the relay keeps
+ * publishing; only an automatic recovery needs the record). */
+static void record_failed(stream_connect_t *sc, const err_t *e) {
+    char line[sizeof(e->msg) + sizeof(e->fix) + 64];
+    err_line(e, line, sizeof(line));
+    if (strcmp(sc->record_err, line) != 0)
+        log_warn("%s (without the record, outboxd cannot recover a lost slot by itself)", line);
+    snprintf(sc->record_err, sizeof(sc->record_err), "%s", line);
+}
+
+/* Which server this is; logs a change of system or timeline once, with both values. */
+static repl_status_t identify(stream_connect_t *sc, repl_stream_t *rs, char *errstr, size_t errstr_size) {
+    repl_status_t st =
+        repl_stream_identify(rs, sc->system_id, sizeof(sc->system_id), &sc->timeline, errstr, errstr_size);
+    if (st != REPL_OK || !sc->streamed_system_id[0])
+        return st;
+    if (strcmp(sc->streamed_system_id, sc->system_id) != 0)
+        log_warn("PostgreSQL system identifier changed from %s to %s (timeline %" PRIu32 " to %" PRIu32
+                 "): another server answers postgres.conninfo now",
+                 sc->streamed_system_id, sc->system_id, sc->streamed_timeline, sc->timeline);
+    else if (sc->streamed_timeline != sc->timeline)
+        log_warn("PostgreSQL timeline changed from %" PRIu32 " to %" PRIu32 " on system %s: a standby was promoted "
+                 "(failover)",
+                 sc->streamed_timeline, sc->timeline, sc->system_id);
+    return st;
+}
+
+/* Loads the record (creating the table when missing and allowed). */
+static void load_record(stream_connect_t *sc, repl_stream_t *rs) {
+    sc->has_rec = false;
+    if (!progress_on(sc))
+        return;
+    err_t e;
+    PGconn *conn = repl_stream_conn(rs);
+    int found = progress_ensure_table(conn, sc->o->progress_table, &e);
+    if (found == 0)
+        found = progress_load(conn, sc->o->progress_table, sc->o->slot, &sc->rec, &e);
+    if (found < 0) {
+        record_failed(sc, &e);
+        return;
+    }
+    sc->record_err[0] = '\0';
+    sc->has_rec = found == 1;
+}
+
+int stream_connect_sample(stream_connect_t *sc, repl_stream_t *rs) {
+    sc->has_before = false;
+    if (!progress_on(sc))
+        return -1;
+    err_t e;
+    if (progress_sample(repl_stream_conn(rs), &sc->before, &e) != 0) {
+        record_failed(sc, &e);
+        return -1;
+    }
+    sc->has_before = true;
+    return 0;
+}
+
+void stream_connect_record_slot(stream_connect_t *sc, repl_stream_t *rs, lsn_t at) {
+    if (!sc->has_before)
+        return;
+    progress_record_t rec = {.timeline = sc->timeline, .confirmed = at, .horizon = sc->before.oldest_xid};
+    snprintf(rec.system_id, sizeof(rec.system_id), "%s", sc->system_id);
+    snprintf(rec.horizon_time, sizeof(rec.horizon_time), "%s", sc->before.time);
+    err_t e;
+    if (progress_store(repl_stream_conn(rs), sc->o->progress_table, sc->o->slot, &rec, &e) != 0) {
+        record_failed(sc, &e);
+        return;
+    }
+    sc->rec = rec;
+    sc->has_rec = true;
+    sc->has_before = false;
+}
+
+int stream_connect_recovery(stream_connect_t *sc, repl_stream_t *rs, char *where, size_t where_size,
+                            const progress_record_t **rec, char *errstr, size_t errstr_size) {
+    progress_sample_t now;
+    err_t e;
+    *rec = sc->has_rec ? &sc->rec : NULL;
+    if (!sc->has_rec) {
+        snprintf(errstr, errstr_size, "no progress record");
+        return -1;
+    }
+    if (progress_sample(repl_stream_conn(rs), &now, &e) != 0) {
+        err_line(&e, errstr, errstr_size);
+        return -1;
+    }
+    progress_recovery_where(&sc->rec, now.next_xid, sc->o->recovery_margin_xids, where, where_size);
+    return 0;
+}
+
+/* Creates the slot where the server is now, with a record for that position. */
+static repl_status_t create_slot(stream_connect_t *sc, repl_stream_t *rs, repl_slot_info_t *slot, char *errstr,
+                                 size_t errstr_size) {
+    const char *name = sc->o->slot;
+    stream_connect_sample(sc, rs);
+    repl_status_t st = repl_stream_create_slot(rs, name, "wal2json", errstr, errstr_size);
+    if (st != REPL_OK)
+        return st;
+    log_warn("created replication slot \"%s\" (wal2json): outboxd publishes what commits from "
+             "now on; rows committed before are not streamed",
+             name);
+    st = repl_stream_slot_info(rs, name, slot, errstr, errstr_size);
+    if (st == REPL_OK && slot->exists)
+        stream_connect_record_slot(sc, rs, slot->confirmed_flush);
+    return st;
+}
+
 stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t *rs, bool had_stream, lsn_t confirmed,
                                             lsn_t *start, char *errstr, size_t errstr_size) {
     const stream_connect_options_t *o = sc->o;
     *start = confirmed;
     repl_status_t st = repl_stream_connect(rs, o->conninfo, errstr, errstr_size);
+    if (st == REPL_OK)
+        st = identify(sc, rs, errstr, errstr_size);
     if (st == REPL_OK) {
         err_t e;
         st = pg_preflight_server(repl_stream_conn(rs), &e);
@@ -154,7 +321,9 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
         st = repl_stream_slot_info(rs, o->slot, &slot, errstr, errstr_size);
     if (st != REPL_OK)
         return result_of(st);
-    switch (stream_connect_decide(o, &slot, PQdb(repl_stream_conn(rs)), had_stream, confirmed, errstr, errstr_size)) {
+    load_record(sc, rs);
+    switch (stream_connect_decide(o, &slot, PQdb(repl_stream_conn(rs)), had_stream, confirmed,
+                                  stream_connect_record(sc), sc->system_id, errstr, errstr_size)) {
     case STREAM_SLOT_USE:
         break;
     case STREAM_SLOT_STANDBY:
@@ -163,19 +332,24 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
         return STREAM_CONNECT_FATAL;
     case STREAM_SLOT_BACKFILL:
         return STREAM_CONNECT_BACKFILL;
+    case STREAM_SLOT_RECOVER:
+        return STREAM_CONNECT_RECOVER;
     case STREAM_SLOT_CREATE:
-        st = repl_stream_create_slot(rs, o->slot, "wal2json", errstr, errstr_size);
-        if (st != REPL_OK)
-            return result_of(st);
-        log_warn("created replication slot \"%s\" (wal2json): outboxd publishes what commits from "
-                 "now on; rows committed before are not streamed",
-                 o->slot);
-        st = repl_stream_slot_info(rs, o->slot, &slot, errstr, errstr_size);
+        st = create_slot(sc, rs, &slot, errstr, errstr_size);
         if (st != REPL_OK)
             return result_of(st);
         break;
     }
-    if (slot.confirmed_flush > *start)
+    /* On another server or timeline, what this process confirmed before may be ahead of this
+     * server's history (a standby that had not replayed it): its positions past the promotion
+     * are other transactions. Start where the slot here says. */
+    bool same_server = !strcmp(sc->streamed_system_id, sc->system_id) && sc->streamed_timeline == sc->timeline;
+    if (!same_server || slot.confirmed_flush > *start)
         *start = slot.confirmed_flush;
-    return result_of(repl_stream_start(rs, o->slot, *start, sc->w2j_options, errstr, errstr_size));
+    st = repl_stream_start(rs, o->slot, *start, sc->w2j_options, errstr, errstr_size);
+    if (st == REPL_OK) {
+        snprintf(sc->streamed_system_id, sizeof(sc->streamed_system_id), "%s", sc->system_id);
+        sc->streamed_timeline = sc->timeline;
+    }
+    return result_of(st);
 }

@@ -10,6 +10,7 @@
 
 #include "cleanup.h"
 #include "lsn.h"
+#include "progress.h"
 #include "repl_stream.h"
 #include "router.h"
 
@@ -20,6 +21,9 @@ typedef struct stream_connect_options {
     bool backfill;              /* outbox.backfill.where is set: a missing slot is created by a backfill */
     const char *message_prefix; /* outbox logical messages' prefix (add-msg-prefixes); NULL or "" = none */
     const router_columns_t *columns;
+    const char *progress_table;    /* progress.table: the durable record; NULL or "" = none */
+    bool recover;                  /* postgres.slot.on_lost = recover (else fail) */
+    uint64_t recovery_margin_xids; /* recovery.margin.xids: republish this many xids more */
 } stream_connect_options_t;
 
 /* What to do about the slot, given what pg_replication_slots says about it. */
@@ -28,6 +32,8 @@ typedef enum {
     STREAM_SLOT_STANDBY,  /* another process streams it: wait for it to let go */
     STREAM_SLOT_CREATE,   /* missing on a first start: create it (publishes what commits from now on) */
     STREAM_SLOT_BACKFILL, /* missing on a first start with outbox.backfill.where: back-fill, then create */
+    STREAM_SLOT_RECOVER,  /* lost (missing or invalidated) after outboxd published from this database, as
+                             the progress record says: republish from the record's horizon, then create */
     STREAM_SLOT_REFUSE    /* the user must act first (another plugin or database, lost while streamed,
                              postgres.slot.create = false) */
 } stream_slot_action_t;
@@ -37,6 +43,8 @@ typedef enum {
     STREAM_CONNECT_STREAMING, /* the stream runs from *start */
     STREAM_CONNECT_BACKFILL,  /* connected and checked; the slot must be created by a backfill
                                  (backfill_publish_run) on this connection */
+    STREAM_CONNECT_RECOVER,   /* connected and checked; the slot was lost (errstr says how): drop what is left
+                                 of it and republish (stream_connect_recovery) on this connection */
     STREAM_CONNECT_STANDBY,   /* another process streams the slot (errstr names it): close, look again soon */
     STREAM_CONNECT_RETRY,     /* transient (errstr): close, back off, connect again */
     STREAM_CONNECT_FATAL      /* the user must fix something (errstr says what and how) */
@@ -59,10 +67,36 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
                                             lsn_t *start, char *errstr, size_t errstr_size);
 
 /* The slot policy, pure (exported for its unit test): what to do about the slot o->slot as
- * slot describes it, for a connection to database db (NULL = unknown). errstr gets the reason
- * for STANDBY and the error with its fix for REFUSE. */
+ * slot describes it, for a connection to database db (NULL = unknown) on the server system_id
+ * (IDENTIFY_SYSTEM; NULL = unknown), given the progress record rec (NULL = none). errstr gets
+ * the reason for STANDBY and RECOVER and the error with its fix for REFUSE. */
 stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, const repl_slot_info_t *slot,
-                                           const char *db, bool had_stream, lsn_t confirmed, char *errstr,
+                                           const char *db, bool had_stream, lsn_t confirmed,
+                                           const progress_record_t *rec, const char *system_id, char *errstr,
                                            size_t errstr_size);
+
+/* The server the last stream_connect_open reached: IDENTIFY_SYSTEM's system identifier and
+ * timeline (borrowed; "" and 0 before the first connect). */
+const char *stream_connect_system_id(const stream_connect_t *sc);
+uint32_t stream_connect_timeline(const stream_connect_t *sc);
+
+/* The progress record as of the last connect (loaded, or written when the slot was created);
+ * NULL when there is none (no record yet, or progress.table is off or unusable). */
+const progress_record_t *stream_connect_record(const stream_connect_t *sc);
+
+/* For a backfill or recovery on rs (connected by stream_connect_open): samples the server
+ * right before the new slot is created, so that the record written for the slot's
+ * position has a valid horizon. Returns 0, or -1 (logged; the slot gets no record). */
+int stream_connect_sample(stream_connect_t *sc, repl_stream_t *rs);
+
+/* Writes the progress record for a slot just created at `at` on rs's server, with the
+ * sample taken before (stream_connect_sample). Logged when it fails. */
+void stream_connect_record_slot(stream_connect_t *sc, repl_stream_t *rs, lsn_t at);
+
+/* After STREAM_CONNECT_RECOVER: the predicate selecting the outbox rows to republish
+ * (progress_recovery_where, with a sample of rs's server; "true" when nothing better is
+ * known) and the record it derives from (borrowed). Returns 0, or -1 with errstr. */
+int stream_connect_recovery(stream_connect_t *sc, repl_stream_t *rs, char *where, size_t where_size,
+                            const progress_record_t **rec, char *errstr, size_t errstr_size);
 
 #endif

@@ -42,10 +42,17 @@ static void test_horizon_ring_order_does_not_matter(void **state) {
 
 static void test_recovery_where(void **state) {
     (void)state;
-    char buf[64];
+    char buf[96];
     progress_record_t r = {.horizon = 1000};
-    assert_string_equal(progress_recovery_where(&r, 1500, 0, buf, sizeof(buf)), "age(xmin) <= 500");
-    assert_string_equal(progress_recovery_where(&r, 1500, 100, buf, sizeof(buf)), "age(xmin) <= 600");
+    assert_string_equal(progress_recovery_where(&r, 1500, 0, buf, sizeof(buf)),
+                        "age(xmin)::bigint <= age('1000'::xid)::bigint + 0");
+    assert_string_equal(progress_recovery_where(&r, 1500, 100, buf, sizeof(buf)),
+                        "age(xmin)::bigint <= age('1000'::xid)::bigint + 100");
+    /* a 64-bit xid (epoch 2): the 32-bit xid the rows carry */
+    r.horizon = (2ULL << 32) + 7;
+    assert_string_equal(progress_recovery_where(&r, (2ULL << 32) + 900, 0, buf, sizeof(buf)),
+                        "age(xmin)::bigint <= age('7'::xid)::bigint + 0");
+    r.horizon = 1000;
     /* horizon ahead of the server's next xid (not this server's history): every row */
     assert_string_equal(progress_recovery_where(&r, 900, 10, buf, sizeof(buf)), "true");
     /* beyond what 32-bit xids can tell apart: every row */
@@ -56,11 +63,20 @@ static void test_recovery_where(void **state) {
     assert_string_equal(progress_recovery_where(&r, 5, 0, buf, sizeof(buf)), "true");
 }
 
+static void test_time_unix(void **state) {
+    (void)state;
+    assert_true(progress_time_unix("2026-12-04T09:30:12.250Z") == 1796376612.25);
+    assert_true(progress_time_unix("1970-01-01T00:00:00.000Z") == 0);
+    assert_true(progress_time_unix("") == 0);
+    assert_true(progress_time_unix("yesterday") == 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_horizon_newest_sample_not_after_position),
         cmocka_unit_test(test_horizon_ring_order_does_not_matter),
         cmocka_unit_test(test_recovery_where),
+        cmocka_unit_test(test_time_unix),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
