@@ -483,7 +483,7 @@ static void check_slot(ck_t *c) {
         snprintf(fix, sizeof(fix),
                  "create it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set "
                  "postgres.slot.create = true. If it existed before, it was lost: docs/operations.md \"Slot "
-                 "invalidated\"",
+                 "lost\"",
                  slot);
         reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" does not exist and postgres.slot.create is false",
                 slot);
@@ -508,7 +508,7 @@ static void check_slot(ck_t *c) {
                 s->database, c->db);
     } else if (s->lost) {
         reportf(c, CK_FAIL, "slot",
-                "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot invalidated\")",
+                "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot lost\")",
                 "replication slot \"%s\" was invalidated (wal_status = lost): events written since its confirmed "
                 "position %s may not have been published",
                 slot, s->confirmed);

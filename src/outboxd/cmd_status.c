@@ -90,7 +90,7 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
     const char *ws = val(res, STATUS_C_WAL_STATUS);
     cmdout_line(out, "wal_status", "%s%s", ws ? ws : "-",
                 !ws                         ? " (PostgreSQL 13 or later)"
-                : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot invalidated\""
+                : !strcmp(ws, "lost")       ? ": the slot is invalidated, see docs/operations.md \"Slot lost\""
                 : !strcmp(ws, "unreserved") ? ": WAL beyond max_slot_wal_keep_size; the slot is about to be invalidated"
                 : !strcmp(ws, "extended")   ? ": WAL beyond max_wal_size, within max_slot_wal_keep_size"
                                             : "");
@@ -182,7 +182,7 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
         snprintf(detail, sizeof(detail), "replication slot \"%s\" does not exist on this server", opts->slot);
         snprintf(fix, sizeof(fix),
                  "%screate it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); in the outbox's "
-                 "database. If it existed before, it was lost: see docs/operations.md \"Slot invalidated\"",
+                 "database. If it existed before, it was lost: see docs/operations.md \"Slot lost\"",
                  opts->create_slot ? "outboxd creates it when it starts (postgres.slot.create = true), or " : "",
                  opts->slot);
         cmdout_missing(out, json, "slot", opts->slot, detail, fix);

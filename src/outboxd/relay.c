@@ -296,15 +296,16 @@ static void start_progress(relay_t *r) {
  * republishing (REPL_OK: the slot exists again). */
 static repl_status_t recover(relay_t *r, const char *how, char *errstr, size_t errstr_size) {
     char where[160], lb[LSN_FMT_SIZE];
-    const progress_record_t *rec;
+    const progress_record_t *rp;
     log_warn("%s: recovering: republishing the outbox rows committed since the progress record, then streaming "
              "from a new slot (postgres.slot.on_lost = recover)",
              how);
     repl_status_t st = repl_stream_drop_slot(r->rs, r->o->slot, errstr, errstr_size);
     if (st != REPL_OK)
         return st;
-    if (stream_connect_recovery(r->sc, r->rs, where, sizeof(where), &rec, errstr, errstr_size) != 0)
+    if (stream_connect_recovery(r->sc, r->rs, where, sizeof(where), &rp, errstr, errstr_size) != 0)
         return REPL_RETRY;
+    const progress_record_t old = *rp, *rec = &old; /* the run writes the new slot's record */
     uint64_t rows = 0;
     int64_t t0 = clock_now_ms();
     st = backfill_publish_run(r, where, "recovery", &rows, errstr, errstr_size);

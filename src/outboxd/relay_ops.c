@@ -400,7 +400,7 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
                  "the slot still needed (max_slot_wal_keep_size). Events committed after the last confirmed "
                  "position %s may not have been published, and this slot can never stream them. Recover: drop and "
                  "recreate the slot, then republish those rows from the outbox table (docs/operations.md, \"Slot "
-                 "invalidated\")",
+                 "lost\")",
                  ops->o.slot, lsn_format(st->confirmed, lb));
         return -1;
     }

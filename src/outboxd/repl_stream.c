@@ -293,7 +293,7 @@ static repl_status_t explain(repl_stream_t *rs, command_t cmd, const char *code,
         if (cmd != CMD_CREATE_SLOT && slot_lost(rs, rs->slot)) {
             err_set(e, ERR_PERMANENT, code,
                     "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot "
-                    "invalidated\")",
+                    "lost\")",
                     "the replication slot was invalidated (the server removed WAL it still needed; events written "
                     "since the slot's last confirmed position may not have been published). Server said: %s",
                     msg);

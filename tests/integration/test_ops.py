@@ -288,14 +288,16 @@ def test_standby_takes_over_after_kill9_without_loss(outboxd, db, kafka, topic_p
 
 def test_invalidated_slot_stops_the_relay_with_the_runbook(outboxd, db, stack):
     """max_slot_wal_keep_size small, the relay frozen (SIGSTOP) while WAL is written and
-    checkpointed: PostgreSQL invalidates the slot; once thawed the relay stops with exit 2
-    and an error naming what happened, what may be missing and the runbook."""
+    checkpointed: PostgreSQL invalidates the slot; once thawed the relay, told not to recover
+    by itself (postgres.slot.on_lost = fail), stops with exit 2 and an error naming what
+    happened, what may be missing and the runbook. (The default, recover:
+    test_slot_loss.py.)"""
     admin = stack.pg_connect()
     slot = f"{db.dbname}_slot"
     try:
         admin.execute("ALTER SYSTEM SET max_slot_wal_keep_size = '1MB'")
         admin.execute("SELECT pg_reload_conf()")
-        d = outboxd({"slot.poll.interval.ms": 500})
+        d = outboxd({"slot.poll.interval.ms": 500, "postgres.slot.on_lost": "fail"})
         d.wait_for_log("streaming slot")
         db.insert_event("order", "a1", "Created", {"n": 1})
         time.sleep(2)  # published and confirmed
@@ -313,7 +315,7 @@ def test_invalidated_slot_stops_the_relay_with_the_runbook(outboxd, db, stack):
         log = d.log_text()
         assert re.search(r"invalidated", log), d.log_tail()
         assert "may not have been published" in log
-        assert 'docs/operations.md, "Slot invalidated"' in log
+        assert 'docs/operations.md, "Slot lost"' in log
         assert "recreate the slot" in log
         print(d.log_tail(4))
     finally:
