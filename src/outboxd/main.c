@@ -22,6 +22,8 @@ static const config_key_t outboxd_keys[] = {
     {"postgres.slot.on_lost", CONFIG_ENUM, "recover", 0, 0, "recover|fail", false,
      "the slot is missing or invalidated after outboxd published from this database: republish from the progress "
      "record and go on (recover), or stop with exit 2 and the runbook (fail)"},
+    {"postgres.slot.failover", CONFIG_BOOL, "false", 0, 0, NULL, false,
+     "PostgreSQL 17+: make the slot a failover slot, synced to standbys with sync_replication_slots = on"},
     {"progress.table", CONFIG_STRING, "public.outboxd_progress", 0, 0, NULL, false,
      "table in the outbox database holding the durable progress record (created when missing); empty = none"},
     {"progress.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
@@ -230,6 +232,7 @@ int main(int argc, char **argv) {
         .progress_interval_ms = (int)config_get_int(cfg, "progress.interval.ms"),
         .recover_lost_slot = strcmp(config_get(cfg, "postgres.slot.on_lost"), "recover") == 0,
         .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
+        .failover_slot = config_get_bool(cfg, "postgres.slot.failover"),
     };
     if (command) {
         int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);

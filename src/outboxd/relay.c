@@ -478,7 +478,8 @@ static int start_up(relay_t *r) {
                                         .columns = &o->router.columns,
                                         .progress_table = o->progress_table,
                                         .recover = o->recover_lost_slot,
-                                        .recovery_margin_xids = (uint64_t)o->recovery_margin_xids};
+                                        .recovery_margin_xids = (uint64_t)o->recovery_margin_xids,
+                                        .failover = o->failover_slot};
     if (!r->at || !r->dec || !r->rs || (o->cleanup && !(r->cl = cleanup_new(o->conninfo, 100000, 500))) ||
         (o->dead_letter_topic && !(r->dl = dead_letter_new(o->dead_letter_topic, o->router.id_header))) ||
         !(r->sc = stream_connect_new(&r->sco, r->router, r->cl))) {

@@ -35,6 +35,7 @@ typedef struct relay_options {
     int progress_interval_ms;       /* progress.interval.ms: how often the record is written */
     bool recover_lost_slot;         /* postgres.slot.on_lost = recover (else fail: exit 2) */
     long long recovery_margin_xids; /* recovery.margin.xids: republish this many transaction ids more */
+    bool failover_slot;             /* postgres.slot.failover: a PostgreSQL 17+ failover slot */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

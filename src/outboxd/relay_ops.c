@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "pgconn.h"
+#include "pg_failover.h"
 #include "pgpoll.h"
 #include "cmd_status.h"
 
@@ -35,6 +36,8 @@ typedef struct slot_snap {
     long long retained, safe, lag;
     lsn_t current, confirmed;
     char wal_status[16];
+    int blocking;             /* synchronized_standby_slots entries holding decoding back */
+    char blocking_names[256]; /* their names, comma separated */
 } slot_snap_t;
 
 struct relay_ops {
@@ -45,7 +48,7 @@ struct relay_ops {
     metrics_family_t *events, *bytes;
     metrics_series_t *in_flight, *errors, *reconnects, *received, *confirmed, *wal_end, *lag, *retained, *safe,
         *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby, *poll_errors,
-        *recoveries, *republished, *unrecoverable;
+        *blocking, *recoveries, *republished, *unrecoverable;
     txn_slot_t *txns;
     size_t cap;
     int64_t txn_commit_us; /* commit timestamp of the transaction being read */
@@ -54,6 +57,7 @@ struct relay_ops {
     int64_t next_publish_ms;
     uint64_t slot_polls, slot_poll_failures;
     bool slot_poll_failing; /* slot polls failed (logged once) and none worked since */
+    bool blocking_warned;   /* synchronized_standby_slots holds decoding back (logged once) */
     slot_snap_t slot;
     long long lag_bytes; /* what outboxd_lag_bytes shows */
     bool retained_warned;
@@ -120,6 +124,12 @@ static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size
         s->lost = !strcmp(s->wal_status, "lost");
     }
     PQclear(res);
+    /* PostgreSQL 17: a standby slot named in synchronized_standby_slots that nobody consumes
+     * holds every logical walsender back, telling only the client (a WARNING). */
+    err_t e;
+    s->blocking = pg_failover_blocking_standby_slots(conn, s->blocking_names, sizeof(s->blocking_names), &e);
+    if (s->blocking < 0)
+        s->blocking = 0;
     return 0;
 }
 
@@ -195,6 +205,9 @@ relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t er
                                    "1 when a broker answered the last metadata probe (every 2 s).");
     ops->standby = metrics_scalar(m, METRICS_GAUGE, "outboxd_standby",
                                   "1 while waiting for the slot that another process streams.");
+    ops->blocking = metrics_scalar(m, METRICS_GAUGE, "outboxd_standby_slots_blocking",
+                                   "Entries of the primary's synchronized_standby_slots (PostgreSQL 17) whose physical "
+                                   "slot is missing, invalidated or not streamed: logical decoding waits for them.");
     ops->poll_errors = metrics_scalar(m, METRICS_COUNTER, "outboxd_slot_poll_errors_total",
                                       "Reads of the slot from pg_replication_slots that failed (the slot metrics "
                                       "keep their last values meanwhile).");
@@ -388,10 +401,29 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
     if (fresh)
         retained_guard(ops, now_ms);
 
-    /* systemd: ready once streaming or standing by (a standby is up and doing its job); from
-     * then on STATUS= follows what it does. */
-    daemon_ops_publish(&ops->d, ops->m, st->streaming, "streaming", st->not_ready ? st->not_ready : "not streaming",
-                       st->standby);
+    /* synchronized_standby_slots holding decoding back: not ready, one WARN when it starts. */
+    char held[768] = "";
+    if (polls)
+        metrics_set(ops->blocking, ops->slot.blocking);
+    if (ops->slot.blocking > 0) {
+        char fix[512];
+        snprintf(held, sizeof(held), "logical decoding is held back by synchronized_standby_slots (%s): %s",
+                 ops->slot.blocking_names, pg_failover_blocking_fix(ops->slot.blocking_names, fix, sizeof(fix)));
+        if (!ops->blocking_warned)
+            log_warn("%s", held);
+    } else if (ops->blocking_warned) {
+        log_info("synchronized_standby_slots no longer holds logical decoding back");
+    }
+    ops->blocking_warned = ops->slot.blocking > 0;
+
+    /* systemd: ready once streaming or standing by (a standby is up and doing its job), or
+     * held back (starting would otherwise wait forever); from then on STATUS= follows what
+     * it does. */
+    daemon_ops_publish(&ops->d, ops->m, st->streaming && !held[0], "streaming",
+                       held[0]         ? held
+                       : st->not_ready ? st->not_ready
+                                       : "not streaming",
+                       st->standby || held[0]);
 
     if (fresh && ops->slot.lost) {
         char lb[LSN_FMT_SIZE];

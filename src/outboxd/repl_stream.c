@@ -136,9 +136,9 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
     char sql[512];
     snprintf(sql, sizeof(sql),
              "SELECT coalesce(plugin, ''), coalesce(database, ''), active, coalesce(active_pid, 0), "
-             "coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status = 'lost', false) "
+             "coalesce(confirmed_flush_lsn::text, ''), coalesce(wal_status = 'lost', false), %s "
              "FROM pg_replication_slots WHERE slot_name = %s",
-             lit);
+             PQserverVersion(rs->conn) >= 170000 ? "failover" : "false", lit);
     PQfreemem(lit);
     PGresult *res = PQexec(rs->conn, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -154,6 +154,7 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
         info->active_pid = atoi(PQgetvalue(res, 0, 3));
         lsn_parse(PQgetvalue(res, 0, 4), &info->confirmed_flush);
         info->lost = PQgetvalue(res, 0, 5)[0] == 't';
+        info->failover = PQgetvalue(res, 0, 6)[0] == 't';
     }
     PQclear(res);
     return REPL_OK;
@@ -378,6 +379,25 @@ repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t sy
     } else {
         snprintf(system_id, system_id_size, "%s", PQgetvalue(res, 0, 0));
         *timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+    }
+    PQclear(res);
+    return st;
+}
+
+repl_status_t repl_stream_set_failover(repl_stream_t *rs, const char *slot, char *errstr, size_t errstr_size) {
+    char qslot[256], sql[300];
+    if (quote_ident(rs->conn, slot, qslot, sizeof(qslot))) {
+        snprintf(errstr, errstr_size, "invalid slot name");
+        return REPL_FATAL;
+    }
+    snprintf(sql, sizeof(sql), "ALTER_REPLICATION_SLOT %s (FAILOVER true)", qslot);
+    PGresult *res = PQexec(rs->conn, sql);
+    repl_status_t st = REPL_OK;
+    if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+        const char *code = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        pgconn_error(errstr, errstr_size,
+                     "cannot make the slot a failover slot (postgres.slot.failover): ", PQresultErrorMessage(res));
+        st = code && !strncmp(code, "42", 2) ? REPL_FATAL : REPL_RETRY;
     }
     PQclear(res);
     return st;

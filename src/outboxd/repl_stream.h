@@ -46,7 +46,8 @@ typedef struct repl_msg {
 typedef struct repl_slot_info {
     bool exists;
     bool active;
-    bool lost; /* wal_status = 'lost': invalidated, the server removed WAL it needed */
+    bool lost;     /* wal_status = 'lost': invalidated, the server removed WAL it needed */
+    bool failover; /* PostgreSQL 17+: synced to standbys that have sync_replication_slots */
     int active_pid;
     char plugin[64];
     char database[64];
@@ -83,6 +84,10 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
  * primary's) and its current timeline (a promotion starts a new one). */
 repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t system_id_size, uint32_t *timeline,
                                    char *errstr, size_t errstr_size);
+
+/* ALTER_REPLICATION_SLOT slot (FAILOVER true): PostgreSQL 17+ syncs it to standbys with
+ * sync_replication_slots = on, so a promoted standby has it. */
+repl_status_t repl_stream_set_failover(repl_stream_t *rs, const char *slot, char *errstr, size_t errstr_size);
 
 /* DROP_REPLICATION_SLOT slot (not WAIT): for a slot that was invalidated. A slot that no
  * longer exists is REPL_OK; one in use is REPL_SLOT_BUSY. */

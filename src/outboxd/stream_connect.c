@@ -25,6 +25,7 @@ struct stream_connect {
     char record_err[2048];    /* the last progress table failure logged (logged once) */
     progress_sample_t before; /* sampled right before a slot is created */
     bool has_before;
+    bool failover_warned; /* postgres.slot.failover on a server before 17 (logged once) */
 };
 
 stream_connect_t *stream_connect_new(const stream_connect_options_t *o, router_t *router, cleanup_t *cl) {
@@ -284,6 +285,27 @@ int stream_connect_recovery(stream_connect_t *sc, repl_stream_t *rs, char *where
     return 0;
 }
 
+/* postgres.slot.failover: the slot (which exists) becomes a failover slot on PostgreSQL 17+. */
+static repl_status_t ensure_failover(stream_connect_t *sc, repl_stream_t *rs, const repl_slot_info_t *slot,
+                                     char *errstr, size_t errstr_size) {
+    if (!sc->o->failover || slot->failover)
+        return REPL_OK;
+    if (PQserverVersion(repl_stream_conn(rs)) < 170000) {
+        if (!sc->failover_warned)
+            log_warn("postgres.slot.failover = true needs PostgreSQL 17 or later (this server is %d): the slot is "
+                     "not synced to standbys; after a failover outboxd recovers it from the progress record instead",
+                     PQserverVersion(repl_stream_conn(rs)) / 10000);
+        sc->failover_warned = true;
+        return REPL_OK;
+    }
+    repl_status_t st = repl_stream_set_failover(rs, sc->o->slot, errstr, errstr_size);
+    if (st == REPL_OK)
+        log_info("replication slot \"%s\" is a failover slot now (postgres.slot.failover): standbys with "
+                 "sync_replication_slots = on keep a copy",
+                 sc->o->slot);
+    return st;
+}
+
 /* Creates the slot where the server is now, with a record for that position. */
 static repl_status_t create_slot(stream_connect_t *sc, repl_stream_t *rs, repl_slot_info_t *slot, char *errstr,
                                  size_t errstr_size) {
@@ -343,6 +365,9 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
     /* On another server or timeline, what this process confirmed before may be ahead of this
      * server's history (a standby that had not replayed it): its positions past the promotion
      * are other transactions. Start where the slot here says. */
+    st = ensure_failover(sc, rs, &slot, errstr, errstr_size);
+    if (st != REPL_OK)
+        return result_of(st);
     bool same_server = !strcmp(sc->streamed_system_id, sc->system_id) && sc->streamed_timeline == sc->timeline;
     if (!same_server || slot.confirmed_flush > *start)
         *start = slot.confirmed_flush;

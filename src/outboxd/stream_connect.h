@@ -24,6 +24,7 @@ typedef struct stream_connect_options {
     const char *progress_table;    /* progress.table: the durable record; NULL or "" = none */
     bool recover;                  /* postgres.slot.on_lost = recover (else fail) */
     uint64_t recovery_margin_xids; /* recovery.margin.xids: republish this many xids more */
+    bool failover;                 /* postgres.slot.failover: PostgreSQL 17+ failover slot */
 } stream_connect_options_t;
 
 /* What to do about the slot, given what pg_replication_slots says about it. */
