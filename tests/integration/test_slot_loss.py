@@ -179,7 +179,10 @@ def test_invalidated_slot_is_recovered(db, kafka, outboxd, topic_prefix, stack):
     got = [r.header("id").decode() for r in recs]
     want = set(first) | set(lost) | set(last)
     assert want <= set(got), f"{len(want - set(got))} of {len(want)} lost"
-    assert "was invalidated (wal_status = lost" in d.log_text()
+    log = d.log_text()
+    assert "was invalidated (wal_status = lost" in log
+    print(f"\ninvalidated: {len(lost)} events committed while away, {_republished(log)} republished, "
+          f"{len(got) - len(set(got))} duplicates, 0 lost")
     assert db.slot_info(slot)["wal_status"] != "lost"
     # One key: the last occurrence of each event is in commit order (republished rows come
     # before the new ones; ORDER BY outbox.backfill.order within the republished ones).
