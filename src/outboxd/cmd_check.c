@@ -18,6 +18,7 @@
 #include "log.h"
 #include "pg_failover.h"
 #include "pg_preflight.h"
+#include "progress.h"
 #include "cmdout.h"
 #include "pgconn.h"
 #include "repl_stream.h"
@@ -707,6 +708,63 @@ out:
 
 /* ------------------------------------------------------------------------------- run */
 
+/* progress.table: the relay can read and write its record (or create the table), so that a
+ * lost slot can be recovered without a person; what the record says now. */
+static void check_progress(ck_t *c) {
+    const char *t = c->o->progress_table;
+    if (!t || !*t) {
+        report(c, CK_WARN, "progress",
+               "progress.table is empty: a lost slot stops outboxd (exit 2) instead of "
+               "being recovered",
+               "set progress.table (default public.outboxd_progress)");
+        return;
+    }
+    if (pg_skipped(c, "progress"))
+        return;
+    char schema[128];
+    const char *dot = strchr(t, '.');
+    snprintf(schema, sizeof(schema), "%.*s", dot ? (int)(dot - t) : 6, dot ? t : "public");
+    const char *params[3] = {t, schema, c->o->slot};
+    PGresult *res = PQexecParams(
+        c->sql,
+        "SELECT to_regclass($1) IS NOT NULL, CASE WHEN to_regclass($1) IS NULL "
+        "THEN coalesce(has_schema_privilege($2, 'CREATE'), false) ELSE has_table_privilege($1, 'SELECT') AND "
+        "has_table_privilege($1, 'INSERT') AND has_table_privilege($1, 'UPDATE') END, current_user",
+        2, NULL, params, NULL, NULL, 0);
+    char fix[700];
+    snprintf(fix, sizeof(fix),
+             "as the table's owner or a superuser run sql/outbox.sql (it creates %s) and GRANT SELECT, INSERT, "
+             "UPDATE ON %s TO the relay's role (sql/roles.sql does)",
+             t, t);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        char err[MSG_SIZE];
+        pgconn_error(err, sizeof(err), "cannot check progress.table: ", PQresultErrorMessage(res));
+        report(c, CK_WARN, "progress", err, NULL);
+    } else if (PQgetvalue(res, 0, 1)[0] != 't') {
+        reportf(c, CK_WARN, "progress", fix,
+                "role \"%s\" may not %s %s: outboxd runs, but a lost slot cannot be recovered without a person", PQgetvalue(res, 0, 2),
+                PQgetvalue(res, 0, 0)[0] == 't' ? "read and write" : "create", t);
+    } else if (PQgetvalue(res, 0, 0)[0] != 't') {
+        reportf(c, CK_OK, "progress", NULL, "%s does not exist yet; outboxd creates it (the role may)", t);
+    } else {
+        progress_record_t rec;
+        err_t e;
+        int found = progress_load(c->sql, t, c->o->slot, &rec, &e);
+        char lb[LSN_FMT_SIZE];
+        if (found < 0)
+            report(c, CK_WARN, "progress", e.msg, *e.fix ? e.fix : NULL);
+        else if (found == 0)
+            reportf(c, CK_OK, "progress", NULL, "%s is writable; no record for slot \"%s\" yet (a first start)", t,
+                    c->o->slot);
+        else
+            reportf(c, CK_OK, "progress", NULL,
+                    "%s: slot \"%s\" published up to %s (timeline %u, horizon xid %llu, written %s)", t, c->o->slot,
+                    lsn_format(rec.confirmed, lb), (unsigned)rec.timeline, (unsigned long long)rec.horizon,
+                    rec.updated_at);
+    }
+    PQclear(res);
+}
+
 /* PostgreSQL failover: the primary's synchronized_standby_slots must not name a slot nobody
  * streams (logical decoding then waits), and each standby of a multi-host conninfo should
  * sync the slot (PostgreSQL 17+). Without standbys in the conninfo and on a primary whose
@@ -753,6 +811,7 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_privilege(&c);
     check_tables(&c);
     check_slot(&c);
+    check_progress(&c);
     check_failover(&c);
     check_kafka(&c);
 

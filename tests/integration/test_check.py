@@ -40,9 +40,10 @@ EXIT_FAILED = 2
 
 # The checks of a configuration with one outbox table and no dead-letter topic, in order.
 CHECKS = ["config", "postgres", "server_version", "wal_level", "wal2json", "max_replication_slots",
-          "max_wal_senders", "replication_privilege", "table public.outbox", "slot", "kafka", "topics"]
+          "max_wal_senders", "replication_privilege", "table public.outbox", "slot", "progress", "kafka", "topics"]
 LINE = re.compile(r"^(ok|warn|FAIL|skip)\s+(config|postgres|server_version|wal_level|wal2json|max_replication_slots|"
-                  r"max_wal_senders|replication_privilege|table \S+|slot|kafka|topics|dead_letter_topic)\s+(.*)$")
+                  r"max_wal_senders|replication_privilege|table \S+|slot|progress|standby_slots|standby \S+|kafka|topics|"
+                  r"dead_letter_topic)\s+(.*)$")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -240,7 +241,7 @@ def test_check_postgres_unreachable_skips_the_rest(run):
     assert_only_failure(r, {"postgres"})
     assert fix_of(r, "postgres") == "start PostgreSQL, or fix host and port in postgres.conninfo"
     skipped = {name for name, (st, _) in r.lines().items() if st == "skip"}
-    assert skipped == set(CHECKS[2:10]), r
+    assert skipped == set(CHECKS[2:11]), r
     assert r.lines()["kafka"][0] == "ok"
     # One line per check (libpq's two-line message included), a blank line and the summary.
     assert len(r.stdout.splitlines()) == len(CHECKS) + 2, r
@@ -283,13 +284,36 @@ def test_check_does_not_hang_behind_a_long_transaction(run, db):
 
 def test_check_warns_when_cleanup_cannot_delete(run, db, login_role):
     db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    db.execute(f'GRANT SELECT, INSERT, UPDATE ON outboxd_progress TO "{login_role}"')  # as sql/roles.sql
     conninfo = psycopg.conninfo.make_conninfo(db.conninfo, user=login_role)
-    r = run("check", {"postgres.conninfo": conninfo, "outbox.cleanup": "delete"})
+    try:
+        r = run("check", {"postgres.conninfo": conninfo, "outbox.cleanup": "delete"})
+    finally:
+        db.execute(f'REVOKE ALL ON outboxd_progress FROM "{login_role}"')  # or the role cannot be dropped
     assert r.rc == EXIT_OK, r
     st, rest = r.lines()["table public.outbox"]
     assert st == "warn" and "may not DELETE" in rest, r
     assert f'GRANT DELETE ON "public"."outbox" TO "{login_role}";' in fix_of(r, "table public.outbox")
     assert {name for name, (st, _) in r.lines().items() if st != "ok"} == {"table public.outbox"}, r
+
+
+def test_check_progress_record(run, db, login_role, outboxd):
+    """progress: a role that may not write progress.table gets a warning with the grant (the
+    relay runs, but could not recover a lost slot by itself); with the grant and a record,
+    the line says what the record says."""
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    conninfo = psycopg.conninfo.make_conninfo(db.conninfo, user=login_role)
+    r = run("check", {"postgres.conninfo": conninfo})
+    st, rest = r.lines()["progress"]
+    assert st == "warn" and f'role "{login_role}" may not read and write public.outboxd_progress' in rest, r
+    assert "GRANT SELECT, INSERT, UPDATE ON public.outboxd_progress" in fix_of(r, "progress")
+    assert r.rc == EXIT_OK, r
+    d = outboxd()
+    d.wait_for_log("streaming slot")
+    r = run("check")
+    st, rest = r.lines()["progress"]
+    assert st == "ok" and re.search(rf'slot "{db.dbname}_slot" published up to [0-9A-F]+/[0-9A-F]+ \(timeline 1, '
+                                    r"horizon xid \d+, written ", rest), r
 
 
 # --------------------------------------------------------------------------- status
