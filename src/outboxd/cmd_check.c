@@ -742,8 +742,8 @@ static void check_progress(ck_t *c) {
         report(c, CK_WARN, "progress", err, NULL);
     } else if (PQgetvalue(res, 0, 1)[0] != 't') {
         reportf(c, CK_WARN, "progress", fix,
-                "role \"%s\" may not %s %s: outboxd runs, but a lost slot cannot be recovered without a person", PQgetvalue(res, 0, 2),
-                PQgetvalue(res, 0, 0)[0] == 't' ? "read and write" : "create", t);
+                "role \"%s\" may not %s %s: outboxd runs, but a lost slot cannot be recovered without a person",
+                PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0)[0] == 't' ? "read and write" : "create", t);
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
         reportf(c, CK_OK, "progress", NULL, "%s does not exist yet; outboxd creates it (the role may)", t);
     } else {
