@@ -10,7 +10,9 @@
 
 #include "cmdout.h"
 #include "log.h"
+#include "pg_failover.h"
 #include "pgconn.h"
+#include "progress.h"
 
 void status_format_bytes(long long n, char *buf, size_t buf_size) {
     static const char *const units[] = {"KiB", "MiB", "GiB", "TiB", "PiB"};
@@ -163,6 +165,43 @@ PGresult *status_query(PGconn *conn, const char *slot) {
     return PQexec(conn, sql);
 }
 
+/* What status adds to the slot: the progress record, and synchronized_standby_slots holding
+ * decoding back (PostgreSQL 17). Into o (JSON) or as text lines. */
+static void print_failover(FILE *out, json_t *o, PGconn *conn, const relay_options_t *opts) {
+    err_t e;
+    char names[512], fix[1024], lb[LSN_FMT_SIZE];
+    progress_record_t rec;
+    int found = opts->progress_table && *opts->progress_table
+                    ? progress_load(conn, opts->progress_table, opts->slot, &rec, &e)
+                    : -2;
+    if (o) {
+        json_t *p = json_null();
+        if (found == 1)
+            p = json_pack("{s:s, s:i, s:s, s:I, s:s, s:s}", "system_identifier", rec.system_id, "timeline",
+                          (int)rec.timeline, "confirmed_lsn", lsn_format(rec.confirmed, lb), "horizon_xid",
+                          (json_int_t)rec.horizon, "horizon_time", rec.horizon_time, "updated_at", rec.updated_at);
+        json_object_set_new(o, "progress", p ? p : json_null());
+    } else if (found == 1) {
+        cmdout_line(out, "progress record", "published up to %s (timeline %u), written %s",
+                    lsn_format(rec.confirmed, lb), (unsigned)rec.timeline, rec.updated_at);
+    } else if (found == 0) {
+        cmdout_line(out, "progress record", "none yet for this slot (%s)", opts->progress_table);
+    } else if (found == -1) {
+        cmdout_line(out, "progress record", "cannot read it: %s", e.msg);
+    }
+    int blocking = pg_failover_blocking_standby_slots(conn, names, sizeof(names), &e);
+    if (blocking > 0)
+        pg_failover_blocking_fix(names, fix, sizeof(fix));
+    if (o) {
+        json_object_set_new(o, "standby_slots_blocking", blocking > 0 ? json_string(names) : json_null());
+        if (blocking > 0)
+            json_object_set_new(o, "standby_slots_fix", json_string(fix));
+    } else if (blocking > 0) {
+        cmdout_line(out, "held back by", "synchronized_standby_slots (%s): logical decoding waits -- fix: %s", names,
+                    fix);
+    }
+}
+
 int status_run(const relay_options_t *opts, bool json, FILE *out) {
     char err[1024];
     err_t e;
@@ -188,9 +227,12 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
         cmdout_missing(out, json, "slot", opts->slot, detail, fix);
         rc = STATUS_EXIT_NO_SLOT;
     } else if (json) {
-        cmdout_print_json(out, status_json(opts->slot, res));
+        json_t *o = status_json(opts->slot, res);
+        print_failover(out, o, conn, opts);
+        cmdout_print_json(out, o);
     } else {
         print_text(out, opts->slot, res);
+        print_failover(out, NULL, conn, opts);
     }
     fflush(out);
     PQclear(res);

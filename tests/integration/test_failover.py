@@ -177,6 +177,11 @@ def test_pg17_failover_slot_continues_after_promotion(pair17, outboxd, outboxd_b
                                                                 "kafka.bootstrap.servers"]}.items()))
         r = subprocess.run([str(outboxd_bin), "check", "-c", str(conf)], capture_output=True, text=True, timeout=120)
         assert r.returncode == 2 and re.search(r"FAIL\s+standby_slots", r.stdout), r.stdout + r.stderr
+        r = subprocess.run([str(outboxd_bin), "status", "-c", str(conf)], capture_output=True, text=True, timeout=60)
+        assert re.search(r"^held back by\s+synchronized_standby_slots \(pgpair_n2\): logical decoding waits -- fix: ",
+                         r.stdout, re.M), r.stdout + r.stderr
+        assert re.search(r"^progress record\s+published up to [0-9A-F]+/[0-9A-F]+ \(timeline 1\)", r.stdout, re.M), \
+            r.stdout
         # The operator clears it (what the fix says); decoding resumes.
         with psycopg.connect(pair17.env()["PGPAIR_PRIMARY_CONNINFO"], autocommit=True) as c:
             c.execute("ALTER SYSTEM SET synchronized_standby_slots = ''")
