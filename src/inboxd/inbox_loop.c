@@ -58,6 +58,7 @@ typedef struct inbox {
 
     uint64_t taken, inserted, duplicates, batches;
     uint64_t dropped_seen, dropped_held, dropped_unassigned, regressions;
+    uint64_t rewound; /* offsets recorded before that a new connection's database did not have */
     uint64_t last_inserted, last_duplicates;
     int64_t last_progress_ms;
     inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
@@ -95,6 +96,8 @@ static void backoff(inbox_t *r, const char *why) {
 
 /* ---- writing a batch -------------------------------------------------------------------- */
 
+static inbox_writer_status_t db_connect(inbox_t *r, char *err, size_t errsz);
+
 /* Commits the recorded positions that Kafka does not have yet (for lag tools: the offsets
  * table is what inboxd itself starts from). */
 static void commit_kafka(inbox_t *r, bool sync) {
@@ -125,8 +128,8 @@ static inbox_writer_status_t write_batch(inbox_t *r, bool sync_commit, char *err
         return INBOX_WRITER_OK;
     inbox_writer_status_t st = INBOX_WRITER_OK;
     if (!inbox_writer_connected(r->w))
-        st = inbox_writer_connect(r->w, err, errsz);
-    if (st != INBOX_WRITER_OK)
+        st = db_connect(r, err, errsz);
+    if (st != INBOX_WRITER_OK || inbox_batch_count(r->batch) == 0) /* resync may drop it all */
         return st;
     inbox_write_result_t res;
     st = inbox_writer_write(r->w, r->batch, &res, err, errsz);
@@ -171,51 +174,117 @@ static bool flush(inbox_t *r, bool sync_commit) {
 
 /* ---- positions ------------------------------------------------------------------------ */
 
-/* Loads the stored positions of the partitions in state UNKNOWN; they become READY and,
- * when the table has a position, seek there. */
-static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
+/* The partitions in one state and their stored positions (next[i] for ps[i]; -1: no row).
+ * The pointers are valid until the partitions change; stored_free frees the arrays. */
+typedef struct stored {
+    size_t n;
+    position_t **ps;
+    int64_t *next;
+} stored_t;
+
+static void stored_free(stored_t *s) {
+    free(s->ps);
+    free(s->next);
+}
+
+static inbox_writer_status_t read_stored(inbox_t *r, position_state_t state, stored_t *s, char *err, size_t errsz) {
+    memset(s, 0, sizeof(*s));
     size_t n = 0, np = positions_count(r->parts);
     for (size_t i = 0; i < np; i++)
-        n += positions_at(r->parts, i)->state == POSITION_UNKNOWN;
+        n += positions_at(r->parts, i)->state == state;
     if (n == 0)
         return INBOX_WRITER_OK;
     const char **topics = calloc(n, sizeof(*topics));
     int32_t *parts = calloc(n, sizeof(*parts));
-    int64_t *next = calloc(n, sizeof(*next));
-    position_t **ps = calloc(n, sizeof(*ps));
+    s->ps = calloc(n, sizeof(*s->ps));
+    s->next = calloc(n, sizeof(*s->next));
     inbox_writer_status_t st = INBOX_WRITER_FATAL;
-    if (!topics || !parts || !next || !ps) {
+    if (!topics || !parts || !s->ps || !s->next) {
         snprintf(err, errsz, "out of memory");
         goto out;
     }
-    size_t k = 0;
     for (size_t i = 0; i < np; i++) {
         position_t *p = positions_at(r->parts, i);
-        if (p->state != POSITION_UNKNOWN)
+        if (p->state != state)
             continue;
-        ps[k] = p;
-        topics[k] = p->topic;
-        parts[k++] = p->partition;
+        s->ps[s->n] = p;
+        topics[s->n] = p->topic;
+        parts[s->n++] = p->partition;
     }
-    st = inbox_writer_load_offsets(r->w, topics, parts, n, next, err, errsz);
-    if (st != INBOX_WRITER_OK)
-        goto out;
-    for (size_t i = 0; i < n; i++) {
-        ps[i]->state = POSITION_READY;
-        ps[i]->recorded = next[i];
-        if (next[i] >= 0) {
-            /* The table is authoritative, also over Kafka's committed offset. */
-            ps[i]->next = next[i];
-            ps[i]->need_seek = true;
-        }
-        log_info("partition %s [%" PRId32 "]: position %" PRId64 " from the inbox offsets table%s", ps[i]->topic,
-                 ps[i]->partition, next[i], next[i] < 0 ? " (none: the group's committed offset)" : "");
-    }
+    st = inbox_writer_load_offsets(r->w, topics, parts, n, s->next, err, errsz);
 out:
     free(topics);
     free(parts);
-    free(next);
-    free(ps);
+    if (st != INBOX_WRITER_OK)
+        s->n = 0;
+    return st;
+}
+
+/* Loads the stored positions of the partitions in state UNKNOWN; they become READY and,
+ * when the table has a position, seek there. */
+static inbox_writer_status_t load_unknown(inbox_t *r, char *err, size_t errsz) {
+    stored_t s;
+    inbox_writer_status_t st = read_stored(r, POSITION_UNKNOWN, &s, err, errsz);
+    for (size_t i = 0; i < s.n; i++) {
+        position_t *p = s.ps[i];
+        p->state = POSITION_READY;
+        p->recorded = s.next[i];
+        if (s.next[i] >= 0) {
+            /* The table is authoritative, also over Kafka's committed offset. */
+            p->next = p->origin = s.next[i];
+            p->need_seek = true;
+        }
+        log_info("partition %s [%" PRId32 "]: position %" PRId64 " from the inbox offsets table%s", p->topic,
+                 p->partition, s.next[i], s.next[i] < 0 ? " (none: the group's committed offset)" : "");
+    }
+    stored_free(&s);
+    return st;
+}
+
+/* After every new database connection, before anything is written on it: the stored
+ * positions of the partitions being consumed, compared with what inboxd recorded. The server
+ * may not be the one inboxd wrote to: after a failover to a standby that had not received the
+ * last transactions (asynchronous replication), or a restore, the positions there are behind
+ * what inboxd recorded and behind the group's committed offsets in Kafka. The database wins:
+ * the partition drops its unwritten messages and seeks to the stored position, so the lost
+ * messages are read again from Kafka (positions_resync). */
+static inbox_writer_status_t resync(inbox_t *r, char *err, size_t errsz) {
+    stored_t s;
+    inbox_writer_status_t st = read_stored(r, POSITION_READY, &s, err, errsz);
+    for (size_t i = 0; i < s.n; i++) {
+        position_t *p = s.ps[i];
+        int64_t had = p->recorded, rewound;
+        if (!positions_resync(p, s.next[i], &rewound))
+            continue;
+        size_t dropped = inbox_batch_drop_partition(r->batch, p->topic, p->partition);
+        char where[64] = "no position";
+        if (s.next[i] >= 0)
+            snprintf(where, sizeof(where), "position %" PRId64, s.next[i]);
+        if (rewound > 0) {
+            r->rewound += (uint64_t)rewound;
+            log_warn("partition %s [%" PRId32 "]: the inbox database has %s, but inboxd recorded up to offset %" PRId64
+                     ": %" PRId64 " offsets recorded before are not in it (its last transactions were lost: a "
+                     "failover to a standby that had not received them, or a restore); reading them again from "
+                     "Kafka from offset %" PRId64 " (and %zu consumed messages not written yet)",
+                     p->topic, p->partition, where, had, rewound, p->next, dropped);
+        } else {
+            log_info("partition %s [%" PRId32 "]: the inbox database has %s, ahead of offset %" PRId64
+                     " that inboxd knew (another instance recorded the partition, or a commit whose outcome was "
+                     "unknown went through): continuing from there (%zu consumed messages not written yet are "
+                     "dropped)",
+                     p->topic, p->partition, where, had, dropped);
+        }
+    }
+    stored_free(&s);
+    return st;
+}
+
+/* Connects the writer; then resync. Every connection inboxd makes for its batches goes
+ * through here: any server it reaches may be a promoted standby. */
+static inbox_writer_status_t db_connect(inbox_t *r, char *err, size_t errsz) {
+    inbox_writer_status_t st = inbox_writer_connect(r->w, err, errsz);
+    if (st == INBOX_WRITER_OK)
+        st = resync(r, err, errsz);
     return st;
 }
 
@@ -244,7 +313,7 @@ static void try_recover(inbox_t *r) {
     inbox_writer_status_t st = INBOX_WRITER_OK;
     int fatal_code = INBOX_EXIT_CONFIG; /* a failed connect or check needs a fix */
     if (!inbox_writer_connected(r->w))
-        st = inbox_writer_connect(r->w, err, sizeof(err));
+        st = db_connect(r, err, sizeof(err));
     if (st == INBOX_WRITER_OK) {
         fatal_code = INBOX_EXIT_RUNTIME;
         st = write_batch(r, false, err, sizeof(err));
@@ -294,7 +363,7 @@ static bool on_assign(void *opaque, kconsumer_tp_t *tps, size_t n) {
         }
         st = INBOX_WRITER_OK;
         if (!inbox_writer_connected(r->w))
-            st = inbox_writer_connect(r->w, err, sizeof(err));
+            st = db_connect(r, err, sizeof(err));
         if (st == INBOX_WRITER_OK)
             st = inbox_writer_load_offsets(r->w, topics, parts, n, next, err, sizeof(err));
     }
@@ -302,7 +371,7 @@ static bool on_assign(void *opaque, kconsumer_tp_t *tps, size_t n) {
         for (size_t i = 0; i < n; i++) {
             position_t *p = positions_find(r->parts, tps[i].topic, tps[i].partition);
             p->state = POSITION_READY;
-            p->next = p->recorded = next[i];
+            p->next = p->recorded = p->origin = next[i];
             if (next[i] >= 0)
                 tps[i].offset = next[i];
             if (next[i] >= 0)
@@ -387,12 +456,14 @@ static position_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
         snprintf(err, sizeof(err), "the consumed messages before it are not written yet");
     }
     if (st == INBOX_WRITER_OK && !inbox_writer_connected(r->w))
-        st = inbox_writer_connect(r->w, err, sizeof(err));
+        st = db_connect(r, err, sizeof(err));
+    p = positions_find(r->parts, m->topic, m->partition); /* flush may run callbacks: find again */
+    if (st == INBOX_WRITER_OK && p && p->need_seek)
+        return POSITION_DROP_HELD; /* a new connection moved the position (resync): checked again after the seek */
     if (st == INBOX_WRITER_OK)
         st = inbox_writer_set_position(r->w, m->topic, m->partition, m->offset, err, sizeof(err));
     if (r->failed)
         return POSITION_DROP_SEEN;
-    p = positions_find(r->parts, m->topic, m->partition); /* flush may run callbacks: find again */
     if (st == INBOX_WRITER_FATAL) {
         char msg[ERRSZ + 128];
         snprintf(msg, sizeof(msg), "cannot store the new position of %s [%" PRId32 "]: %s", m->topic, m->partition,
@@ -409,7 +480,7 @@ static position_verdict_t offset_regression(inbox_t *r, const kmsg_t *m) {
         p->need_seek = true;
         return POSITION_DROP_HELD;
     }
-    p->next = p->recorded = m->offset;
+    p->next = p->recorded = p->origin = m->offset;
     p->committed = -1;
     return positions_offer(r->parts, m->topic, m->partition, m->offset, false);
 }
@@ -532,6 +603,7 @@ static inbox_ops_state_t ops_state(inbox_t *r, const char *not_ready) {
                                .dropped_paused = r->dropped_held,
                                .dropped_unassigned = r->dropped_unassigned,
                                .regressions = r->regressions,
+                               .rewound = r->rewound,
                                .consuming = !not_ready,
                                .not_ready = not_ready,
                                .recorded_position = recorded_position,
@@ -654,7 +726,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         goto out;
     /* A configuration problem on the PostgreSQL side stops here; an unreachable server does
      * not: inboxd joins the group holding (partitions paused, positions read once it is back). */
-    inbox_writer_status_t st = inbox_writer_connect(r.w, err, sizeof(err));
+    inbox_writer_status_t st = db_connect(&r, err, sizeof(err));
     if (st == INBOX_WRITER_FATAL) {
         log_error("%s", err);
         r.exit_code = INBOX_EXIT_CONFIG;

@@ -40,7 +40,7 @@ struct inbox_ops {
     metrics_series_t *deliver_attempts, *deliver_successes, *deliver_retries, *deliver_dead, *deliver_inflight;
     metrics_series_t *recorded, *duplicates, *batches, *batch_messages, *oldest_pending, *consuming, *kafka_up;
     metrics_series_t *status[NSTATUS];
-    metrics_series_t *dropped_redelivered, *dropped_paused, *dropped_unassigned, *regressions;
+    metrics_series_t *dropped_redelivered, *dropped_paused, *dropped_unassigned, *regressions, *rewound;
     metrics_family_t *lag;
     long long lag_total; /* sum over the assigned partitions at the last update; -1: unknown */
     int64_t next_publish_ms;
@@ -134,6 +134,10 @@ inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t er
     ops->regressions = metrics_scalar(m, METRICS_COUNTER, "inboxd_offset_regressions_total",
                                       "Times a partition's offsets went back below its stored position (topic "
                                       "recreated, log truncated; see inbox.on_offset_regression).");
+    ops->rewound = metrics_scalar(m, METRICS_COUNTER, "inboxd_rewound_offsets_total",
+                                  "Offsets inboxd had recorded that the database did not have when it connected "
+                                  "again (the last transactions lost in a failover to a lagging standby, or a "
+                                  "restore): read again from Kafka.");
     ops->lag_total = -1;
     ops->consuming = metrics_scalar(m, METRICS_GAUGE, "inboxd_consuming",
                                     "1 while consuming (0: paused for PostgreSQL, starting, stopping).");
@@ -235,6 +239,7 @@ void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *s
     metrics_set(ops->dropped_paused, (double)st->dropped_paused);
     metrics_set(ops->dropped_unassigned, (double)st->dropped_unassigned);
     metrics_set(ops->regressions, (double)st->regressions);
+    metrics_set(ops->rewound, (double)st->rewound);
     metrics_set(ops->consuming, st->consuming);
     metrics_set(ops->kafka_up, daemon_ops_kafka_up(&ops->d));
     update_lag(ops, st);

@@ -37,6 +37,7 @@ typedef struct inbox_ops_state {
     size_t batch_messages;                                            /* consumed, waiting in the batch */
     uint64_t dropped_redelivered, dropped_paused, dropped_unassigned; /* consumed, not taken (why) */
     uint64_t regressions; /* partitions whose offsets went back below the stored position */
+    uint64_t rewound;     /* offsets recorded before that a new database connection did not have */
     /* The consumer lag is the high watermark minus this partition's position: the next offset
      * recorded in the inbox, or -1 to take the consumer's position (NULL: always). */
     int64_t (*recorded_position)(void *arg, const char *topic, int32_t partition);

@@ -50,6 +50,7 @@ position_t *positions_add(positions_t *p, const char *topic, int32_t partition, 
     e->next = next;
     e->recorded = next;
     e->committed = -1;
+    e->origin = next;
     e->need_seek = false;
     return e;
 }
@@ -87,8 +88,26 @@ position_verdict_t positions_offer(positions_t *p, const char *topic, int32_t pa
         e->need_seek = true;
         return POSITION_DROP_HELD;
     }
+    if (e->origin < 0)
+        e->origin = offset;
     e->next = offset + 1;
     return POSITION_TAKE;
+}
+
+bool positions_resync(position_t *p, int64_t stored, int64_t *rewound) {
+    *rewound = 0;
+    if (stored < 0)
+        stored = -1;
+    if (stored == p->recorded)
+        return false;
+    int64_t target = stored >= 0 ? stored : p->origin;
+    if (p->recorded >= 0 && target >= 0 && target < p->recorded)
+        *rewound = p->recorded - target;
+    p->next = target;
+    p->recorded = stored;
+    p->committed = -1;
+    p->need_seek = target >= 0;
+    return true;
 }
 
 /* ---- operator hints ------------------------------------------------------------------------- */

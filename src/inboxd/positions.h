@@ -16,8 +16,10 @@ typedef enum {
 /* An assigned partition. next: offset of the next message to take (-1: none seen yet,
  * take whatever comes first). recorded: next offset known to be recorded in the database
  * (-1: unknown), what inboxd commits to Kafka; committed: what it last committed there
- * (-1: nothing yet). need_seek: messages were dropped while holding (database down,
- * position unknown); consumption must restart at next. */
+ * (-1: nothing yet). origin: where this assignment started recording the partition: the
+ * stored position it loaded, else the first offset it took (-1: neither yet). need_seek:
+ * messages were dropped while holding (database down, position unknown) or the position was
+ * moved (positions_resync); consumption must restart at next. */
 typedef struct position {
     char *topic; /* owned */
     int32_t partition;
@@ -25,6 +27,7 @@ typedef struct position {
     int64_t next;
     int64_t recorded;
     int64_t committed;
+    int64_t origin;
     bool need_seek;
 } position_t;
 
@@ -33,7 +36,8 @@ typedef struct positions positions_t;
 positions_t *positions_new(void);       /* NULL when out of memory */
 void positions_destroy(positions_t *p); /* accepts NULL */
 
-/* Adds (or resets) a partition with the given state and next offset (-1: none). Returns the
+/* Adds (or resets) a partition with the given state and next offset (-1: none; it is also
+ * recorded and origin). Returns the
  * entry (borrowed, valid until the table changes) or NULL when out of memory. */
 position_t *positions_add(positions_t *p, const char *topic, int32_t partition, position_state_t state, int64_t next);
 void positions_remove(positions_t *p, const char *topic, int32_t partition);
@@ -65,6 +69,18 @@ typedef enum {
  * holding: dropped as POSITION_DROP_HELD with need_seek, so it is checked again after the
  * seek). */
 position_verdict_t positions_offer(positions_t *p, const char *topic, int32_t partition, int64_t offset, bool hold);
+
+/* Compares a READY partition with its stored position as a new database connection reads
+ * it (stored; -1: no row), before anything is written on that connection. Equal to recorded:
+ * nothing changes (the unwritten messages stay valid). Otherwise the database wins: the last
+ * transactions were lost (a failover to a standby that had not received them, a restore from
+ * a backup), or another writer moved the position. next and recorded become stored (without
+ * a row: next becomes origin, where this assignment started, and recorded -1), committed -1
+ * (so that Kafka's committed offset follows, also backwards) and need_seek is set. Returns
+ * true when it changed: the caller drops the partition's unwritten messages, which are read
+ * again. *rewound: how many offsets that recorded covered are not recorded in the database
+ * (recorded - the new next; 0 when the database is ahead). */
+bool positions_resync(position_t *p, int64_t stored, int64_t *rewound);
 
 /* Writes into buf the SQL statement that sets a partition's stored position, for error
  * messages that tell an operator how to reset or skip ("UPDATE <table> SET next_offset = N

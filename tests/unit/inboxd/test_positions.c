@@ -1,5 +1,6 @@
 /* test_positions.c - unit tests for positions.c: which consumed message is taken, dropped
- * (unassigned, seen, held) or an offset regression; the SQL that sets a stored position. */
+ * (unassigned, seen, held) or an offset regression; the stored position a new database
+ * connection finds (resync); the SQL that sets a stored position. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -119,6 +120,75 @@ static void test_parts_regression(void **state) {
     positions_destroy(p);
 }
 
+/* A new database connection finds the stored positions: the same as recorded (a restart
+ * of the same server), behind (the last transactions lost in a failover), without a row
+ * (even the row's creation lost), or ahead (another writer; a commit whose outcome was
+ * unknown). */
+static void test_parts_resync(void **state) {
+    (void)state;
+    positions_t *p = positions_new();
+    int64_t rewound = -7;
+
+    /* Loaded 100, took 100..149, recorded up to 150, 150..159 in the unwritten batch. */
+    position_t *a = positions_add(p, "t", 0, POSITION_READY, 100);
+    assert_int_equal(a->origin, 100);
+    for (int64_t o = 100; o < 160; o++)
+        assert_int_equal(positions_offer(p, "t", 0, o, false), POSITION_TAKE);
+    a->recorded = 150;
+    a->committed = 150;
+    /* Same server, or a standby that had everything: nothing changes, the batch stays. */
+    assert_false(positions_resync(a, 150, &rewound));
+    assert_int_equal(rewound, 0);
+    assert_int_equal(a->next, 160);
+    assert_int_equal(a->recorded, 150);
+    assert_int_equal(a->committed, 150);
+    assert_false(a->need_seek);
+    /* The new primary has 120: 30 recorded offsets are gone; consume again from 120, and
+     * commit 120 to Kafka (committed reset). */
+    assert_true(positions_resync(a, 120, &rewound));
+    assert_int_equal(rewound, 30);
+    assert_int_equal(a->next, 120);
+    assert_int_equal(a->recorded, 120);
+    assert_int_equal(a->committed, -1);
+    assert_true(a->need_seek);
+    /* Until the seek, what still arrives is not taken; older offsets are redeliveries. */
+    assert_int_equal(positions_offer(p, "t", 0, 160, false), POSITION_DROP_HELD);
+    assert_int_equal(positions_offer(p, "t", 0, 119, false), POSITION_DROP_SEEN);
+    a->need_seek = false; /* the seek to 120 succeeded */
+    assert_int_equal(positions_offer(p, "t", 0, 120, false), POSITION_TAKE);
+    assert_int_equal(a->origin, 100);
+
+    /* No row on the new primary although inboxd recorded up to 40 from origin 10 (the
+     * partition had no stored position at assignment): back to where it started. */
+    position_t *b = positions_add(p, "t", 1, POSITION_READY, -1);
+    assert_int_equal(b->origin, -1);
+    assert_int_equal(positions_offer(p, "t", 1, 10, false), POSITION_TAKE);
+    assert_int_equal(b->origin, 10);
+    b->recorded = 40;
+    assert_true(positions_resync(b, -1, &rewound));
+    assert_int_equal(rewound, 30);
+    assert_int_equal(b->next, 10);
+    assert_int_equal(b->recorded, -1);
+    assert_true(b->need_seek);
+    /* Again without a row: nothing changes now. */
+    assert_false(positions_resync(b, -1, &rewound));
+    assert_int_equal(rewound, 0);
+
+    /* Nothing recorded yet, no row: the batch is still valid. */
+    position_t *c = positions_add(p, "t", 2, POSITION_READY, -1);
+    assert_int_equal(positions_offer(p, "t", 2, 5, false), POSITION_TAKE);
+    assert_false(positions_resync(c, -1, &rewound));
+    assert_int_equal(c->next, 6);
+    assert_false(c->need_seek);
+    /* Ahead (another writer recorded up to 80): continue from there, nothing rewound. */
+    assert_true(positions_resync(c, 80, &rewound));
+    assert_int_equal(rewound, 0);
+    assert_int_equal(c->next, 80);
+    assert_int_equal(c->recorded, 80);
+    assert_true(c->need_seek);
+    positions_destroy(p);
+}
+
 static void test_position_sql(void **state) {
     (void)state;
     char buf[256];
@@ -132,9 +202,8 @@ static void test_position_sql(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parts_take_and_drop),
-        cmocka_unit_test(test_parts_hold),
-        cmocka_unit_test(test_parts_regression),
+        cmocka_unit_test(test_parts_take_and_drop), cmocka_unit_test(test_parts_hold),
+        cmocka_unit_test(test_parts_regression),    cmocka_unit_test(test_parts_resync),
         cmocka_unit_test(test_position_sql),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
