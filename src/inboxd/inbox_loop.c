@@ -268,11 +268,14 @@ static inbox_writer_status_t resync(inbox_t *r, char *err, size_t errsz) {
                      "Kafka from offset %" PRId64 " (and %zu consumed messages not written yet)",
                      p->topic, p->partition, where, had, rewound, p->next, dropped);
         } else {
-            log_info("partition %s [%" PRId32 "]: the inbox database has %s, ahead of offset %" PRId64
-                     " that inboxd knew (another instance recorded the partition, or a commit whose outcome was "
-                     "unknown went through): continuing from there (%zu consumed messages not written yet are "
-                     "dropped)",
-                     p->topic, p->partition, where, had, dropped);
+            char knew[64] = "none";
+            if (had >= 0)
+                snprintf(knew, sizeof(knew), "%" PRId64, had);
+            log_info("partition %s [%" PRId32 "]: the inbox database has %s, inboxd knew position %s (another "
+                     "instance recorded the partition meanwhile, a commit whose outcome was unknown went through, "
+                     "or a failover): consuming from offset %" PRId64 " (%zu consumed messages not written yet are "
+                     "read again)",
+                     p->topic, p->partition, where, knew, p->next, dropped);
         }
     }
     stored_free(&s);
