@@ -29,7 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from harness import INBOX_SQL, kafka_committed, unique_name, wait_until
+from harness import INBOX_SQL, free_port, kafka_committed, scrape, unique_name, wait_until
 from harness.pgpair import PgPair
 
 PAIR_DIR = Path(os.environ.get("OUTBOXD_TEST_INBOX_PAIR_DIR", "/tmp/pgpair-inbox"))
@@ -145,7 +145,9 @@ def check_exactly_once(conninfo: str, acked: dict[str, tuple[int, int]], topic: 
 @pytest.mark.parametrize("case", ["in_sync", "standby_behind", "standby_behind_restarted"])
 def test_inbox_database_failover_mid_consumption(case, pair, inboxd, inbox_topic, stack):
     n, rate = 6000, 400
+    port = free_port()
     d = inboxd({
+        "http.listen": f"127.0.0.1:{port}",
         "postgres.conninfo": pair.conninfo,
         "inbox.batch.max": 50,  # many small transactions: the crash lands between batches
         "inbox.commit.interval.ms": 0,  # Kafka's committed offsets follow every batch
@@ -194,6 +196,7 @@ def test_inbox_database_failover_mid_consumption(case, pair, inboxd, inbox_topic
         pass  # check_exactly_once names what is missing
     time.sleep(2)  # anything extra would show up now
     rows = check_exactly_once(pair.conninfo, prod.acked, inbox_topic)
+    metric = scrape(port).get("inboxd_rewound_offsets_total")
     assert d.terminate() == 0
     log = d.log_text()
     if not restarted:
@@ -204,6 +207,8 @@ def test_inbox_database_failover_mid_consumption(case, pair, inboxd, inbox_topic
     reread = sum(int(x) for x in re.findall(r"(\d+) offsets recorded before are not in it", log))
     if case == "standby_behind":
         assert reread >= behind, log[-3000:]
+    if not restarted:  # the metric counts what the log lines say (a restarted process starts at 0)
+        assert metric == reread, (metric, reread)
     # Kafka's committed offsets end where the inbox is, not past it.
     committed = kafka_committed(stack.kafka, group, inbox_topic, PARTITIONS)
     assert committed == stored_positions(pair.conninfo, group)
