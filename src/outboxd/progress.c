@@ -200,9 +200,10 @@ const char *progress_recovery_where(const progress_record_t *rec, uint64_t next_
     uint64_t dist = next_xid >= rec->horizon ? next_xid - rec->horizon : UINT64_MAX / 2;
     if (dist + margin_xids >= (uint64_t)INT32_MAX || rec->horizon == 0)
         snprintf(buf, size, "true");
-    else /* age(): how many xids before the statement's next xid (frozen: INT_MAX); both ages
-          * use the same "now", so this is xmin >= horizon - margin in 32-bit xid order. */
-        snprintf(buf, size, "age(xmin)::bigint <= age('%" PRIu32 "'::xid)::bigint + %" PRIu64,
+    else /* age(): how many xids before the statement's next xid; both ages use the same "now",
+          * so this is xmin >= horizon - margin in 32-bit xid order. A row more than 2^31 xids
+          * old has a negative age (wrapped): not one that may be missing. */
+        snprintf(buf, size, "age(xmin) BETWEEN 0 AND age('%" PRIu32 "'::xid)::bigint + %" PRIu64,
                  (uint32_t)(rec->horizon & 0xffffffffu), margin_xids);
     return buf;
 }

@@ -71,7 +71,7 @@ int progress_store(PGconn *conn, const char *table, const char *slot, const prog
 int progress_sample(PGconn *conn, progress_sample_t *out, err_t *e);
 
 /* The predicate that selects the rows that may have committed at or after rec->confirmed:
- * "age(xmin)::bigint <= age('<horizon>'::xid)::bigint + margin_xids" (xmin at or after the
+ * "age(xmin) BETWEEN 0 AND age('<horizon>'::xid)::bigint + margin_xids" (xmin at or after the
  * horizon less the margin, in 32-bit xid order, both ages taken at the same moment), or
  * "true" (every row) when the distance from the horizon to next_xid is beyond what 32-bit
  * xids can tell apart (2^31 - 1), the horizon is beyond next_xid (a record from another

@@ -410,7 +410,28 @@ static void check_stall(relay_t *r, int64_t now) {
     }
 }
 
+/* The progress writer's failures: one WARN when they start, one INFO when it works again
+ * (until then the record stays behind and a recovery republishes more). */
+static void watch_progress_writer(relay_t *r) {
+    progress_record_t rec;
+    char err[RELAY_ERRSZ];
+    if (!r->pw)
+        return;
+    progress_writer_get(r->pw, &rec, err, sizeof(err));
+    if (err[0] && !r->progress_failing)
+        log_warn("progress record: %s (retrying every %d ms; a slot recovery meanwhile republishes from the last "
+                 "record written)",
+                 err, r->o->progress_interval_ms);
+    else if (!err[0] && r->progress_failing)
+        log_info("progress record: writing works again");
+    r->progress_failing = err[0] != '\0';
+}
+
 static void progress(relay_t *r, int64_t now) {
+    if (now - r->progress_check_ms >= 1000) {
+        r->progress_check_ms = now;
+        watch_progress_writer(r);
+    }
     if (now - r->last_progress_ms < PROGRESS_INTERVAL_MS)
         return;
     uint64_t n = r->acked - r->last_progress_acked;

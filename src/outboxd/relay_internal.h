@@ -38,8 +38,10 @@ typedef struct relay {
     cleanup_t *cl;     /* outbox.cleanup = delete; NULL otherwise */
     stream_connect_options_t sco;
     stream_connect_t *sc;
-    relay_ops_t *ops;      /* metrics, HTTP endpoint, slot poll, guardrails */
-    progress_writer_t *pw; /* the durable progress record; NULL when progress.table is off */
+    relay_ops_t *ops;          /* metrics, HTTP endpoint, slot poll, guardrails */
+    progress_writer_t *pw;     /* the durable progress record; NULL when progress.table is off */
+    bool progress_failing;     /* the writer's last poll failed (logged once) */
+    int64_t progress_check_ms; /* when the writer's state was last looked at */
 
     relay_state_t state;
     int exit_code;

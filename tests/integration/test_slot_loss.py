@@ -223,3 +223,27 @@ def test_first_start_without_record_creates_the_slot_and_writes_the_record(db, o
     assert sysid == str(db.scalar("SELECT system_identifier FROM pg_control_system()"))
     assert tl >= 1 and horizon > 0 and has_time
     assert lsn_to_int(lsn) <= lsn_to_int(db.slot_info(slot)["confirmed_flush_lsn"])
+
+
+def test_progress_table_not_writable_is_said_and_publishing_goes_on(db, kafka, outboxd, topic_prefix, login_role):
+    """A role that may read but not write progress.table: outboxd publishes as usual and
+    says, once, what is missing (the grant), both when the slot is created and from the
+    background writer."""
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    db.execute(f'GRANT SELECT ON outboxd_progress TO "{login_role}"')
+    try:
+        conninfo = psycopg.conninfo.make_conninfo(db.conninfo, user=login_role)
+        d = outboxd({"postgres.conninfo": conninfo, "progress.interval.ms": 200})
+        d.wait_for_log("streaming slot")
+        ids = [db.insert_event("order", "a1", "Created", {"n": i}) for i in range(10)]
+        d.wait_for_log(r"WARN: progress record: progress table public\.outboxd_progress: cannot write it: "
+                       r"permission denied .*GRANT SELECT, INSERT, UPDATE ON public\.outboxd_progress", timeout=20)
+        got = {r.header("id").decode() for r in kafka.consume(f"{topic_prefix}.order", n=10, timeout=30)}
+        assert set(ids) <= got
+        log = d.log_text()
+        assert re.search(r"WARN: progress table public\.outboxd_progress: cannot write it: .*\(without the record, "
+                         r"outboxd cannot recover a lost slot by itself\)", log), log[-3000:]
+        assert log.count("WARN: progress record:") == 1, "logged once, not per poll"
+        assert d.terminate() == 0
+    finally:
+        db.execute(f'REVOKE ALL ON outboxd_progress FROM "{login_role}"')
