@@ -52,7 +52,11 @@ static void result_error(const PGresult *res, const char *what, const char *tabl
         snprintf(fixbuf, sizeof(fixbuf), "run sql/outbox.sql, or set progress.table to a table that exists");
         fix = fixbuf;
     }
-    pgconn_error(msg, sizeof(msg), "", PQresultErrorMessage(res));
+    const char *primary = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+    if (primary)
+        snprintf(msg, sizeof(msg), "%s", primary); /* the server's sentence, without "ERROR:  " */
+    else
+        pgconn_error(msg, sizeof(msg), "", PQresultErrorMessage(res));
     err_set(e, st && !strncmp(st, "42", 2) ? ERR_PERMANENT : ERR_TRANSIENT, st ? st : "", fix,
             "progress table %s: %s: %s", table, what, msg);
 }
