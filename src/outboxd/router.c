@@ -111,8 +111,8 @@ typedef struct parts {
     const char *value; /* NULL: compact JSON of value_json, or a NULL payload (value_null) */
     size_t value_len;
     const json_t *value_json;
-    bool value_null; /* a NULL payload that outbox.payload.null lets through */
-    bool binary;     /* value holds the bytes of a bytea payload */
+    bool value_null;       /* a NULL payload that outbox.payload.null lets through */
+    bool binary;           /* value holds the bytes of a bytea payload */
     const json_t *headers; /* JSON object or NULL */
 } parts_t;
 

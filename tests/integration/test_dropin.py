@@ -17,7 +17,7 @@ import uuid
 import pytest
 from psycopg import sql
 
-from harness import REPO, python_partition, unique_name
+from harness import REPO, python_partition, unique_name, wait_until
 from harness import debezium as dbzh
 
 STREAMING = r"streaming slot"
@@ -568,3 +568,28 @@ def test_debezium_live_matches_outboxd(outboxd, db, kafka, stack, tmp_path):
     for s in dbzh.SETTINGS:
         diffs += dbzh.compare(s.name, want[s.name], got[s.name])
     assert not diffs, "\n".join(diffs)
+
+
+def test_null_payload_reaches_inboxd(outboxd, db, kafka, inboxd, inbox_db, inbox_topic):
+    """A NULL payload under outbox.preset = debezium: a record with its key and id header and
+    no value (a tombstone), acknowledged like any event (the slot is confirmed past it), the
+    events after it not held up; inboxd records it with payload NULL."""
+    db.execute(dbzh.TABLE_SQL)
+    p = start_streaming(outboxd, {"outbox.preset": "debezium", "outbox.table": dbzh.TABLE, "outbox.topic": inbox_topic})
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    for eid, payload in zip(ids, (None, '{"after": 1}', None)):
+        db.execute(f"INSERT INTO {dbzh.TABLE} VALUES (%s, 'Order', 'k-1', 'T', %s)", (eid, payload))
+    lsn = db.current_wal_lsn()
+    recs = consume_all(kafka, inbox_topic, 3)
+    assert [(r.header("id").decode(), r.key, r.value, r.headers) for r in recs] == [
+        (ids[0], b"k-1", None, [("id", ids[0].encode())]),
+        (ids[1], b"k-1", b'{"after": 1}', [("id", ids[1].encode())]),
+        (ids[2], b"k-1", None, [("id", ids[2].encode())])]
+    db.wait_slot_confirmed(f"{db.dbname}_slot", lsn)
+    assert p.terminate() == 0
+
+    inboxd()
+    wait_until(lambda: inbox_db.scalar("SELECT count(*) FROM inbox") == 3, 30, 0.2, "3 messages in the inbox")
+    rows = dict(inbox_db.execute("SELECT message_id, payload FROM inbox"))
+    assert rows[ids[0]] is None and rows[ids[2]] is None
+    assert bytes(rows[ids[1]]) == b'{"after": 1}'
