@@ -28,18 +28,25 @@ LIBS_SCRIPT = REPO / "scripts" / "debezium-libs.sh"
 PARTITIONS = 6  # of every topic, on both sides
 AGGREGATE_TYPES = ("Order", "Customer")
 
-# Debezium's documented outbox table ("outboxevent"), in its own schema.
-TABLE_SQL = """
+
+
+def table_sql(payload_type: str = "jsonb") -> str:
+    """Debezium's documented outbox table ("outboxevent", payload jsonb), in its own schema,
+    and the publication its connectors use."""
+    return f"""
 CREATE SCHEMA dbz;
 CREATE TABLE dbz.outboxevent (
     id            uuid         NOT NULL PRIMARY KEY,
     aggregatetype varchar(255) NOT NULL,
     aggregateid   varchar(255) NOT NULL,
     type          varchar(255) NOT NULL,
-    payload       jsonb
+    payload       {payload_type}
 );
 CREATE PUBLICATION dbz_pub FOR TABLE dbz.outboxevent;
 """
+
+
+TABLE_SQL = table_sql()
 TABLE = "dbz.outboxevent"
 
 
@@ -186,10 +193,10 @@ def by_id(records: list[dict]) -> dict[str, dict]:
     return {r["id"]: r for r in records}
 
 
-def collect(kafka: Kafka, prefix: str, timeout: float = 90) -> list[dict]:
-    """Every record of prefix's topics once as many as published_ids() arrived and nothing
-    more came for 3 s."""
-    want = len(published_ids())
+def collect(kafka: Kafka, prefix: str, timeout: float = 90, want: int | None = None) -> list[dict]:
+    """Every record of prefix's topics once `want` (default: as many as published_ids())
+    arrived and nothing more came for 3 s."""
+    want = len(published_ids()) if want is None else want
     topics = topics_for(prefix)
     first = kafka.consume(topics, n=want, timeout=timeout)
     assert len(first) >= want, f"{prefix}: only {len(first)} of {want} records in {timeout}s"
