@@ -468,6 +468,12 @@ def test_preset_defaults_and_explicit_keys_win(outboxd_bin, tmp_path):
     assert re.fullmatch(r'(""|)', dbz["outbox.header.event_type"]), dbz["outbox.header.event_type"]
     assert dbz["outbox.header.id"] == "id"
     assert dbz["outbox.topic"] == "outbox.event.${aggregate_type}"
+    assert (dbz["outbox.payload.null"], dbz["outbox.key.format"], dbz["outbox.value.format"]) == ("null", "raw", "raw")
+    assert (none["outbox.payload.null"], none["outbox.key.format"], none["outbox.value.format"]) == \
+        ("invalid", "raw", "raw")
+    dj = print_config(outboxd_bin, "-X", "outbox.preset=debezium-json", "-X", "outbox.key.format=raw")
+    assert (dj["outbox.column.aggregate_id"], dj["outbox.column.event_type"]) == ("aggregateid", "type")
+    assert (dj["outbox.payload.null"], dj["outbox.key.format"], dj["outbox.value.format"]) == ("null", "raw", "json")
 
     # Set by the file, the environment or -X: kept, even when equal to the generic default.
     conf = tmp_path / "o.conf"
