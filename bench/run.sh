@@ -73,18 +73,7 @@ if [[ ! -x $VENV/bin/python || $(cat "$VENV/.outboxd-requirements" 2>/dev/null) 
 fi
 DBZ_LIBS=$CACHE/debezium-$(sed -n 's:.*<debezium.version>\(.*\)</debezium.version>.*:\1:p' "$POM")
 if ((debezium)); then
-  pom_hash=$(sha "$POM")
-  if [[ $(cat "$DBZ_LIBS/.outboxd-complete" 2>/dev/null) != "$pom_hash" ]]; then
-    say "fetching Kafka Connect and Debezium jars with Maven into $DBZ_LIBS"
-    tmp=$DBZ_LIBS.tmp.$$
-    rm -rf "$tmp"
-    mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
-      -DoutputDirectory="$tmp" >"$tmp.log" 2>&1 || { cat "$tmp.log" >&2; die "mvn failed (Maven Central reachable?)"; }
-    rm -f "$tmp.log"
-    echo "$pom_hash" >"$tmp/.outboxd-complete"
-    rm -rf "$DBZ_LIBS"
-    mv "$tmp" "$DBZ_LIBS"
-  fi
+  DBZ_LIBS=$("$REPO/scripts/debezium-libs.sh") || die "could not fetch the Debezium jars"
 fi
 
 # --- build outboxd and the polling baseline

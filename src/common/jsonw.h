@@ -21,6 +21,19 @@ int jsonw_format_real(double v, char *buf, size_t size);
  * memory). */
 int jsonw_string(strbuf_t *b, const char *s, size_t n);
 
+/* Appends the UTF-8 text s[0..n) as a JSON string exactly as Jackson writes a Java string
+ * (what Kafka Connect's JsonConverter sends for a string): quotes, \" \\ \b \f \n \r \t,
+ * \u00XX (upper-case hex) for the other control characters, each code point beyond U+FFFF
+ * as its UTF-16 surrogate pair (U+1F600 -> \uD83D\uDE00), every other byte as is
+ * (U+00E9, U+2028, '/' and DEL included). Bytes that do not start a well-formed 4-byte UTF-8
+ * sequence are copied as they are. Returns 0 or -1 (out of memory). */
+int jsonw_java_string(strbuf_t *b, const char *s, size_t n);
+
+/* Appends the bytes s[0..n) as a JSON string of their base64 (standard alphabet, '='
+ * padding, no line breaks): how Jackson writes binary, so how JsonConverter sends a BYTES
+ * value. Returns 0 or -1 (out of memory). */
+int jsonw_base64_string(strbuf_t *b, const unsigned char *s, size_t n);
+
 /*
  * Appends v (borrowed) as compact JSON: no spaces, object members in the order parsed,
  * strings as jsonw_string writes them, integers in full, reals as jsonw_format_real writes

@@ -33,8 +33,9 @@ static const config_key_t outboxd_keys[] = {
     {"outbox.table", CONFIG_STRING, "public.outbox", 0, 0, NULL, false, "outbox table(s), comma-separated"},
     {"outbox.topic", CONFIG_STRING, "outbox.event.${aggregate_type}", 0, 0, NULL, false,
      "topic template: ${aggregate_type}, ${aggregate_id}, ${event_type}, ${routedByValue}"},
-    {"outbox.preset", CONFIG_ENUM, "none", 0, 0, "none|debezium", false,
-     "outbox schema whose column and header defaults to use: debezium = Debezium's outbox table and router"},
+    {"outbox.preset", CONFIG_ENUM, "none", 0, 0, "none|debezium|debezium-json", false,
+     "outbox schema whose defaults to use: debezium = Debezium's outbox table and router with StringConverter; "
+     "debezium-json = the same with JsonConverter (schemas.enable=false)"},
     {"outbox.column.id", CONFIG_STRING, "id", 0, 0, NULL, false, "column holding the event id"},
     {"outbox.column.aggregate_type", CONFIG_STRING, "aggregate_type", 0, 0, NULL, false,
      "column holding the aggregate type (routes the topic); debezium preset: aggregatetype"},
@@ -51,6 +52,15 @@ static const config_key_t outboxd_keys[] = {
      "header carrying the event type; empty = no such header (debezium preset)"},
     {"outbox.header.columns", CONFIG_STRING, "", 0, 0, NULL, false,
      "more row columns sent as headers: column[:header], ... (Debezium's table.fields.additional.placement)"},
+    {"outbox.key.format", CONFIG_ENUM, "raw", 0, 0, "raw|json", false,
+     "record key: raw = the aggregate id's bytes; json = a JSON string as Kafka Connect's JsonConverter writes it "
+     "(debezium-json preset)"},
+    {"outbox.value.format", CONFIG_ENUM, "raw", 0, 0, "raw|json", false,
+     "record value: raw = the payload's text (bytea: its bytes); json = the payload as a JSON string as "
+     "JsonConverter writes it (bytea: base64) (debezium-json preset)"},
+    {"outbox.payload.null", CONFIG_ENUM, "invalid", 0, 0, "invalid|null|tombstone", false,
+     "a NULL payload: invalid (see outbox.on_invalid); null = a record without value (raw) or with the value null "
+     "(json), as Debezium sends it (debezium presets); tombstone = a record without value"},
     {"outbox.message.prefix", CONFIG_STRING, "outbox", 0, 0, NULL, false,
      "prefix of pg_logical_emit_message events; empty = ignore messages"},
     {"outbox.backfill.where", CONFIG_STRING, "", 0, 0, NULL, false,
@@ -102,6 +112,16 @@ static const struct {
     {"debezium", "outbox.column.event_type", "type"},
     {"debezium", "outbox.column.headers", ""},
     {"debezium", "outbox.header.event_type", ""},
+    {"debezium", "outbox.payload.null", "null"},
+    /* The same with key.converter = value.converter = JsonConverter, schemas.enable=false. */
+    {"debezium-json", "outbox.column.aggregate_type", "aggregatetype"},
+    {"debezium-json", "outbox.column.aggregate_id", "aggregateid"},
+    {"debezium-json", "outbox.column.event_type", "type"},
+    {"debezium-json", "outbox.column.headers", ""},
+    {"debezium-json", "outbox.header.event_type", ""},
+    {"debezium-json", "outbox.payload.null", "null"},
+    {"debezium-json", "outbox.key.format", "json"},
+    {"debezium-json", "outbox.value.format", "json"},
 };
 
 static int apply_preset(config_t *cfg, char *errstr, size_t errstr_size) {
@@ -210,6 +230,9 @@ int main(int argc, char **argv) {
                 .id_header = config_get(cfg, "outbox.header.id"),
                 .type_header = config_get(cfg, "outbox.header.event_type"),
                 .header_columns = config_get(cfg, "outbox.header.columns"),
+                .key_format = config_get(cfg, "outbox.key.format"),
+                .value_format = config_get(cfg, "outbox.value.format"),
+                .payload_null = config_get(cfg, "outbox.payload.null"),
             },
         .kafka_props = props,
         .status_interval_ms = (int)config_get_int(cfg, "status.interval.ms"),

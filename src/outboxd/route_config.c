@@ -251,6 +251,38 @@ oom:
     return -1;
 }
 
+/* Index of v (NULL = the first) in the NULL-terminated names, or -1 with errstr. */
+static int parse_choice(const char *v, const char *const *names, const char *what, char *errstr, size_t errstr_size) {
+    if (v == NULL)
+        return 0;
+    for (int i = 0; names[i] != NULL; i++)
+        if (strcmp(v, names[i]) == 0)
+            return i;
+    strbuf_t all = {0};
+    for (int i = 0; names[i] != NULL; i++)
+        if ((i > 0 && strbuf_add(&all, ", ", 2) != 0) || strbuf_add(&all, names[i], strlen(names[i])) != 0)
+            break;
+    snprintf(errstr, errstr_size, "%s \"%s\": expected one of %s", what, v, all.p ? all.p : "?");
+    strbuf_free(&all);
+    return -1;
+}
+
+/* outbox.key.format, outbox.value.format, outbox.payload.null. */
+static int parse_encodings(route_config_t *c, const router_options_t *o, char *errstr, size_t errstr_size) {
+    static const char *const formats[] = {"raw", "json", NULL};
+    static const char *const nulls[] = {"invalid", "null", "tombstone", NULL};
+    int k = parse_choice(o->key_format, formats, "outbox.key.format", errstr, errstr_size);
+    int v = k < 0 ? -1 : parse_choice(o->value_format, formats, "outbox.value.format", errstr, errstr_size);
+    int n = v < 0 ? -1 : parse_choice(o->payload_null, nulls, "outbox.payload.null", errstr, errstr_size);
+
+    if (n < 0)
+        return -1;
+    c->key_format = (route_format_t)k;
+    c->value_format = (route_format_t)v;
+    c->payload_null = (route_null_t)n;
+    return 0;
+}
+
 /* ---- the config ----------------------------------------------------------------------- */
 
 route_config_t *route_config_new(const router_options_t *opts, char *errstr, size_t errstr_size) {
@@ -284,7 +316,8 @@ route_config_t *route_config_new(const router_options_t *opts, char *errstr, siz
         /* "" = no event type header (Debezium's router sends only the id header). */
         copy_opt(&c->type_header, opts->type_header, "event_type", true, "outbox.header.event_type", errstr,
                  errstr_size) != 0 ||
-        parse_header_columns(c, opts->header_columns, errstr, errstr_size) != 0)
+        parse_header_columns(c, opts->header_columns, errstr, errstr_size) != 0 ||
+        parse_encodings(c, opts, errstr, errstr_size) != 0)
         goto fail;
     return c;
 fail:

@@ -31,7 +31,25 @@ typedef struct router_options {
                                    id and type headers); NULL or "" = none */
     const char *type_header;    /* header name for the event type, default "event_type";
                                    "" = no event type header */
+    const char *key_format;     /* "raw" (default, NULL) or "json" (route_format_t) */
+    const char *value_format;   /* "raw" (default, NULL) or "json" */
+    const char *payload_null;   /* "invalid" (default, NULL), "null" or "tombstone" (route_null_t) */
 } router_options_t;
+
+/* How the record key or value is written (outbox.key.format, outbox.value.format). */
+typedef enum {
+    ROUTE_FORMAT_RAW = 0, /* the bytes as they are: the aggregate id; the payload's text or bytea bytes */
+    ROUTE_FORMAT_JSON = 1 /* as Kafka Connect's JsonConverter (schemas.enable=false) writes a string
+                             (jsonw_java_string), or a bytea payload (jsonw_base64_string) */
+} route_format_t;
+
+/* What a NULL payload becomes (outbox.payload.null). */
+typedef enum {
+    ROUTE_NULL_INVALID = 0,  /* an invalid event (outbox.on_invalid) */
+    ROUTE_NULL_NULL = 1,     /* a null payload in the value format: no value (a tombstone) when raw,
+                                the 4 bytes null when json: what Debezium's router sends by default */
+    ROUTE_NULL_TOMBSTONE = 2 /* no value, whatever the value format (route.tombstone.on.empty.payload) */
+} route_null_t;
 
 /* One outbox table, canonical (unquoted, case as PostgreSQL stores it). */
 typedef struct route_table {
@@ -62,6 +80,9 @@ typedef struct route_config {
     char *type_header; /* NULL: no event type header */
     route_header_column_t *header_columns;
     size_t nheader_columns;
+    route_format_t key_format;
+    route_format_t value_format;
+    route_null_t payload_null;
 } route_config_t;
 
 /* Parses and validates opts (NULL = all defaults). Returns a new config, or NULL with errstr

@@ -21,6 +21,8 @@ struct router {
     strbuf_t topic;
     strbuf_t text; /* compact JSON of payloads and header values */
     strbuf_t bin;  /* decoded bytea payloads */
+    strbuf_t key;  /* the key in outbox.key.format = json */
+    strbuf_t raw;  /* compact JSON of a message payload, before outbox.value.format = json */
     router_header_t *hdrs;
     size_t hdrs_cap;
     size_t *hdr_off; /* per header: offset of its value in text, or SIZE_MAX */
@@ -61,6 +63,8 @@ void router_destroy(router_t *r) {
     strbuf_free(&r->topic);
     strbuf_free(&r->text);
     strbuf_free(&r->bin);
+    strbuf_free(&r->key);
+    strbuf_free(&r->raw);
     free(r->hdrs);
     free(r->hdr_off);
     free(r);
@@ -104,9 +108,11 @@ typedef struct parts {
     size_t aggregate_id_len;
     const char *event_type; /* may be NULL */
     size_t event_type_len;
-    const char *value; /* NULL: compact JSON of value_json */
+    const char *value; /* NULL: compact JSON of value_json, or a NULL payload (value_null) */
     size_t value_len;
     const json_t *value_json;
+    bool value_null;       /* a NULL payload that outbox.payload.null lets through */
+    bool binary;           /* value holds the bytes of a bytea payload */
     const json_t *headers; /* JSON object or NULL */
 } parts_t;
 
@@ -137,6 +143,69 @@ static void name_event(char *errstr, size_t errstr_size, const char *id, const c
     free(msg);
 }
 
+/* The record value in outbox.value.format, with outbox.payload.null applied: ev->value NULL
+ * for no value (a tombstone); otherwise borrowed from p, or written to r->text at *off (the
+ * caller resolves the pointer once r->text stops growing). Returns 0 or -1 (out of memory). */
+static int encode_value(router_t *r, const parts_t *p, outbox_event_t *ev, size_t *off) {
+    const route_config_t *cfg = r->cfg;
+    bool json = cfg->value_format == ROUTE_FORMAT_JSON;
+    const char *text = p->value;
+    size_t len = p->value_len;
+    int rc;
+
+    ev->value = NULL;
+    ev->value_len = 0;
+    if (p->value_null) {
+        if (cfg->payload_null == ROUTE_NULL_NULL && json) { /* JsonConverter's null */
+            ev->value = "null";
+            ev->value_len = 4;
+        }
+        return 0;
+    }
+    if (!json && text != NULL) {
+        ev->value = text;
+        ev->value_len = len;
+        return 0;
+    }
+    if (text == NULL) { /* a message's JSON payload: compact JSON first */
+        strbuf_t *dst = json ? &r->raw : &r->text;
+        size_t from = dst->len;
+
+        if (json)
+            r->raw.len = from = 0;
+        if (jsonw_value(dst, p->value_json) != 0)
+            return -1;
+        if (!json) {
+            *off = from;
+            ev->value_len = r->text.len - from;
+            return strbuf_addc(&r->text, '\0');
+        }
+        text = r->raw.p;
+        len = r->raw.len;
+    }
+    *off = r->text.len;
+    rc = p->binary ? jsonw_base64_string(&r->text, (const unsigned char *)text, len)
+                   : jsonw_java_string(&r->text, text, len);
+    if (rc != 0)
+        return -1;
+    ev->value_len = r->text.len - *off;
+    return strbuf_addc(&r->text, '\0');
+}
+
+/* The record key in outbox.key.format. Returns 0 or -1 (out of memory). */
+static int encode_key(router_t *r, const parts_t *p, outbox_event_t *ev) {
+    ev->key = p->aggregate_id;
+    ev->key_len = p->aggregate_id_len;
+    if (r->cfg->key_format != ROUTE_FORMAT_JSON)
+        return 0;
+    r->key.len = 0;
+    if (jsonw_java_string(&r->key, p->aggregate_id, p->aggregate_id_len) != 0 || strbuf_addc(&r->key, '\0') != 0)
+        return -1;
+    ev->key = r->key.p;
+    ev->key_len = r->key.len - 1;
+    return 0;
+}
+
 /* Fills *ev from p: topic, key, value, headers. `where` names the source for errors
  * ("public.outbox row", "message at LSN 0/1"). */
 static router_result_t build_event(router_t *r, const parts_t *p, const char *where, outbox_event_t *ev, char *errstr,
@@ -155,18 +224,9 @@ static router_result_t build_event(router_t *r, const parts_t *p, const char *wh
         return ROUTER_INVALID;
     }
 
-    /* value */
     r->text.len = 0;
-    ev->value = p->value;
-    ev->value_len = p->value_len;
-    if (p->value == NULL) {
-        value_off = r->text.len;
-        if (jsonw_value(&r->text, p->value_json) != 0)
-            goto oom;
-        ev->value_len = r->text.len - value_off;
-        if (strbuf_addc(&r->text, '\0') != 0)
-            goto oom;
-    }
+    if (encode_value(r, p, ev, &value_off) != 0 || encode_key(r, p, ev) != 0)
+        goto oom;
 
     /* headers: id, event type, extra columns, then the members of the headers object */
     if (hdrs_reserve(r, 2 + cfg->nheader_columns + (p->headers ? json_object_size(p->headers) : 0)) != 0)
@@ -228,8 +288,6 @@ static router_result_t build_event(router_t *r, const parts_t *p, const char *wh
             r->hdrs[i].value = r->text.p + r->hdr_off[i];
 
     ev->topic = r->topic.p;
-    ev->key = p->aggregate_id;
-    ev->key_len = p->aggregate_id_len;
     ev->event_type = p->event_type;
     ev->nheaders = nh;
     ev->headers = r->hdrs;
@@ -365,6 +423,7 @@ static int decode_bytea(router_t *r, parts_t *p, const char *where, char *errstr
     r->bin.p[r->bin.len] = '\0';
     p->value = r->bin.p;
     p->value_len = r->bin.len;
+    p->binary = true;
     return 0;
 }
 
@@ -413,8 +472,11 @@ static router_result_t route_row(router_t *r, const w2j_record_t *rec, outbox_ev
                  cfg->col_aggregate_id);
         return ROUTER_INVALID;
     }
-    if (payload->value == NULL) {
-        snprintf(errstr, errstr_size, "event %s (%s): payload (column '%s') is NULL", p.id, where, cfg->col_payload);
+    if (payload->value == NULL && cfg->payload_null == ROUTE_NULL_INVALID) {
+        snprintf(errstr, errstr_size,
+                 "event %s (%s): payload (column '%s') is NULL (outbox.payload.null = invalid; null or tombstone "
+                 "publish it without a value)",
+                 p.id, where, cfg->col_payload);
         return ROUTER_INVALID;
     }
     if (has_nul(aggregate_type->value, aggregate_type->value_len) ||
@@ -432,7 +494,9 @@ static router_result_t route_row(router_t *r, const w2j_record_t *rec, outbox_ev
     p.event_type_len = event_type->value_len;
     p.value = payload->value;
     p.value_len = payload->value_len;
-    if (r->payload_types[t] == ROUTER_PAYLOAD_BYTEA && decode_bytea(r, &p, where, errstr, errstr_size) != 0)
+    p.value_null = payload->value == NULL;
+    if (!p.value_null && r->payload_types[t] == ROUTER_PAYLOAD_BYTEA &&
+        decode_bytea(r, &p, where, errstr, errstr_size) != 0)
         return ROUTER_INVALID;
     if (headers != NULL && headers->value != NULL) {
         if (load_headers(r, headers, &p, where, errstr, errstr_size) != 0)
@@ -533,8 +597,10 @@ static router_result_t route_message(router_t *r, const w2j_record_t *rec, outbo
         bad = "\"aggregate_type\" is not a string";
     else if (envelope_str(r->root, "event_type", false, NULL, 0, &p.event_type, &p.event_type_len) < 0)
         bad = "\"event_type\" is not a string";
-    else if ((payload = json_object_get(r->root, "payload")) == NULL || json_is_null(payload))
-        bad = "\"payload\" missing or null";
+    else if ((payload = json_object_get(r->root, "payload")) == NULL)
+        bad = "\"payload\" missing";
+    else if (json_is_null(payload) && r->cfg->payload_null == ROUTE_NULL_INVALID)
+        bad = "\"payload\" is null (outbox.payload.null = invalid)";
     else if ((headers = json_object_get(r->root, "headers")) != NULL && !json_is_null(headers) &&
              !json_is_object(headers))
         bad = "\"headers\" is not a JSON object";
@@ -542,7 +608,9 @@ static router_result_t route_message(router_t *r, const w2j_record_t *rec, outbo
         snprintf(errstr, errstr_size, "unparsable outbox message envelope at LSN %s: event %s: %s", lsn, p.id, bad);
         return ROUTER_INVALID;
     }
-    if (json_is_string(payload)) {
+    if (json_is_null(payload)) {
+        p.value_null = true;
+    } else if (json_is_string(payload)) {
         p.value = json_string_value(payload);
         p.value_len = json_string_length(payload);
     } else {

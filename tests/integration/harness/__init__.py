@@ -12,6 +12,8 @@ scripts/stack.sh, never by the tests. Modules by job:
 - partition: the partition oracle (murmur2, python_partition, java_partition(s))
 - ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
+- debezium: the real Debezium next to outboxd (rows, converter settings, Kafka Connect,
+  recorded output); imported as a module: `from harness import debezium`
 """
 
 from .daemons import (

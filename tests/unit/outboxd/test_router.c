@@ -497,7 +497,9 @@ static void test_row_invalid_reasons(void **state) {
     expect_invalid(r, &row.rec, "e-1", "event e-1 (public.outbox row): aggregate id (column 'aggregate_id') is NULL");
     mkrow(&row);
     set_col(&row, C_PAY, "payload", NULL);
-    expect_invalid(r, &row.rec, "e-1", "event e-1 (public.outbox row): payload (column 'payload') is NULL");
+    expect_invalid(r, &row.rec, "e-1",
+                   "event e-1 (public.outbox row): payload (column 'payload') is NULL (outbox.payload.null = "
+                   "invalid; null or tombstone publish it without a value)");
     mkrow(&row);
     set_col(&row, C_TYPE, "aggregate_type", NULL);
     expect_invalid(r, &row.rec, "e-1",
@@ -822,9 +824,9 @@ static void test_envelope_errors(void **state) {
         {"{\"id\":\"e\",\"aggregate_id\":\"k\",\"aggregate_type\":\"t\",\"event_type\":[],"
          "\"payload\":1}",
          "e", "event e: \"event_type\" is not a string"},
-        {"{\"id\":\"e\",\"aggregate_id\":\"k\",\"aggregate_type\":\"t\"}", "e", "event e: \"payload\" missing or null"},
+        {"{\"id\":\"e\",\"aggregate_id\":\"k\",\"aggregate_type\":\"t\"}", "e", "event e: \"payload\" missing"},
         {"{\"id\":\"e\",\"aggregate_id\":\"k\",\"aggregate_type\":\"t\",\"payload\":null}", "e",
-         "event e: \"payload\" missing or null"},
+         "event e: \"payload\" is null (outbox.payload.null = invalid)"},
         {"{\"id\":\"e\",\"aggregate_id\":\"k\",\"aggregate_type\":\"t\",\"payload\":1,"
          "\"headers\":[]}",
          "e", "event e: \"headers\" is not a JSON object"},
@@ -1046,7 +1048,9 @@ static void test_bytea_rows(void **state) {
                    "event e-1 (public.outbox row): bytea payload (column 'payload') is not hex text: "
                    "character 0x7a at offset 2");
     set_col(&row, C_PAY, "payload", NULL);
-    expect_invalid(r, &row.rec, "e-1", "event e-1 (public.outbox row): payload (column 'payload') is NULL");
+    expect_invalid(r, &row.rec, "e-1",
+                   "event e-1 (public.outbox row): payload (column 'payload') is NULL (outbox.payload.null = "
+                   "invalid; null or tombstone publish it without a value)");
 
     /* back to text: the hex is published as is */
     router_set_payload_type(r, 0, ROUTER_PAYLOAD_TEXT);
@@ -1166,8 +1170,124 @@ static void test_no_type_header(void **state) {
     router_destroy(r);
 }
 
+/* ---- outbox.key.format, outbox.value.format, outbox.payload.null (Debezium's converters) -- */
+
+static void expect_record_value(const outbox_event_t *ev, const char *value) {
+    if (value == NULL) {
+        assert_null(ev->value);
+        assert_int_equal(ev->value_len, 0);
+    } else {
+        assert_mem_str(ev->value, ev->value_len, value);
+    }
+}
+
+static void test_null_payloads(void **state) {
+    static const struct {
+        const char *format, *mode, *value; /* value NULL: no value (a tombstone) */
+    } cases[] = {
+        {"raw", "null", NULL}, {"json", "null", "null"}, {"raw", "tombstone", NULL}, {"json", "tombstone", NULL}};
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        router_options_t o = defaults();
+        o.value_format = cases[i].format;
+        o.payload_null = cases[i].mode;
+        router_t *r = mk(&o);
+
+        mkrow(&row);
+        set_col(&row, C_PAY, "payload", NULL);
+        assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+        expect_record_value(&ev, cases[i].value);
+        assert_mem_str(ev.key, ev.key_len, "o-1");
+        assert_header(&ev, 0, "id", "e-1"); /* key and headers as for any event */
+        /* a bytea payload column: the same */
+        router_set_payload_type(r, 0, ROUTER_PAYLOAD_BYTEA);
+        assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+        expect_record_value(&ev, cases[i].value);
+        /* a message whose payload is JSON null */
+        assert_int_equal(route_msg(r, "{\"id\":\"m\",\"aggregate_type\":\"a\",\"aggregate_id\":\"k\",\"payload\":null}",
+                                   &ev, err, sizeof(err)),
+                         ROUTER_EVENT);
+        expect_record_value(&ev, cases[i].value);
+        /* a payload that is there is not affected */
+        mkrow(&row);
+        router_set_payload_type(r, 0, ROUTER_PAYLOAD_TEXT);
+        assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+        assert_non_null(ev.value);
+        router_destroy(r);
+    }
+}
+
+static void test_json_formats(void **state) {
+    router_options_t o = defaults();
+    row_t row;
+    outbox_event_t ev;
+    char err[512];
+
+    (void)state;
+    o.key_format = "json";
+    o.value_format = "json";
+    router_t *r = mk(&o);
+
+    /* JsonConverter (Jackson): escapes, upper-case \u00XX, surrogate pairs, raw BMP text */
+    mkrow(&row);
+    set_col(&row, C_AGG, "aggregate_id", "42 \xF0\x9F\x98\x80 \xC3\xA9\x01\x1f\x7f\"\\/\t");
+    set_col(&row, C_PAY, "payload", "{\"id\": 1005, \"s\": \"\\u001f\"}");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.key, ev.key_len, "\"42 \\uD83D\\uDE00 \xC3\xA9\\u0001\\u001F\x7f\\\"\\\\/\\t\"");
+    assert_mem_str(ev.value, ev.value_len, "\"{\\\"id\\\": 1005, \\\"s\\\": \\\"\\\\u001f\\\"}\"");
+    assert_header(&ev, 0, "id", "e-1"); /* headers are not converted */
+    assert_string_equal(ev.topic, "outbox.event.order");
+
+    /* bytea: base64, as JsonConverter writes BYTES */
+    router_set_payload_type(r, 0, ROUTER_PAYLOAD_BYTEA);
+    set_col(&row, C_PAY, "payload", "00ff41");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "\"AP9B\"");
+    set_col(&row, C_PAY, "payload", "00ff4142");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "\"AP9BQg==\"");
+    set_col(&row, C_PAY, "payload", "");
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "\"\"");
+
+    /* messages: a string payload as that string, other JSON as its compact text, in a string */
+    assert_int_equal(route_msg(r, "{\"id\":\"m\",\"aggregate_type\":\"a\",\"aggregate_id\":7,\"payload\":\"t\\\"\"}",
+                               &ev, err, sizeof(err)),
+                     ROUTER_EVENT);
+    assert_mem_str(ev.key, ev.key_len, "\"7\"");
+    assert_mem_str(ev.value, ev.value_len, "\"t\\\"\"");
+    assert_int_equal(
+        route_msg(r, "{\"id\":\"m\",\"aggregate_type\":\"a\",\"aggregate_id\":\"k\",\"payload\":{\"a\": [1, \"x\"]}}",
+                  &ev, err, sizeof(err)),
+        ROUTER_EVENT);
+    assert_mem_str(ev.value, ev.value_len, "\"{\\\"a\\\":[1,\\\"x\\\"]}\"");
+    router_destroy(r);
+
+    /* key and value formats are independent */
+    o.key_format = NULL;
+    r = mk(&o);
+    mkrow(&row);
+    assert_int_equal(route(r, &row.rec, &ev, err, sizeof(err)), ROUTER_EVENT);
+    assert_mem_str(ev.key, ev.key_len, "o-1");
+    assert_int_equal(ev.value[0], '"');
+    router_destroy(r);
+
+    o = defaults();
+    o.key_format = "JSON";
+    expect_new_error(&o, "outbox.key.format \"JSON\": expected one of raw, json");
+    o.key_format = NULL;
+    o.payload_null = "drop";
+    expect_new_error(&o, "outbox.payload.null \"drop\": expected one of invalid, null, tombstone");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_null_payloads),
+        cmocka_unit_test(test_json_formats),
         cmocka_unit_test(test_big_integer_headers),
         cmocka_unit_test(test_header_columns),
         cmocka_unit_test(test_captured_outbox),
