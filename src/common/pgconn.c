@@ -209,3 +209,18 @@ void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const ch
     snprintf(raw, sizeof(raw), "%s%s", prefix, msg ? msg : "");
     err_one_line(raw, errstr, errstr_size);
 }
+
+void pgconn_result_failure(const PGresult *r, const PGconn *conn, const char *what, const char *fix, err_t *e) {
+    const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char text[768];
+    if (!primary || !*primary) /* no server error: libpq's own message (a broken connection) */
+        primary = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : conn ? PQerrorMessage(conn) : "no answer";
+    err_one_line(primary, text, sizeof(text));
+    bool transient = !code || !*code || !strncmp(code, "08", 2) || !strncmp(code, "57P", 3) ||
+                     !strncmp(code, "53", 2) || !strncmp(code, "40", 2) || !strcmp(code, "55P03");
+    if (code && *code)
+        err_set(e, transient ? ERR_TRANSIENT : ERR_PERMANENT, code, fix, "%s: %s (SQLSTATE %s)", what, text, code);
+    else
+        err_set(e, ERR_TRANSIENT, "", fix, "%s: %s", what, text);
+}

@@ -64,4 +64,13 @@ const char *pgconn_one_line(const char *s, char *buf, size_t size);
 /* errstr = prefix + msg (a libpq message; NULL = "") on one line (pgconn_one_line). */
 void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg);
 
+/* A failed statement as one clean line in *e: e->msg = what + ": " + the server's primary
+ * message (PG_DIAG_MESSAGE_PRIMARY: without the DETAIL, HINT and CONTEXT lines, so a failing
+ * SQL function does not dump its body) + " (SQLSTATE xxxxx)"; e->code = the SQLSTATE ("" when
+ * the server sent none: the connection broke, then the connection's message is used). e->kind
+ * is ERR_TRANSIENT for connection, shutdown, resource, lock and serialization classes (08,
+ * 57P, 53, 55P03, 40) and for no SQLSTATE, else ERR_PERMANENT; e->fix = fix (may be NULL). r and
+ * conn are borrowed; r may be NULL. */
+void pgconn_result_failure(const PGresult *r, const PGconn *conn, const char *what, const char *fix, err_t *e);
+
 #endif
