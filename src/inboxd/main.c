@@ -11,6 +11,8 @@
 #include "inbox_loop.h"
 #include "cmd_admin.h"
 #include "inbox_config.h"
+#include "kconsumer.h"
+#include "kprops.h"
 #include "log.h"
 
 static void usage(FILE *out) {
@@ -95,7 +97,8 @@ static int parse_command(int argc, char **argv, char **args, int *nargs, command
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG, NULL};
+    static const cli_spec_t spec = {"inboxd",          "INBOXD_", inbox_config_keys,   "kafka.", usage,
+                                    INBOX_EXIT_CONFIG, NULL,      &kprops_config_check};
     config_t *cfg;
     int code;
     char err[1024];
@@ -115,11 +118,11 @@ int main(int argc, char **argv) {
     }
     cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
     free(args);
-    if (res != CLI_RUN) {
+    if (res == CLI_EXIT) {
         free(ids);
         return code;
     }
-    if (cmd.name) {
+    if (cmd.name && res != CLI_PRINT_CONFIG) {
         const char *table = config_get(cfg, "inbox.table");
         int crc;
         if (!table || !*table) {
@@ -136,11 +139,25 @@ int main(int argc, char **argv) {
     }
     free(ids);
 
+    /* What inboxd checks before it connects anywhere; --print-config fails exactly then. */
     inbox_config_t ic;
+    err_t e;
     if (inbox_config_build(cfg, &ic, err, sizeof(err)) != 0) {
         log_error("%s", err);
         config_destroy(cfg);
         return INBOX_EXIT_CONFIG;
+    }
+    if (kconsumer_check_props(ic.opts.kafka_props, &e) != 0) {
+        log_error("%s", err_line(&e, err, sizeof(err)));
+        inbox_config_free(&ic);
+        config_destroy(cfg);
+        return INBOX_EXIT_CONFIG;
+    }
+    if (res == CLI_PRINT_CONFIG) {
+        cli_print_config(cfg);
+        inbox_config_free(&ic);
+        config_destroy(cfg);
+        return 0;
     }
     volatile sig_atomic_t *stop = cli_stop_signals();
 

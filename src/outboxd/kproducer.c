@@ -64,19 +64,21 @@ static void ticket_put(kproducer_t *p, size_t id) {
     p->free_ticket = id;
 }
 
-kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
-                           err_t *e) {
-    kproducer_t *p = calloc(1, sizeof(*p));
+/* The producer's configuration: outboxd's defaults, the user's props, the enforced settings;
+ * bootstrap (may be NULL) gets bootstrap.servers. warn: log the partitioner warning. NULL
+ * with *e. */
+static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap, size_t bootstrap_size, bool warn,
+                                      err_t *e) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!p || !conf)
-        goto fail_oom;
-    p->pipefd[0] = p->pipefd[1] = -1;
-    p->cb = cb;
-    p->opaque = opaque;
-    p->id_header = strdup(id_header ? id_header : "id");
-    if (!p->id_header)
-        goto fail_oom;
-
+    char bbuf[256];
+    if (!conf) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
+        return NULL;
+    }
+    if (!bootstrap) {
+        bootstrap = bbuf;
+        bootstrap_size = sizeof(bbuf);
+    }
     /* Defaults the user may override. */
     /* clang-format off */
     static const char *const defaults[] = {"partitioner", "murmur2_random",
@@ -102,15 +104,44 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", e))
+    if (kconf_apply(conf, defaults, props, bootstrap, bootstrap_size, "OUTBOXD_", e))
         goto fail;
     if (kconf_set(conf, "enable.idempotence", "true", e) || kconf_set(conf, "acks", "all", e))
         goto fail;
     char part[64];
-    if (strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
+    if (warn && strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
         log_warn("kafka.partitioner=%s: records will not land on the partitions a Java producer picks for the "
                  "same key",
                  part);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+int kproducer_check_props(const char *const *props, err_t *e) {
+    rd_kafka_conf_t *conf = producer_conf(props, NULL, 0, false, e);
+    if (!conf)
+        return -1;
+    rd_kafka_conf_destroy(conf);
+    return 0;
+}
+
+kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
+                           err_t *e) {
+    kproducer_t *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = NULL;
+    if (!p)
+        goto fail_oom;
+    p->pipefd[0] = p->pipefd[1] = -1;
+    p->cb = cb;
+    p->opaque = opaque;
+    p->id_header = strdup(id_header ? id_header : "id");
+    if (!p->id_header)
+        goto fail_oom;
+    conf = producer_conf(props, p->bootstrap, sizeof(p->bootstrap), true, e);
+    if (!conf)
+        goto fail;
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 
     char why[512];

@@ -41,7 +41,12 @@ typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);
  * event id (borrowed). Returns NULL with errstr on a bad property. */
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            err_t *e);
-void kproducer_destroy(kproducer_t *p); /* accepts NULL; does not wait for in-flight records */
+void kproducer_destroy(kproducer_t *p);
+
+/* Builds (and drops) the producer's configuration from props as kproducer_new does, without
+ * creating a client: the enforced settings, bootstrap.servers. Returns 0, or -1 with *e,
+ * exactly when kproducer_new would fail before it creates the client. */
+int kproducer_check_props(const char *const *props, err_t *e); /* accepts NULL; does not wait for in-flight records */
 
 /* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
 int kproducer_fd(const kproducer_t *p);

@@ -8,6 +8,8 @@
 #include "cmd_check.h"
 #include "cli.h"
 #include "config.h"
+#include "config_check.h"
+#include "kprops.h"
 #include "log.h"
 #include "relay.h"
 #include "cmd_status.h"
@@ -150,8 +152,8 @@ static int finish_config(config_t *cfg, char *errstr, size_t errstr_size) {
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys, "kafka.",
-                                    usage,     RELAY_EXIT_CONFIG, finish_config};
+    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys,  "kafka.",
+                                    usage,     RELAY_EXIT_CONFIG, finish_config, &kprops_config_check};
     const char *command = NULL; /* "check", "status" or NULL (relay) */
     bool json = false;
     int code;
@@ -176,7 +178,7 @@ int main(int argc, char **argv) {
     }
     cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
     free(args);
-    if (res != CLI_RUN)
+    if (res == CLI_EXIT)
         return code;
 
     size_t np = config_passthrough_count(cfg);
@@ -234,6 +236,20 @@ int main(int argc, char **argv) {
         .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
         .failover_slot = config_get_bool(cfg, "postgres.slot.failover"),
     };
+    if (!command || res == CLI_PRINT_CONFIG) { /* what the relay checks before it connects */
+        err_t e;
+        char line[2048];
+        int crc = config_check_options(&o, &e) == 0 ? RELAY_EXIT_OK : RELAY_EXIT_CONFIG;
+        if (crc != RELAY_EXIT_OK)
+            log_error("%s", err_line(&e, line, sizeof(line)));
+        else if (res == CLI_PRINT_CONFIG)
+            cli_print_config(cfg);
+        if (crc != RELAY_EXIT_OK || res == CLI_PRINT_CONFIG) {
+            free(props);
+            config_destroy(cfg);
+            return crc;
+        }
+    }
     if (command) {
         int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);
         free(props);
