@@ -51,7 +51,28 @@ static void bytes_text(const char *s, char *buf, size_t size) {
         snprintf(buf, size, "%lld bytes (%s)", n, h);
 }
 
-static void print_text(FILE *out, const char *slot, const PGresult *res) {
+/* The walsender's state, connection time and last status update, the parts that are known
+ * joined by ", ". pg_stat_replication shows state and reply_time only to superusers and
+ * members of pg_read_all_stats (the documented outboxd role is neither): the line then says
+ * so instead of leaving gaps. */
+static void print_stream_line(FILE *out, const char *state, const char *since, const char *age, const char *role) {
+    char line[512] = "";
+    size_t o = 0;
+    if (state)
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "state %s", state);
+    if (since && o < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "%sconnected since %s", o ? ", " : "", since);
+    if (age && o < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "%slast status update %s s ago", o ? ", " : "", age);
+    if (!state && !age && o < sizeof(line))
+        snprintf(line + o, sizeof(line) - o,
+                 "%sstate and last status update not shown: role \"%s\" may not read them (as a superuser: GRANT "
+                 "pg_read_all_stats TO \"%s\";)",
+                 o ? "; " : "", role, role);
+    cmdout_line(out, "", "%s", line);
+}
+
+static void print_text(FILE *out, const char *slot, const PGresult *res, const char *role) {
     const char *type = val(res, STATUS_C_TYPE), *plugin = val(res, STATUS_C_PLUGIN), *db = val(res, STATUS_C_DATABASE);
     char b1[96], b2[96];
     cmdout_line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "",
@@ -70,10 +91,7 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
             snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
         cmdout_line(out, "active", "yes: walsender PID %s, application_name %s, client %s",
                     val(res, STATUS_C_ACTIVE_PID), app ? app : (visible ? "\"\"" : "?"), client);
-        if (since || age || state)
-            cmdout_line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
-                        since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
-                        age ? age : "", age ? " s ago" : "");
+        print_stream_line(out, state, since, age, role);
     } else {
         cmdout_line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
     }
@@ -231,7 +249,7 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
         print_failover(out, o, conn, opts);
         cmdout_print_json(out, o);
     } else {
-        print_text(out, opts->slot, res);
+        print_text(out, opts->slot, res, PQuser(conn));
         print_failover(out, NULL, conn, opts);
     }
     fflush(out);

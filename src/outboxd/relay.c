@@ -16,11 +16,13 @@
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
+#include "stop_confirm.h"
 
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG (1ULL << 63) /* in a delivery's seq: the record went to the dead-letter topic */
+#define STOP_CONFIRM_MS 3000  /* at a stop: how long to wait for PostgreSQL to take the final confirmation */
 
 void relay_fail(relay_t *r, int code, const char *msg) {
     log_error("%s", msg);
@@ -450,9 +452,9 @@ static bool shutdown_step(relay_t *r, int64_t now) {
         poll(&p, 1, 100);
         cleanup_on_readable(r->cl);
     }
-    char lb[LSN_FMT_SIZE];
-    if (r->had_stream)
-        log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, lsn_format(r->sent_flush, lb));
+    if (r->had_stream) /* the line says what pg_replication_slots shows */
+        stop_confirm_report(r->o->conninfo, r->o->slot, r->sent_flush, repl_stream_connected(r->rs) && *r->stop < 2,
+                            STOP_CONFIRM_MS);
     else
         log_info("stopped before streaming");
     return true;

@@ -330,6 +330,33 @@ def socket_owner_has(pid: int, local_port: int, remote_port: int) -> bool:
     return any(os.readlink(fd) in {f"socket:[{i}]" for i in inodes} for fd in fds.iterdir())
 
 
+def test_status_as_a_replication_role_without_read_all_stats(run, outboxd, db, login_role, kafka, stack):
+    """The documented outboxd role (LOGIN REPLICATION, sql/roles.sql) may not read the
+    walsender's state and reply time in pg_stat_replication (pg_read_all_stats): `outboxd
+    status` as that role prints a complete line that says so, not one with gaps."""
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    as_role = {"postgres.conninfo": f"{db.conninfo} user={login_role}"}
+    p = outboxd(as_role)
+    p.wait_for_log(r"streaming slot", timeout=60)
+    r = run("status", as_role)
+    assert r.rc == EXIT_OK, r
+    lines = r.stdout.splitlines()
+    active = next(i for i, line in enumerate(lines) if line.startswith("active "))
+    second = lines[active + 1].strip()
+    assert re.fullmatch(r"connected since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; state and last status update not shown: "
+                        rf'role "{login_role}" may not read them \(as a superuser: GRANT pg_read_all_stats TO '
+                        rf'"{login_role}";\)', second), r
+    # With the grant, the line has them.
+    db.execute(f'GRANT pg_read_all_stats TO "{login_role}"')
+    try:
+        r = run("status", as_role)
+        second = r.stdout.splitlines()[active + 1].strip()
+        assert re.fullmatch(r"state \w+, connected since \S+Z, last status update \d+\.\d s ago", second), r
+    finally:
+        db.execute(f'REVOKE pg_read_all_stats FROM "{login_role}"')
+        assert p.terminate(30) == 0
+
+
 def status_json(run, config=None) -> tuple[int, dict]:
     r = run("status", config, "--json")
     return r.rc, json.loads(r.stdout)

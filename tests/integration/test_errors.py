@@ -248,6 +248,20 @@ def test_kafka_unreachable_exits_quickly_naming_bootstrap_servers(outboxd):
     assert_words(own[0], "bootstrap.servers=127.0.0.1:1", "kafka.bootstrap.servers", "2000")
 
 
+def test_sigterm_during_the_startup_kafka_wait_stops_at_once(outboxd):
+    """docs/operations.md: a signal while outboxd waits for Kafka at startup takes effect at
+    once (not when startup.timeout.ms runs out)."""
+    p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 60000})
+    p.wait_for_log(r"outboxd \S+ starting", 10)
+    time.sleep(1.2)  # inside the wait
+    t0 = time.monotonic()
+    rc = p.terminate(10)
+    took = time.monotonic() - t0
+    assert rc == 0, p.log_tail()
+    assert took < 2, f"SIGTERM took {took:.1f} s during the Kafka wait"
+    assert "stopped before streaming" in p.log_text()
+
+
 def test_kafka_unreachable_logs_one_error_line(outboxd):
     p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
     line = expect_failure(p, EXIT_RUNTIME, timeout=15)
