@@ -86,6 +86,8 @@ static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap,
                                            "queue.buffering.max.kbytes", "16384",
                                            "linger.ms", "5",
                                            "client.id", "outboxd",
+                                           /* a missing topic fails its records after 2 s, not 30 */
+                                           "topic.metadata.propagation.max.ms", "2000",
                                            NULL};
     /* clang-format on */
     for (int i = 0; props && props[i]; i += 2) {
@@ -218,7 +220,32 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
         return KPRODUCER_QUEUE_FULL;
     snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic, ev->value_len,
              rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KPRODUCER_TOO_LARGE : KPRODUCER_INVALID;
+    switch (kproducer_refusal_of(err)) {
+    case KPRODUCER_REFUSED_TOO_LARGE:
+        return KPRODUCER_TOO_LARGE;
+    case KPRODUCER_REFUSED_UNKNOWN_TOPIC:
+        return KPRODUCER_UNKNOWN_TOPIC;
+    default:
+        return KPRODUCER_INVALID;
+    }
+}
+
+kproducer_refusal_t kproducer_refusal_of(int err) {
+    switch ((rd_kafka_resp_err_t)err) {
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: /* the broker: no such topic, auto-creation off */
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:        /* librdkafka: the metadata says it does not exist */
+        return KPRODUCER_REFUSED_UNKNOWN_TOPIC;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        return KPRODUCER_REFUSED_NOT_AUTHORIZED;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return KPRODUCER_REFUSED_TOO_LARGE;
+    default:
+        return KPRODUCER_REFUSED;
+    }
 }
 
 static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
@@ -242,9 +269,8 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
             .seq = known ? p->tickets[ticket - 1].seq : 0,
             .lsn = known ? p->tickets[ticket - 1].lsn : 0,
             .err = m->err,
-            .too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-                         m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
-                         m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            .too_large = kproducer_refusal_of(m->err) == KPRODUCER_REFUSED_TOO_LARGE,
+            .refusal = kproducer_refusal_of(m->err),
             .errstr = m->err ? rd_kafka_err2str(m->err) : NULL,
             .event_id = id,
             .topic = rd_kafka_topic_name(m->rkt),

@@ -16,11 +16,23 @@ typedef struct kproducer kproducer_t;
 /* Delivery outcome of one produced record. err == 0: acknowledged by the broker. Otherwise
  * errstr says why and event_id names the event (from its id header; may be NULL). Every
  * pointer is borrowed for the duration of the callback only. */
+/* Why Kafka refused a record, from librdkafka's error code (never its text). */
+typedef enum {
+    KPRODUCER_REFUSED = 0,            /* anything else */
+    KPRODUCER_REFUSED_UNKNOWN_TOPIC,  /* the topic does not exist and is not created (broker or local) */
+    KPRODUCER_REFUSED_NOT_AUTHORIZED, /* a topic or cluster ACL refuses the producer */
+    KPRODUCER_REFUSED_TOO_LARGE,      /* the record exceeds a size limit */
+} kproducer_refusal_t;
+
+/* The refusal for librdkafka error code err (an rd_kafka_resp_err_t). Pure. */
+kproducer_refusal_t kproducer_refusal_of(int err);
+
 typedef struct kproducer_delivery {
-    uint64_t seq;   /* as given to kproducer_produce (or kproducer_redirect) */
-    lsn_t lsn;      /* as given to kproducer_produce: the LSN of the event's WAL record */
-    int err;        /* 0 or an rd_kafka_resp_err_t */
-    bool too_large; /* err says the record exceeds a size limit */
+    uint64_t seq;                /* as given to kproducer_produce (or kproducer_redirect) */
+    lsn_t lsn;                   /* as given to kproducer_produce: the LSN of the event's WAL record */
+    int err;                     /* 0 or an rd_kafka_resp_err_t */
+    bool too_large;              /* err says the record exceeds a size limit */
+    kproducer_refusal_t refusal; /* err's class (when err != 0) */
     const char *errstr;
     const char *event_id;
     const char *topic;
@@ -57,9 +69,10 @@ int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e);
 
 typedef enum {
     KPRODUCER_OK = 0,
-    KPRODUCER_QUEUE_FULL = 1, /* back-pressure (or memory short): poll and retry the same record later */
-    KPRODUCER_INVALID = 2,    /* this record can never be produced (bad topic, ...) */
-    KPRODUCER_TOO_LARGE = 3   /* the record exceeds message.max.bytes */
+    KPRODUCER_QUEUE_FULL = 1,   /* back-pressure (or memory short): poll and retry the same record later */
+    KPRODUCER_INVALID = 2,      /* this record can never be produced (bad topic, ...) */
+    KPRODUCER_TOO_LARGE = 3,    /* the record exceeds message.max.bytes */
+    KPRODUCER_UNKNOWN_TOPIC = 4 /* librdkafka already knows the topic does not exist */
 } kproducer_result_t;
 
 /* Enqueues one record (ev and what it points to are copied); seq and lsn come back in its

@@ -13,6 +13,7 @@
 
 #include "backfill_publish.h"
 #include "cli.h"
+#include "delivery_failure.h"
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
@@ -39,7 +40,7 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     relay_t *r = opaque;
     uint64_t seq = d->seq & ~DLQ_FLAG;
     bool was_dlq = (d->seq & DLQ_FLAG) != 0;
-    char msg[RELAY_ERRSZ + 512], err[RELAY_ERRSZ], lb[LSN_FMT_SIZE];
+    char msg[RELAY_ERRSZ + 1536], err[RELAY_ERRSZ];
     if (!d->err) {
         if (ack_tracker_ack(r->at, seq) == 0) {
             r->acked++;
@@ -63,12 +64,7 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     }
     if (ack_tracker_fail(r->at, seq) != 0)
         return; /* a report from before a reconnect */
-    snprintf(msg, sizeof(msg),
-             "event %s for topic %s was not acknowledged by Kafka: %s (transaction %s%s); the slot stays "
-             "before it: fix the cause and restart outboxd",
-             d->event_id ? d->event_id : "(no id)", d->topic ? d->topic : "?", d->errstr ? d->errstr : "error",
-             l ? "commit end " : "still open", l ? lsn_format(l, lb) : "");
-    relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+    relay_fail(r, delivery_failure_report(d, l, was_dlq, msg, sizeof(msg)), msg);
 }
 
 /* The replication connection broke: drop the unsent record, drain acks, reconnect. */
@@ -112,8 +108,8 @@ void relay_publish(relay_t *r) {
     char err[RELAY_ERRSZ];
     kproducer_result_t res =
         kproducer_produce(r->kp, &r->ev, r->ev_is_dlq ? r->ev_seq | DLQ_FLAG : r->ev_seq, r->ev_lsn, err, sizeof(err));
-    if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE) && r->dl && !r->ev_is_dlq) {
-        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, err, res == KPRODUCER_TOO_LARGE) == 0) {
+    if (res >= KPRODUCER_INVALID && r->dl && !r->ev_is_dlq) {
+        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, err, dead_letter_reason_of_result(res)) == 0) {
             r->ev_is_dlq = true;
             res = kproducer_produce(r->kp, &r->ev, r->ev_seq | DLQ_FLAG, r->ev_lsn, err, sizeof(err));
         }
@@ -129,14 +125,13 @@ void relay_publish(relay_t *r) {
         r->pending = true;
         return;
     case KPRODUCER_INVALID:
-    case KPRODUCER_TOO_LARGE: {
+    case KPRODUCER_TOO_LARGE:
+    case KPRODUCER_UNKNOWN_TOPIC: {
         r->pending = false;
         r->ev_is_dlq = false;
         ack_tracker_fail(r->at, r->ev_seq);
-        char msg[RELAY_ERRSZ + 256], lb[LSN_FMT_SIZE];
-        snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it", r->ev.id,
-                 lsn_format(r->ev_lsn, lb), err);
-        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        char msg[RELAY_ERRSZ + 1024];
+        relay_fail(r, delivery_failure_produce(r->ev.id, r->ev.topic, r->ev_lsn, res, err, msg, sizeof(msg)), msg);
         return;
     }
     }

@@ -5,6 +5,7 @@ without disturbing the order of other keys. Against the real PostgreSQL and Kafk
 from __future__ import annotations
 
 import json
+import time
 
 from harness import free_port, wait_metric
 
@@ -60,6 +61,7 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
 
     r = by_id[ids["badtopic"]]  # the router refused it
     assert b"not a valid Kafka topic name" in r.header("outboxd.error")
+    assert r.header("outboxd.reason") == b"unroutable" and r.header("outboxd.topic") is None, r.headers
     assert_lsn_of("badtopic", r)
     row = json.loads(r.value)  # the wal2json record of the row itself
     assert row["action"] == "I" and row["table"] == "outbox"
@@ -69,12 +71,14 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     assert b"Message size too large" in r.header("outboxd.error")
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 30000
     assert r.key == b"k"
+    assert (r.header("outboxd.reason"), r.header("outboxd.topic")) == (b"too-large", f"{topic_prefix}.order".encode())
     assert_lsn_of("client_big", r)
 
     r = by_id[ids["broker_big"]]  # the broker refused it: dead-lettered from the delivery report
     assert b"refused it for topic" in r.header("outboxd.error"), r.headers
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 5000
     assert r.key == b"k"
+    assert (r.header("outboxd.reason"), r.header("outboxd.topic")) == (b"too-large", small.encode())
     assert_lsn_of("broker_big", r)
 
     nt = by_id[""]  # a message outside any transaction: no id to read
@@ -95,6 +99,31 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     m = wait_metric(port, f'outboxd_events_published_total{{topic="{topic_prefix}.dead"}}', lambda v: v == 4)
     assert m["outboxd_delivery_errors_total"] == 1, m
     wait_metric(port, "outboxd_events_in_flight", lambda v: v == 0)
+
+
+def test_dead_letter_missing_topic_at_once(db, kafka, outboxd, topic_prefix):
+    """A topic that does not exist and is not created (here the client may not create topics)
+    is recognised by its error code within seconds, not after the 15 s stall: the event is
+    dead-lettered with outboxd.reason = unknown-topic and its topic in outboxd.topic; the
+    relay goes on."""
+    kafka.create_topic(f"{topic_prefix}.dead", partitions=1)
+    kafka.create_topic(f"{topic_prefix}.order", partitions=1)
+    p = outboxd(_dlq_config(topic_prefix, **{"kafka.allow.auto.create.topics": "false"}))
+    p.wait_for_log("streaming slot", timeout=30)
+    t0 = time.monotonic()
+    missing = db.insert_event("invoice", "k", "e", {"seq": 1})
+    after = db.insert_event("order", "k", "e", {"seq": 2})
+    dead = kafka.consume(f"{topic_prefix}.dead", n=1, timeout=30)
+    took = time.monotonic() - t0
+    assert len(dead) == 1 and dead[0].header("id").decode() == missing, [r.headers for r in dead]
+    assert took < 10, f"the missing topic took {took:.1f} s to be recognised"
+    r = dead[0]
+    assert r.header("outboxd.reason") == b"unknown-topic", r.headers
+    assert r.header("outboxd.topic") == f"{topic_prefix}.invoice".encode()
+    assert json.loads(r.value) == {"seq": 1} and r.key == b"k"
+    assert [x.header("id").decode() for x in kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)] == [after]
+    assert f"{topic_prefix}.invoice" not in kafka.topics(topic_prefix)
+    assert "acknowledged nothing" not in p.log_text() and p.is_running()
 
 
 def test_dead_letter_during_backfill(db, kafka, outboxd, topic_prefix):
