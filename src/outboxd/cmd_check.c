@@ -19,6 +19,7 @@
 #include "pg_failover.h"
 #include "pg_preflight.h"
 #include "progress.h"
+#include "checkout.h"
 #include "cmdout.h"
 #include "pgconn.h"
 #include "repl_stream.h"
@@ -30,10 +31,12 @@
 #define SLOT_TEST_TIMEOUT_MAX_MS 10000
 #define MIN_SERVER_VERSION 120000 /* pg_partition_tree() in the table check */
 
-typedef enum { CK_OK = 0, CK_WARN = 1, CK_FAIL = 2, CK_SKIP = 3 } ck_status_t;
-
-static const char *const status_text[] = {"ok", "warn", "FAIL", "skip"};
-static const char *const status_json[] = {"ok", "warn", "fail", "skip"};
+/* The check statuses (checkout.h). */
+#define CK_OK CHECKOUT_OK
+#define CK_WARN CHECKOUT_WARN
+#define CK_FAIL CHECKOUT_FAIL
+#define CK_SKIP CHECKOUT_SKIP
+typedef checkout_status_t ck_status_t;
 
 /* What the slot query found about postgres.slot. */
 typedef struct ck_slot {
@@ -45,10 +48,7 @@ typedef struct ck_slot {
 
 typedef struct ck {
     const relay_options_t *o;
-    bool json;
-    FILE *out;
-    json_t *results; /* json: the array printed at the end */
-    int counts[4];
+    checkout_t co;
     repl_stream_t *rs; /* the replication connection (replication=database) */
     bool repl_ok;
     PGconn *own;      /* an ordinary connection, for SQL */
@@ -62,22 +62,8 @@ typedef struct ck {
 
 /* ------------------------------------------------------------------------------ reporting */
 
-static void report(ck_t *c, ck_status_t st, const char *name, const char *detail_in, const char *fix_in) {
-    char detail[MSG_SIZE], fixbuf[MSG_SIZE];
-    const char *fix = fix_in && *fix_in ? pgconn_one_line(fix_in, fixbuf, sizeof(fixbuf)) : NULL;
-    pgconn_one_line(detail_in, detail, sizeof(detail));
-    c->counts[st]++;
-    if (c->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "check", cmdout_jstr(name));
-        json_object_set_new(o, "status", json_string(status_json[st]));
-        json_object_set_new(o, "detail", cmdout_jstr(detail));
-        json_object_set_new(o, "fix", cmdout_jstr(fix));
-        json_array_append_new(c->results, o);
-        return;
-    }
-    fprintf(c->out, "%-4s  %-22s %s%s%s\n", status_text[st], name, detail, fix ? " -- fix: " : "", fix ? fix : "");
-    fflush(c->out);
+static void report(ck_t *c, ck_status_t st, const char *name, const char *detail, const char *fix) {
+    checkout_report(&c->co, st, name, detail, fix);
 }
 
 static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...)
@@ -88,7 +74,7 @@ static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    report(c, st, name, detail, fix);
+    checkout_report(&c->co, st, name, detail, fix);
 }
 
 /* --------------------------------------------------------------------------- SQL helpers */
@@ -797,8 +783,8 @@ static void check_failover(ck_t *c) {
 }
 
 int check_run(const relay_options_t *opts, bool json, FILE *out) {
-    ck_t c = {.o = opts, .json = json, .out = out};
-    if (json && !(c.results = json_array())) {
+    ck_t c = {.o = opts};
+    if (checkout_init(&c.co, "outboxd", json, out) != 0) {
         log_error("out of memory");
         return RELAY_EXIT_CONFIG;
     }
@@ -815,21 +801,10 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_failover(&c);
     check_kafka(&c);
 
-    int total = c.counts[CK_OK] + c.counts[CK_WARN] + c.counts[CK_FAIL] + c.counts[CK_SKIP];
-    if (json) {
-        cmdout_print_json(out, c.results); /* takes it */
-    } else if (c.counts[CK_FAIL]) {
-        fprintf(out,
-                "\n%d of %d checks FAILED (%d warning%s, %d skipped): outboxd will not work until they are fixed\n",
-                c.counts[CK_FAIL], total, c.counts[CK_WARN], c.counts[CK_WARN] == 1 ? "" : "s", c.counts[CK_SKIP]);
-    } else {
-        fprintf(out, "\nall needed checks passed (%d ok, %d warning%s)\n", c.counts[CK_OK], c.counts[CK_WARN],
-                c.counts[CK_WARN] == 1 ? "" : "s");
-    }
-    fflush(out);
+    int rc = checkout_finish(&c.co) ? RELAY_EXIT_CONFIG : 0;
     router_destroy(c.router);
     if (c.own)
         PQfinish(c.own);
     repl_stream_destroy(c.rs);
-    return c.counts[CK_FAIL] ? RELAY_EXIT_CONFIG : 0;
+    return rc;
 }
