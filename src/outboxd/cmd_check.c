@@ -24,6 +24,7 @@
 #include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
+#include "topic_needs.h"
 #include "cmd_status.h"
 
 #define MSG_SIZE 1536
@@ -600,6 +601,96 @@ static void check_literal_topic(ck_t *c, const char *name, const char *topic, co
                 autocreate_err);
 }
 
+/* "N existing topics start with "<the template's literal prefix>"" into buf. */
+static void prefix_count(const char *tpl, const struct rd_kafka_metadata *md, char *buf, size_t size) {
+    const char *ph = strstr(tpl, "${");
+    size_t plen = ph ? (size_t)(ph - tpl) : strlen(tpl);
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!md->topics[i].err && !strncmp(md->topics[i].topic, tpl, plen))
+            n++;
+    snprintf(buf, size, "%d existing topic%s start%s with \"%.*s\"", n, n == 1 ? "" : "s", n == 1 ? "s" : "", (int)plen,
+             tpl);
+}
+
+/* The topics of a template with placeholders that the rows in the outbox tables need (topic_needs):
+ * FAIL when one is missing and the broker does not create it; when the template cannot be
+ * resolved (no rows, ${aggregate_id}, no SELECT), what the auto-creation setting says. */
+static void check_template_topics(ck_t *c, const char *tpl, const struct rd_kafka_metadata *md, int autocreate,
+                                  bool client_off, const char *aerr) {
+    char have[400], list[1200] = "", why[1200] = "";
+    prefix_count(tpl, md, have, sizeof(have));
+    topic_needs_t needs = {0};
+    err_t e;
+    topic_needs_status_t st =
+        c->sql && c->router ? topic_needs_resolve(c->sql, &c->o->router, c->router, &needs, &e) : TOPIC_NEEDS_FAILED;
+    if (st == TOPIC_NEEDS_RESOLVED && needs.n > 0) {
+        size_t missing = 0, o = 0;
+        for (size_t i = 0; i < needs.n; i++)
+            if (topic_partitions(md, needs.topics[i]) == 0 && o < sizeof(list)) {
+                o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", missing ? ", " : "", needs.topics[i]);
+                missing++;
+            }
+        char fix[1600];
+        snprintf(fix, sizeof(fix),
+                 "create %s (kafka-topics.sh --bootstrap-server ... --create --topic %s --partitions N%s), or let "
+                 "the brokers create topics (auto.create.topics.enable = true, and kafka.allow.auto.create.topics "
+                 "not false)",
+                 missing == 1 ? "it" : "them", missing == 1 ? list : "<topic>", missing == 1 ? "" : ", for each");
+        snprintf(why, sizeof(why), "%zu topic%s the rows in the outbox table%s need%s", needs.n,
+                 needs.n == 1 ? "" : "s", router_table_count(c->router) == 1 ? "" : "s",
+                 needs.truncated ? " (the first " : "");
+        if (needs.truncated)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), "%d values of each table)", TOPIC_NEEDS_MAX);
+        if (missing == 0)
+            reportf(c, CK_OK, "topics", NULL, "template %s: all %s exist", tpl, why);
+        else if (autocreate == 1)
+            reportf(c, CK_WARN, "topics", "create them with the partition count you want before their first event",
+                    "template %s: of the %s, %zu do%s not exist yet (%s); the broker creates them at their first event "
+                    "with its default partition count",
+                    tpl, why, missing, missing == 1 ? "es" : "", list);
+        else if (autocreate == 0)
+            reportf(c, CK_FAIL, "topics", fix,
+                    "template %s: of the %s, %zu do%s not exist and the broker does not create topics (%s): %s; "
+                    "outboxd would stop at the first event for %s",
+                    tpl, why, missing, missing == 1 ? "es" : "",
+                    client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", list,
+                    missing == 1 ? "it" : "each");
+        else
+            reportf(c, CK_WARN, "topics", fix,
+                    "template %s: of the %s, %zu do%s not exist (%s), and the broker's auto.create.topics.enable "
+                    "cannot be read (%s)",
+                    tpl, why, missing, missing == 1 ? "es" : "", list, aerr);
+        topic_needs_free(&needs);
+        return;
+    }
+    if (st == TOPIC_NEEDS_RESOLVED)
+        snprintf(why, sizeof(why), "; the outbox table%s hold%s no rows to resolve it against",
+                 router_table_count(c->router) == 1 ? "" : "s", router_table_count(c->router) == 1 ? "s" : "");
+    else if (st == TOPIC_NEEDS_PER_AGGREGATE)
+        snprintf(why, sizeof(why), "; it uses ${aggregate_id} (a topic per aggregate), so its topics are not listed");
+    else
+        snprintf(why, sizeof(why), "; which topics the rows need is unknown (%s)",
+                 c->sql ? e.msg : "PostgreSQL is not reachable");
+    if (autocreate == 1)
+        reportf(c, CK_OK, "topics", NULL,
+                "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s%s", tpl, have,
+                why);
+    else if (autocreate == 0)
+        reportf(c, CK_WARN, "topics",
+                "create every topic the template yields before its first event, or allow auto-creation "
+                "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
+                "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
+                "topic stops outboxd%s",
+                tpl, client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", have,
+                why);
+    else
+        reportf(c, CK_WARN, "topics",
+                "make sure every topic the template yields exists, or that the brokers have "
+                "auto.create.topics.enable = true",
+                "template %s: cannot read the broker's auto.create.topics.enable (%s); %s%s", tpl, aerr, have, why);
+}
+
 static void check_kafka(ck_t *c) {
     /* librdkafka logs each failed connection attempt; the check line says it once. */
     log_level_t level = log_get_level();
@@ -656,32 +747,7 @@ static void check_kafka(ck_t *c) {
     } else if (!ph) {
         check_literal_topic(c, "topics", tpl, md, autocreate, aerr);
     } else {
-        int n = 0;
-        size_t plen = (size_t)(ph - tpl);
-        for (int i = 0; i < md->topic_cnt; i++)
-            if (!md->topics[i].err && !strncmp(md->topics[i].topic, tpl, plen))
-                n++;
-        char have[400];
-        snprintf(have, sizeof(have), "%d existing topic%s start%s with \"%.*s\"", n, n == 1 ? "" : "s",
-                 n == 1 ? "s" : "", (int)plen, tpl);
-        if (autocreate == 1)
-            reportf(c, CK_OK, "topics", NULL,
-                    "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s", tpl, have);
-        else if (autocreate == 0)
-            reportf(c, CK_WARN, "topics",
-                    "create every topic the template yields before its first event, or allow auto-creation "
-                    "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
-                    "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
-                    "topic stops outboxd",
-                    tpl,
-                    !strcasecmp(client, "false") ? "kafka.allow.auto.create.topics = false"
-                                                 : "auto.create.topics.enable = false",
-                    have);
-        else
-            reportf(c, CK_WARN, "topics",
-                    "make sure every topic the template yields exists, or that the brokers have "
-                    "auto.create.topics.enable = true",
-                    "template %s: cannot read the broker's auto.create.topics.enable (%s); %s", tpl, aerr, have);
+        check_template_topics(c, tpl, md, autocreate, !strcasecmp(client, "false"), aerr);
     }
     if (c->o->dead_letter_topic)
         check_literal_topic(c, "dead_letter_topic", c->o->dead_letter_topic, md, autocreate, aerr);

@@ -165,6 +165,46 @@ def test_check_literal_topic_exists_or_is_auto_created(run, kafka, topic_prefix)
     assert f"{topic_prefix}.missing" not in kafka.topics(topic_prefix), "check must not create topics"
 
 
+def test_check_resolves_the_template_against_the_rows(run, db, kafka, topic_prefix, login_role):
+    """A templated topic: check resolves it against the aggregate types the rows in the outbox
+    table hold and the auto-creation setting. A needed topic that does not exist and is not
+    created is a FAILure (exit 2, a deploy pipeline stops), not a warning; with auto-creation a
+    warning that names it; once it exists, ok. check never creates topics."""
+    kafka.create_topic(f"{topic_prefix}.order", 1)
+    db.insert_event("order", "1", "e", {})
+    db.insert_event("invoice", "2", "e", {})
+    db.insert_event("order", "3", "e", {})
+    no_create = {"kafka.allow.auto.create.topics": "false"}
+    r = run("check", no_create)
+    assert_only_failure(r, {"topics"})
+    st, rest = r.lines()["topics"]
+    assert (f"template {topic_prefix}.${{aggregate_type}}: of the 2 topics the rows in the outbox table need, 1 does "
+            f"not exist and the broker does not create topics (kafka.allow.auto.create.topics = false): "
+            f"{topic_prefix}.invoice; outboxd would stop at the first event for it") in rest, r
+    assert f"--create --topic {topic_prefix}.invoice" in fix_of(r, "topics")
+    rc, doc = check_json(run, no_create)
+    assert rc == EXIT_FAILED and [i["status"] for i in doc if i["check"] == "topics"] == ["fail"]
+
+    # The stack's broker creates topics: a warning naming it.
+    r = run("check")
+    assert r.rc == EXIT_OK, r
+    st, rest = r.lines()["topics"]
+    assert st == "warn" and f"do not exist yet ({topic_prefix}.invoice)" in rest.replace("does not", "do not"), r
+    assert f"{topic_prefix}.invoice" not in kafka.topics(topic_prefix), "check must not create topics"
+
+    kafka.create_topic(f"{topic_prefix}.invoice", 1)
+    r = run("check", no_create)
+    assert r.rc == EXIT_OK, r
+    assert r.lines()["topics"] == ("ok", f"template {topic_prefix}.${{aggregate_type}}: all 2 topics the rows in "
+                                         f"the outbox table need exist"), r
+
+    # A role that may not read the table: the types are unknown, a warning says why.
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    r = run("check", {**no_create, "postgres.conninfo": f"{db.conninfo} user={login_role}"})
+    st, rest = r.lines()["topics"]
+    assert st == "warn" and "which topics the rows need is unknown" in rest and "permission denied" in rest, r
+
+
 # --------------------------------------------------------------------------- check: one prerequisite missing
 
 
