@@ -24,6 +24,7 @@
 #include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
+#include "other_slots.h"
 #include "topic_needs.h"
 #include "cmd_status.h"
 
@@ -517,6 +518,28 @@ static void check_slot(ck_t *c) {
     }
 }
 
+/* wal2json slots nothing streams besides postgres.slot (other_slots.h): each keeps WAL until
+ * someone drops it. A warning only when there are some. */
+static void check_other_slots(ck_t *c) {
+    if (!c->sql)
+        return;
+    other_slot_t s[OTHER_SLOTS_MAX];
+    size_t total = 0;
+    err_t e;
+    int n = other_slots_read(c->sql, c->o->slot, s, OTHER_SLOTS_MAX, &total, &e);
+    if (n <= 0)
+        return;
+    char list[2048], fix[600], drop[128];
+    snprintf(fix, sizeof(fix),
+             "if no outboxd uses %s any more (a first start against another database, a renamed postgres.slot, a "
+             "removed relay), drop %s: %s%s",
+             total == 1 ? "it" : "them", total == 1 ? "it" : "each",
+             other_slots_drop_statement(&s[0], drop, sizeof(drop)), total == 1 ? "" : " and so on");
+    reportf(c, CK_WARN, "other_slots", fix, "%zu wal2json slot%s besides \"%s\" %s not streamed and keep%s WAL: %s",
+            total, total == 1 ? "" : "s", c->o->slot, total == 1 ? "is" : "are", total == 1 ? "s" : "",
+            other_slots_list(s, (size_t)n, total, list, sizeof(list)));
+}
+
 /* -------------------------------------------------------------------------------- Kafka */
 
 static void noop_delivery(void *opaque, const kproducer_delivery_t *d) {
@@ -863,6 +886,7 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_privilege(&c);
     check_tables(&c);
     check_slot(&c);
+    check_other_slots(&c);
     check_progress(&c);
     check_failover(&c);
     check_kafka(&c);

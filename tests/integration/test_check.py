@@ -28,8 +28,12 @@ from harness import (
     PLUGIN_LIBS_OK,
     REPO,
     SANITIZER_REPORT,
+    create_database,
+    drop_database,
+    free_port,
     lsn_to_int,
     set_plugin_libraries,
+    wait_metric,
     wait_until,
     write_config,
 )
@@ -42,7 +46,7 @@ EXIT_FAILED = 2
 CHECKS = ["config", "postgres", "server_version", "wal_level", "wal2json", "max_replication_slots",
           "max_wal_senders", "replication_privilege", "table public.outbox", "slot", "progress", "kafka", "topics"]
 LINE = re.compile(r"^(ok|warn|FAIL|skip)\s+(config|postgres|server_version|wal_level|wal2json|max_replication_slots|"
-                  r"max_wal_senders|replication_privilege|table \S+|slot|progress|standby_slots|standby \S+|kafka|topics|"
+                  r"max_wal_senders|replication_privilege|table \S+|slot|other_slots|progress|standby_slots|standby \S+|kafka|topics|"
                   r"dead_letter_topic)\s+(.*)$")
 
 
@@ -395,6 +399,53 @@ def test_status_as_a_replication_role_without_read_all_stats(run, outboxd, db, l
     finally:
         db.execute(f'REVOKE pg_read_all_stats FROM "{login_role}"')
         assert p.terminate(30) == 0
+
+
+def test_abandoned_slot_in_status_check_and_metrics(run, outboxd, db, stack):
+    """A first start against the wrong database leaves a wal2json slot there that keeps WAL
+    until someone drops it. status, check and the metrics show it with the statement that
+    drops it (the slot is named after the database here: any wal2json slot besides
+    postgres.slot that nothing streams); dropping it clears them."""
+    wrong = create_database(stack)
+    leftover = f"{wrong.dbname}_slot"
+    try:
+        p = outboxd({"postgres.conninfo": wrong.conninfo, "postgres.slot": leftover})
+        p.wait_for_log(r"streaming slot", timeout=60)
+        assert p.terminate(30) == 0
+        wrong.execute("CREATE TABLE filler AS SELECT g FROM generate_series(1, 20000) g")  # WAL it keeps
+
+        port = free_port()
+        relay = outboxd({"http.listen": f"127.0.0.1:{port}"})
+        relay.wait_for_log(rf'1 wal2json replication slot besides "{db.dbname}_slot" is not streamed and keeps WAL: '
+                           rf'"{leftover}" \(database {wrong.dbname}, retains .+\); if no outboxd uses it any more, '
+                           rf"drop it \(SELECT pg_drop_replication_slot\('{leftover}'\);\)", timeout=30)
+        m = wait_metric(port, "outboxd_other_inactive_slots", lambda v: v == 1)
+        assert m["outboxd_other_inactive_slots_retained_bytes"] > 100_000, m
+
+        r = run("status")
+        assert r.rc == EXIT_OK, r
+        assert re.search(rf'^other slots\s+1 inactive wal2json slot besides "{db.dbname}_slot" keeps WAL: '
+                         rf'"{leftover}" \(database {wrong.dbname}, retains \d', r.stdout, re.M), r
+        assert f"SELECT pg_drop_replication_slot('{leftover}');" in r.stdout
+        rc, s = status_json(run)
+        assert [(o["slot"], o["database"]) for o in s["other_inactive_slots"]] == [(leftover, wrong.dbname)], s
+        assert s["other_inactive_slots"][0]["retained_bytes"] > 100_000
+        # Asked for a slot that does not exist: the leftover is named, it may be the one meant.
+        r = run("status", {"postgres.slot": "nope_slot"})
+        assert r.rc == EXIT_NO_SLOT and f'inactive wal2json slots on it: "{leftover}"' in r.stdout, r
+
+        c = run("check")
+        st, rest = c.lines()["other_slots"]
+        assert st == "warn" and f'"{leftover}" (database {wrong.dbname}' in rest, c
+        assert fix_of(c, "other_slots").endswith(f"drop it: SELECT pg_drop_replication_slot('{leftover}');"), c
+
+        wrong.execute("SELECT pg_drop_replication_slot(%s)", (leftover,))
+        wait_metric(port, "outboxd_other_inactive_slots", lambda v: v == 0)
+        assert "other_slots" not in run("check").lines()
+        assert "other slots" not in run("status").stdout
+        assert relay.terminate(30) == 0
+    finally:
+        drop_database(wrong)
 
 
 def status_json(run, config=None) -> tuple[int, dict]:
