@@ -60,7 +60,7 @@ def test_sql_is_idempotent_and_complete(inbox_db):
         "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace")}
     for f in ("inbox_claim(integer,interval)", "inbox_complete(text)",
               "inbox_fail(text,text,integer,interval,interval)", "inbox_requeue_dead(text)",
-              "inbox_text(bytea)", "inbox_json(bytea)", "inbox_notify()"):
+              "inbox_text(bytea)", "inbox_json(bytea)", "inbox_notify()", "inbox_schema_version()"):
         assert f in names, names
     views = {r[0] for r in inbox_db.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
     assert {"inbox_status", "inbox_dead", "inbox_messages"} <= views
