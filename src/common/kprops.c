@@ -15,6 +15,7 @@
  * table per level ("Property | C/P | Range | Default | Importance | Description"); a row
  * starts with the name, then blanks and '|'. */
 static char **names;
+static char *roles; /* per name: 'C' consumer, 'P' producer, '*' both (the C/P column) */
 static size_t nnames;
 static pthread_once_t names_once = PTHREAD_ONCE_INIT;
 
@@ -30,6 +31,14 @@ static void add_name(const char *line) {
     if (!grown)
         return;
     names = grown;
+    char *grown_roles = realloc(roles, nnames + 1);
+    if (!grown_roles)
+        return;
+    roles = grown_roles;
+    const char *cp = strchr(line, '|') + 1; /* " C/P " column */
+    while (*cp == ' ')
+        cp++;
+    roles[nnames] = *cp == 'C' || *cp == 'P' ? *cp : '*';
     if ((names[nnames] = strndup(line, n)) != NULL)
         nnames++;
 }
@@ -54,6 +63,14 @@ static void load_names(void) {
 size_t kprops_count(void) {
     pthread_once(&names_once, load_names);
     return nnames;
+}
+
+bool kprops_for_consumer(const char *name) {
+    pthread_once(&names_once, load_names);
+    for (size_t i = 0; i < nnames; i++)
+        if (!strcmp(names[i], name))
+            return roles[i] != 'P';
+    return false;
 }
 
 bool kprops_known(const char *name) {

@@ -19,6 +19,10 @@ config_pt_verdict_t kprops_check(const char *name, const char *value, char *why,
 /* true when librdkafka has a property called name (global or topic level). Thread-safe. */
 bool kprops_known(const char *name);
 
+/* true when librdkafka's table marks name as a consumer property or one of both kinds (not a
+ * producer-only one): for a consumer made from a producer's configuration. Thread-safe. */
+bool kprops_for_consumer(const char *name);
+
 /* { kprops_check, kprops_known } */
 extern const config_pt_check_t kprops_config_check;
 

@@ -19,6 +19,12 @@ static void test_known_names(void **state) {
     assert_true(kprops_known("group.id"));
     assert_false(kprops_known("bootstrap.server"));
     assert_false(kprops_known("Property"));
+    assert_true(kprops_for_consumer("bootstrap.servers"));
+    assert_true(kprops_for_consumer("group.id"));
+    assert_true(kprops_for_consumer("security.protocol"));
+    assert_false(kprops_for_consumer("linger.ms"));
+    assert_false(kprops_for_consumer("acks"));
+    assert_false(kprops_for_consumer("no.such.thing"));
 }
 
 static void test_check(void **state) {
