@@ -577,15 +577,20 @@ static int start(rp_t *p, err_t *e) {
     size_t np = 0;
     while (p->o->kafka_props && p->o->kafka_props[np])
         np++;
-    p->props = calloc(np + 3, sizeof(char *));
+    p->props = calloc(np + 5, sizeof(char *));
     if (!p->props) {
         err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
         return -1;
     }
     snprintf(p->timeout, sizeof(p->timeout), "%d", DELIVERY_TIMEOUT_MS);
-    p->props[0] = "message.timeout.ms"; /* a replay ends; the user's own value still wins */
+    /* A replay ends: records get a time limit, and a topic that does not exist is said after
+     * 2 s, not 30 (the relay keeps librdkafka's 30 s: a topic auto-created after a Kafka outage
+     * needs it). The user's own values still win. */
+    p->props[0] = "message.timeout.ms";
     p->props[1] = p->timeout;
-    memcpy(p->props + 2, p->o->kafka_props, np * sizeof(char *));
+    p->props[2] = "topic.metadata.propagation.max.ms";
+    p->props[3] = "2000";
+    memcpy(p->props + 4, p->o->kafka_props, np * sizeof(char *));
     p->kp = kproducer_new(p->props, p->o->router.id_header, on_delivery, p, e);
     return p->kp ? 0 : -1;
 }

@@ -74,3 +74,21 @@ int delivery_failure_produce(const char *event_id, const char *topic, lsn_t lsn,
              event_id ? event_id : "(no id)", lsn_format(lsn, lb), what_of(refusal), err, fix[0] ? ": " : "", fix);
     return code_of(refusal);
 }
+
+int delivery_failure_missing_topic(const char *topic, size_t n, bool dead_letter, char *buf, size_t size) {
+    char fix[1024];
+    delivery_failure_fix(KPRODUCER_REFUSED_UNKNOWN_TOPIC, topic, false, fix, sizeof(fix));
+    if (dead_letter)
+        snprintf(buf, size,
+                 "topic %s does not exist and is not created automatically (the broker answers "
+                 "UNKNOWN_TOPIC_OR_PART): its events in flight go to the dead-letter topic when librdkafka gives up on "
+                 "them (kafka.topic.metadata.propagation.max.ms, 30 s by default); create the topic and replay them "
+                 "(outboxd replay --reason unknown-topic)",
+                 topic);
+    else
+        snprintf(buf, size,
+                 "topic %s does not exist and is not created automatically (the broker answers UNKNOWN_TOPIC_OR_PART): "
+                 "%zu event%s in flight cannot be published; the slot stays before them: %s",
+                 topic, n, n == 1 ? "" : "s", fix);
+    return RELAY_EXIT_CONFIG;
+}

@@ -25,6 +25,12 @@ int delivery_failure_report(const kproducer_delivery_t *d, lsn_t commit_end, boo
 int delivery_failure_produce(const char *event_id, const char *topic, lsn_t lsn, kproducer_result_t res,
                              const char *err, char *buf, size_t size);
 
+/* kproducer_missing_topic found that topic, which events in flight (n) are for, does not exist
+ * and is not created: the line. Without dead_letter the relay stops with it before librdkafka
+ * gives up on the records; with dead_letter it is a warning saying they will be dead-lettered.
+ * Returns RELAY_EXIT_CONFIG. */
+int delivery_failure_missing_topic(const char *topic, size_t n, bool dead_letter, char *buf, size_t size);
+
 /* The fix for a refusal for topic into buf ("" for KPRODUCER_REFUSED and _TOO_LARGE); with
  * dead_letter (topic is the dead-letter topic) without the advice to dead-letter. Returns buf. */
 const char *delivery_failure_fix(kproducer_refusal_t refusal, const char *topic, bool dead_letter, char *buf,

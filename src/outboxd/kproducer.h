@@ -96,6 +96,14 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size);
 /* The librdkafka handle (borrowed), for tests (mock cluster) and statistics. */
 void *kproducer_handle(kproducer_t *p);
 
+/* While records are in flight and no delivery report came for 2 s (and librdkafka reports no
+ * broker trouble), asks the brokers, at most every 5 s and for at most 500 ms, whether a topic
+ * of those records exists: returns 1 with its name in topic when the broker says it does not
+ * (UNKNOWN_TOPIC_OR_PART: it is not created automatically), else 0; each topic once while its
+ * records are in flight. librdkafka itself fails
+ * such records only after topic.metadata.propagation.max.ms (30 s). For the relay's loop. */
+int kproducer_missing_topic(kproducer_t *p, int64_t now_ms, char *topic, size_t size);
+
 /* Last error reported by librdkafka that is not fatal (e.g. all brokers down); "" if none
  * since the last successful delivery. */
 const char *kproducer_last_error(const kproducer_t *p);

@@ -398,6 +398,21 @@ static void check_stall(relay_t *r, int64_t now) {
         r->stall_acked = r->acked;
         return;
     }
+    char topic[256], line[RELAY_ERRSZ + 1024];
+    if (r->state != ST_SHUTDOWN && kproducer_missing_topic(r->kp, now, topic, sizeof(topic)) == 1) {
+        /* A topic that is not created: say so now, not when librdkafka gives up on its records
+         * (topic.metadata.propagation.max.ms); with dead-letter, that delivery report
+         * dead-letters them. */
+        int code =
+            delivery_failure_missing_topic(topic, ack_tracker_outstanding(r->at), r->dl != NULL, line, sizeof(line));
+        if (r->dl) {
+            log_warn("%s", line);
+        } else {
+            relay_fail(r, code, line);
+            r->shutdown_deadline_ms = now; /* its records never get an answer: do not wait for them */
+            return;
+        }
+    }
     if (r->state == ST_STREAM && r->o->stall_timeout_ms > 0 && now - r->stall_since_ms >= r->o->stall_timeout_ms) {
         char why[256];
         snprintf(why, sizeof(why),

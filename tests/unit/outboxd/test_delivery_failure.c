@@ -70,11 +70,24 @@ static void test_other_refusals_stay_runtime(void **state) {
     assert_string_equal(buf, "event e at LSN 0/1 cannot be published: bad; the slot stays before it");
 }
 
+static void test_missing_topic_line(void **state) {
+    (void)state;
+    char buf[2048];
+    assert_int_equal(delivery_failure_missing_topic("t.invoice", 3, false, buf, sizeof(buf)), RELAY_EXIT_CONFIG);
+    assert_non_null(strstr(buf, "topic t.invoice does not exist and is not created automatically"));
+    assert_non_null(strstr(buf, "3 events in flight cannot be published"));
+    assert_non_null(strstr(buf, "--create --topic t.invoice"));
+    delivery_failure_missing_topic("t.invoice", 1, true, buf, sizeof(buf));
+    assert_non_null(strstr(buf, "go to the dead-letter topic"));
+    assert_non_null(strstr(buf, "outboxd replay --reason unknown-topic"));
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_refusal_by_code),
         cmocka_unit_test(test_unknown_topic_line),
         cmocka_unit_test(test_other_refusals_stay_runtime),
+        cmocka_unit_test(test_missing_topic_line),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
