@@ -108,7 +108,8 @@ void relay_publish(relay_t *r) {
     char err[RELAY_ERRSZ];
     kproducer_result_t res =
         kproducer_produce(r->kp, &r->ev, r->ev_is_dlq ? r->ev_seq | DLQ_FLAG : r->ev_seq, r->ev_lsn, err, sizeof(err));
-    if (res >= KPRODUCER_INVALID && r->dl && !r->ev_is_dlq) {
+    if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE || res == KPRODUCER_UNKNOWN_TOPIC) && r->dl &&
+        !r->ev_is_dlq) {
         if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, err, dead_letter_reason_of_result(res)) == 0) {
             r->ev_is_dlq = true;
             res = kproducer_produce(r->kp, &r->ev, r->ev_seq | DLQ_FLAG, r->ev_lsn, err, sizeof(err));
