@@ -135,7 +135,8 @@ static void usage(FILE *out) {
             "                  --dry-run says what it would do; exit 1 when one could not be replayed\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
-            "  --print-config  print the effective configuration (secrets redacted) and exit\n"
+            "  --print-config  check the configuration as the daemon does before it connects, print it (secrets\n"
+            "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
             "  --json          check, status, replay: print JSON\n\n"
             "Precedence: defaults < FILE < environment (OUTBOXD_<KEY>, e.g. OUTBOXD_POSTGRES_CONNINFO,\n"
             "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
