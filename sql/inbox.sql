@@ -225,6 +225,14 @@ BEGIN
 END
 $$;
 
+-- inbox_schema_version - the version of this file's tables and functions. `inboxd check`
+-- compares it with the version its inboxd expects and says when to run this file again.
+-- Raised whenever a release changes a table or function here.
+CREATE OR REPLACE FUNCTION public.inbox_schema_version() RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE
+SET search_path = pg_catalog, pg_temp
+AS 'SELECT 1';
+
 -- ---- visibility -----------------------------------------------------------------------
 
 -- inbox_text - bytes as text when they are valid in the database encoding, else NULL.

@@ -11,7 +11,10 @@
 -- inboxd needs: LOGIN; SELECT, INSERT on the inbox (the batch insert, ON CONFLICT DO NOTHING)
 -- and DELETE (inbox.retention removes done rows); SELECT, INSERT, UPDATE on inbox_offsets
 -- (it locks, creates and advances the partitions' positions). It checks these at startup and
--- names what is missing. With HTTP push (deliver.url; grant it with inbox_push=on) it also
+-- names what is missing. Its operator commands run as the same role: `inboxd status` reads the
+-- inbox (SELECT), `inboxd requeue` calls inbox_requeue_dead(), which updates the columns status,
+-- attempts, next_attempt_at and processed_at of dead rows (a column-level UPDATE, so the role
+-- still cannot rewrite messages). With HTTP push (deliver.url; grant it with inbox_push=on) it also
 -- claims and settles messages itself: UPDATE on the inbox and EXECUTE on inbox_claim,
 -- inbox_complete and inbox_fail.
 --
@@ -44,6 +47,9 @@ ALTER ROLE :"inboxd_role" PASSWORD :inboxd_password;
 
 GRANT SELECT, INSERT, DELETE ON public.inbox TO :"inboxd_role";
 GRANT SELECT, INSERT, UPDATE ON public.inbox_offsets TO :"inboxd_role";
+-- inboxd requeue (dead messages back to pending).
+GRANT UPDATE (status, attempts, next_attempt_at, processed_at) ON public.inbox TO :"inboxd_role";
+GRANT EXECUTE ON FUNCTION public.inbox_requeue_dead(text) TO :"inboxd_role";
 
 \if :{?inbox_push}
 \else
@@ -62,6 +68,7 @@ GRANT EXECUTE ON FUNCTION public.inbox_claim(integer, interval),
 GRANT SELECT, UPDATE ON public.inbox TO :"processor_role";
 GRANT EXECUTE ON FUNCTION public.inbox_claim(integer, interval),
                           public.inbox_complete(text),
-                          public.inbox_fail(text, text, integer, interval, interval)
+                          public.inbox_fail(text, text, integer, interval, interval),
+                          public.inbox_requeue_dead(text)
    TO :"processor_role";
 GRANT SELECT ON public.inbox_messages, public.inbox_status, public.inbox_dead TO :"processor_role";

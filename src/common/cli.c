@@ -82,6 +82,7 @@ static config_t *build_config(const cli_spec_t *spec, int argc, char **argv, int
         snprintf(err, errsz, "out of memory");
         return NULL;
     }
+    config_set_passthrough_check(cfg, spec->passthrough_check);
     if (file && config_load_file(cfg, file, err, errsz) != 0)
         goto error;
     if (load_env(spec, cfg, err, errsz) != 0)
@@ -108,6 +109,11 @@ static const char *file_arg(int argc, char **argv, int first) {
         else if (!strcmp(argv[i], "-X"))
             i++;
     return file;
+}
+
+void cli_print_config(const config_t *cfg) {
+    config_dump(cfg, stdout);
+    fflush(stdout);
 }
 
 bool cli_reload_pending(void) { return reload_signal != 0; }
@@ -175,9 +181,8 @@ cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, 
     log_format_parse(config_get(cfg, "log.format"), &format);
     log_init(spec->prog, level, format);
     if (print_config) {
-        config_dump(cfg, stdout);
-        config_destroy(cfg);
-        return CLI_EXIT;
+        *cfg_out = cfg;
+        return CLI_PRINT_CONFIG;
     }
     free(saved_argv);
     saved_argv = calloc((size_t)(argc - first) + 1, sizeof(char *));

@@ -20,17 +20,27 @@ typedef struct cli_spec {
     /* Optional: completes the loaded configuration (e.g. presets) before --print-config and
      * before it is returned; returns 0 or -1 with errstr. */
     int (*finish)(config_t *cfg, char *errstr, size_t errstr_size);
+    /* Optional: checks each passthrough key as it is set (file, environment, -X), e.g.
+     * kprops_config_check for kafka.*, so that a misspelt or invalid property fails with its
+     * origin and a suggestion when the configuration is read. */
+    const config_pt_check_t *passthrough_check;
 } cli_spec_t;
 
 typedef enum {
-    CLI_RUN = 0, /* *cfg_out holds the configuration: go on */
-    CLI_EXIT = 1 /* done (help, version, print-config, or an error already logged): exit *code */
+    CLI_RUN = 0,         /* *cfg_out holds the configuration: go on */
+    CLI_EXIT = 1,        /* done (help, version, or an error already logged): exit *code */
+    CLI_PRINT_CONFIG = 2 /* --print-config: *cfg_out holds the configuration; make the checks the
+                          * daemon makes before it connects anywhere, then cli_print_config() (exit
+                          * 0) or log the error (exit as a configuration error) */
 } cli_result_t;
 
 /* Parses argv[first..argc). On CLI_RUN, *cfg_out is a new config the caller destroys.
  * Variables named <env_prefix>STACK_*, <env_prefix>TEST_* and <env_prefix>BIN belong to the
  * project's scripts and are not configuration. */
 cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, config_t **cfg_out, int *code);
+
+/* --print-config's output: the effective configuration, secrets redacted, on stdout. */
+void cli_print_config(const config_t *cfg);
 
 /* SIGTERM/SIGINT increment a flag (at most to 2) and SIGHUP sets the reload flag; all three are
  * blocked from now on, except while the caller waits in ppoll() with them unblocked (threads

@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "suggest.h"
 
 /* A passthrough key (prefix stripped) and its value, both owned. */
 typedef struct {
@@ -27,6 +28,7 @@ struct config {
     char *env_prefix; /* owned; NULL = no environment mapping */
     config_pt_t *pt;
     size_t npt, pt_cap;
+    config_pt_check_t pt_check; /* optional validation of passthrough keys */
 };
 
 /* ---- helpers ------------------------------------------------------------------------------ */
@@ -156,72 +158,41 @@ static void choices_list(const char *choices, char *buf, size_t size) {
     buf[o] = '\0';
 }
 
-/* Optimal string alignment distance (Levenshtein plus adjacent transpositions), case-
- * insensitive. Returns INT_MAX when out of memory or the strings are long. */
-static int edit_distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    int *rows, *prev2, *prev, *cur, d;
-
-    if (la > 256 || lb > 256)
-        return INT_MAX;
-    rows = malloc(3 * (lb + 1) * sizeof(int));
-    if (rows == NULL)
-        return INT_MAX;
-    prev2 = rows;
-    prev = rows + (lb + 1);
-    cur = rows + 2 * (lb + 1);
-    for (size_t j = 0; j <= lb; j++)
-        prev[j] = (int)j;
-    for (size_t i = 1; i <= la; i++) {
-        int ca = tolower((unsigned char)a[i - 1]);
-        cur[0] = (int)i;
-        for (size_t j = 1; j <= lb; j++) {
-            int cb = tolower((unsigned char)b[j - 1]);
-            int cost = ca == cb ? 0 : 1;
-            int v = prev[j] + 1;
-            if (cur[j - 1] + 1 < v)
-                v = cur[j - 1] + 1;
-            if (prev[j - 1] + cost < v)
-                v = prev[j - 1] + cost;
-            if (i > 1 && j > 1 && ca == tolower((unsigned char)b[j - 2]) && tolower((unsigned char)a[i - 2]) == cb &&
-                prev2[j - 2] + 1 < v)
-                v = prev2[j - 2] + 1;
-            cur[j] = v;
-        }
-        {
-            int *t = prev2;
-            prev2 = prev;
-            prev = cur;
-            cur = t;
-        }
+/* Known keys that extend name by one or more ".part"s ("relay.max.inflight" ->
+ * "relay.max.inflight.events"), as "'a' or 'b'" into buf; "" when none. */
+static void suggest_longer(const config_t *cfg, const char *name, char *buf, size_t size) {
+    size_t n = strlen(name), o = 0, found = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < cfg->nkeys && found < 3; i++) {
+        const char *k = cfg->keys[i].name;
+        if (strncasecmp(k, name, n) != 0 || k[n] != '.')
+            continue;
+        int w = snprintf(buf + o, size - o, "%s%s", found ? "' or '" : "", k);
+        if (w < 0 || (size_t)w >= size - o)
+            break;
+        o += (size_t)w;
+        found++;
     }
-    d = prev[lb];
-    free(rows);
-    return d;
 }
 
-/* A suggestion is "close" when at most a third of the candidate (1..3 edits) differs. */
-static bool close_enough(int d, const char *candidate) {
-    int limit = (int)(strlen(candidate) / 3);
-    if (limit < 1)
-        limit = 1;
-    if (limit > 3)
-        limit = 3;
-    return d <= limit;
-}
-
-/* Closest known key to name into buf (or "" when nothing is close). A misspelt passthrough
- * prefix ("kafak.acks") suggests the same key under the right prefix ("kafka.acks"). */
+/* Closest known key to name into buf (or "" when nothing is close): a key one typo away, a
+ * key that name is the start of, a librdkafka property written without the passthrough
+ * prefix ("bootstrap.servers" -> "kafka.bootstrap.servers"), or, for a misspelt passthrough
+ * prefix ("kafak.acks"), the same key under the right prefix ("kafka.acks"). */
 static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t size) {
     int best = INT_MAX;
 
     buf[0] = '\0';
-    for (size_t i = 0; i < cfg->nkeys; i++) {
-        int d = edit_distance(name, cfg->keys[i].name);
-        if (d < best && close_enough(d, cfg->keys[i].name)) {
-            best = d;
-            snprintf(buf, size, "%s", cfg->keys[i].name);
-        }
+    for (size_t i = 0; i < cfg->nkeys; i++)
+        suggest_consider(name, cfg->keys[i].name, &best, buf, size);
+    if (best > 0 && cfg->pt_check.known != NULL && cfg->pt_check.known(name)) {
+        snprintf(buf, size, "%s%s", cfg->pt_prefix, name);
+        return;
+    }
+    if (!buf[0]) {
+        suggest_longer(cfg, name, buf, size);
+        if (buf[0])
+            return;
     }
     if (cfg->pt_prefix != NULL) {
         const char *dot = strchr(name, '.');
@@ -229,8 +200,8 @@ static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t
             size_t hlen = (size_t)(dot - name) + 1;
             char *head = dup_range(name, hlen);
             if (head != NULL) {
-                int d = edit_distance(head, cfg->pt_prefix);
-                if (d > 0 && d < best && close_enough(d, cfg->pt_prefix)) {
+                int d = suggest_distance(head, cfg->pt_prefix);
+                if (d > 0 && d < best && suggest_close(d, cfg->pt_prefix)) {
                     best = d;
                     snprintf(buf, size, "%s%s", cfg->pt_prefix, dot + 1);
                 }
@@ -346,6 +317,31 @@ void config_destroy(config_t *cfg) {
 
 /* ---- setting ------------------------------------------------------------------------------ */
 
+void config_set_passthrough_check(config_t *cfg, const config_pt_check_t *check) {
+    if (cfg != NULL)
+        cfg->pt_check = check != NULL ? *check : (config_pt_check_t){0};
+}
+
+/* The passthrough check's verdict on key (suffix: without the prefix) = value, as an error
+ * naming the key and its origin. A secret-looking key never has its value echoed. */
+static int check_passthrough(const config_t *cfg, const char *key, const char *suffix, const char *value,
+                             const char *origin, char *errstr, size_t errstr_size) {
+    char why[512] = "", suggestion[256] = "";
+    config_pt_verdict_t v = cfg->pt_check.check(suffix, value, why, sizeof(why), suggestion, sizeof(suggestion));
+    if (v == CONFIG_PT_OK)
+        return 0;
+    if (v == CONFIG_PT_UNKNOWN) {
+        snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s: %s%s%s%s%s", key, origin_open(origin),
+                 origin_text(origin), origin_close(origin), why, suggestion[0] ? "; did you mean '" : "",
+                 suggestion[0] ? cfg->pt_prefix : "", suggestion, suggestion[0] ? "'?" : "");
+        return -1;
+    }
+    bool secret = contains_ci(suffix, "password") || contains_ci(suffix, "secret") || contains_ci(suffix, "key");
+    snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: %s", secret ? "***" : value, key,
+             origin_open(origin), origin_text(origin), origin_close(origin), why);
+    return -1;
+}
+
 static int set_passthrough(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
                            size_t errstr_size) {
     const char *suffix = key + strlen(cfg->pt_prefix);
@@ -357,6 +353,8 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
                  origin_open(origin), origin_text(origin), origin_close(origin), cfg->pt_prefix);
         return -1;
     }
+    if (cfg->pt_check.check != NULL && check_passthrough(cfg, key, suffix, value, origin, errstr, errstr_size) != 0)
+        return -1;
     v = strdup(value);
     if (v == NULL) {
         oom(errstr, errstr_size);
@@ -657,8 +655,8 @@ static int load_env_var(config_t *cfg, const char *name, size_t name_len, const 
         for (size_t i = 0; i < cfg->nkeys; i++) {
             int d;
             env_name(cfg->env_prefix, cfg->keys[i].name, buf, sizeof(buf));
-            d = edit_distance(var, buf);
-            if (d < best && close_enough(d, buf + strlen(cfg->env_prefix))) {
+            d = suggest_distance(var, buf);
+            if (d < best && suggest_close(d, buf + strlen(cfg->env_prefix))) {
                 best = d;
                 snprintf(hint, sizeof(hint), "%s", buf);
             }

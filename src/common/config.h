@@ -27,6 +27,24 @@ typedef struct config config_t;
 config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, const char *env_prefix);
 void config_destroy(config_t *cfg); /* accepts NULL */
 
+/* Validation of passthrough keys (e.g. librdkafka's properties for kafka.*). */
+typedef enum { CONFIG_PT_OK = 0, CONFIG_PT_UNKNOWN, CONFIG_PT_INVALID } config_pt_verdict_t;
+typedef struct config_pt_check {
+    /* key without the prefix, and its value: OK, UNKNOWN (no such property; why says so and
+     * suggestion gets the closest known name without the prefix, or "") or INVALID (why says
+     * what is wrong with the value). */
+    config_pt_verdict_t (*check)(const char *key, const char *value, char *why, size_t why_size, char *suggestion,
+                                 size_t suggestion_size);
+    /* true when name (without the prefix) is a passthrough property: an unknown key that is one
+     * gets the suggestion prefix + name. May be NULL. */
+    bool (*known)(const char *name);
+} config_pt_check_t;
+
+/* Makes config_set (and so files, the environment and -X) check every passthrough key with
+ * check (copied; NULL removes it): an unknown property or a bad value is an error naming the
+ * key and its origin ("file.conf:3"), with "did you mean" for a misspelt name. */
+void config_set_passthrough_check(config_t *cfg, const config_pt_check_t *check);
+
 /* Sets one key. origin names where the value came from ("file.conf:12", "-X", "env
  * OUTBOXD_X") and is used in errors. Unknown keys, bad ints/bools/enums fail with a
  * message naming the origin and, for unknown keys, the closest known key.

@@ -2,8 +2,12 @@
 #include "pgconn.h"
 
 #include <ctype.h>
+#include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "clock.h"
 
 /* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults.
  *
@@ -62,6 +66,65 @@ PGconn *pgconn_connect(const char *conninfo, const char *appname, err_t *e) {
         return NULL;
     }
     return conn;
+}
+
+/* Waits (poll) until fd is ready for events or deadline_ms passed; false when it passed. */
+static bool wait_fd(int fd, short events, int64_t deadline_ms) {
+    for (;;) {
+        int64_t left = deadline_ms - clock_now_ms();
+        if (left <= 0 || fd < 0)
+            return false;
+        struct pollfd p = {.fd = fd, .events = events};
+        int n = poll(&p, 1, (int)left);
+        if (n > 0)
+            return true;
+        if (n < 0 && errno != EINTR)
+            return false;
+    }
+}
+
+PGconn *pgconn_connect_within(const char *conninfo, const char *appname, int timeout_ms, err_t *e) {
+    int64_t deadline = clock_now_ms() + timeout_ms;
+    PGconn *conn = pgconn_start(conninfo, appname);
+    if (!conn) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory connecting to PostgreSQL");
+        return NULL;
+    }
+    PostgresPollingStatusType st = PQstatus(conn) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
+    while (st == PGRES_POLLING_READING || st == PGRES_POLLING_WRITING) {
+        if (!wait_fd(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline)) {
+            err_set(e, ERR_TRANSIENT, "", NULL, "cannot connect to PostgreSQL within %d ms", timeout_ms);
+            PQfinish(conn);
+            return NULL;
+        }
+        st = PQconnectPoll(conn);
+    }
+    if (st != PGRES_POLLING_OK || PQstatus(conn) != CONNECTION_OK) {
+        pgconn_failure(conn, "cannot connect to PostgreSQL: ", e);
+        PQfinish(conn);
+        return NULL;
+    }
+    PQsetErrorVerbosity(conn, PQERRORS_DEFAULT); /* pgconn_start asked for SQLSTATEs */
+    return conn;
+}
+
+PGresult *pgconn_query_until(PGconn *conn, const char *sql, int64_t deadline_ms) {
+    if (!PQsendQuery(conn, sql))
+        return NULL;
+    PGresult *last = NULL;
+    for (;;) {
+        while (!PQisBusy(conn)) {
+            PGresult *r = PQgetResult(conn);
+            if (!r)
+                return last;
+            PQclear(last);
+            last = r;
+        }
+        if (!wait_fd(PQsocket(conn), POLLIN, deadline_ms) || !PQconsumeInput(conn)) {
+            PQclear(last);
+            return NULL;
+        }
+    }
 }
 
 /* ------------------------------------------------------------------ failure classification */
@@ -208,4 +271,19 @@ void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const ch
     char raw[4096];
     snprintf(raw, sizeof(raw), "%s%s", prefix, msg ? msg : "");
     err_one_line(raw, errstr, errstr_size);
+}
+
+void pgconn_result_failure(const PGresult *r, const PGconn *conn, const char *what, const char *fix, err_t *e) {
+    const char *code = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+    const char *primary = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
+    char text[768];
+    if (!primary || !*primary) /* no server error: libpq's own message (a broken connection) */
+        primary = r && *PQresultErrorMessage(r) ? PQresultErrorMessage(r) : conn ? PQerrorMessage(conn) : "no answer";
+    err_one_line(primary, text, sizeof(text));
+    bool transient = !code || !*code || !strncmp(code, "08", 2) || !strncmp(code, "57P", 3) ||
+                     !strncmp(code, "53", 2) || !strncmp(code, "40", 2) || !strcmp(code, "55P03");
+    if (code && *code)
+        err_set(e, transient ? ERR_TRANSIENT : ERR_PERMANENT, code, fix, "%s: %s (SQLSTATE %s)", what, text, code);
+    else
+        err_set(e, ERR_TRANSIENT, "", fix, "%s: %s", what, text);
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
@@ -27,6 +28,17 @@ PGconn *pgconn_connect(const char *conninfo, const char *appname, err_t *e);
  * only to blocking connects). Returns a new connection - PQfinish it - or NULL when out of
  * memory; PQstatus CONNECTION_BAD when it failed at once. */
 PGconn *pgconn_start(const char *conninfo, const char *appname);
+
+/* pgconn_start driven to the end within timeout_ms (whatever connect_timeout says): an
+ * ordinary connection that is up (caller PQfinish-es it), or NULL with *e. For callers that
+ * must not wait long, e.g. a daemon that is stopping. */
+PGconn *pgconn_connect_within(const char *conninfo, const char *appname, int timeout_ms, err_t *e);
+
+/* Runs sql (one statement, text results) on conn without waiting past deadline_ms
+ * (CLOCK_MONOTONIC milliseconds, clock.h): its result (PQclear it), or NULL when the time ran
+ * out or the query could not be sent (the connection is then in an unknown state: finish it).
+ * The result may be an error; check PQresultStatus. */
+PGresult *pgconn_query_until(PGconn *conn, const char *sql, int64_t deadline_ms);
 
 /* Classifies the failed connection conn (borrowed; PQstatus CONNECTION_BAD) into *e, by the
  * server's SQLSTATE (pgconn_open/pgconn_start ask libpq for it) and libpq's own state, never
@@ -63,5 +75,14 @@ const char *pgconn_one_line(const char *s, char *buf, size_t size);
 
 /* errstr = prefix + msg (a libpq message; NULL = "") on one line (pgconn_one_line). */
 void pgconn_error(char *errstr, size_t errstr_size, const char *prefix, const char *msg);
+
+/* A failed statement as one clean line in *e: e->msg = what + ": " + the server's primary
+ * message (PG_DIAG_MESSAGE_PRIMARY: without the DETAIL, HINT and CONTEXT lines, so a failing
+ * SQL function does not dump its body) + " (SQLSTATE xxxxx)"; e->code = the SQLSTATE ("" when
+ * the server sent none: the connection broke, then the connection's message is used). e->kind
+ * is ERR_TRANSIENT for connection, shutdown, resource, lock and serialization classes (08,
+ * 57P, 53, 55P03, 40) and for no SQLSTATE, else ERR_PERMANENT; e->fix = fix (may be NULL). r and
+ * conn are borrowed; r may be NULL. */
+void pgconn_result_failure(const PGresult *r, const PGconn *conn, const char *what, const char *fix, err_t *e);
 
 #endif

@@ -9,6 +9,7 @@
 
 #include "cmdout.h"
 #include "inbox_catalog.h"
+#include "inbox_grants.h"
 #include "inbox_http.h"
 #include "log.h"
 #include "pgconn.h"
@@ -30,19 +31,29 @@ static PGconn *connect_db(const char *conninfo, const char *appname) {
     return c;
 }
 
-/* Logs "<what>: <the server's message>"; always INBOX_ADMIN_EXIT_ERROR. */
-static int query_error(const char *what, const PGresult *r) {
-    char prefix[256], err[ERRSZ];
-    snprintf(prefix, sizeof(prefix), "%s: ", what);
-    pgconn_error(err, sizeof(err), prefix, PQresultErrorMessage(r));
-    log_error("%s", err);
+/* Logs one line: "<what>: <the server's primary message> (SQLSTATE x)"; for a missing privilege
+ * (42501) also which grants of those the command needs (needs: INBOX_NEEDS_*) the role lacks,
+ * with the GRANT statements (rv: the resolved table, or NULL before it is known). Always
+ * INBOX_ADMIN_EXIT_ERROR. */
+static int query_error(PGconn *c, const char *what, const PGresult *r, unsigned needs, const inbox_catalog_t *rv) {
+    char err[2 * ERRSZ];
+    err_t e;
+    const char *code = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    if (rv && rv->table && code && !strcmp(code, "42501")) {
+        if (PQtransactionStatus(c) == PQTRANS_INERROR) /* the lookup needs a working session */
+            PQclear(PQexec(c, "ROLLBACK"));
+        inbox_grants_explain(c, r, what, needs, rv->table, NULL, rv->schema, &e);
+    } else {
+        pgconn_result_failure(r, c, what, NULL, &e);
+    }
+    log_error("%s", err_line(&e, err, sizeof(err)));
     return INBOX_ADMIN_EXIT_ERROR;
 }
 
-/* Runs sql, a statement without rows: OK, or ERROR with "<what>: <the server's message>" logged. */
+/* Runs sql, a statement without rows: OK, or ERROR with the failure logged (query_error). */
 static int command(PGconn *c, const char *sql, const char *what) {
     PGresult *r = PQexec(c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? INBOX_ADMIN_EXIT_OK : query_error(what, r);
+    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? INBOX_ADMIN_EXIT_OK : query_error(c, what, r, 0, NULL);
     PQclear(r);
     return rc;
 }
@@ -69,7 +80,7 @@ static int resolve(PGconn *c, const char *table, bool json, FILE *out, inbox_cat
         return INBOX_ADMIN_EXIT_PROBLEM;
     }
     if (st == INBOX_CATALOG_FAILED) {
-        int rc = query_error("cannot look up the inbox table (inbox.table)", failed);
+        int rc = query_error(c, "cannot look up the inbox table (inbox.table)", failed, 0, NULL);
         PQclear(failed);
         return rc;
     }
@@ -194,7 +205,7 @@ int inbox_admin_status(const char *conninfo, const char *table, int dead_limit, 
              rv.table);
     counts = PQexec(c, sql);
     if (PQresultStatus(counts) != PGRES_TUPLES_OK) {
-        rc = query_error("cannot count the inbox's messages", counts);
+        rc = query_error(c, "cannot count the inbox's messages", counts, INBOX_NEEDS_STATUS, &rv);
         goto done;
     }
     char lim[16];
@@ -206,7 +217,7 @@ int inbox_admin_status(const char *conninfo, const char *table, int dead_limit, 
              rv.table);
     dead = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(dead) != PGRES_TUPLES_OK) {
-        rc = query_error("cannot list the dead messages", dead);
+        rc = query_error(c, "cannot list the dead messages", dead, INBOX_NEEDS_STATUS, &rv);
         goto done;
     }
     long long count[NSTATUS] = {0};
@@ -254,7 +265,7 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
         const char *vals[1] = {NULL}; /* every dead message */
         PGresult *r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rc = query_error("cannot requeue the dead messages", r);
+            rc = query_error(c, "cannot requeue the dead messages", r, INBOX_NEEDS_REQUEUE, &rv);
         } else {
             total = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
             if (json) {
@@ -280,13 +291,13 @@ int inbox_admin_requeue(const char *conninfo, const char *table, const char *con
         const char *vals[1] = {ids[i]};
         PGresult *st = PQexecParams(c, look, 1, NULL, vals, NULL, NULL, 0);
         if (PQresultStatus(st) != PGRES_TUPLES_OK) {
-            rc = query_error("cannot look up a message", st);
+            rc = query_error(c, "cannot look up a message", st, INBOX_NEEDS_REQUEUE, &rv);
             PQclear(st);
             goto done;
         }
         PGresult *r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
         if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-            rc = query_error("cannot requeue", r);
+            rc = query_error(c, "cannot requeue", r, INBOX_NEEDS_REQUEUE, &rv);
             PQclear(st);
             PQclear(r);
             goto done;

@@ -9,6 +9,10 @@
 
 #include <libpq-fe.h>
 
+/* What inbox_schema_version() of sql/inbox.sql returns for the tables and functions this inboxd
+ * is built for (`inboxd check` compares). */
+#define INBOX_SCHEMA_VERSION 1
+
 typedef struct inbox_catalog {
     char *table;  /* schema.table, each part quoted where needed (format('%I.%I')); owned */
     char *schema; /* its schema, quoted where needed (quote_ident); owned */

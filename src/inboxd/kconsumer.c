@@ -142,23 +142,24 @@ static void on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic_pa
                       (int)offsets->elems[i].partition, rd_kafka_err2str(offsets->elems[i].err));
 }
 
-kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, size_t ntopics,
-                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, err_t *e) {
-    kconsumer_t *k = calloc(1, sizeof(*k));
+/* The consumer's configuration: inboxd's defaults, the user's props, the enforced settings;
+ * bootstrap and group (may be NULL) get bootstrap.servers and group.id. NULL with *e. */
+static rd_kafka_conf_t *consumer_conf(const char *const *props, char *bootstrap, size_t bootstrap_size, char *group,
+                                      size_t group_size, err_t *e) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!k || !conf)
-        goto fail_oom;
-    k->pipefd[0] = k->pipefd[1] = -1;
-    k->assign_cb = assign_cb;
-    k->revoke_cb = revoke_cb;
-    k->opaque = opaque;
-    k->topics = calloc(ntopics + 1, sizeof(char *));
-    if (!k->topics)
-        goto fail_oom;
-    for (size_t i = 0; i < ntopics; i++)
-        if (!(k->topics[k->ntopics++] = strdup(topics[i])))
-            goto fail_oom;
-
+    char gbuf[256], bbuf[256];
+    if (!conf) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
+        return NULL;
+    }
+    if (!group) {
+        group = gbuf;
+        group_size = sizeof(gbuf);
+    }
+    if (!bootstrap) {
+        bootstrap = bbuf;
+        bootstrap_size = sizeof(bbuf);
+    }
     /* Defaults the user may override. */
     /* clang-format off */
     static const char *const defaults[] = {"group.id", "inboxd",
@@ -177,18 +178,51 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, k->bootstrap, sizeof(k->bootstrap), "INBOXD_", e))
+    if (kconf_apply(conf, defaults, props, bootstrap, bootstrap_size, "INBOXD_", e))
         goto fail;
     if (kconf_set(conf, "enable.auto.commit", "false", e) || kconf_set(conf, "enable.auto.offset.store", "false", e))
         goto fail;
-    size_t gsize = sizeof(k->group);
-    if (rd_kafka_conf_get(conf, "group.id", k->group, &gsize) != RD_KAFKA_CONF_OK)
-        k->group[0] = '\0';
-    if (!k->group[0]) {
+    size_t gsize = group_size;
+    if (rd_kafka_conf_get(conf, "group.id", group, &gsize) != RD_KAFKA_CONF_OK)
+        group[0] = '\0';
+    if (!group[0]) {
         err_set(e, ERR_PERMANENT, "", "set kafka.group.id (inboxd consumes in a consumer group)",
                 "kafka.group.id is empty");
         goto fail;
     }
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+int kconsumer_check_props(const char *const *props, err_t *e) {
+    rd_kafka_conf_t *conf = consumer_conf(props, NULL, 0, NULL, 0, e);
+    if (!conf)
+        return -1;
+    rd_kafka_conf_destroy(conf);
+    return 0;
+}
+
+kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, size_t ntopics,
+                           kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, err_t *e) {
+    kconsumer_t *k = calloc(1, sizeof(*k));
+    rd_kafka_conf_t *conf = NULL;
+    if (!k)
+        goto fail_oom;
+    k->pipefd[0] = k->pipefd[1] = -1;
+    k->assign_cb = assign_cb;
+    k->revoke_cb = revoke_cb;
+    k->opaque = opaque;
+    k->topics = calloc(ntopics + 1, sizeof(char *));
+    if (!k->topics)
+        goto fail_oom;
+    for (size_t i = 0; i < ntopics; i++)
+        if (!(k->topics[k->ntopics++] = strdup(topics[i])))
+            goto fail_oom;
+    conf = consumer_conf(props, k->bootstrap, sizeof(k->bootstrap), k->group, sizeof(k->group), e);
+    if (!conf)
+        goto fail;
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);

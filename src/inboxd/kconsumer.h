@@ -42,6 +42,11 @@ typedef void (*kconsumer_revoke_cb_t)(void *opaque, const kconsumer_tp_t *tps, s
  * commit. Defaults the user may override: group.id=inboxd, auto.offset.reset=earliest,
  * client.id=inboxd, enable.partition.eof=false. topics: subscribed to (borrowed; "^..." is a
  * regex). Returns NULL with errstr on a bad property. */
+/* Builds (and drops) the consumer's configuration from props as kconsumer_new does, without
+ * creating a client: the forbidden values, bootstrap.servers, group.id. Returns 0, or -1 with
+ * *e, exactly when kconsumer_new would fail before it creates the client. */
+int kconsumer_check_props(const char *const *props, err_t *e);
+
 kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, size_t ntopics,
                            kconsumer_assign_cb_t assign_cb, kconsumer_revoke_cb_t revoke_cb, void *opaque, err_t *e);
 /* Accepts NULL. Does not leave the group (call kconsumer_close first for a clean exit). */

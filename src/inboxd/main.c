@@ -10,16 +10,22 @@
 #include "config.h"
 #include "inbox_loop.h"
 #include "cmd_admin.h"
+#include "inbox_check.h"
 #include "inbox_config.h"
+#include "kconsumer.h"
+#include "kprops.h"
 #include "log.h"
 
 static void usage(FILE *out) {
     fprintf(out,
             "inboxd %s - records Kafka messages exactly once in the service's PostgreSQL inbox table\n\n"
             "usage: inboxd [-c FILE] [-X key=value]... [--print-config]\n"
+            "       inboxd check [-c FILE] [-X key=value]... [--json]\n"
             "       inboxd status [-c FILE] [-X key=value]... [--json] [--limit N]\n"
             "       inboxd requeue [-c FILE] [-X key=value]... [--json] (--all | --id MESSAGE_ID...)\n"
             "       inboxd --help | --version\n\n"
+            "  check           test the configuration, PostgreSQL, the inbox tables, functions and grants, Kafka,\n"
+            "                  the topics, the consumer group and deliver.url; exit 0 when all needed pass, else 2\n"
             "  status          print the inbox's messages per status, the oldest pending age and the dead\n"
             "                  messages with their last error (--limit N of them, default 20); exit 1 when\n"
             "                  the table does not exist, 2 when PostgreSQL cannot tell\n"
@@ -27,9 +33,10 @@ static void usage(FILE *out) {
             "                  (exit 1 when one of them is not dead)\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
-            "  --print-config  print the effective configuration (secrets redacted) and exit\n"
-            "  --json          status, requeue: print JSON\n\n"
-            "status and requeue use postgres.conninfo and inbox.table only.\n\n"
+            "  --print-config  check the configuration as the daemon does before it connects, print it (secrets\n"
+            "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
+            "  --json          check, status, requeue: print JSON\n\n"
+            "status and requeue use postgres.conninfo and inbox.table only; check uses the whole configuration.\n\n"
             "Precedence: defaults < FILE < environment (INBOXD_<KEY>, e.g. INBOXD_POSTGRES_CONNINFO,\n"
             "INBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
             OUTBOXD_VERSION);
@@ -60,7 +67,7 @@ static int parse_command(int argc, char **argv, char **args, int *nargs, command
         if (i > 0 && (!strcmp(a, "-c") || !strcmp(a, "-X")) && i + 1 < argc) {
             args[(*nargs)++] = argv[i++];
             args[(*nargs)++] = argv[i];
-        } else if (i > 0 && !cmd->name && (!strcmp(a, "status") || !strcmp(a, "requeue"))) {
+        } else if (i > 0 && !cmd->name && (!strcmp(a, "status") || !strcmp(a, "requeue") || !strcmp(a, "check"))) {
             cmd->name = a;
         } else if (cmd->name && !strcmp(a, "--json")) {
             cmd->json = true;
@@ -95,7 +102,8 @@ static int parse_command(int argc, char **argv, char **args, int *nargs, command
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG, NULL};
+    static const cli_spec_t spec = {"inboxd",          "INBOXD_", inbox_config_keys,   "kafka.", usage,
+                                    INBOX_EXIT_CONFIG, NULL,      &kprops_config_check};
     config_t *cfg;
     int code;
     char err[1024];
@@ -115,14 +123,16 @@ int main(int argc, char **argv) {
     }
     cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
     free(args);
-    if (res != CLI_RUN) {
+    if (res == CLI_EXIT) {
         free(ids);
         return code;
     }
-    if (cmd.name) {
+    if (cmd.name && res != CLI_PRINT_CONFIG) {
         const char *table = config_get(cfg, "inbox.table");
         int crc;
-        if (!table || !*table) {
+        if (!strcmp(cmd.name, "check")) {
+            crc = inbox_check_run(cfg, cmd.json, stdout);
+        } else if (!table || !*table) {
             log_error("inbox.table is empty: name the inbox table (default public.inbox)");
             crc = INBOX_ADMIN_EXIT_ERROR;
         } else if (!strcmp(cmd.name, "status")) {
@@ -136,11 +146,25 @@ int main(int argc, char **argv) {
     }
     free(ids);
 
+    /* What inboxd checks before it connects anywhere; --print-config fails exactly then. */
     inbox_config_t ic;
+    err_t e;
     if (inbox_config_build(cfg, &ic, err, sizeof(err)) != 0) {
         log_error("%s", err);
         config_destroy(cfg);
         return INBOX_EXIT_CONFIG;
+    }
+    if (kconsumer_check_props(ic.opts.kafka_props, &e) != 0) {
+        log_error("%s", err_line(&e, err, sizeof(err)));
+        inbox_config_free(&ic);
+        config_destroy(cfg);
+        return INBOX_EXIT_CONFIG;
+    }
+    if (res == CLI_PRINT_CONFIG) {
+        cli_print_config(cfg);
+        inbox_config_free(&ic);
+        config_destroy(cfg);
+        return 0;
     }
     volatile sig_atomic_t *stop = cli_stop_signals();
 

@@ -19,10 +19,13 @@
 #include "pg_failover.h"
 #include "pg_preflight.h"
 #include "progress.h"
+#include "checkout.h"
 #include "cmdout.h"
 #include "pgconn.h"
 #include "repl_stream.h"
 #include "router.h"
+#include "other_slots.h"
+#include "topic_needs.h"
 #include "cmd_status.h"
 
 #define MSG_SIZE 1536
@@ -30,10 +33,12 @@
 #define SLOT_TEST_TIMEOUT_MAX_MS 10000
 #define MIN_SERVER_VERSION 120000 /* pg_partition_tree() in the table check */
 
-typedef enum { CK_OK = 0, CK_WARN = 1, CK_FAIL = 2, CK_SKIP = 3 } ck_status_t;
-
-static const char *const status_text[] = {"ok", "warn", "FAIL", "skip"};
-static const char *const status_json[] = {"ok", "warn", "fail", "skip"};
+/* The check statuses (checkout.h). */
+#define CK_OK CHECKOUT_OK
+#define CK_WARN CHECKOUT_WARN
+#define CK_FAIL CHECKOUT_FAIL
+#define CK_SKIP CHECKOUT_SKIP
+typedef checkout_status_t ck_status_t;
 
 /* What the slot query found about postgres.slot. */
 typedef struct ck_slot {
@@ -45,10 +50,7 @@ typedef struct ck_slot {
 
 typedef struct ck {
     const relay_options_t *o;
-    bool json;
-    FILE *out;
-    json_t *results; /* json: the array printed at the end */
-    int counts[4];
+    checkout_t co;
     repl_stream_t *rs; /* the replication connection (replication=database) */
     bool repl_ok;
     PGconn *own;      /* an ordinary connection, for SQL */
@@ -62,22 +64,8 @@ typedef struct ck {
 
 /* ------------------------------------------------------------------------------ reporting */
 
-static void report(ck_t *c, ck_status_t st, const char *name, const char *detail_in, const char *fix_in) {
-    char detail[MSG_SIZE], fixbuf[MSG_SIZE];
-    const char *fix = fix_in && *fix_in ? pgconn_one_line(fix_in, fixbuf, sizeof(fixbuf)) : NULL;
-    pgconn_one_line(detail_in, detail, sizeof(detail));
-    c->counts[st]++;
-    if (c->json) {
-        json_t *o = json_object();
-        json_object_set_new(o, "check", cmdout_jstr(name));
-        json_object_set_new(o, "status", json_string(status_json[st]));
-        json_object_set_new(o, "detail", cmdout_jstr(detail));
-        json_object_set_new(o, "fix", cmdout_jstr(fix));
-        json_array_append_new(c->results, o);
-        return;
-    }
-    fprintf(c->out, "%-4s  %-22s %s%s%s\n", status_text[st], name, detail, fix ? " -- fix: " : "", fix ? fix : "");
-    fflush(c->out);
+static void report(ck_t *c, ck_status_t st, const char *name, const char *detail, const char *fix) {
+    checkout_report(&c->co, st, name, detail, fix);
 }
 
 static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...)
@@ -88,7 +76,7 @@ static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, 
     va_start(ap, fmt);
     vsnprintf(detail, sizeof(detail), fmt, ap);
     va_end(ap);
-    report(c, st, name, detail, fix);
+    checkout_report(&c->co, st, name, detail, fix);
 }
 
 /* --------------------------------------------------------------------------- SQL helpers */
@@ -530,6 +518,28 @@ static void check_slot(ck_t *c) {
     }
 }
 
+/* wal2json slots nothing streams besides postgres.slot (other_slots.h): each keeps WAL until
+ * someone drops it. A warning only when there are some. */
+static void check_other_slots(ck_t *c) {
+    if (!c->sql)
+        return;
+    other_slot_t s[OTHER_SLOTS_MAX];
+    size_t total = 0;
+    err_t e;
+    int n = other_slots_read(c->sql, c->o->slot, s, OTHER_SLOTS_MAX, &total, &e);
+    if (n <= 0)
+        return;
+    char list[2048], fix[600], drop[128];
+    snprintf(fix, sizeof(fix),
+             "if no outboxd uses %s any more (a first start against another database, a renamed postgres.slot, a "
+             "removed relay), drop %s: %s%s",
+             total == 1 ? "it" : "them", total == 1 ? "it" : "each",
+             other_slots_drop_statement(&s[0], drop, sizeof(drop)), total == 1 ? "" : " and so on");
+    reportf(c, CK_WARN, "other_slots", fix, "%zu wal2json slot%s besides \"%s\" %s not streamed and keep%s WAL: %s",
+            total, total == 1 ? "" : "s", c->o->slot, total == 1 ? "is" : "are", total == 1 ? "s" : "",
+            other_slots_list(s, (size_t)n, total, list, sizeof(list)));
+}
+
 /* -------------------------------------------------------------------------------- Kafka */
 
 static void noop_delivery(void *opaque, const kproducer_delivery_t *d) {
@@ -614,6 +624,96 @@ static void check_literal_topic(ck_t *c, const char *name, const char *topic, co
                 autocreate_err);
 }
 
+/* "N existing topics start with "<the template's literal prefix>"" into buf. */
+static void prefix_count(const char *tpl, const struct rd_kafka_metadata *md, char *buf, size_t size) {
+    const char *ph = strstr(tpl, "${");
+    size_t plen = ph ? (size_t)(ph - tpl) : strlen(tpl);
+    int n = 0;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (!md->topics[i].err && !strncmp(md->topics[i].topic, tpl, plen))
+            n++;
+    snprintf(buf, size, "%d existing topic%s start%s with \"%.*s\"", n, n == 1 ? "" : "s", n == 1 ? "s" : "", (int)plen,
+             tpl);
+}
+
+/* The topics of a template with placeholders that the rows in the outbox tables need (topic_needs):
+ * FAIL when one is missing and the broker does not create it; when the template cannot be
+ * resolved (no rows, ${aggregate_id}, no SELECT), what the auto-creation setting says. */
+static void check_template_topics(ck_t *c, const char *tpl, const struct rd_kafka_metadata *md, int autocreate,
+                                  bool client_off, const char *aerr) {
+    char have[400], list[1200] = "", why[1200] = "";
+    prefix_count(tpl, md, have, sizeof(have));
+    topic_needs_t needs = {0};
+    err_t e;
+    topic_needs_status_t st =
+        c->sql && c->router ? topic_needs_resolve(c->sql, &c->o->router, c->router, &needs, &e) : TOPIC_NEEDS_FAILED;
+    if (st == TOPIC_NEEDS_RESOLVED && needs.n > 0) {
+        size_t missing = 0, o = 0;
+        for (size_t i = 0; i < needs.n; i++)
+            if (topic_partitions(md, needs.topics[i]) == 0 && o < sizeof(list)) {
+                o += (size_t)snprintf(list + o, sizeof(list) - o, "%s%s", missing ? ", " : "", needs.topics[i]);
+                missing++;
+            }
+        char fix[1600];
+        snprintf(fix, sizeof(fix),
+                 "create %s (kafka-topics.sh --bootstrap-server ... --create --topic %s --partitions N%s), or let "
+                 "the brokers create topics (auto.create.topics.enable = true, and kafka.allow.auto.create.topics "
+                 "not false)",
+                 missing == 1 ? "it" : "them", missing == 1 ? list : "<topic>", missing == 1 ? "" : ", for each");
+        snprintf(why, sizeof(why), "%zu topic%s the rows in the outbox table%s need%s", needs.n,
+                 needs.n == 1 ? "" : "s", router_table_count(c->router) == 1 ? "" : "s",
+                 needs.truncated ? " (the first " : "");
+        if (needs.truncated)
+            snprintf(why + strlen(why), sizeof(why) - strlen(why), "%d values of each table)", TOPIC_NEEDS_MAX);
+        if (missing == 0)
+            reportf(c, CK_OK, "topics", NULL, "template %s: all %s exist", tpl, why);
+        else if (autocreate == 1)
+            reportf(c, CK_WARN, "topics", "create them with the partition count you want before their first event",
+                    "template %s: of the %s, %zu do%s not exist yet (%s); the broker creates them at their first event "
+                    "with its default partition count",
+                    tpl, why, missing, missing == 1 ? "es" : "", list);
+        else if (autocreate == 0)
+            reportf(c, CK_FAIL, "topics", fix,
+                    "template %s: of the %s, %zu do%s not exist and the broker does not create topics (%s): %s; "
+                    "outboxd would stop at the first event for %s",
+                    tpl, why, missing, missing == 1 ? "es" : "",
+                    client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", list,
+                    missing == 1 ? "it" : "each");
+        else
+            reportf(c, CK_WARN, "topics", fix,
+                    "template %s: of the %s, %zu do%s not exist (%s), and the broker's auto.create.topics.enable "
+                    "cannot be read (%s)",
+                    tpl, why, missing, missing == 1 ? "es" : "", list, aerr);
+        topic_needs_free(&needs);
+        return;
+    }
+    if (st == TOPIC_NEEDS_RESOLVED)
+        snprintf(why, sizeof(why), "; the outbox table%s hold%s no rows to resolve it against",
+                 router_table_count(c->router) == 1 ? "" : "s", router_table_count(c->router) == 1 ? "s" : "");
+    else if (st == TOPIC_NEEDS_PER_AGGREGATE)
+        snprintf(why, sizeof(why), "; it uses ${aggregate_id} (a topic per aggregate), so its topics are not listed");
+    else
+        snprintf(why, sizeof(why), "; which topics the rows need is unknown (%s)",
+                 c->sql ? e.msg : "PostgreSQL is not reachable");
+    if (autocreate == 1)
+        reportf(c, CK_OK, "topics", NULL,
+                "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s%s", tpl, have,
+                why);
+    else if (autocreate == 0)
+        reportf(c, CK_WARN, "topics",
+                "create every topic the template yields before its first event, or allow auto-creation "
+                "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
+                "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
+                "topic stops outboxd%s",
+                tpl, client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", have,
+                why);
+    else
+        reportf(c, CK_WARN, "topics",
+                "make sure every topic the template yields exists, or that the brokers have "
+                "auto.create.topics.enable = true",
+                "template %s: cannot read the broker's auto.create.topics.enable (%s); %s%s", tpl, aerr, have, why);
+}
+
 static void check_kafka(ck_t *c) {
     /* librdkafka logs each failed connection attempt; the check line says it once. */
     log_level_t level = log_get_level();
@@ -670,32 +770,7 @@ static void check_kafka(ck_t *c) {
     } else if (!ph) {
         check_literal_topic(c, "topics", tpl, md, autocreate, aerr);
     } else {
-        int n = 0;
-        size_t plen = (size_t)(ph - tpl);
-        for (int i = 0; i < md->topic_cnt; i++)
-            if (!md->topics[i].err && !strncmp(md->topics[i].topic, tpl, plen))
-                n++;
-        char have[400];
-        snprintf(have, sizeof(have), "%d existing topic%s start%s with \"%.*s\"", n, n == 1 ? "" : "s",
-                 n == 1 ? "s" : "", (int)plen, tpl);
-        if (autocreate == 1)
-            reportf(c, CK_OK, "topics", NULL,
-                    "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s", tpl, have);
-        else if (autocreate == 0)
-            reportf(c, CK_WARN, "topics",
-                    "create every topic the template yields before its first event, or allow auto-creation "
-                    "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
-                    "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
-                    "topic stops outboxd",
-                    tpl,
-                    !strcasecmp(client, "false") ? "kafka.allow.auto.create.topics = false"
-                                                 : "auto.create.topics.enable = false",
-                    have);
-        else
-            reportf(c, CK_WARN, "topics",
-                    "make sure every topic the template yields exists, or that the brokers have "
-                    "auto.create.topics.enable = true",
-                    "template %s: cannot read the broker's auto.create.topics.enable (%s); %s", tpl, aerr, have);
+        check_template_topics(c, tpl, md, autocreate, !strcasecmp(client, "false"), aerr);
     }
     if (c->o->dead_letter_topic)
         check_literal_topic(c, "dead_letter_topic", c->o->dead_letter_topic, md, autocreate, aerr);
@@ -797,8 +872,8 @@ static void check_failover(ck_t *c) {
 }
 
 int check_run(const relay_options_t *opts, bool json, FILE *out) {
-    ck_t c = {.o = opts, .json = json, .out = out};
-    if (json && !(c.results = json_array())) {
+    ck_t c = {.o = opts};
+    if (checkout_init(&c.co, "outboxd", json, out) != 0) {
         log_error("out of memory");
         return RELAY_EXIT_CONFIG;
     }
@@ -811,25 +886,15 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_privilege(&c);
     check_tables(&c);
     check_slot(&c);
+    check_other_slots(&c);
     check_progress(&c);
     check_failover(&c);
     check_kafka(&c);
 
-    int total = c.counts[CK_OK] + c.counts[CK_WARN] + c.counts[CK_FAIL] + c.counts[CK_SKIP];
-    if (json) {
-        cmdout_print_json(out, c.results); /* takes it */
-    } else if (c.counts[CK_FAIL]) {
-        fprintf(out,
-                "\n%d of %d checks FAILED (%d warning%s, %d skipped): outboxd will not work until they are fixed\n",
-                c.counts[CK_FAIL], total, c.counts[CK_WARN], c.counts[CK_WARN] == 1 ? "" : "s", c.counts[CK_SKIP]);
-    } else {
-        fprintf(out, "\nall needed checks passed (%d ok, %d warning%s)\n", c.counts[CK_OK], c.counts[CK_WARN],
-                c.counts[CK_WARN] == 1 ? "" : "s");
-    }
-    fflush(out);
+    int rc = checkout_finish(&c.co) ? RELAY_EXIT_CONFIG : 0;
     router_destroy(c.router);
     if (c.own)
         PQfinish(c.own);
     repl_stream_destroy(c.rs);
-    return c.counts[CK_FAIL] ? RELAY_EXIT_CONFIG : 0;
+    return rc;
 }

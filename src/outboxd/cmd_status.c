@@ -9,6 +9,7 @@
 #include <jansson.h>
 
 #include "cmdout.h"
+#include "other_slots.h"
 #include "log.h"
 #include "pg_failover.h"
 #include "pgconn.h"
@@ -51,7 +52,28 @@ static void bytes_text(const char *s, char *buf, size_t size) {
         snprintf(buf, size, "%lld bytes (%s)", n, h);
 }
 
-static void print_text(FILE *out, const char *slot, const PGresult *res) {
+/* The walsender's state, connection time and last status update, the parts that are known
+ * joined by ", ". pg_stat_replication shows state and reply_time only to superusers and
+ * members of pg_read_all_stats (the documented outboxd role is neither): the line then says
+ * so instead of leaving gaps. */
+static void print_stream_line(FILE *out, const char *state, const char *since, const char *age, const char *role) {
+    char line[512] = "";
+    size_t o = 0;
+    if (state)
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "state %s", state);
+    if (since && o < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "%sconnected since %s", o ? ", " : "", since);
+    if (age && o < sizeof(line))
+        o += (size_t)snprintf(line + o, sizeof(line) - o, "%slast status update %s s ago", o ? ", " : "", age);
+    if (!state && !age && o < sizeof(line))
+        snprintf(line + o, sizeof(line) - o,
+                 "%sstate and last status update not shown: role \"%s\" may not read them (as a superuser: GRANT "
+                 "pg_read_all_stats TO \"%s\";)",
+                 o ? "; " : "", role, role);
+    cmdout_line(out, "", "%s", line);
+}
+
+static void print_text(FILE *out, const char *slot, const PGresult *res, const char *role) {
     const char *type = val(res, STATUS_C_TYPE), *plugin = val(res, STATUS_C_PLUGIN), *db = val(res, STATUS_C_DATABASE);
     char b1[96], b2[96];
     cmdout_line(out, "slot", "%s (%s%s%s%s%s%s)", slot, type ? type : "?", plugin ? ", plugin " : "",
@@ -70,10 +92,7 @@ static void print_text(FILE *out, const char *slot, const PGresult *res) {
             snprintf(client, sizeof(client), "%s", visible ? "local socket" : "? (needs pg_read_all_stats)");
         cmdout_line(out, "active", "yes: walsender PID %s, application_name %s, client %s",
                     val(res, STATUS_C_ACTIVE_PID), app ? app : (visible ? "\"\"" : "?"), client);
-        if (since || age || state)
-            cmdout_line(out, "", "%s%s%s%s%s%s%s", state ? "state " : "", state ? state : "",
-                        since ? ", connected since " : "", since ? since : "", age ? ", last status update " : "",
-                        age ? age : "", age ? " s ago" : "");
+        print_stream_line(out, state, since, age, role);
     } else {
         cmdout_line(out, "active", "no: nothing streams this slot; WAL accumulates until outboxd runs");
     }
@@ -202,6 +221,36 @@ static void print_failover(FILE *out, json_t *o, PGconn *conn, const relay_optio
     }
 }
 
+/* The wal2json slots nothing streams besides this one (other_slots.h): a line, or
+ * "other_inactive_slots" in o (JSON); nothing when there are none. */
+static void print_other_slots(FILE *out, json_t *o, PGconn *conn, const char *slot) {
+    other_slot_t s[OTHER_SLOTS_MAX];
+    size_t total = 0;
+    err_t e;
+    int n = other_slots_read(conn, slot, s, OTHER_SLOTS_MAX, &total, &e);
+    char list[2048], drop[128];
+    if (o) {
+        json_t *a = n < 0 ? json_null() : json_array();
+        for (int i = 0; i < n; i++)
+            json_array_append_new(
+                a, json_pack("{s:s, s:s, s:o, s:o, s:s}", "slot", s[i].name, "database", s[i].database,
+                             "retained_bytes", s[i].has_retained ? json_integer(s[i].retained) : json_null(),
+                             "wal_status", s[i].wal_status[0] ? json_string(s[i].wal_status) : json_null(), "drop",
+                             other_slots_drop_statement(&s[i], drop, sizeof(drop))));
+        json_object_set_new(o, "other_inactive_slots", a);
+        return;
+    }
+    if (n < 0) {
+        cmdout_line(out, "other slots", "cannot tell: %s", e.msg);
+    } else if (n > 0) {
+        cmdout_line(out, "other slots", "%zu inactive wal2json slot%s besides \"%s\" keep%s WAL: %s", total,
+                    total == 1 ? "" : "s", slot, total == 1 ? "s" : "",
+                    other_slots_list(s, (size_t)n, total, list, sizeof(list)));
+        cmdout_line(out, "", "drop each that no outboxd uses any more: %s",
+                    other_slots_drop_statement(&s[0], drop, sizeof(drop)));
+    }
+}
+
 int status_run(const relay_options_t *opts, bool json, FILE *out) {
     char err[1024];
     err_t e;
@@ -217,8 +266,14 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
         log_error("%s", err);
         rc = STATUS_EXIT_ERROR;
     } else if (PQntuples(res) == 0) {
-        char detail[512], fix[1024];
-        snprintf(detail, sizeof(detail), "replication slot \"%s\" does not exist on this server", opts->slot);
+        char detail[2600], fix[1024], list[2048] = "";
+        other_slot_t s[OTHER_SLOTS_MAX];
+        size_t total = 0;
+        int n = other_slots_read(conn, opts->slot, s, OTHER_SLOTS_MAX, &total, &e);
+        if (n > 0) /* a slot made under another name or in another database? */
+            other_slots_list(s, (size_t)n, total, list, sizeof(list));
+        snprintf(detail, sizeof(detail), "replication slot \"%s\" does not exist on this server%s%s", opts->slot,
+                 list[0] ? "; inactive wal2json slots on it: " : "", list);
         snprintf(fix, sizeof(fix),
                  "%screate it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); in the outbox's "
                  "database. If it existed before, it was lost: see docs/operations.md \"Slot lost\"",
@@ -229,10 +284,12 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
     } else if (json) {
         json_t *o = status_json(opts->slot, res);
         print_failover(out, o, conn, opts);
+        print_other_slots(out, o, conn, opts->slot);
         cmdout_print_json(out, o);
     } else {
-        print_text(out, opts->slot, res);
+        print_text(out, opts->slot, res, PQuser(conn));
         print_failover(out, NULL, conn, opts);
+        print_other_slots(out, NULL, conn, opts->slot);
     }
     fflush(out);
     PQclear(res);

@@ -12,8 +12,15 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "kconf.h"
 #include "log.h"
+#include "topic_template.h" /* TOPIC_NAME_MAX */
+
+#define TOPICS_TRACKED 32
+#define MISSING_PROBE_AFTER_MS 2000 /* no delivery report for this long: ask whether a topic is missing */
+#define MISSING_PROBE_EVERY_MS 5000
+#define MISSING_PROBE_TIMEOUT_MS 500
 
 /* What a record's delivery report must bring back. librdkafka keeps one pointer-sized opaque
  * per message: it holds the number of the record's ticket (index + 1) in a pool that grows to
@@ -35,7 +42,60 @@ struct kproducer {
     char last_error[512];
     ticket_t *tickets;
     size_t ntickets, free_ticket; /* free_ticket: number of the first free one, 0 = none */
+    /* Records in flight per topic (the first TOPICS_TRACKED topics), for kproducer_missing_topic. */
+    struct {
+        char name[TOPIC_NAME_MAX + 1];
+        size_t n;
+        bool reported; /* kproducer_missing_topic named it (once while its records are in flight) */
+    } topics[TOPICS_TRACKED];
+    int64_t last_report_ms; /* the last delivery report, or the first record after none was in flight */
+    int64_t next_probe_ms;
 };
+
+/* One more (delta 1) or one less (-1) record in flight for topic. */
+static void topic_count(kproducer_t *p, const char *topic, int delta) {
+    size_t total = 0, free_slot = TOPICS_TRACKED, hit = TOPICS_TRACKED;
+    for (size_t i = 0; i < TOPICS_TRACKED; i++) {
+        total += p->topics[i].n;
+        if (p->topics[i].n && !strcmp(p->topics[i].name, topic))
+            hit = i;
+        else if (!p->topics[i].n && free_slot == TOPICS_TRACKED)
+            free_slot = i;
+    }
+    if (delta > 0 && total == 0)
+        p->last_report_ms = clock_now_ms(); /* the wait for an answer starts now */
+    if (hit == TOPICS_TRACKED && delta > 0 && free_slot < TOPICS_TRACKED) {
+        hit = free_slot;
+        snprintf(p->topics[hit].name, sizeof(p->topics[hit].name), "%s", topic);
+        p->topics[hit].reported = false;
+    }
+    if (hit < TOPICS_TRACKED && (delta > 0 || p->topics[hit].n > 0))
+        p->topics[hit].n += (size_t)delta;
+}
+
+int kproducer_missing_topic(kproducer_t *p, int64_t now_ms, char *topic, size_t size) {
+    if (now_ms - p->last_report_ms < MISSING_PROBE_AFTER_MS || now_ms < p->next_probe_ms || p->last_error[0])
+        return 0; /* answers arrive, or a probe ran lately, or the brokers are away (not a topic's fault) */
+    p->next_probe_ms = now_ms + MISSING_PROBE_EVERY_MS;
+    for (size_t i = 0; i < TOPICS_TRACKED; i++) {
+        if (!p->topics[i].n || p->topics[i].reported)
+            continue;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(p->rk, p->topics[i].name, NULL);
+        const struct rd_kafka_metadata *md = NULL;
+        bool missing = rkt && rd_kafka_metadata(p->rk, 0, rkt, &md, MISSING_PROBE_TIMEOUT_MS) == 0 && md &&
+                       md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+        if (md)
+            rd_kafka_metadata_destroy(md);
+        if (rkt)
+            rd_kafka_topic_destroy(rkt);
+        if (missing) {
+            p->topics[i].reported = true;
+            snprintf(topic, size, "%s", p->topics[i].name);
+            return 1;
+        }
+    }
+    return 0;
+}
 
 /* A ticket for a record about to be produced: its number, or 0 when out of memory. */
 static size_t ticket_take(kproducer_t *p, uint64_t seq, lsn_t lsn) {
@@ -64,19 +124,21 @@ static void ticket_put(kproducer_t *p, size_t id) {
     p->free_ticket = id;
 }
 
-kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
-                           err_t *e) {
-    kproducer_t *p = calloc(1, sizeof(*p));
+/* The producer's configuration: outboxd's defaults, the user's props, the enforced settings;
+ * bootstrap (may be NULL) gets bootstrap.servers. warn: log the partitioner warning. NULL
+ * with *e. */
+static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap, size_t bootstrap_size, bool warn,
+                                      err_t *e) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    if (!p || !conf)
-        goto fail_oom;
-    p->pipefd[0] = p->pipefd[1] = -1;
-    p->cb = cb;
-    p->opaque = opaque;
-    p->id_header = strdup(id_header ? id_header : "id");
-    if (!p->id_header)
-        goto fail_oom;
-
+    char bbuf[256];
+    if (!conf) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
+        return NULL;
+    }
+    if (!bootstrap) {
+        bootstrap = bbuf;
+        bootstrap_size = sizeof(bbuf);
+    }
     /* Defaults the user may override. */
     /* clang-format off */
     static const char *const defaults[] = {"partitioner", "murmur2_random",
@@ -102,15 +164,44 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", e))
+    if (kconf_apply(conf, defaults, props, bootstrap, bootstrap_size, "OUTBOXD_", e))
         goto fail;
     if (kconf_set(conf, "enable.idempotence", "true", e) || kconf_set(conf, "acks", "all", e))
         goto fail;
     char part[64];
-    if (strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
+    if (warn && strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
         log_warn("kafka.partitioner=%s: records will not land on the partitions a Java producer picks for the "
                  "same key",
                  part);
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+int kproducer_check_props(const char *const *props, err_t *e) {
+    rd_kafka_conf_t *conf = producer_conf(props, NULL, 0, false, e);
+    if (!conf)
+        return -1;
+    rd_kafka_conf_destroy(conf);
+    return 0;
+}
+
+kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
+                           err_t *e) {
+    kproducer_t *p = calloc(1, sizeof(*p));
+    rd_kafka_conf_t *conf = NULL;
+    if (!p)
+        goto fail_oom;
+    p->pipefd[0] = p->pipefd[1] = -1;
+    p->cb = cb;
+    p->opaque = opaque;
+    p->id_header = strdup(id_header ? id_header : "id");
+    if (!p->id_header)
+        goto fail_oom;
+    conf = producer_conf(props, p->bootstrap, sizeof(p->bootstrap), true, e);
+    if (!conf)
+        goto fail;
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
 
     char why[512];
@@ -179,15 +270,42 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
         rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
                           RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
-    if (!err)
+    if (!err) {
+        topic_count(p, ev->topic, 1);
         return KPRODUCER_OK; /* headers owned by librdkafka now */
+    }
     rd_kafka_headers_destroy(hdrs);
     ticket_put(p, ticket);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
         return KPRODUCER_QUEUE_FULL;
     snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic, ev->value_len,
              rd_kafka_err2str(err));
-    return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KPRODUCER_TOO_LARGE : KPRODUCER_INVALID;
+    switch (kproducer_refusal_of(err)) {
+    case KPRODUCER_REFUSED_TOO_LARGE:
+        return KPRODUCER_TOO_LARGE;
+    case KPRODUCER_REFUSED_UNKNOWN_TOPIC:
+        return KPRODUCER_UNKNOWN_TOPIC;
+    default:
+        return KPRODUCER_INVALID;
+    }
+}
+
+kproducer_refusal_t kproducer_refusal_of(int err) {
+    switch ((rd_kafka_resp_err_t)err) {
+    case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART: /* the broker: no such topic, auto-creation off */
+    case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:        /* librdkafka: the metadata says it does not exist */
+        return KPRODUCER_REFUSED_UNKNOWN_TOPIC;
+    case RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_CLUSTER_AUTHORIZATION_FAILED:
+    case RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED:
+        return KPRODUCER_REFUSED_NOT_AUTHORIZED;
+    case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
+    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
+        return KPRODUCER_REFUSED_TOO_LARGE;
+    default:
+        return KPRODUCER_REFUSED;
+    }
 }
 
 static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
@@ -205,15 +323,16 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         }
         if (!m->err)
             p->last_error[0] = '\0';
+        p->last_report_ms = clock_now_ms();
+        topic_count(p, rd_kafka_topic_name(m->rkt), -1);
         size_t ticket = (size_t)(uintptr_t)m->_private;
         bool known = ticket >= 1 && ticket <= p->ntickets;
         kproducer_delivery_t d = {
             .seq = known ? p->tickets[ticket - 1].seq : 0,
             .lsn = known ? p->tickets[ticket - 1].lsn : 0,
             .err = m->err,
-            .too_large = m->err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ||
-                         m->err == RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE ||
-                         m->err == RD_KAFKA_RESP_ERR_INVALID_RECORD,
+            .too_large = kproducer_refusal_of(m->err) == KPRODUCER_REFUSED_TOO_LARGE,
+            .refusal = kproducer_refusal_of(m->err),
             .errstr = m->err ? rd_kafka_err2str(m->err) : NULL,
             .event_id = id,
             .topic = rd_kafka_topic_name(m->rkt),
@@ -248,8 +367,10 @@ kproducer_result_t kproducer_redirect(kproducer_t *p, const kproducer_delivery_t
                           RD_KAFKA_V_VALUE(drop_value ? NULL : m->payload, drop_value ? 0 : m->len),
                           RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
                           RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
-    if (!err)
+    if (!err) {
+        topic_count(p, topic, 1);
         return KPRODUCER_OK;
+    }
     rd_kafka_headers_destroy(hdrs);
     ticket_put(p, ticket);
     snprintf(errstr, errstr_size, "Kafka refused the dead-letter record for topic %s: %s", topic,

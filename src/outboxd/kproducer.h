@@ -16,11 +16,23 @@ typedef struct kproducer kproducer_t;
 /* Delivery outcome of one produced record. err == 0: acknowledged by the broker. Otherwise
  * errstr says why and event_id names the event (from its id header; may be NULL). Every
  * pointer is borrowed for the duration of the callback only. */
+/* Why Kafka refused a record, from librdkafka's error code (never its text). */
+typedef enum {
+    KPRODUCER_REFUSED = 0,            /* anything else */
+    KPRODUCER_REFUSED_UNKNOWN_TOPIC,  /* the topic does not exist and is not created (broker or local) */
+    KPRODUCER_REFUSED_NOT_AUTHORIZED, /* a topic or cluster ACL refuses the producer */
+    KPRODUCER_REFUSED_TOO_LARGE,      /* the record exceeds a size limit */
+} kproducer_refusal_t;
+
+/* The refusal for librdkafka error code err (an rd_kafka_resp_err_t). Pure. */
+kproducer_refusal_t kproducer_refusal_of(int err);
+
 typedef struct kproducer_delivery {
-    uint64_t seq;   /* as given to kproducer_produce (or kproducer_redirect) */
-    lsn_t lsn;      /* as given to kproducer_produce: the LSN of the event's WAL record */
-    int err;        /* 0 or an rd_kafka_resp_err_t */
-    bool too_large; /* err says the record exceeds a size limit */
+    uint64_t seq;                /* as given to kproducer_produce (or kproducer_redirect) */
+    lsn_t lsn;                   /* as given to kproducer_produce: the LSN of the event's WAL record */
+    int err;                     /* 0 or an rd_kafka_resp_err_t */
+    bool too_large;              /* err says the record exceeds a size limit */
+    kproducer_refusal_t refusal; /* err's class (when err != 0) */
     const char *errstr;
     const char *event_id;
     const char *topic;
@@ -41,7 +53,12 @@ typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);
  * event id (borrowed). Returns NULL with errstr on a bad property. */
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            err_t *e);
-void kproducer_destroy(kproducer_t *p); /* accepts NULL; does not wait for in-flight records */
+void kproducer_destroy(kproducer_t *p);
+
+/* Builds (and drops) the producer's configuration from props as kproducer_new does, without
+ * creating a client: the enforced settings, bootstrap.servers. Returns 0, or -1 with *e,
+ * exactly when kproducer_new would fail before it creates the client. */
+int kproducer_check_props(const char *const *props, err_t *e); /* accepts NULL; does not wait for in-flight records */
 
 /* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
 int kproducer_fd(const kproducer_t *p);
@@ -52,9 +69,10 @@ int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e);
 
 typedef enum {
     KPRODUCER_OK = 0,
-    KPRODUCER_QUEUE_FULL = 1, /* back-pressure (or memory short): poll and retry the same record later */
-    KPRODUCER_INVALID = 2,    /* this record can never be produced (bad topic, ...) */
-    KPRODUCER_TOO_LARGE = 3   /* the record exceeds message.max.bytes */
+    KPRODUCER_QUEUE_FULL = 1,   /* back-pressure (or memory short): poll and retry the same record later */
+    KPRODUCER_INVALID = 2,      /* this record can never be produced (bad topic, ...) */
+    KPRODUCER_TOO_LARGE = 3,    /* the record exceeds message.max.bytes */
+    KPRODUCER_UNKNOWN_TOPIC = 4 /* librdkafka already knows the topic does not exist */
 } kproducer_result_t;
 
 /* Enqueues one record (ev and what it points to are copied); seq and lsn come back in its
@@ -77,6 +95,14 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size);
 
 /* The librdkafka handle (borrowed), for tests (mock cluster) and statistics. */
 void *kproducer_handle(kproducer_t *p);
+
+/* While records are in flight and no delivery report came for 2 s (and librdkafka reports no
+ * broker trouble), asks the brokers, at most every 5 s and for at most 500 ms, whether a topic
+ * of those records exists: returns 1 with its name in topic when the broker says it does not
+ * (UNKNOWN_TOPIC_OR_PART: it is not created automatically), else 0; each topic once while its
+ * records are in flight. librdkafka itself fails
+ * such records only after topic.metadata.propagation.max.ms (30 s). For the relay's loop. */
+int kproducer_missing_topic(kproducer_t *p, int64_t now_ms, char *topic, size_t size);
 
 /* Last error reported by librdkafka that is not fatal (e.g. all brokers down); "" if none
  * since the last successful delivery. */

@@ -6,8 +6,11 @@
 #include <unistd.h>
 
 #include "cmd_check.h"
+#include "cmd_replay.h"
 #include "cli.h"
 #include "config.h"
+#include "config_check.h"
+#include "kprops.h"
 #include "log.h"
 #include "relay.h"
 #include "cmd_status.h"
@@ -142,13 +145,19 @@ static void usage(FILE *out) {
             "usage: outboxd [-c FILE] [-X key=value]... [--print-config]\n"
             "       outboxd check [-c FILE] [-X key=value]... [--json]\n"
             "       outboxd status [-c FILE] [-X key=value]... [--json]\n"
+            "       outboxd replay [-c FILE] [-X key=value]... [--dry-run] [--json] (--all | --id EVENT_ID... |\n"
+            "                      --reason REASON...)\n"
             "       outboxd --help | --version\n\n"
             "  check           test PostgreSQL, the outbox tables, the slot and Kafka; exit 0 when all needed pass\n"
             "  status          print the slot's position, lag and WAL retention; exit 1 when it does not exist\n"
+            "  replay          publish dead-lettered events (outbox.dead_letter.topic) again to their topics:\n"
+            "                  all, by event id, or by reason (unroutable, refused, unknown-topic, not-authorized);\n"
+            "                  --dry-run says what it would do; exit 1 when one could not be replayed\n"
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
-            "  --print-config  print the effective configuration (secrets redacted) and exit\n"
-            "  --json          check, status: print JSON\n\n"
+            "  --print-config  check the configuration as the daemon does before it connects, print it (secrets\n"
+            "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
+            "  --json          check, status, replay: print JSON\n\n"
             "Precedence: defaults < FILE < environment (OUTBOXD_<KEY>, e.g. OUTBOXD_POSTGRES_CONNINFO,\n"
             "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
             OUTBOXD_VERSION);
@@ -170,24 +179,30 @@ static int finish_config(config_t *cfg, char *errstr, size_t errstr_size) {
 }
 
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys, "kafka.",
-                                    usage,     RELAY_EXIT_CONFIG, finish_config};
-    const char *command = NULL; /* "check", "status" or NULL (relay) */
+    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys,  "kafka.",
+                                    usage,     RELAY_EXIT_CONFIG, finish_config, &kprops_config_check};
+    const char *command = NULL; /* "check", "status", "replay" or NULL (relay) */
     bool json = false;
     int code;
     config_t *cfg;
 
     /* The command word may stand anywhere among the options; --json follows it. */
-    char **args = calloc((size_t)argc + 1, sizeof(char *));
-    if (!args)
+    char **args = calloc((size_t)argc + 1, sizeof(char *)), **cmd_args = calloc((size_t)argc + 1, sizeof(char *));
+    if (!args || !cmd_args) {
+        free(args);
+        free(cmd_args);
         return RELAY_EXIT_CONFIG;
-    int nargs = 0;
+    }
+    int nargs = 0, ncmd = 0;
     for (int i = 0; i < argc; i++) {
         if (i > 0 && (!strcmp(argv[i], "-c") || !strcmp(argv[i], "-X")) && i + 1 < argc) {
             args[nargs++] = argv[i++];
             args[nargs++] = argv[i];
-        } else if (i > 0 && !command && (!strcmp(argv[i], "check") || !strcmp(argv[i], "status"))) {
+        } else if (i > 0 && !command &&
+                   (!strcmp(argv[i], "check") || !strcmp(argv[i], "status") || !strcmp(argv[i], "replay"))) {
             command = argv[i];
+        } else if (command && !strcmp(command, "replay")) { /* its own arguments: cmd_replay.c */
+            cmd_args[ncmd++] = argv[i];
         } else if (command && !strcmp(argv[i], "--json")) {
             json = true;
         } else {
@@ -196,8 +211,10 @@ int main(int argc, char **argv) {
     }
     cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
     free(args);
-    if (res != CLI_RUN)
+    if (res == CLI_EXIT) {
+        free(cmd_args);
         return code;
+    }
 
     size_t np = config_passthrough_count(cfg);
     const char **props = calloc(np * 2 + 1, sizeof(char *));
@@ -257,13 +274,33 @@ int main(int argc, char **argv) {
         .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
         .failover_slot = config_get_bool(cfg, "postgres.slot.failover"),
     };
+    if (!command || res == CLI_PRINT_CONFIG) { /* what the relay checks before it connects */
+        err_t e;
+        char line[2048];
+        int crc = config_check_options(&o, &e) == 0 ? RELAY_EXIT_OK : RELAY_EXIT_CONFIG;
+        if (crc != RELAY_EXIT_OK)
+            log_error("%s", err_line(&e, line, sizeof(line)));
+        else if (res == CLI_PRINT_CONFIG)
+            cli_print_config(cfg);
+        if (crc != RELAY_EXIT_OK || res == CLI_PRINT_CONFIG) {
+            free(props);
+            free(cmd_args);
+            config_destroy(cfg);
+            return crc;
+        }
+    }
     if (command) {
-        int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);
+        int crc = !strcmp(command, "check") ? check_run(&o, json, stdout)
+                  : !strcmp(command, "status")
+                      ? status_run(&o, json, stdout)
+                      : replay_run(&o, config_get(cfg, "outbox.dead_letter.topic"), cmd_args, ncmd, stdout);
         free(props);
+        free(cmd_args);
         config_destroy(cfg);
         return crc;
     }
 
+    free(cmd_args);
     volatile sig_atomic_t *stop = cli_stop_signals();
 
     char redacted[1024];

@@ -13,14 +13,17 @@
 
 #include "backfill_publish.h"
 #include "cli.h"
+#include "delivery_failure.h"
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
+#include "stop_confirm.h"
 
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG (1ULL << 63) /* in a delivery's seq: the record went to the dead-letter topic */
+#define STOP_CONFIRM_MS 3000  /* at a stop: how long to wait for PostgreSQL to take the final confirmation */
 
 void relay_fail(relay_t *r, int code, const char *msg) {
     log_error("%s", msg);
@@ -37,7 +40,7 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     relay_t *r = opaque;
     uint64_t seq = d->seq & ~DLQ_FLAG;
     bool was_dlq = (d->seq & DLQ_FLAG) != 0;
-    char msg[RELAY_ERRSZ + 512], err[RELAY_ERRSZ], lb[LSN_FMT_SIZE];
+    char msg[RELAY_ERRSZ + 1536], err[RELAY_ERRSZ];
     if (!d->err) {
         if (ack_tracker_ack(r->at, seq) == 0) {
             r->acked++;
@@ -61,12 +64,7 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     }
     if (ack_tracker_fail(r->at, seq) != 0)
         return; /* a report from before a reconnect */
-    snprintf(msg, sizeof(msg),
-             "event %s for topic %s was not acknowledged by Kafka: %s (transaction %s%s); the slot stays "
-             "before it: fix the cause and restart outboxd",
-             d->event_id ? d->event_id : "(no id)", d->topic ? d->topic : "?", d->errstr ? d->errstr : "error",
-             l ? "commit end " : "still open", l ? lsn_format(l, lb) : "");
-    relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+    relay_fail(r, delivery_failure_report(d, l, was_dlq, msg, sizeof(msg)), msg);
 }
 
 /* The replication connection broke: drop the unsent record, drain acks, reconnect. */
@@ -110,8 +108,9 @@ void relay_publish(relay_t *r) {
     char err[RELAY_ERRSZ];
     kproducer_result_t res =
         kproducer_produce(r->kp, &r->ev, r->ev_is_dlq ? r->ev_seq | DLQ_FLAG : r->ev_seq, r->ev_lsn, err, sizeof(err));
-    if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE) && r->dl && !r->ev_is_dlq) {
-        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, err, res == KPRODUCER_TOO_LARGE) == 0) {
+    if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE || res == KPRODUCER_UNKNOWN_TOPIC) && r->dl &&
+        !r->ev_is_dlq) {
+        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, err, dead_letter_reason_of_result(res)) == 0) {
             r->ev_is_dlq = true;
             res = kproducer_produce(r->kp, &r->ev, r->ev_seq | DLQ_FLAG, r->ev_lsn, err, sizeof(err));
         }
@@ -127,14 +126,13 @@ void relay_publish(relay_t *r) {
         r->pending = true;
         return;
     case KPRODUCER_INVALID:
-    case KPRODUCER_TOO_LARGE: {
+    case KPRODUCER_TOO_LARGE:
+    case KPRODUCER_UNKNOWN_TOPIC: {
         r->pending = false;
         r->ev_is_dlq = false;
         ack_tracker_fail(r->at, r->ev_seq);
-        char msg[RELAY_ERRSZ + 256], lb[LSN_FMT_SIZE];
-        snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it", r->ev.id,
-                 lsn_format(r->ev_lsn, lb), err);
-        relay_fail(r, RELAY_EXIT_RUNTIME, msg);
+        char msg[RELAY_ERRSZ + 1024];
+        relay_fail(r, delivery_failure_produce(r->ev.id, r->ev.topic, r->ev_lsn, res, err, msg, sizeof(msg)), msg);
         return;
     }
     }
@@ -401,6 +399,21 @@ static void check_stall(relay_t *r, int64_t now) {
         r->stall_acked = r->acked;
         return;
     }
+    char topic[256], line[RELAY_ERRSZ + 1024];
+    if (r->state != ST_SHUTDOWN && kproducer_missing_topic(r->kp, now, topic, sizeof(topic)) == 1) {
+        /* A topic that is not created: say so now, not when librdkafka gives up on its records
+         * (topic.metadata.propagation.max.ms); with dead-letter, that delivery report
+         * dead-letters them. */
+        int code =
+            delivery_failure_missing_topic(topic, ack_tracker_outstanding(r->at), r->dl != NULL, line, sizeof(line));
+        if (r->dl) {
+            log_warn("%s", line);
+        } else {
+            relay_fail(r, code, line);
+            r->shutdown_deadline_ms = now; /* its records never get an answer: do not wait for them */
+            return;
+        }
+    }
     if (r->state == ST_STREAM && r->o->stall_timeout_ms > 0 && now - r->stall_since_ms >= r->o->stall_timeout_ms) {
         char why[256];
         snprintf(why, sizeof(why),
@@ -471,9 +484,9 @@ static bool shutdown_step(relay_t *r, int64_t now) {
         poll(&p, 1, 100);
         cleanup_on_readable(r->cl);
     }
-    char lb[LSN_FMT_SIZE];
-    if (r->had_stream)
-        log_info("stopped; slot \"%s\" confirmed at %s", r->o->slot, lsn_format(r->sent_flush, lb));
+    if (r->had_stream) /* the line says what pg_replication_slots shows */
+        stop_confirm_report(r->o->conninfo, r->o->slot, r->sent_flush, repl_stream_connected(r->rs) && *r->stop < 2,
+                            STOP_CONFIRM_MS);
     else
         log_info("stopped before streaming");
     return true;

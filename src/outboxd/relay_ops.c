@@ -14,6 +14,7 @@
 #include "metrics.h"
 #include "pgconn.h"
 #include "pg_failover.h"
+#include "other_slots.h"
 #include "pgpoll.h"
 #include "cmd_status.h"
 
@@ -30,6 +31,9 @@ typedef struct txn_slot {
 
 /* What the slot poll reads (plain data, copied between threads). */
 typedef struct slot_snap {
+    bool others_known;            /* the other-slots query ran */
+    size_t nothers, others_shown; /* wal2json slots nothing streams besides ours; how many in others */
+    other_slot_t others[OTHER_SLOTS_MAX];
     bool exists, active, lost;
     int active_pid;
     bool has_retained, has_safe, has_lag;
@@ -48,7 +52,8 @@ struct relay_ops {
     metrics_family_t *events, *bytes;
     metrics_series_t *in_flight, *errors, *reconnects, *received, *confirmed, *wal_end, *lag, *retained, *safe,
         *slot_active, *warn_bytes, *over_warn, *oldest_age, *latency, *streaming, *kafka_up, *standby, *poll_errors,
-        *blocking, *recoveries, *republished, *unrecoverable;
+        *blocking, *recoveries, *republished, *unrecoverable, *other_slots, *other_retained;
+    char others_logged[512]; /* the other slots last warned about, by name */
     txn_slot_t *txns;
     size_t cap;
     int64_t txn_commit_us; /* commit timestamp of the transaction being read */
@@ -130,6 +135,9 @@ static int poll_slot(PGconn *conn, void *snapshot, void *arg, char *errstr, size
     s->blocking = pg_failover_blocking_standby_slots(conn, s->blocking_names, sizeof(s->blocking_names), &e);
     if (s->blocking < 0)
         s->blocking = 0;
+    int n = other_slots_read(conn, ops->o.slot, s->others, OTHER_SLOTS_MAX, &s->nothers, &e);
+    s->others_known = n >= 0;
+    s->others_shown = n > 0 ? (size_t)n : 0;
     return 0;
 }
 
@@ -211,6 +219,12 @@ relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t er
     ops->poll_errors = metrics_scalar(m, METRICS_COUNTER, "outboxd_slot_poll_errors_total",
                                       "Reads of the slot from pg_replication_slots that failed (the slot metrics "
                                       "keep their last values meanwhile).");
+    ops->other_slots = metrics_scalar(m, METRICS_GAUGE, "outboxd_other_inactive_slots",
+                                      "wal2json replication slots on the server, besides postgres.slot, that nothing "
+                                      "streams: each keeps WAL until dropped (outboxd status lists them), polled.");
+    ops->other_retained =
+        metrics_scalar(m, METRICS_GAUGE, "outboxd_other_inactive_slots_retained_bytes",
+                       "The most WAL one of those slots keeps (current WAL - its restart_lsn), polled.");
     metrics_set(ops->warn_bytes, (double)o->retained_warn_bytes);
     metrics_set(ops->safe, -1);
     if (daemon_ops_start(&ops->d, o->http_listen, errstr, errstr_size) != 0) {
@@ -342,6 +356,30 @@ static void retained_guard(relay_ops_t *ops, int64_t now_ms) {
     }
 }
 
+/* The other inactive wal2json slots: their metrics, and a warning naming them whenever the set
+ * changes (at the first poll too), so an abandoned slot does not go unnoticed. */
+static void other_slots_guard(relay_ops_t *ops) {
+    const slot_snap_t *s = &ops->slot;
+    if (!s->others_known)
+        return;
+    metrics_set(ops->other_slots, (double)s->nothers);
+    metrics_set(ops->other_retained, s->others_shown && s->others[0].has_retained ? (double)s->others[0].retained : 0);
+    char names[sizeof(ops->others_logged)] = "", list[2048], drop[128];
+    for (size_t i = 0, o = 0; i < s->others_shown && o < sizeof(names); i++)
+        o += (size_t)snprintf(names + o, sizeof(names) - o, "%s ", s->others[i].name);
+    if (!strcmp(names, ops->others_logged))
+        return;
+    snprintf(ops->others_logged, sizeof(ops->others_logged), "%s", names);
+    if (!s->nothers)
+        return;
+    log_warn("%zu wal2json replication slot%s besides \"%s\" %s not streamed and keep%s WAL: %s; if no outboxd uses "
+             "%s any more, drop %s (%s); outboxd status lists them",
+             s->nothers, s->nothers == 1 ? "" : "s", ops->o.slot, s->nothers == 1 ? "is" : "are",
+             s->nothers == 1 ? "s" : "", other_slots_list(s->others, s->others_shown, s->nothers, list, sizeof(list)),
+             s->nothers == 1 ? "it" : "them", s->nothers == 1 ? "it" : "each",
+             other_slots_drop_statement(&s->others[0], drop, sizeof(drop)));
+}
+
 int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st, char *errstr, size_t errstr_size) {
     if (!ops)
         return 0;
@@ -398,8 +436,10 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
         metrics_set(ops->safe, ops->slot.has_safe ? (double)ops->slot.safe : -1);
         metrics_set(ops->slot_active, ops->slot.active);
     }
-    if (fresh)
+    if (fresh) {
         retained_guard(ops, now_ms);
+        other_slots_guard(ops);
+    }
 
     /* synchronized_standby_slots holding decoding back: not ready, one WARN when it starts. */
     char held[768] = "";

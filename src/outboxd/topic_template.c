@@ -117,6 +117,16 @@ void topic_template_destroy(topic_template_t *t) {
     free(t);
 }
 
+bool topic_template_uses(const topic_template_t *t, topic_field_t field) {
+    seg_kind_t want = field == TOPIC_FIELD_AGGREGATE_TYPE ? SEG_AGGREGATE_TYPE
+                      : field == TOPIC_FIELD_AGGREGATE_ID ? SEG_AGGREGATE_ID
+                                                          : SEG_EVENT_TYPE;
+    for (size_t i = 0; t && i < t->nsegs; i++)
+        if (t->segs[i].kind == want)
+            return true;
+    return false;
+}
+
 const char *topic_template_text(const topic_template_t *t) { return t->text; }
 
 int topic_template_render(const topic_template_t *t, const topic_fields_t *f, strbuf_t *out, char *errstr,

@@ -4,6 +4,7 @@
 #ifndef OUTBOXD_TOPIC_TEMPLATE_H
 #define OUTBOXD_TOPIC_TEMPLATE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "strbuf.h"
@@ -29,6 +30,13 @@ typedef struct topic_fields {
  * placeholder or a bad character. */
 topic_template_t *topic_template_new(const char *text, char *errstr, size_t errstr_size);
 void topic_template_destroy(topic_template_t *t); /* accepts NULL */
+
+/* The fields a template may use, for topic_template_uses. */
+typedef enum { TOPIC_FIELD_AGGREGATE_TYPE, TOPIC_FIELD_AGGREGATE_ID, TOPIC_FIELD_EVENT_TYPE } topic_field_t;
+
+/* true when the template has a placeholder for field (${routedByValue} counts as
+ * ${aggregate_type}). */
+bool topic_template_uses(const topic_template_t *t, topic_field_t field);
 
 /* The template as written (borrowed). */
 const char *topic_template_text(const topic_template_t *t);

@@ -28,8 +28,12 @@ from harness import (
     PLUGIN_LIBS_OK,
     REPO,
     SANITIZER_REPORT,
+    create_database,
+    drop_database,
+    free_port,
     lsn_to_int,
     set_plugin_libraries,
+    wait_metric,
     wait_until,
     write_config,
 )
@@ -42,7 +46,7 @@ EXIT_FAILED = 2
 CHECKS = ["config", "postgres", "server_version", "wal_level", "wal2json", "max_replication_slots",
           "max_wal_senders", "replication_privilege", "table public.outbox", "slot", "progress", "kafka", "topics"]
 LINE = re.compile(r"^(ok|warn|FAIL|skip)\s+(config|postgres|server_version|wal_level|wal2json|max_replication_slots|"
-                  r"max_wal_senders|replication_privilege|table \S+|slot|progress|standby_slots|standby \S+|kafka|topics|"
+                  r"max_wal_senders|replication_privilege|table \S+|slot|other_slots|progress|standby_slots|standby \S+|kafka|topics|"
                   r"dead_letter_topic)\s+(.*)$")
 
 
@@ -163,6 +167,46 @@ def test_check_literal_topic_exists_or_is_auto_created(run, kafka, topic_prefix)
     assert st == "warn" and "does not exist yet" in rest and "auto.create.topics.enable = true" in rest, r
     assert r.lines()["dead_letter_topic"][0] == "ok", r
     assert f"{topic_prefix}.missing" not in kafka.topics(topic_prefix), "check must not create topics"
+
+
+def test_check_resolves_the_template_against_the_rows(run, db, kafka, topic_prefix, login_role):
+    """A templated topic: check resolves it against the aggregate types the rows in the outbox
+    table hold and the auto-creation setting. A needed topic that does not exist and is not
+    created is a FAILure (exit 2, a deploy pipeline stops), not a warning; with auto-creation a
+    warning that names it; once it exists, ok. check never creates topics."""
+    kafka.create_topic(f"{topic_prefix}.order", 1)
+    db.insert_event("order", "1", "e", {})
+    db.insert_event("invoice", "2", "e", {})
+    db.insert_event("order", "3", "e", {})
+    no_create = {"kafka.allow.auto.create.topics": "false"}
+    r = run("check", no_create)
+    assert_only_failure(r, {"topics"})
+    st, rest = r.lines()["topics"]
+    assert (f"template {topic_prefix}.${{aggregate_type}}: of the 2 topics the rows in the outbox table need, 1 does "
+            f"not exist and the broker does not create topics (kafka.allow.auto.create.topics = false): "
+            f"{topic_prefix}.invoice; outboxd would stop at the first event for it") in rest, r
+    assert f"--create --topic {topic_prefix}.invoice" in fix_of(r, "topics")
+    rc, doc = check_json(run, no_create)
+    assert rc == EXIT_FAILED and [i["status"] for i in doc if i["check"] == "topics"] == ["fail"]
+
+    # The stack's broker creates topics: a warning naming it.
+    r = run("check")
+    assert r.rc == EXIT_OK, r
+    st, rest = r.lines()["topics"]
+    assert st == "warn" and f"do not exist yet ({topic_prefix}.invoice)" in rest.replace("does not", "do not"), r
+    assert f"{topic_prefix}.invoice" not in kafka.topics(topic_prefix), "check must not create topics"
+
+    kafka.create_topic(f"{topic_prefix}.invoice", 1)
+    r = run("check", no_create)
+    assert r.rc == EXIT_OK, r
+    assert r.lines()["topics"] == ("ok", f"template {topic_prefix}.${{aggregate_type}}: all 2 topics the rows in "
+                                         f"the outbox table need exist"), r
+
+    # A role that may not read the table: the types are unknown, a warning says why.
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    r = run("check", {**no_create, "postgres.conninfo": f"{db.conninfo} user={login_role}"})
+    st, rest = r.lines()["topics"]
+    assert st == "warn" and "which topics the rows need is unknown" in rest and "permission denied" in rest, r
 
 
 # --------------------------------------------------------------------------- check: one prerequisite missing
@@ -328,6 +372,80 @@ def socket_owner_has(pid: int, local_port: int, remote_port: int) -> bool:
             inodes.add(f[9])
     fds = Path(f"/proc/{pid}/fd")
     return any(os.readlink(fd) in {f"socket:[{i}]" for i in inodes} for fd in fds.iterdir())
+
+
+def test_status_as_a_replication_role_without_read_all_stats(run, outboxd, db, login_role, kafka, stack):
+    """The documented outboxd role (LOGIN REPLICATION, sql/roles.sql) may not read the
+    walsender's state and reply time in pg_stat_replication (pg_read_all_stats): `outboxd
+    status` as that role prints a complete line that says so, not one with gaps."""
+    db.execute(f'ALTER ROLE "{login_role}" REPLICATION')
+    as_role = {"postgres.conninfo": f"{db.conninfo} user={login_role}"}
+    p = outboxd(as_role)
+    p.wait_for_log(r"streaming slot", timeout=60)
+    r = run("status", as_role)
+    assert r.rc == EXIT_OK, r
+    lines = r.stdout.splitlines()
+    active = next(i for i, line in enumerate(lines) if line.startswith("active "))
+    second = lines[active + 1].strip()
+    assert re.fullmatch(r"connected since \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ; state and last status update not shown: "
+                        rf'role "{login_role}" may not read them \(as a superuser: GRANT pg_read_all_stats TO '
+                        rf'"{login_role}";\)', second), r
+    # With the grant, the line has them.
+    db.execute(f'GRANT pg_read_all_stats TO "{login_role}"')
+    try:
+        r = run("status", as_role)
+        second = r.stdout.splitlines()[active + 1].strip()
+        assert re.fullmatch(r"state \w+, connected since \S+Z, last status update \d+\.\d s ago", second), r
+    finally:
+        db.execute(f'REVOKE pg_read_all_stats FROM "{login_role}"')
+        assert p.terminate(30) == 0
+
+
+def test_abandoned_slot_in_status_check_and_metrics(run, outboxd, db, stack):
+    """A first start against the wrong database leaves a wal2json slot there that keeps WAL
+    until someone drops it. status, check and the metrics show it with the statement that
+    drops it (the slot is named after the database here: any wal2json slot besides
+    postgres.slot that nothing streams); dropping it clears them."""
+    wrong = create_database(stack)
+    leftover = f"{wrong.dbname}_slot"
+    try:
+        p = outboxd({"postgres.conninfo": wrong.conninfo, "postgres.slot": leftover})
+        p.wait_for_log(r"streaming slot", timeout=60)
+        assert p.terminate(30) == 0
+        wrong.execute("CREATE TABLE filler AS SELECT g FROM generate_series(1, 20000) g")  # WAL it keeps
+
+        port = free_port()
+        relay = outboxd({"http.listen": f"127.0.0.1:{port}"})
+        relay.wait_for_log(rf'1 wal2json replication slot besides "{db.dbname}_slot" is not streamed and keeps WAL: '
+                           rf'"{leftover}" \(database {wrong.dbname}, retains .+\); if no outboxd uses it any more, '
+                           rf"drop it \(SELECT pg_drop_replication_slot\('{leftover}'\);\)", timeout=30)
+        m = wait_metric(port, "outboxd_other_inactive_slots", lambda v: v == 1)
+        assert m["outboxd_other_inactive_slots_retained_bytes"] > 100_000, m
+
+        r = run("status")
+        assert r.rc == EXIT_OK, r
+        assert re.search(rf'^other slots\s+1 inactive wal2json slot besides "{db.dbname}_slot" keeps WAL: '
+                         rf'"{leftover}" \(database {wrong.dbname}, retains \d', r.stdout, re.M), r
+        assert f"SELECT pg_drop_replication_slot('{leftover}');" in r.stdout
+        rc, s = status_json(run)
+        assert [(o["slot"], o["database"]) for o in s["other_inactive_slots"]] == [(leftover, wrong.dbname)], s
+        assert s["other_inactive_slots"][0]["retained_bytes"] > 100_000
+        # Asked for a slot that does not exist: the leftover is named, it may be the one meant.
+        r = run("status", {"postgres.slot": "nope_slot"})
+        assert r.rc == EXIT_NO_SLOT and f'inactive wal2json slots on it: "{leftover}"' in r.stdout, r
+
+        c = run("check")
+        st, rest = c.lines()["other_slots"]
+        assert st == "warn" and f'"{leftover}" (database {wrong.dbname}' in rest, c
+        assert fix_of(c, "other_slots").endswith(f"drop it: SELECT pg_drop_replication_slot('{leftover}');"), c
+
+        wrong.execute("SELECT pg_drop_replication_slot(%s)", (leftover,))
+        wait_metric(port, "outboxd_other_inactive_slots", lambda v: v == 0)
+        assert "other_slots" not in run("check").lines()
+        assert "other slots" not in run("status").stdout
+        assert relay.terminate(30) == 0
+    finally:
+        drop_database(wrong)
 
 
 def status_json(run, config=None) -> tuple[int, dict]:

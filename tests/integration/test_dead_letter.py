@@ -5,8 +5,12 @@ without disturbing the order of other keys. Against the real PostgreSQL and Kafk
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import time
 
-from harness import free_port, wait_metric
+from harness import SANITIZER_REPORT, free_port, wait_metric
 
 
 def _dlq_config(topic_prefix: str, **extra) -> dict:
@@ -60,6 +64,7 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
 
     r = by_id[ids["badtopic"]]  # the router refused it
     assert b"not a valid Kafka topic name" in r.header("outboxd.error")
+    assert r.header("outboxd.reason") == b"unroutable" and r.header("outboxd.topic") is None, r.headers
     assert_lsn_of("badtopic", r)
     row = json.loads(r.value)  # the wal2json record of the row itself
     assert row["action"] == "I" and row["table"] == "outbox"
@@ -69,12 +74,14 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     assert b"Message size too large" in r.header("outboxd.error")
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 30000
     assert r.key == b"k"
+    assert (r.header("outboxd.reason"), r.header("outboxd.topic")) == (b"too-large", f"{topic_prefix}.order".encode())
     assert_lsn_of("client_big", r)
 
     r = by_id[ids["broker_big"]]  # the broker refused it: dead-lettered from the delivery report
     assert b"refused it for topic" in r.header("outboxd.error"), r.headers
     assert r.value in (None, b"") and int(r.header("outboxd.value.size")) > 5000
     assert r.key == b"k"
+    assert (r.header("outboxd.reason"), r.header("outboxd.topic")) == (b"too-large", small.encode())
     assert_lsn_of("broker_big", r)
 
     nt = by_id[""]  # a message outside any transaction: no id to read
@@ -95,6 +102,32 @@ def test_dead_letter_every_kind_of_invalid_event(db, kafka, outboxd, topic_prefi
     m = wait_metric(port, f'outboxd_events_published_total{{topic="{topic_prefix}.dead"}}', lambda v: v == 4)
     assert m["outboxd_delivery_errors_total"] == 1, m
     wait_metric(port, "outboxd_events_in_flight", lambda v: v == 0)
+
+
+def test_dead_letter_missing_topic_at_once(db, kafka, outboxd, topic_prefix):
+    """A topic that does not exist and is not created (here the client may not create topics):
+    a warning names it within seconds; the delivery report's error code (when librdkafka gives
+    up on the topic) dead-letters the event with outboxd.reason = unknown-topic and its topic in
+    outboxd.topic; the relay goes on."""
+    kafka.create_topic(f"{topic_prefix}.dead", partitions=1)
+    kafka.create_topic(f"{topic_prefix}.order", partitions=1)
+    p = outboxd(_dlq_config(topic_prefix, **{"kafka.allow.auto.create.topics": "false"}))
+    p.wait_for_log("streaming slot", timeout=30)
+    t0 = time.monotonic()
+    missing = db.insert_event("invoice", "k", "e", {"seq": 1})
+    after = db.insert_event("order", "k", "e", {"seq": 2})
+    p.wait_for_log(rf"WARN: topic {topic_prefix}\.invoice does not exist and is not created automatically .*: its "
+                   r"events in flight go to the dead-letter topic .* \(outboxd replay --reason unknown-topic\)", 10)
+    assert time.monotonic() - t0 < 10
+    dead = kafka.consume(f"{topic_prefix}.dead", n=1, timeout=60)
+    assert len(dead) == 1 and dead[0].header("id").decode() == missing, [r.headers for r in dead]
+    r = dead[0]
+    assert r.header("outboxd.reason") == b"unknown-topic", r.headers
+    assert r.header("outboxd.topic") == f"{topic_prefix}.invoice".encode()
+    assert json.loads(r.value) == {"seq": 1} and r.key == b"k"
+    assert [x.header("id").decode() for x in kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)] == [after]
+    assert f"{topic_prefix}.invoice" not in kafka.topics(topic_prefix)
+    assert p.is_running()
 
 
 def test_dead_letter_during_backfill(db, kafka, outboxd, topic_prefix):
@@ -151,3 +184,78 @@ def test_fail_policy_stops_before_the_invalid_event(db, kafka, outboxd, topic_pr
     dead = kafka.consume(f"{topic_prefix}.dead", n=1, timeout=30)
     assert dead[0].header("id").decode() == bad
     assert p3.is_running()
+
+
+def replay(p, *args: str) -> subprocess.CompletedProcess:
+    """`outboxd replay ARGS -c <p's config file>`: the relay's own configuration."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
+    r = subprocess.run([str(p.binary), "replay", "-c", str(p.config_path), *args], capture_output=True, text=True,
+                       timeout=120, env=env, stdin=subprocess.DEVNULL)
+    assert not SANITIZER_REPORT.search(r.stdout + r.stderr), r.stdout + r.stderr
+    return r
+
+
+def test_replay_dead_lettered_events(db, kafka, outboxd, topic_prefix):
+    """outboxd replay: a dry run says what it would do and sends nothing; once the cause is
+    fixed, --reason sends the records of a missing topic back as they were (same key, value,
+    headers, plus outboxd.replayed), --id routes a record the router could not build again
+    with today's configuration; a record whose value was dropped cannot be replayed; an id not
+    in the dead-letter topic is said; the dead-letter topic keeps its records."""
+    dead, order = f"{topic_prefix}.dead", f"{topic_prefix}.order"
+    kafka.create_topic(dead, partitions=2)
+    kafka.create_topic(order, partitions=1)
+    p = outboxd(_dlq_config(topic_prefix, **{"kafka.allow.auto.create.topics": "false",
+                                             "kafka.message.max.bytes": "20000"}))
+    p.wait_for_log("streaming slot", timeout=30)
+    missing = db.insert_event("invoice", "k1", "Billed", {"n": 1}, headers={"trace": "t-1"})
+    bad = db.insert_event("bad topic!", "k2", "e", {"n": 2})
+    big = db.insert_event("order", "k3", "e", {"big": "x" * 30000})
+    assert len(kafka.consume(dead, n=3, timeout=60)) == 3
+    assert p.terminate() == 0
+
+    r = replay(p, "--dry-run", "--all")
+    assert r.returncode == 1, r  # two of them cannot be replayed as things are
+    lines = {re.search(r"event (\S+)", line).group(1): line for line in r.stdout.splitlines()[:-1]}
+    assert lines[missing].startswith("would-replay ") and f"(unknown-topic) -> {topic_prefix}.invoice" in lines[missing]
+    assert "the topic does not exist now" in lines[missing]
+    assert lines[bad].startswith("not-replayed ") and "still cannot be published" in lines[bad], r.stdout
+    assert lines[big].startswith("not-replayed ") and "its value was not kept" in lines[big], r.stdout
+    assert r.stdout.splitlines()[-1].startswith(f"would replay 1 of 3 selected dead-letter records of {dead} (dry run")
+    assert f"{topic_prefix}.invoice" not in kafka.topics(topic_prefix)
+
+    kafka.create_topic(f"{topic_prefix}.invoice", partitions=3)
+    r = replay(p, "--reason", "unknown-topic", "--json")
+    assert r.returncode == 0, r
+    doc = json.loads(r.stdout)
+    assert (doc["selected"], doc["replayed"], doc["dry_run"]) == (1, 1, False), doc
+    rec = doc["records"][0]
+    assert (rec["id"], rec["reason"], rec["status"], rec["topic"]) == (missing, "unknown-topic", "replayed",
+                                                                        f"{topic_prefix}.invoice"), rec
+    got = kafka.consume(f"{topic_prefix}.invoice", n=1, timeout=30)
+    assert len(got) == 1 and got[0].key == b"k1" and json.loads(got[0].value) == {"n": 1}
+    assert got[0].partition == rec["to_partition"] and got[0].offset == rec["to_offset"]
+    names = [n for n, _ in got[0].headers]
+    assert names == ["id", "event_type", "trace", "outboxd.replayed"], got[0].headers
+    assert got[0].header("id").decode() == missing and got[0].header("trace") == b"t-1"
+    assert got[0].header("outboxd.replayed").decode() == f"{dead}/{rec['partition']}/{rec['offset']}"
+
+    # The router could not build it: routed again with today's template, once its topic exists.
+    r = replay(p, "-X", f"outbox.topic={topic_prefix}.fixed", "--id", bad)
+    assert r.returncode == 1, r
+    assert f"Kafka refused it for topic {topic_prefix}.fixed: Broker: Unknown topic or partition: the topic does " \
+           f"not exist: create it (kafka-topics.sh --bootstrap-server ... --create --topic {topic_prefix}.fixed " \
+           "--partitions N), then replay again" in r.stdout, r.stdout
+    kafka.create_topic(f"{topic_prefix}.fixed", partitions=1)
+    r = replay(p, "-X", f"outbox.topic={topic_prefix}.fixed", "--id", bad, "nope-id")
+    assert r.returncode == 1, r  # nope-id is not there
+    assert re.search(rf"^replayed +{re.escape(dead)} \[\d\] offset \d+, event {bad} \(unroutable\) -> "
+                     rf"{re.escape(topic_prefix)}\.fixed \[0\] offset 0$", r.stdout, re.M), r.stdout
+    assert f"not-found    event nope-id: no dead-letter record with that id in {dead}" in r.stdout
+    fixed = kafka.consume(f"{topic_prefix}.fixed", n=1, timeout=30)
+    assert fixed[0].header("id").decode() == bad and json.loads(fixed[0].value) == {"n": 2} and fixed[0].key == b"k2"
+
+    assert len(kafka.consume(dead, n=None, timeout=10, settle=1)) == 3  # nothing taken away
+    for args, words in ((("--all", "--id", "x"), "say which"), (("--reason", "bogus"), "unknown reason 'bogus'"),
+                        ((), "say which")):
+        r = replay(p, *args)
+        assert r.returncode == 2 and words in r.stderr and r.stdout == "", (args, r)

@@ -441,6 +441,7 @@ def test_debezium_additional_placement_of_other_columns(outboxd, db, kafka):
 def print_config(outboxd_bin, *args, env=None, cwd=None) -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith("OUTBOXD_")}
     e.update(env or {})
+    e.setdefault("OUTBOXD_KAFKA_BOOTSTRAP_SERVERS", "kafka:9092")  # --print-config fails without it, as outboxd does
     r = subprocess.run([str(outboxd_bin), *args, "--print-config"], capture_output=True, text=True, env=e,
                        timeout=30, cwd=cwd)
     assert r.returncode == 0, r.stderr

@@ -23,6 +23,8 @@ from harness import (
     PLUGIN_LIBS_OK,
     REPO,
     create_database,
+    default_inboxd_bin,
+    default_outboxd_bin,
     drop_database,
     lsn_to_int,
     set_plugin_libraries,
@@ -246,6 +248,42 @@ def test_kafka_unreachable_exits_quickly_naming_bootstrap_servers(outboxd):
     assert_words(own[0], "bootstrap.servers=127.0.0.1:1", "kafka.bootstrap.servers", "2000")
 
 
+def test_sigterm_during_the_startup_kafka_wait_stops_at_once(outboxd):
+    """docs/operations.md: a signal while outboxd waits for Kafka at startup takes effect at
+    once (not when startup.timeout.ms runs out)."""
+    p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 60000})
+    p.wait_for_log(r"outboxd \S+ starting", 10)
+    time.sleep(1.2)  # inside the wait
+    t0 = time.monotonic()
+    rc = p.terminate(10)
+    took = time.monotonic() - t0
+    assert rc == 0, p.log_tail()
+    assert took < 2, f"SIGTERM took {took:.1f} s during the Kafka wait"
+    assert "stopped before streaming" in p.log_text()
+
+
+def test_missing_topic_is_named_at_once_and_stops_as_a_config_error(outboxd, db, kafka, topic_prefix):
+    """A topic that does not exist and is not created (the client may not create topics): the
+    broker's answer (UNKNOWN_TOPIC_OR_PART) is asked for once nothing is acknowledged for 2 s,
+    so outboxd stops within seconds (not "Kafka acknowledged nothing for 15000 ms" and an exit
+    after ~31 s); the one error line names the topic and the fix, and the exit code is 2, which
+    a supervisor does not restart into the same failure."""
+    p = outboxd({"outbox.topic": f"{topic_prefix}.${{aggregate_type}}", "kafka.allow.auto.create.topics": "false"})
+    p.wait_for_log("streaming slot", 30)
+    t0 = time.monotonic()
+    eid = db.insert_event("invoice", "k", "e", {"a": 1})
+    line = expect_failure(p, EXIT_CONFIG, timeout=30)
+    took = time.monotonic() - t0
+    assert took < 10, f"took {took:.1f} s"
+    topic = f"{topic_prefix}.invoice"
+    assert eid
+    assert_words(line, f"topic {topic} does not exist and is not created automatically",
+                 "1 event in flight cannot be published", f"create topic {topic}", f"--create --topic {topic}",
+                 "auto.create.topics.enable", "outbox.on_invalid = dead-letter")
+    assert "acknowledged nothing" not in p.log_text()
+    assert topic not in kafka.topics(topic_prefix)
+
+
 def test_kafka_unreachable_logs_one_error_line(outboxd):
     p = outboxd({"kafka.bootstrap.servers": "127.0.0.1:1", "startup.timeout.ms": 2000})
     line = expect_failure(p, EXIT_RUNTIME, timeout=15)
@@ -255,7 +293,62 @@ def test_kafka_unreachable_logs_one_error_line(outboxd):
 def test_kafka_property_rejected_by_librdkafka_is_a_config_error(outboxd):
     """Unlike an unreachable broker (exit 1), a property librdkafka rejects needs a fix: exit 2."""
     line = expect_failure(outboxd({"kafka.no.such.property": "1"}))
-    assert_words(line, "kafka.no.such.property", "No such configuration property")
+    assert_words(line, "kafka.no.such.property", 'librdkafka has no property "no.such.property"')
+
+
+def test_kafka_properties_are_checked_when_the_file_is_read(tmp_path):
+    """kafka.* keys are checked against librdkafka when the file is read, like outboxd's own
+    keys: the file and line, and the property a misspelt name meant; --print-config fails on
+    them as the daemon does; a key that is the start of known keys suggests them."""
+    conf = tmp_path / "typo.conf"
+    conf.write_text("# a comment\nkafka.bootstrap.server = 127.0.0.1:9092\n")
+    for binary, prefix in ((default_outboxd_bin(), "OUTBOXD_"), (default_inboxd_bin(), "INBOXD_")):
+        for args in (("-c", str(conf)), ("-c", str(conf), "--print-config")):
+            r = run_bin(binary, *args, "-X", "inbox.topics=t" if prefix == "INBOXD_" else "log.level=info")
+            assert r.returncode == EXIT_CONFIG and r.stdout == "", (binary, args, r.stdout, r.stderr)
+            assert_words(r.stderr, f"unknown config key 'kafka.bootstrap.server' ({conf}:2)",
+                         "did you mean 'kafka.bootstrap.servers'?")
+        r = run_bin(binary, "--print-config", env={f"{prefix}KAFKA_LINGER_MS": "-5",
+                                                   f"{prefix}KAFKA_BOOTSTRAP_SERVERS": "b:9092"})
+        assert r.returncode == EXIT_CONFIG, r.stderr
+        assert_words(r.stderr, f"invalid value '-5' for kafka.linger.ms (env {prefix}KAFKA_LINGER_MS)", "-5")
+        r = run_bin(binary, "--print-config", "-X", "bootstrap.servers=b:9092")
+        assert r.returncode == EXIT_CONFIG and "did you mean 'kafka.bootstrap.servers'?" in r.stderr, r.stderr
+    r = run_bin(default_outboxd_bin(), "-X", "relay.max.inflight=5", "--print-config")
+    assert r.returncode == EXIT_CONFIG
+    assert_words(r.stderr, "unknown config key 'relay.max.inflight' (-X); did you mean 'relay.max.inflight.events' "
+                           "or 'relay.max.inflight.txns'?")
+
+
+@pytest.mark.parametrize("daemon", ["outboxd", "inboxd"])
+def test_print_config_fails_exactly_when_the_daemon_would(daemon, tmp_path):
+    """--print-config makes the checks the daemon makes before it connects anywhere: without
+    kafka.bootstrap.servers (or with a forbidden or unroutable setting) both exit 2 with the same
+    line; with a complete file both get past the configuration."""
+    binary = default_outboxd_bin() if daemon == "outboxd" else default_inboxd_bin()
+    base = {"postgres.conninfo": "host=127.0.0.1 port=1 dbname=x connect_timeout=1"}
+    if daemon == "inboxd":
+        base["inbox.topics"] = "t"
+    bad = [({}, "kafka.bootstrap.servers is not set")]
+    if daemon == "outboxd":
+        bad += [({"kafka.bootstrap.servers": "b:9092", "kafka.acks": "1"}, "kafka.acks=1 is not allowed"),
+                ({"kafka.bootstrap.servers": "b:9092", "outbox.topic": "a b"}, "is not allowed in a Kafka topic name")]
+    else:
+        bad += [({"kafka.bootstrap.servers": "b:9092", "kafka.enable.auto.commit": "true"},
+                 "kafka.enable.auto.commit=true is not allowed")]
+    for extra, words in bad:
+        conf = tmp_path / "c.conf"
+        conf.write_text("".join(f"{k} = {v}\n" for k, v in {**base, **extra}.items()))
+        printed = run_bin(binary, "-c", str(conf), "--print-config")
+        ran = run_bin(binary, "-c", str(conf), "-X", "startup.timeout.ms=100", "-X", "http.listen=", timeout=30)
+        assert printed.returncode == ran.returncode == EXIT_CONFIG, (extra, printed.stderr, ran.stderr)
+        assert printed.stdout == "", printed.stdout
+        strip = lambda t: re.sub(r"^\S+ \w+\[\d+\] ", "", t.strip())  # noqa: E731 (time and pid)
+        assert words in printed.stderr and strip(printed.stderr) == strip(ran.stderr), (printed.stderr, ran.stderr)
+    conf = tmp_path / "ok.conf"
+    conf.write_text("".join(f"{k} = {v}\n" for k, v in {**base, "kafka.bootstrap.servers": "b:9092"}.items()))
+    printed = run_bin(binary, "-c", str(conf), "--print-config")
+    assert printed.returncode == 0 and "kafka.bootstrap.servers = b:9092" in printed.stdout, printed.stderr
 
 
 def test_kafka_bootstrap_servers_not_set(outboxd):

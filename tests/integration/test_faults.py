@@ -797,6 +797,40 @@ def test_sigterm_mid_stream(stack, db, kafka, topic_prefix, outboxd):
     assert stats["duplicates"] <= resent, f"{stats['duplicates']} duplicates, expected at most {resent}"
 
 
+@pytest.mark.timeout(300)
+def test_sigterm_during_a_large_transaction_logs_what_the_slot_holds(stack, db, kafka, topic_prefix, outboxd):
+    """SIGTERM while a large transaction streams: the walsender, busy sending it, reads the
+    final status update only once its socket blocks, and a connection closed before then lost
+    it (the stop line named a position the slot never took). outboxd now waits (bounded) until
+    PostgreSQL shows the position it sent, and its stop line says what pg_replication_slots
+    shows. Three rounds: without the wait most rounds differed."""
+    topic = topic_for(topic_prefix, "big")
+    kafka.create_topic(topic, 3)
+    p = outboxd({"outbox.topic": f"{topic_prefix}.${{aggregate_type}}", "shutdown.timeout.ms": 30000})
+    p.wait_for_log(STREAMING, 30)
+    wm = Watermarks(stack.kafka, topic, 3)
+    try:
+        for round_ in range(3):
+            if round_:
+                p.start()
+                p.wait_for_log(STREAMING, 30, all_runs=False)
+            before = wm.total() or 0
+            db.execute("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
+                       "SELECT 'big', (g % 100)::text, 'E', jsonb_build_object('n', g, 'pad', repeat('x', 200)) "
+                       "FROM generate_series(1, 150000) g")
+            wait_until(lambda: (wm.total(1) or 0) > before + 2000, 60, 0.02, "the large transaction streams")
+            assert p.terminate(60) == 0, p.log_tail()
+            m = re.search(r'stopped; slot "[^"]+" confirmed at (\S+)', p.log_text(all_runs=False))
+            assert m, p.log_tail()
+            info = wait_until(lambda: (lambda i: i if not i["active"] else None)(db.slot_info(slot_of(p))), 10,
+                              what="slot released")
+            assert info["confirmed_flush_lsn"] == m.group(1), (
+                f"round {round_}: outboxd logged confirmed at {m.group(1)}, pg_replication_slots shows "
+                f"{info['confirmed_flush_lsn']}")
+    finally:
+        wm.close()
+
+
 def test_sigterm_while_kafka_down(stack, db, kafka, topic_prefix, outboxd, faults):
     """SIGTERM with events unacknowledged (Kafka down): outboxd waits shutdown.timeout.ms,
     exits 0 without confirming any of them; after a restart with Kafka back all arrive."""

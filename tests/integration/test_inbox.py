@@ -703,7 +703,7 @@ def test_startup_errors(inboxd, inbox_db, inbox_topic, inboxd_bin, stack):
         ({"kafka.enable.auto.commit": "true"}, r"kafka\.enable\.auto\.commit=true is not allowed"),
         ({"inbox.topics": None}, r"inbox\.topics is not set"),
         ({"inbox.retention": "soon"}, r"invalid value 'soon' for inbox\.retention"),
-        ({"kafka.no.such.property": "1"}, r"kafka\.no\.such\.property: No such configuration property"),
+        ({"kafka.no.such.property": "1"}, r"unknown config key 'kafka\.no\.such\.property' \(\S+:\d+\): librdkafka has no property"),
         ({"postgres.conninfo": inbox_db.conninfo + " user=nobody_here"}, r"cannot connect to PostgreSQL: .*nobody_here"),
     ]
     for cfg, rx in cases:

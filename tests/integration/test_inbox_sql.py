@@ -19,7 +19,16 @@ import time
 import psycopg
 import pytest
 
-from harness import INBOX_SQL, SANITIZER_REPORT, default_inboxd_bin, unique_name, write_config
+from harness import (
+    INBOX_SQL,
+    REPO,
+    SANITIZER_REPORT,
+    default_inboxd_bin,
+    drop_roles_of,
+    psql_file,
+    unique_name,
+    write_config,
+)
 
 
 def add(db, message_id, key, *, topic="t", partition=0, offset=None, payload=b"p", conn=None):
@@ -51,7 +60,7 @@ def test_sql_is_idempotent_and_complete(inbox_db):
         "SELECT p.oid::regprocedure::text FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace")}
     for f in ("inbox_claim(integer,interval)", "inbox_complete(text)",
               "inbox_fail(text,text,integer,interval,interval)", "inbox_requeue_dead(text)",
-              "inbox_text(bytea)", "inbox_json(bytea)", "inbox_notify()"):
+              "inbox_text(bytea)", "inbox_json(bytea)", "inbox_notify()", "inbox_schema_version()"):
         assert f in names, names
     views = {r[0] for r in inbox_db.execute("SELECT viewname FROM pg_views WHERE schemaname = 'public'")}
     assert {"inbox_status", "inbox_dead", "inbox_messages"} <= views
@@ -502,3 +511,49 @@ def test_inboxd_status_and_requeue_errors(inbox_db, inboxd_cmd):
         assert "permission denied for table inbox" in r.stderr
     finally:
         inbox_db.execute(f'DROP ROLE "{role}"')
+
+
+def test_inboxd_commands_as_the_roles_of_inbox_roles_sql(stack, inbox_db, inboxd_cmd):
+    """Every documented operator command works for the inboxd role sql/inbox_roles.sql creates
+    (SQL handoff setup, no inbox_push): status, requeue --all and --id. A statement PostgreSQL
+    refuses for a missing privilege is one clean line naming the grant (SQLSTATE 42501, not the
+    function body PostgreSQL puts in CONTEXT), with the GRANT as the fix."""
+    role, proc = unique_name("inboxd"), unique_name("inbox_proc")
+    try:
+        psql_file(stack, inbox_db.dbname, REPO / "sql" / "inbox_roles.sql", f"inboxd_role={role}",
+                  f"processor_role={proc}")
+        as_role = {"postgres.conninfo": psycopg.conninfo.make_conninfo(inbox_db.conninfo, user=role)}
+        add(inbox_db, "d1", "a")
+        add(inbox_db, "d2", "b")
+        inbox_db.execute("UPDATE inbox SET status = 'dead', processed_at = now()")
+        r = inboxd_cmd("status", config=as_role)
+        assert r.returncode == 0 and re.search(r"^dead\s+2 ", r.stdout, re.M), (r.stdout, r.stderr)
+        r = inboxd_cmd("requeue", "--id", "d1", config=as_role)
+        assert r.returncode == 0 and "d1: requeued (dead -> pending)" in r.stdout, (r.stdout, r.stderr)
+        r = inboxd_cmd("requeue", "--all", config=as_role)
+        assert (r.returncode, r.stdout) == (0, "requeued 1 dead message of public.inbox\n"), (r.stdout, r.stderr)
+        assert inbox_db.scalar("SELECT count(*) FROM inbox WHERE status = 'pending' AND attempts = 0") == 2
+        # The role may not rewrite messages: only the columns the requeue sets.
+        with pytest.raises(psycopg.errors.InsufficientPrivilege):
+            with psycopg.connect(as_role["postgres.conninfo"], autocommit=True) as c:
+                c.execute("UPDATE inbox SET payload = 'x'")
+
+        # Without the grant: one line, SQLSTATE 42501, the missing grant and the statement.
+        inbox_db.execute(f'REVOKE UPDATE (status, attempts, next_attempt_at, processed_at) ON inbox FROM "{role}"')
+        inbox_db.execute("UPDATE inbox SET status = 'dead', processed_at = now()")
+        for args in (("requeue", "--all"), ("requeue", "--id", "d2")):
+            r = inboxd_cmd(*args, config=as_role)
+            assert r.returncode == 2 and r.stdout == "", (args, r.stdout, r.stderr)
+            lines = r.stderr.splitlines()
+            assert len(lines) == 1, r.stderr
+            assert "CONTEXT" not in r.stderr and "WITH u AS" not in r.stderr, r.stderr
+            assert "permission denied for table inbox (SQLSTATE 42501)" in r.stderr, r.stderr
+            assert (f'role "{role}" lacks UPDATE (status, attempts, next_attempt_at, processed_at) on public.inbox: '
+                    f'GRANT UPDATE (status, attempts, next_attempt_at, processed_at) ON public.inbox TO "{role}";'
+                    ) in r.stderr, r.stderr
+        inbox_db.execute(f'REVOKE SELECT ON inbox FROM "{role}"')
+        r = inboxd_cmd("status", config=as_role)
+        assert r.returncode == 2 and len(r.stderr.splitlines()) == 1, r.stderr
+        assert f'role "{role}" lacks SELECT on public.inbox: GRANT SELECT ON public.inbox TO "{role}";' in r.stderr
+    finally:
+        drop_roles_of(stack, inbox_db.dbname, role, proc)

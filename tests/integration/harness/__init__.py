@@ -43,6 +43,8 @@ from .pgserver import (
     PLUGIN_LIBS_OK,
     create_login_role,
     drop_role,
+    drop_roles_of,
+    psql_file,
     pg2_port,
     set_plugin_libraries,
     throwaway_postgres,
@@ -68,6 +70,6 @@ __all__ = [
     # ops
     "free_port", "http_get", "scrape", "wait_metric", "wait_status",
     # pgserver
-    "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role",
+    "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role", "drop_roles_of", "psql_file",
     "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
 ]

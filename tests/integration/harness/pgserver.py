@@ -53,6 +53,25 @@ def drop_role(stack: Stack, role: str) -> None:
         c.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(role)))
 
 
+def psql_file(stack: Stack, dbname: str, path, *variables: str) -> None:
+    """psql -f path on dbname as the superuser, with -v variables ("name=value"); fails the
+    test with psql's stderr unless it succeeds (ON_ERROR_STOP)."""
+    r = subprocess.run(["psql", stack.pg_conninfo_for(dbname), "-qX", "-v", "ON_ERROR_STOP=1",
+                        *[a for v in variables for a in ("-v", v)], "-f", str(path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
+def drop_roles_of(stack: Stack, dbname: str, *roles: str) -> None:
+    """DROP OWNED BY each role in dbname (its grants there), then DROP ROLE IF EXISTS."""
+    with stack.pg_connect(dbname) as c:
+        for r in roles:
+            if c.execute("SELECT count(*) FROM pg_roles WHERE rolname = %s", (r,)).fetchone()[0]:
+                c.execute(sql.SQL("DROP OWNED BY {}").format(sql.Identifier(r)))
+    for r in roles:
+        drop_role(stack, r)
+
+
 # --------------------------------------------------------------------------- a throwaway PostgreSQL
 
 PG2_PASSWORD = "right-Pw-42"

@@ -243,6 +243,69 @@ static void test_unknown_key_suggestions(void **state) {
     set_fails(cfg, "", "x", "-X", "empty config key (-X)");
 }
 
+/* A key that is the start of known keys suggests them. */
+static void test_unknown_key_prefix_suggestion(void **state) {
+    (void)state;
+    static const config_key_t longer[] = {
+        {"relay.window.events", CONFIG_INT, "1", 1, 10, NULL, false, "a key with a longer name"},
+        {"relay.window.txns", CONFIG_INT, "1", 1, 10, NULL, false, "its sibling"},
+        {NULL, CONFIG_STRING, NULL, 0, 0, NULL, false, NULL},
+    };
+    config_t *cfg = config_new(longer, "kafka.", "OUTBOXD_");
+    assert_non_null(cfg);
+    set_fails(cfg, "relay.window", "5", "f.conf:2",
+              "unknown config key 'relay.window' (f.conf:2); did you mean 'relay.window.events' or "
+              "'relay.window.txns'?");
+    set_fails(cfg, "relay.window.", "5", "-X", "unknown config key 'relay.window.' (-X)");
+    config_destroy(cfg);
+}
+
+/* ---- passthrough checks ------------------------------------------------------------------- */
+
+static config_pt_verdict_t fake_check(const char *key, const char *value, char *why, size_t why_size, char *suggestion,
+                                      size_t suggestion_size) {
+    if (!strcmp(key, "bootstrap.server")) {
+        snprintf(why, why_size, "no property \"%s\"", key);
+        snprintf(suggestion, suggestion_size, "bootstrap.servers");
+        return CONFIG_PT_UNKNOWN;
+    }
+    if (!strcmp(key, "nothing.like.it")) {
+        snprintf(why, why_size, "no property \"%s\"", key);
+        return CONFIG_PT_UNKNOWN;
+    }
+    if (!strcmp(value, "bad")) {
+        snprintf(why, why_size, "not a good value");
+        return CONFIG_PT_INVALID;
+    }
+    return CONFIG_PT_OK;
+}
+
+static bool fake_known(const char *name) { return !strcmp(name, "bootstrap.servers"); }
+
+static void test_passthrough_check(void **state) {
+    config_t *cfg = *state;
+    config_pt_check_t check = {fake_check, fake_known};
+    config_set_passthrough_check(cfg, &check);
+    set_ok(cfg, "kafka.bootstrap.servers", "b:9092");
+    set_fails(cfg, "kafka.bootstrap.server", "b:9092", "f.conf:7",
+              "unknown config key 'kafka.bootstrap.server' (f.conf:7): no property \"bootstrap.server\"; did you "
+              "mean 'kafka.bootstrap.servers'?");
+    set_fails(cfg, "kafka.nothing.like.it", "1", "-X",
+              "unknown config key 'kafka.nothing.like.it' (-X): no property \"nothing.like.it\"");
+    set_fails(cfg, "kafka.linger.ms", "bad", "env OUTBOXD_KAFKA_LINGER_MS",
+              "invalid value 'bad' for kafka.linger.ms (env OUTBOXD_KAFKA_LINGER_MS): not a good value");
+    /* A secret-looking property never has its value echoed. */
+    set_fails(cfg, "kafka.sasl.password", "bad", "-X",
+              "invalid value '***' for kafka.sasl.password (-X): not a good value");
+    /* A passthrough property written without the prefix. */
+    set_fails(cfg, "bootstrap.servers", "b:9092", "f.conf:1",
+              "unknown config key 'bootstrap.servers' (f.conf:1); did you mean 'kafka.bootstrap.servers'?");
+    /* The failed keys were not stored. */
+    assert_int_equal(config_passthrough_count(cfg), 1);
+    config_set_passthrough_check(cfg, NULL);
+    set_ok(cfg, "kafka.nothing.like.it", "1");
+}
+
 /* ---- passthrough -------------------------------------------------------------------------- */
 
 static void test_passthrough_order(void **state) {
@@ -731,6 +794,8 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_enum, setup, teardown),
         cmocka_unit_test(test_secret_not_echoed),
         cmocka_unit_test_setup_teardown(test_unknown_key_suggestions, setup, teardown),
+        cmocka_unit_test(test_unknown_key_prefix_suggestion),
+        cmocka_unit_test_setup_teardown(test_passthrough_check, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passthrough_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_passthrough_many, setup, teardown),
         cmocka_unit_test(test_no_passthrough_prefix),
