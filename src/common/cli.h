@@ -1,6 +1,6 @@
 /* cli.h - the command line outboxd and inboxd share: -c FILE, -X key=value, --print-config,
- * --help, --version; configuration layered defaults < file < environment < -X; log setup;
- * stop signals that only set a flag. */
+ * --print-example-config, --print-man-keys (config_doc.h), --help, --version; configuration layered defaults < file <
+ * environment < -X; log setup; stop signals that only set a flag. */
 #ifndef OUTBOXD_CLI_H
 #define OUTBOXD_CLI_H
 
@@ -20,6 +20,8 @@ typedef struct cli_spec {
     /* Optional: completes the loaded configuration (e.g. presets) before --print-config and
      * before it is returned; returns 0 or -1 with errstr. */
     int (*finish)(config_t *cfg, char *errstr, size_t errstr_size);
+    /* Optional: the passthrough keys' part of --print-example-config (commented text). */
+    const char *passthrough_doc;
 } cli_spec_t;
 
 typedef enum {

@@ -28,6 +28,7 @@ static void usage(FILE *out) {
             "  -c FILE         read 'key = value' lines from FILE\n"
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
             "  --print-config  print the effective configuration (secrets redacted) and exit\n"
+            "  --print-example-config  print an example configuration file: every key, commented\n"
             "  --json          status, requeue: print JSON\n\n"
             "status and requeue use postgres.conninfo and inbox.table only.\n\n"
             "Precedence: defaults < FILE < environment (INBOXD_<KEY>, e.g. INBOXD_POSTGRES_CONNINFO,\n"
@@ -94,8 +95,19 @@ static int parse_command(int argc, char **argv, char **args, int *nargs, command
     return 0;
 }
 
+/* The kafka.* part of --print-example-config (contrib/config/inboxd.conf). */
+static const char kafka_doc[] =
+    "# kafka.<property>: any librdkafka consumer property, passed on as is (librdkafka's\n"
+    "# CONFIGURATION.md); environment INBOXD_KAFKA_<PROPERTY>, e.g. INBOXD_KAFKA_BOOTSTRAP_SERVERS.\n"
+    "# kafka.bootstrap.servers is required; kafka.group.id names the consumer group (default\n"
+    "# inboxd). inboxd commits offsets itself (enable.auto.commit is off).\n"
+    "#kafka.bootstrap.servers = localhost:9092\n"
+    "#kafka.group.id = inboxd\n"
+    "#kafka.auto.offset.reset = earliest\n";
+
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"inboxd", "INBOXD_", inbox_config_keys, "kafka.", usage, INBOX_EXIT_CONFIG, NULL};
+    static const cli_spec_t spec = {"inboxd",          "INBOXD_", inbox_config_keys, "kafka.", usage,
+                                    INBOX_EXIT_CONFIG, NULL,      kafka_doc};
     config_t *cfg;
     int code;
     char err[1024];
