@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from harness import REPO, free_port, http_get, wait_metric, wait_until
+from harness import REPO, free_port, http_get, load_yaml, tool, wait_metric, wait_until
 
 RULES = REPO / "contrib" / "prometheus" / "outboxd-rules.yml"
 RULE_TESTS = REPO / "contrib" / "prometheus" / "outboxd-rules.test.yml"
@@ -26,21 +25,13 @@ NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$")
 
 
-def load_yaml(path: Path):
-    """A YAML file, read with Debian's python3-yaml (docker-compose's dependency): the tests'
-    venv has no YAML parser. Written files are JSON, which YAML readers (promtool) accept."""
-    r = subprocess.run(["/usr/bin/python3", "-c", "import json, sys, yaml; json.dump(yaml.safe_load(sys.stdin), sys.stdout)"],
-                       input=path.read_text(), capture_output=True, text=True, timeout=60)
-    assert r.returncode == 0, r.stderr
-    return json.loads(r.stdout)
+def load_yaml_file(path: Path):
+    """A YAML file (the files this test writes are JSON, which promtool reads as YAML)."""
+    return load_yaml(path.read_text())[0]
 
 
 def promtool() -> str:
-    tool = shutil.which("promtool")
-    if not tool:
-        pytest.fail("promtool is not installed: run scripts/install-deps.sh (Debian package prometheus)",
-                    pytrace=False)
-    return tool
+    return tool("promtool", "scripts/install-deps.sh (Debian package prometheus)")
 
 
 def exported(text: str) -> set[str]:
@@ -60,12 +51,12 @@ def used(expr: str) -> set[str]:
 
 
 def rule_exprs() -> list[str]:
-    groups = load_yaml(RULES)["groups"]
+    groups = load_yaml_file(RULES)["groups"]
     return [r["expr"] for g in groups for r in g["rules"]]
 
 
 def alert_names() -> list[str]:
-    groups = load_yaml(RULES)["groups"]
+    groups = load_yaml_file(RULES)["groups"]
     return [r["alert"] for g in groups for r in g["rules"] if "alert" in r]
 
 
@@ -110,7 +101,7 @@ def test_rules_and_dashboard_use_what_the_daemons_export(live_pages):
         refs = set().union(*(used(e) for e in exprs))
         assert refs, source
         assert refs <= names, f"{source} uses metrics no daemon exports: {sorted(refs - names)}"
-    tests = load_yaml(RULE_TESTS)["tests"]
+    tests = load_yaml_file(RULE_TESTS)["tests"]
     series = {NAME.match(s["series"].strip("'")).group(0) for t in tests for s in t["input_series"]}
     assert series <= names, f"outboxd-rules.test.yml feeds series no daemon exports: {sorted(series - names)}"
     # Every alert has a unit test.

@@ -12,6 +12,7 @@ scripts/stack.sh, never by the tests. Modules by job:
 - partition: the partition oracle (murmur2, python_partition, java_partition(s))
 - ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
+- tools: YAML, promtool, helm, kubeconform and its Kubernetes schemas (the deployment tests)
 """
 
 from .daemons import (
@@ -46,6 +47,7 @@ from .pgserver import (
     throwaway_postgres,
 )
 from .stack import DEFAULT_STACK_DIR, REPO, STACK_SH, Stack, StackFaults, StackNotRunning, parse_env_file
+from .tools import K8S_VERSION, kubeconform_schemas, load_yaml, tool
 from .util import unique_name, wait_until
 
 __all__ = [
@@ -68,4 +70,6 @@ __all__ = [
     # pgserver
     "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role",
     "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
+    # tools
+    "K8S_VERSION", "kubeconform_schemas", "load_yaml", "tool",
 ]
