@@ -27,7 +27,8 @@ static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.
                                          2.5,   5,    10,    30,   60,  120,  300, 600};
 #define NLAT (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
 #define MAX_PROCESSED_TOPICS 32 /* topics tracked by inboxd_commit_to_processed_seconds; more are not shown */
-#define PROCESSED_ROWS_PER_POLL 20000
+#define PROCESSED_ROWS_PER_PAGE 20000
+#define PROCESSED_PAGES_PER_POLL 10 /* up to 200,000 rows per inbox.metrics.interval.ms */
 
 /* One topic's commit -> processed histogram, counted by the poller. */
 typedef struct topic_hist {
@@ -76,22 +77,23 @@ static void observe_processed(table_arg_t *a, const char *topic, double s) {
         }
 }
 
-/* Counts the rows that became done since the last poll: processed_at (the database's clock)
- * minus the commit time header. A row whose processing transaction commits after a later
- * position was read is not counted (a sample, not a ledger). */
-static int poll_processed(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
-    PGresult *res;
-    if (!a->after_at[0]) {
-        res = PQexec(conn, "SELECT now()::text");
-        if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
-            snprintf(errstr, errstr_size, "cannot read now(): %s", PQresultErrorMessage(res));
-            PQclear(res);
-            return -1;
-        }
-        snprintf(a->after_at, sizeof(a->after_at), "%s", PQgetvalue(res, 0, 0));
-        snprintf(a->after_id, sizeof(a->after_id), "0");
+/* The first poll starts at the server's now(). Returns 0 or -1 with errstr. */
+static int start_position(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
+    PGresult *res = PQexec(conn, "SELECT now()::text");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(errstr, errstr_size, "cannot read now(): %s", PQresultErrorMessage(res));
         PQclear(res);
+        return -1;
     }
+    snprintf(a->after_at, sizeof(a->after_at), "%s", PQgetvalue(res, 0, 0));
+    snprintf(a->after_id, sizeof(a->after_id), "0");
+    PQclear(res);
+    return 0;
+}
+
+/* One page of rows done after the position, observed; the position moves to its last row.
+ * Returns the number of rows, or -1 with errstr. */
+static int read_processed_page(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
     char sql[1400];
     snprintf(
         sql, sizeof(sql),
@@ -99,9 +101,9 @@ static int poll_processed(PGconn *conn, table_arg_t *a, char *errstr, size_t err
         "')::float8 / 1e6, processed_at::text, id FROM %s WHERE status = 'done' AND processed_at >= $1::timestamptz "
         "AND (processed_at, id) > ($1::timestamptz, $2::bigint) AND headers->>'" RECORD_HEADER_COMMIT_TIME
         "' ~ '^[0-9]{1,18}$' ORDER BY processed_at, id LIMIT %d",
-        a->resolved, PROCESSED_ROWS_PER_POLL);
+        a->resolved, PROCESSED_ROWS_PER_PAGE);
     const char *params[2] = {a->after_at, a->after_id};
-    res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {
         snprintf(errstr, errstr_size, "cannot read processed messages: %s", PQresultErrorMessage(res));
         PQclear(res);
@@ -115,6 +117,23 @@ static int poll_processed(PGconn *conn, table_arg_t *a, char *errstr, size_t err
         snprintf(a->after_id, sizeof(a->after_id), "%s", PQgetvalue(res, n - 1, 3));
     }
     PQclear(res);
+    return n;
+}
+
+/* Counts the rows that became done since the last poll: processed_at (the database's clock)
+ * minus the commit time header, at most PROCESSED_PAGES_PER_POLL pages (beyond that, the next
+ * poll goes on where this one stopped). A row whose processing transaction commits after a
+ * later position was read is not counted (a sample, not a ledger). */
+static int poll_processed(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
+    if (!a->after_at[0] && start_position(conn, a, errstr, errstr_size) != 0)
+        return -1;
+    for (int page = 0; page < PROCESSED_PAGES_PER_POLL; page++) {
+        int n = read_processed_page(conn, a, errstr, errstr_size);
+        if (n < 0)
+            return -1;
+        if (n < PROCESSED_ROWS_PER_PAGE)
+            break;
+    }
     return 0;
 }
 
