@@ -161,7 +161,7 @@ def hadolint_bin() -> str:
 # ---------------------------------------------------------------------------- Dockerfiles
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + ["docker/local/postgres/Dockerfile", "docker/local/kafka/Dockerfile"])
 def test_hadolint(dockerfile):
     r = subprocess.run([hadolint_bin(), "--no-color", "--config", str(REPO / ".hadolint.yaml"), dockerfile],
                        capture_output=True, text=True, timeout=60, cwd=REPO)
