@@ -18,8 +18,9 @@ static const config_key_t keys[] = {
     {"a.count", CONFIG_INT, "5", 1, 10, NULL, false, "how many"},
     {"a.mode", CONFIG_ENUM, "x", 0, 0, "x|y|z", false, "the mode"},
     {"a.on", CONFIG_BOOL, "true", 0, 0, NULL, false, "switch"},
-    {"a.secret", CONFIG_STRING, "-", 0, 0, NULL, true, "a \\ backslash, and a long help text that goes on and on "
-                                                        "until it must be wrapped onto a second comment line"},
+    {"a.secret", CONFIG_STRING, "-", 0, 0, NULL, true,
+     "a \\ backslash, and a long help text that goes on and on "
+     "until it must be wrapped onto a second comment line"},
     {"a.hash", CONFIG_STRING, "x # y", 0, 0, NULL, false, "quoted"},
     {NULL, 0, NULL, 0, 0, NULL, false, NULL},
 };
@@ -63,7 +64,7 @@ static void test_man(void **state) {
     assert_non_null(strstr(t, ".TP\n.B a.name\nstring, default empty; environment \\fBPROG_A_NAME\\fR.\n.br\nwhat "
                               "a.name is\n"));
     assert_non_null(strstr(t, ".B a.count\ninteger from 1 to 10, default \\fB5\\fR;"));
-    assert_non_null(strstr(t, "a \\e backslash")); /* roff's escape character, escaped */
+    assert_non_null(strstr(t, "a \\e backslash"));     /* roff's escape character, escaped */
     assert_non_null(strstr(t, "default \\fB\\-\\fR")); /* '-' as a hyphen-minus */
     free(t);
 }
