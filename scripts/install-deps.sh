@@ -15,6 +15,9 @@
 #   the Go module proxy into ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/go-bin, and the Kubernetes
 #   JSON schemas kubeconform validates against from PyPI's kubernetes-validate, in a venv of
 #   its own (.../outboxd/k8s-schemas-venv; scripts/k8s-schemas.py converts them).
+# - With OUTBOXD_TEST_COMPOSE=1 (the compose tier only): the `docker compose` (v2) CLI plugin,
+#   built from scripts/compose-v2/go.mod through the Go module proxy into
+#   /usr/local/lib/docker/cli-plugins/docker-compose (Debian 12 has only docker-compose 1.29).
 # Each step records what it did (a hash of its input) and is skipped when up to date.
 # Prints nothing when there is nothing to do.
 set -euo pipefail
@@ -173,4 +176,24 @@ if [[ ! -x $K8S_VENV/bin/python || $(cat "$K8S_VENV/.outboxd-pin" 2>/dev/null) !
   "$PYTHON" -m venv "$K8S_VENV"
   "$K8S_VENV/bin/python" -m pip install -q --disable-pip-version-check "$K8S_PIN"
   echo "$K8S_PIN" >"$K8S_VENV/.outboxd-pin"
+fi
+
+# --- docker compose v2 (Go module proxy), for the compose tier only -------------------------
+COMPOSE_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
+if [[ ${OUTBOXD_TEST_COMPOSE:-} == 1 ]]; then
+  compose_hash=$(cat "$REPO/scripts/compose-v2/go.mod" "$REPO/scripts/compose-v2/go.sum" | sha256sum | cut -d' ' -f1)
+  if [[ ! -x $COMPOSE_PLUGIN || $(cat "$CACHE/.compose-v2" 2>/dev/null) != "$compose_hash" ]]; then
+    GO=$(command -v go || true)
+    [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go
+    [[ -n $GO ]] || die "go (1.21 or later) is not installed: the docker compose plugin is built with it"
+    version=$(awk '$1 == "require" && $2 == "github.com/docker/compose/v2" {print $3}' "$REPO/scripts/compose-v2/go.mod")
+    say "building docker compose $version (CLI plugin) into $COMPOSE_PLUGIN"
+    tmp=$(mktemp)
+    (cd "$REPO/scripts/compose-v2" && GOFLAGS=-mod=mod "$GO" build -trimpath \
+      -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$version" \
+      -o "$tmp" github.com/docker/compose/v2/cmd) || die "building docker compose failed"
+    as_root install -D -m 755 "$tmp" "$COMPOSE_PLUGIN"
+    rm -f "$tmp"
+    echo "$compose_hash" >"$CACHE/.compose-v2"
+  fi
 fi
