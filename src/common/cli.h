@@ -1,6 +1,6 @@
 /* cli.h - the command line outboxd and inboxd share: -c FILE, -X key=value, --print-config,
- * --help, --version; configuration layered defaults < file < environment < -X; log setup;
- * stop signals that only set a flag. */
+ * --print-example-config, --print-man-keys (config_doc.h), --help, --version; configuration layered defaults < file <
+ * environment < -X; log setup; stop signals that only set a flag. */
 #ifndef OUTBOXD_CLI_H
 #define OUTBOXD_CLI_H
 
@@ -24,6 +24,8 @@ typedef struct cli_spec {
      * kprops_config_check for kafka.*, so that a misspelt or invalid property fails with its
      * origin and a suggestion when the configuration is read. */
     const config_pt_check_t *passthrough_check;
+    /* Optional: the passthrough keys' part of --print-example-config (commented text). */
+    const char *passthrough_doc;
 } cli_spec_t;
 
 typedef enum {

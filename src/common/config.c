@@ -603,6 +603,10 @@ void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf
     env_name(cfg->env_prefix, key, buf, buf_size);
 }
 
+void config_key_env_name(const char *env_prefix, const char *key, char *buf, size_t buf_size) {
+    env_name(env_prefix, key, buf, buf_size);
+}
+
 /* Maps one env_prefix variable (name/name_len, value) to a key and sets it. */
 static int load_env_var(config_t *cfg, const char *name, size_t name_len, const char *value, char *errstr,
                         size_t errstr_size) {

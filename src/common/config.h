@@ -79,6 +79,9 @@ void config_passthrough_get(const config_t *cfg, size_t i, const char **key, con
 
 /* The env variable name for key ("OUTBOXD_POSTGRES_CONNINFO") into buf. */
 void config_env_name(const config_t *cfg, const char *key, char *buf, size_t buf_size);
+/* The same without a config: env_prefix (may be NULL) followed by the key in upper case, every
+ * character that is not a letter or digit written '_'. */
+void config_key_env_name(const char *env_prefix, const char *key, char *buf, size_t buf_size);
 
 /* Prints every known key with type, default and help (for --help). */
 void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out);

@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <libpq-fe.h>
+#include <librdkafka/rdkafka.h>
+
 #include "kconf.h"
 #include "log.h"
 #include "notify.h"
@@ -26,6 +29,20 @@ int daemon_ops_start(daemon_ops_t *d, const char *http_listen, char *errstr, siz
         return -1;
     log_info("serving /metrics, /healthz and /readyz on http://%s", http_server_address(d->http));
     return 0;
+}
+
+void daemon_ops_build_info(metrics_t *m, const char *prog) {
+    char name[64], help[128], libpq[32];
+    snprintf(name, sizeof(name), "%s_build_info", prog);
+    snprintf(help, sizeof(help), "Always 1; the labels name the %s build and the librdkafka and libpq it runs with.",
+             prog);
+    int v = PQlibVersion(); /* 150020 for 15.20 (10 and later: major * 10000 + minor) */
+    snprintf(libpq, sizeof(libpq), "%d.%d", v / 10000, v % 10000);
+    metrics_family_t *f = metrics_family(m, METRICS_GAUGE, name, help, NULL, NULL, 0);
+    metrics_family_const_label(f, "version", OUTBOXD_VERSION);
+    metrics_family_const_label(f, "librdkafka", rd_kafka_version_str());
+    metrics_family_const_label(f, "libpq", libpq);
+    metrics_set(metrics_series(f, NULL), 1);
 }
 
 void daemon_ops_stop(daemon_ops_t *d) {

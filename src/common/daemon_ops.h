@@ -30,6 +30,11 @@ typedef struct daemon_ops {
  * it listens. Returns 0, or -1 with errstr (e.g. the port is in use). */
 int daemon_ops_start(daemon_ops_t *d, const char *http_listen, char *errstr, size_t errstr_size);
 
+/* Adds the gauge <prog>_build_info (always 1) to m, labelled with what the binary is: version
+ * (OUTBOXD_VERSION) and the versions of the librdkafka and libpq it runs with, so that a
+ * dashboard can tell which build each instance runs and join it onto other series. */
+void daemon_ops_build_info(metrics_t *m, const char *prog);
+
 /* Stops the probe and the endpoint. Call before the Kafka handle is destroyed. */
 void daemon_ops_stop(daemon_ops_t *d);
 

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jsonw.h"
+
 struct metrics_series {
     char *label_value; /* NULL in an unlabelled family */
     double value;      /* counter, gauge; histogram: sum */
@@ -19,6 +21,7 @@ struct metrics_series {
 struct metrics_family {
     metrics_type_t type;
     char *name, *help, *label;
+    char *const_labels; /* 'a="x",b="y"' rendered and escaped, or NULL */
     double *bounds;
     size_t nbounds;
     metrics_series_t **series;
@@ -29,6 +32,8 @@ struct metrics {
     metrics_family_t **families;
     size_t n, cap;
 };
+
+static void put_escaped(FILE *out, const char *s, int quote);
 
 metrics_t *metrics_new(void) { return calloc(1, sizeof(metrics_t)); }
 
@@ -49,6 +54,7 @@ static void family_free(metrics_family_t *f) {
     free(f->name);
     free(f->help);
     free(f->label);
+    free(f->const_labels);
     free(f->bounds);
     free(f);
 }
@@ -119,6 +125,26 @@ metrics_family_t *metrics_family(metrics_t *m, metrics_type_t type, const char *
     return f;
 }
 
+int metrics_family_const_label(metrics_family_t *f, const char *name, const char *value) {
+    if (!f || !name || !value)
+        return -1;
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *out = open_memstream(&buf, &size);
+    if (!out)
+        return -1;
+    fprintf(out, "%s%s%s=\"", f->const_labels ? f->const_labels : "", f->const_labels ? "," : "", name);
+    put_escaped(out, value, 1);
+    fputc('"', out);
+    if (fclose(out) != 0) {
+        free(buf);
+        return -1;
+    }
+    free(f->const_labels);
+    f->const_labels = buf;
+    return 0;
+}
+
 metrics_series_t *metrics_series(metrics_family_t *f, const char *label_value) {
     if (!f)
         return NULL;
@@ -165,22 +191,39 @@ void metrics_observe(metrics_series_t *s, double v) {
         }
 }
 
+void metrics_histogram_set(metrics_series_t *s, const uint64_t *buckets, size_t nbuckets, uint64_t count, double sum) {
+    if (!s || s->family->type != METRICS_HISTOGRAM || nbuckets != s->family->nbounds)
+        return;
+    if (nbuckets)
+        memcpy(s->buckets, buckets, nbuckets * sizeof(uint64_t));
+    s->count = count;
+    s->value = sum;
+}
+
 double metrics_value(const metrics_series_t *s) {
     if (!s)
         return 0;
     return s->family->type == METRICS_HISTOGRAM ? (double)s->count : s->value;
 }
 
-/* A sample value: integers without a fraction, +Inf/-Inf/NaN as the format spells them. */
-static void put_number(FILE *out, double v) {
+/* A sample value or bucket bound: integers without a fraction, +Inf/-Inf/NaN as the format
+ * spells them, anything else as the shortest text that reads back as the same double
+ * (0.963018, not 0.9630179999999999: jsonw_format_real). */
+static void format_number(double v, char *buf, size_t size) {
     if (isnan(v))
-        fputs("NaN", out);
+        snprintf(buf, size, "NaN");
     else if (isinf(v))
-        fputs(v > 0 ? "+Inf" : "-Inf", out);
+        snprintf(buf, size, "%s", v > 0 ? "+Inf" : "-Inf");
     else if (v == floor(v) && fabs(v) < 9007199254740992.0)
-        fprintf(out, "%.0f", v);
-    else
-        fprintf(out, "%.17g", v);
+        snprintf(buf, size, "%.0f", v);
+    else if (jsonw_format_real(v, buf, size) < 0)
+        snprintf(buf, size, "%.17g", v);
+}
+
+static void put_number(FILE *out, double v) {
+    char buf[64];
+    format_number(v, buf, sizeof(buf));
+    fputs(buf, out);
 }
 
 /* Escapes \ and newline (help) and also " (label values). */
@@ -197,20 +240,26 @@ static void put_escaped(FILE *out, const char *s, int quote) {
     }
 }
 
-/* name{label="value"[,le="bound"]} */
+/* name{const labels,label="value"[,le="bound"]} */
 static void put_name(FILE *out, const metrics_family_t *f, const metrics_series_t *s, const char *suffix,
                      const char *le) {
     fprintf(out, "%s%s", f->name, suffix);
-    if (!f->label && !le)
+    if (!f->label && !le && !f->const_labels)
         return;
+    const char *sep = "";
     fputc('{', out);
+    if (f->const_labels) {
+        fputs(f->const_labels, out);
+        sep = ",";
+    }
     if (f->label) {
-        fprintf(out, "%s=\"", f->label);
+        fprintf(out, "%s%s=\"", sep, f->label);
         put_escaped(out, s->label_value, 1);
         fputc('"', out);
+        sep = ",";
     }
     if (le)
-        fprintf(out, "%sle=\"%s\"", f->label ? "," : "", le);
+        fprintf(out, "%sle=\"%s\"", sep, le);
     fputc('}', out);
 }
 
@@ -226,7 +275,7 @@ static void render_series(FILE *out, const metrics_family_t *f, const metrics_se
     char le[64];
     for (size_t i = 0; i < f->nbounds; i++) {
         cum += s->buckets[i];
-        snprintf(le, sizeof(le), "%g", f->bounds[i]);
+        format_number(f->bounds[i], le, sizeof(le));
         put_name(out, f, s, "_bucket", le);
         fprintf(out, " %llu\n", (unsigned long long)cum);
     }

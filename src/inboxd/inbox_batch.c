@@ -8,6 +8,7 @@
 #include "array.h"
 #include "headers_json.h"
 #include "message_id.h"
+#include "record_headers.h"
 
 /* A copy of p[0..len) (binary: may hold NUL bytes) with a NUL after it; NULL when out of memory. */
 static char *dup_bytes(const void *p, size_t len) {
@@ -29,7 +30,8 @@ typedef struct row {
     size_t key_len;
     char *payload; /* NULL: tombstone */
     size_t payload_len;
-    char *headers; /* JSON text */
+    char *headers;     /* JSON text */
+    int64_t commit_us; /* outboxd's commit time header; 0: none */
     bool fenced;
 } row_t;
 
@@ -95,6 +97,34 @@ static const char *intern(inbox_batch_t *b, const char *topic) {
     return t;
 }
 
+int64_t inbox_batch_parse_commit_time(const void *v, size_t len) {
+    const char *s = v;
+    if (!s || len == 0 || len > 18)
+        return 0;
+    int64_t us = 0;
+    for (size_t i = 0; i < len; i++) {
+        if (s[i] < '0' || s[i] > '9')
+            return 0;
+        us = us * 10 + (s[i] - '0');
+    }
+    return us;
+}
+
+static int64_t commit_time_of(const kmsg_t *m) {
+    int64_t us = 0;
+    for (size_t i = 0; i < m->nheaders; i++)
+        if (m->headers[i].name && !strcmp(m->headers[i].name, RECORD_HEADER_COMMIT_TIME))
+            us = inbox_batch_parse_commit_time(m->headers[i].value, m->headers[i].len);
+    return us;
+}
+
+void inbox_batch_commit_times(const inbox_batch_t *b, void (*fn)(void *arg, const char *topic, int64_t commit_us),
+                              void *arg) {
+    for (size_t i = 0; i < b->n; i++)
+        if (!b->rows[i].fenced && b->rows[i].commit_us > 0)
+            fn(arg, b->rows[i].topic, b->rows[i].commit_us);
+}
+
 int inbox_batch_add(inbox_batch_t *b, const kmsg_t *m, const char *id_header) {
     row_t *v = array_grow(b->rows, &b->cap, b->n + 1, sizeof(*v), 256);
     if (!v)
@@ -106,6 +136,7 @@ int inbox_batch_add(inbox_batch_t *b, const kmsg_t *m, const char *id_header) {
     r.offset = m->offset;
     r.msgid = message_id_of(m, id_header);
     r.headers = headers_json_encode(m->headers, m->nheaders);
+    r.commit_us = commit_time_of(m);
     if (m->key && !(r.key = dup_bytes(m->key, m->key_len)))
         goto oom;
     r.key_len = m->key ? m->key_len : 0;

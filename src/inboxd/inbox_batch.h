@@ -83,4 +83,15 @@ typedef struct inbox_row_ref {
 } inbox_row_ref_t;
 bool inbox_batch_unfenced_row(const inbox_batch_t *b, size_t k, inbox_row_ref_t *out);
 
+/* Calls fn(arg, topic, commit_us) for every unfenced message, in batch order, that carries
+ * outboxd's commit time header (RECORD_HEADER_COMMIT_TIME: 1 to 18 decimal digits of
+ * microseconds since the epoch; the last such header counts, as for every header; other values
+ * are ignored). topic is borrowed for the call. */
+void inbox_batch_commit_times(const inbox_batch_t *b, void (*fn)(void *arg, const char *topic, int64_t commit_us),
+                              void *arg);
+
+/* The commit time that header value v[0..len) holds, in microseconds, or 0 when it is not 1 to
+ * 18 decimal digits (exported for its unit test). */
+int64_t inbox_batch_parse_commit_time(const void *v, size_t len);
+
 #endif

@@ -11,6 +11,7 @@
 
 #include "hex.h"
 #include "pgtext.h"
+#include "record_headers.h"
 #include "strlist.h"
 
 inbox_http_verdict_t inbox_http_classify(long status) {
@@ -139,7 +140,9 @@ char **inbox_http_kafka_headers(const char *json, const char *prefix, const char
     json_object_foreach(obj, k, v) {
         if (!*k)
             continue;
-        char *name = inbox_http_name(prefix, k);
+        /* W3C Trace Context keeps its names: OpenTelemetry's HTTP instrumentation reads them. */
+        bool trace = !strcmp(k, RECORD_HEADER_TRACEPARENT) || !strcmp(k, RECORD_HEADER_TRACESTATE);
+        char *name = inbox_http_name(trace ? "" : prefix, k);
         if (!name)
             goto fail;
         bool skipped = inbox_http_reserved(name);

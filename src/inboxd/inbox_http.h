@@ -46,8 +46,9 @@ char *inbox_http_name(const char *prefix, const char *kname);
 /* The HTTP header lines for the Kafka headers of a message, given as inbox.headers holds
  * them (a JSON object: name -> string or null; NULL or "" = none), in libcurl's
  * CURLOPT_HTTPHEADER form: "Name: value", or "Name;" for an empty value (a null header is
- * sent empty). Names are mapped with inbox_http_name(prefix, ...), values with
- * inbox_http_value. Left out: empty names, names that are reserved (inbox_http_reserved)
+ * sent empty). Names are mapped with inbox_http_name(prefix, ...), except traceparent and
+ * tracestate (W3C Trace Context, which OpenTelemetry reads), which keep their names whatever the
+ * prefix; values with inbox_http_value. Left out: empty names, names that are reserved (inbox_http_reserved)
  * or equal (case-insensitively) to one of skip[0..nskip) (the static headers). Returns a
  * new NULL-terminated array of new strings (free with strlist_free of strlist.h), *n lines, and
  * *has_content_type when one of them is Content-Type; NULL when out of memory or json is

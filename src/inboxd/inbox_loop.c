@@ -61,7 +61,8 @@ typedef struct inbox {
     uint64_t rewound; /* offsets recorded before that a new connection's database did not have */
     uint64_t last_inserted, last_duplicates;
     int64_t last_progress_ms;
-    inbox_ops_t *ops; /* metrics, HTTP endpoint, table poll */
+    inbox_ops_t *ops;       /* metrics, HTTP endpoint, table poll */
+    int64_t recorded_at_us; /* wall clock of the last batch's commit (observe_recorded) */
 } inbox_t;
 
 static void inbox_fail(inbox_t *r, int code, const char *msg) {
@@ -121,6 +122,12 @@ static void commit_kafka(inbox_t *r, bool sync) {
         log_warn("%s (harmless: the inbox offsets table is authoritative)", err);
 }
 
+/* commit -> recorded of one message of the batch just committed (inbox_batch_commit_times). */
+static void observe_recorded(void *arg, const char *topic, int64_t commit_us) {
+    inbox_t *r = arg;
+    inbox_ops_recorded(r->ops, topic, commit_us, r->recorded_at_us);
+}
+
 /* Writes the batch in one transaction; on success commits the offsets to Kafka and empties
  * the batch. */
 static inbox_writer_status_t write_batch(inbox_t *r, bool sync_commit, char *err, size_t errsz) {
@@ -137,6 +144,8 @@ static inbox_writer_status_t write_batch(inbox_t *r, bool sync_commit, char *err
         return st;
     size_t nspans;
     const inbox_span_t *spans = inbox_batch_spans(r->batch, &nspans);
+    r->recorded_at_us = clock_wall_us();
+    inbox_batch_commit_times(r->batch, observe_recorded, r);
     r->batches++;
     r->inserted += res.inserted;
     r->duplicates += res.fenced + res.conflicts;
@@ -716,7 +725,7 @@ int inbox_run(const inbox_options_t *o, volatile sig_atomic_t *stop) {
         r.exit_code = INBOX_EXIT_CONFIG;
         goto out;
     }
-    inbox_ops_watch_kafka(r.ops, kconsumer_handle(r.kc));
+    inbox_ops_watch_kafka(r.ops, kconsumer_handle(r.kc), kconsumer_group(r.kc));
     inbox_writer_options_t wo = {
         .conninfo = o->conninfo, .table = o->table, .offsets_table = o->offsets_table, .group = kconsumer_group(r.kc)};
     r.w = inbox_writer_new(&wo);

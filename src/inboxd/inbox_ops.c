@@ -8,27 +8,134 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "clock.h"
 #include "daemon_ops.h"
 #include "inbox_catalog.h"
 #include "inbox_deliver.h"
 #include "metrics.h"
 #include "pgpoll.h"
+#include "record_headers.h"
 
 #define PUBLISH_INTERVAL_MS 1000
 
 static const char *const statuses[] = {"pending", "processing", "done", "failed", "dead"};
 #define NSTATUS (sizeof(statuses) / sizeof(statuses[0]))
 
+/* Delivery latency from outboxd's commit time header, seconds: outboxd_commit_to_ack_seconds'
+ * bounds, then longer ones for what a service takes to process. */
+static const double latency_buckets[] = {0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1,
+                                         2.5,   5,    10,    30,   60,  120,  300, 600};
+#define NLAT (sizeof(latency_buckets) / sizeof(latency_buckets[0]))
+#define MAX_PROCESSED_TOPICS 32 /* topics tracked by inboxd_commit_to_processed_seconds; more are not shown */
+#define PROCESSED_ROWS_PER_PAGE 20000
+#define PROCESSED_PAGES_PER_POLL 10 /* up to 200,000 rows per inbox.metrics.interval.ms */
+
+/* One topic's commit -> processed histogram, counted by the poller. */
+typedef struct topic_hist {
+    char topic[256];
+    uint64_t buckets[NLAT]; /* per bound, not cumulative */
+    uint64_t count;
+    double sum;
+} topic_hist_t;
+
 typedef struct table_snap {
     long long count[NSTATUS];
     double oldest_pending_s; /* 0: none pending */
+    topic_hist_t processed[MAX_PROCESSED_TOPICS];
+    size_t nprocessed;
 } table_snap_t;
 
 /* Poller-thread state (never touched by the loop thread while the poller runs). */
 typedef struct table_arg {
     const char *table;
     char resolved[512]; /* schema.table quoted by the server (inbox_catalog_lookup) */
+    /* Done rows are read once, in (processed_at, id) order after this position; the first poll
+     * starts at the server's now(): rows processed before inboxd started are not counted. */
+    char after_at[64], after_id[24];
+    topic_hist_t processed[MAX_PROCESSED_TOPICS];
+    size_t nprocessed;
 } table_arg_t;
+
+static void observe_processed(table_arg_t *a, const char *topic, double s) {
+    size_t i = 0;
+    while (i < a->nprocessed && strcmp(a->processed[i].topic, topic) != 0)
+        i++;
+    if (i == a->nprocessed) {
+        if (i == MAX_PROCESSED_TOPICS || strlen(topic) >= sizeof(a->processed[0].topic))
+            return;
+        snprintf(a->processed[a->nprocessed++].topic, sizeof(a->processed[0].topic), "%s", topic);
+    }
+    topic_hist_t *h = &a->processed[i];
+    if (s < 0)
+        s = 0; /* the clocks of two database servers may disagree a little */
+    h->count++;
+    h->sum += s;
+    for (size_t k = 0; k < NLAT; k++)
+        if (s <= latency_buckets[k]) {
+            h->buckets[k]++;
+            break;
+        }
+}
+
+/* The first poll starts at the server's now(). Returns 0 or -1 with errstr. */
+static int start_position(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
+    PGresult *res = PQexec(conn, "SELECT now()::text");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
+        snprintf(errstr, errstr_size, "cannot read now(): %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    snprintf(a->after_at, sizeof(a->after_at), "%s", PQgetvalue(res, 0, 0));
+    snprintf(a->after_id, sizeof(a->after_id), "0");
+    PQclear(res);
+    return 0;
+}
+
+/* One page of rows done after the position, observed; the position moves to its last row.
+ * Returns the number of rows, or -1 with errstr. */
+static int read_processed_page(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
+    char sql[1400];
+    snprintf(
+        sql, sizeof(sql),
+        "SELECT topic, extract(epoch FROM processed_at)::float8 - (headers->>'" RECORD_HEADER_COMMIT_TIME
+        "')::float8 / 1e6, processed_at::text, id FROM %s WHERE status = 'done' AND processed_at >= $1::timestamptz "
+        "AND (processed_at, id) > ($1::timestamptz, $2::bigint) AND headers->>'" RECORD_HEADER_COMMIT_TIME
+        "' ~ '^[0-9]{1,18}$' ORDER BY processed_at, id LIMIT %d",
+        a->resolved, PROCESSED_ROWS_PER_PAGE);
+    const char *params[2] = {a->after_at, a->after_id};
+    PGresult *res = PQexecParams(conn, sql, 2, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(errstr, errstr_size, "cannot read processed messages: %s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int n = PQntuples(res);
+    for (int i = 0; i < n; i++)
+        observe_processed(a, PQgetvalue(res, i, 0), atof(PQgetvalue(res, i, 1)));
+    if (n > 0) {
+        snprintf(a->after_at, sizeof(a->after_at), "%s", PQgetvalue(res, n - 1, 2));
+        snprintf(a->after_id, sizeof(a->after_id), "%s", PQgetvalue(res, n - 1, 3));
+    }
+    PQclear(res);
+    return n;
+}
+
+/* Counts the rows that became done since the last poll: processed_at (the database's clock)
+ * minus the commit time header, at most PROCESSED_PAGES_PER_POLL pages (beyond that, the next
+ * poll goes on where this one stopped). A row whose processing transaction commits after a
+ * later position was read is not counted (a sample, not a ledger). */
+static int poll_processed(PGconn *conn, table_arg_t *a, char *errstr, size_t errstr_size) {
+    if (!a->after_at[0] && start_position(conn, a, errstr, errstr_size) != 0)
+        return -1;
+    for (int page = 0; page < PROCESSED_PAGES_PER_POLL; page++) {
+        int n = read_processed_page(conn, a, errstr, errstr_size);
+        if (n < 0)
+            return -1;
+        if (n < PROCESSED_ROWS_PER_PAGE)
+            break;
+    }
+    return 0;
+}
 
 struct inbox_ops {
     inbox_ops_options_t o;
@@ -41,7 +148,7 @@ struct inbox_ops {
     metrics_series_t *recorded, *duplicates, *batches, *batch_messages, *oldest_pending, *consuming, *kafka_up;
     metrics_series_t *status[NSTATUS];
     metrics_series_t *dropped_redelivered, *dropped_paused, *dropped_unassigned, *regressions, *rewound;
-    metrics_family_t *lag;
+    metrics_family_t *lag, *to_recorded, *to_processed;
     long long lag_total; /* sum over the assigned partitions at the last update; -1: unknown */
     int64_t next_publish_ms;
     bool was_consuming;
@@ -81,6 +188,10 @@ static int poll_table(PGconn *conn, void *snapshot, void *arg, char *errstr, siz
                     s->oldest_pending_s = atof(PQgetvalue(res, i, 2));
             }
     PQclear(res);
+    if (poll_processed(conn, a, errstr, errstr_size) != 0)
+        return -1;
+    memcpy(s->processed, a->processed, sizeof(s->processed));
+    s->nprocessed = a->nprocessed;
     return 0;
 }
 
@@ -94,6 +205,7 @@ inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t er
     }
     ops->o = *o;
     ops->targ.table = o->table;
+    daemon_ops_build_info(m, "inboxd");
     ops->recorded =
         metrics_scalar(m, METRICS_COUNTER, "inboxd_messages_recorded_total", "Messages inserted into the inbox table.");
     ops->duplicates = metrics_scalar(m, METRICS_COUNTER, "inboxd_duplicates_skipped_total",
@@ -143,6 +255,17 @@ inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t er
                                     "1 while consuming (0: paused for PostgreSQL, starting, stopping).");
     ops->kafka_up = metrics_scalar(m, METRICS_GAUGE, "inboxd_kafka_reachable",
                                    "1 when a broker answered the last metadata probe (every 2 s).");
+    ops->to_recorded = metrics_family(
+        m, METRICS_HISTOGRAM, "inboxd_commit_to_recorded_seconds",
+        "Per message with outboxd's commit time header: from the sending transaction's commit (its database's clock) "
+        "to the commit of the inbox transaction that recorded it (inboxd's clock).",
+        "topic", latency_buckets, NLAT);
+    ops->to_processed = metrics_family(
+        m, METRICS_HISTOGRAM, "inboxd_commit_to_processed_seconds",
+        "Per message with outboxd's commit time header: from the sending transaction's commit to processed_at of "
+        "the inbox row when it became done (the inbox database's clock); read from the table every "
+        "inbox.metrics.interval.ms.",
+        "topic", latency_buckets, NLAT);
     if (daemon_ops_start(&ops->d, o->http_listen, errstr, errstr_size) != 0) {
         inbox_ops_destroy(ops);
         return NULL;
@@ -166,9 +289,11 @@ void inbox_ops_destroy(inbox_ops_t *ops) {
     free(ops);
 }
 
-void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle) {
+void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle, const char *group) {
     if (!ops || ops->rk)
         return;
+    metrics_family_const_label(ops->to_recorded, "group", group);
+    metrics_family_const_label(ops->to_processed, "group", group);
     ops->rk = rd_kafka_handle;
     daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
 }
@@ -208,6 +333,12 @@ static void update_lag(inbox_ops_t *ops, const inbox_ops_state_t *st) {
     rd_kafka_topic_partition_list_destroy(a);
 }
 
+void inbox_ops_recorded(inbox_ops_t *ops, const char *topic, int64_t commit_us, int64_t now_us) {
+    double s = (double)(now_us - commit_us) / 1e6;
+    if (ops)
+        metrics_observe(metrics_series(ops->to_recorded, topic), s < 0 ? 0 : s); /* clocks of two hosts */
+}
+
 long long inbox_ops_consumer_lag(const inbox_ops_t *ops) { return ops ? ops->lag_total : -1; }
 
 void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *st) {
@@ -223,6 +354,9 @@ void inbox_ops_tick(inbox_ops_t *ops, int64_t now_ms, const inbox_ops_state_t *s
         for (size_t k = 0; k < NSTATUS; k++)
             metrics_set(ops->status[k], (double)t.count[k]);
         metrics_set(ops->oldest_pending, t.oldest_pending_s);
+        for (size_t i = 0; i < t.nprocessed; i++)
+            metrics_histogram_set(metrics_series(ops->to_processed, t.processed[i].topic), t.processed[i].buckets, NLAT,
+                                  t.processed[i].count, t.processed[i].sum);
     }
     metrics_set(ops->recorded, (double)st->recorded);
     metrics_set(ops->duplicates, (double)st->duplicates);

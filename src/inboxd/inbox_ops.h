@@ -27,8 +27,12 @@ inbox_ops_t *inbox_ops_new(const inbox_ops_options_t *o, char *errstr, size_t er
 void inbox_ops_destroy(inbox_ops_t *ops); /* accepts NULL; stops threads (before the consumer is destroyed) */
 
 /* Starts the Kafka probe and the consumer lag with the consumer's librdkafka handle
- * (borrowed; destroy ops before the consumer). */
-void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle);
+ * (borrowed; destroy ops before the consumer); group (copied) labels the latency histograms. */
+void inbox_ops_watch_kafka(inbox_ops_t *ops, void *rd_kafka_handle, const char *group);
+
+/* A message of topic with outboxd's commit time commit_us was recorded by an inbox transaction
+ * that committed at now_us (wall clock): one observation of inboxd_commit_to_recorded_seconds. */
+void inbox_ops_recorded(inbox_ops_t *ops, const char *topic, int64_t commit_us, int64_t now_us);
 
 typedef struct inbox_ops_state {
     uint64_t recorded;   /* messages inserted into the inbox */

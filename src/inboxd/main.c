@@ -35,6 +35,7 @@ static void usage(FILE *out) {
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
             "  --print-config  check the configuration as the daemon does before it connects, print it (secrets\n"
             "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
+            "  --print-example-config  print an example configuration file: every key, commented\n"
             "  --json          check, status, requeue: print JSON\n\n"
             "status and requeue use postgres.conninfo and inbox.table only; check uses the whole configuration.\n\n"
             "Precedence: defaults < FILE < environment (INBOXD_<KEY>, e.g. INBOXD_POSTGRES_CONNINFO,\n"
@@ -101,9 +102,19 @@ static int parse_command(int argc, char **argv, char **args, int *nargs, command
     return 0;
 }
 
+/* The kafka.* part of --print-example-config (contrib/config/inboxd.conf). */
+static const char kafka_doc[] =
+    "# kafka.<property>: any librdkafka consumer property, passed on as is (librdkafka's\n"
+    "# CONFIGURATION.md); environment INBOXD_KAFKA_<PROPERTY>, e.g. INBOXD_KAFKA_BOOTSTRAP_SERVERS.\n"
+    "# kafka.bootstrap.servers is required; kafka.group.id names the consumer group (default\n"
+    "# inboxd). inboxd commits offsets itself (enable.auto.commit is off).\n"
+    "#kafka.bootstrap.servers = localhost:9092\n"
+    "#kafka.group.id = inboxd\n"
+    "#kafka.auto.offset.reset = earliest\n";
+
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"inboxd",          "INBOXD_", inbox_config_keys,   "kafka.", usage,
-                                    INBOX_EXIT_CONFIG, NULL,      &kprops_config_check};
+    static const cli_spec_t spec = {"inboxd",          "INBOXD_", inbox_config_keys,    "kafka.", usage,
+                                    INBOX_EXIT_CONFIG, NULL,      &kprops_config_check, kafka_doc};
     config_t *cfg;
     int code;
     char err[1024];

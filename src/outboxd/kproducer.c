@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,7 @@
 #define MISSING_PROBE_AFTER_MS 2000 /* no delivery report for this long: ask whether a topic is missing */
 #define MISSING_PROBE_EVERY_MS 5000
 #define MISSING_PROBE_TIMEOUT_MS 500
+#include "record_headers.h"
 
 /* What a record's delivery report must bring back. librdkafka keeps one pointer-sized opaque
  * per message: it holds the number of the record's ticket (index + 1) in a pool that grows to
@@ -259,13 +261,27 @@ static void add_headers(rd_kafka_headers_t *hdrs, const router_header_t *h, size
         rd_kafka_header_add(hdrs, h[i].name, -1, h[i].value, h[i].value ? (ssize_t)h[i].value_len : 0);
 }
 
+/* The commit time header, unless the event's own headers already carry one (a relay in front
+ * of this one, or the writer's choice: theirs wins). */
+static void add_commit_time(rd_kafka_headers_t *hdrs, const outbox_event_t *ev) {
+    if (ev->commit_us <= 0)
+        return;
+    for (size_t i = 0; i < ev->nheaders; i++)
+        if (!strcmp(ev->headers[i].name, RECORD_HEADER_COMMIT_TIME))
+            return;
+    char v[24];
+    int n = snprintf(v, sizeof(v), "%" PRId64, ev->commit_us);
+    rd_kafka_header_add(hdrs, RECORD_HEADER_COMMIT_TIME, -1, v, n);
+}
+
 kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, lsn_t lsn, char *errstr,
                                      size_t errstr_size) {
     size_t ticket = ticket_take(p, seq, lsn);
     if (!ticket)
         return KPRODUCER_QUEUE_FULL; /* delivery reports free tickets */
-    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(ev->nheaders);
+    rd_kafka_headers_t *hdrs = rd_kafka_headers_new(ev->nheaders + 1);
     add_headers(hdrs, ev->headers, ev->nheaders);
+    add_commit_time(hdrs, ev);
     rd_kafka_resp_err_t err =
         rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
                           RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),

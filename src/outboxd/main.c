@@ -157,6 +157,7 @@ static void usage(FILE *out) {
             "  -X key=value    set a key (overrides FILE and environment); kafka.* keys go to librdkafka\n"
             "  --print-config  check the configuration as the daemon does before it connects, print it (secrets\n"
             "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
+            "  --print-example-config  print an example configuration file: every key, commented\n"
             "  --json          check, status, replay: print JSON\n\n"
             "Precedence: defaults < FILE < environment (OUTBOXD_<KEY>, e.g. OUTBOXD_POSTGRES_CONNINFO,\n"
             "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
@@ -178,9 +179,22 @@ static int finish_config(config_t *cfg, char *errstr, size_t errstr_size) {
     return apply_preset(cfg, errstr, errstr_size) != 0 ? -1 : check_dead_letter(cfg, errstr, errstr_size);
 }
 
+/* The kafka.* part of --print-example-config (contrib/config/outboxd.conf). */
+static const char kafka_doc[] =
+    "# kafka.<property>: any librdkafka producer property, passed on as is (librdkafka's\n"
+    "# CONFIGURATION.md); environment OUTBOXD_KAFKA_<PROPERTY>, e.g. OUTBOXD_KAFKA_BOOTSTRAP_SERVERS.\n"
+    "# kafka.bootstrap.servers is required. outboxd sets enable.idempotence = true and acks = all\n"
+    "# (other values are refused), and defaults partitioner = murmur2_random (Java's),\n"
+    "# message.timeout.ms = 0, queue.buffering.max.kbytes = 16384 and linger.ms = 5.\n"
+    "#kafka.bootstrap.servers = localhost:9092\n"
+    "#kafka.security.protocol = sasl_ssl\n"
+    "#kafka.sasl.mechanisms = SCRAM-SHA-512\n"
+    "#kafka.sasl.username = outboxd\n"
+    "#kafka.sasl.password = (secret: better in the environment, OUTBOXD_KAFKA_SASL_PASSWORD)\n";
+
 int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"outboxd", "OUTBOXD_",        outboxd_keys,  "kafka.",
-                                    usage,     RELAY_EXIT_CONFIG, finish_config, &kprops_config_check};
+    static const cli_spec_t spec = {"outboxd",         "OUTBOXD_",    outboxd_keys,         "kafka.", usage,
+                                    RELAY_EXIT_CONFIG, finish_config, &kprops_config_check, kafka_doc};
     const char *command = NULL; /* "check", "status", "replay" or NULL (relay) */
     bool json = false;
     int code;

@@ -165,6 +165,8 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     switch (rec.action) {
     case W2J_BEGIN:
         relay_ops_begin_txn(r->ops, rec.timestamp);
+        if (relay_ops_parse_timestamp(rec.timestamp, &r->txn_commit_us) != 0)
+            r->txn_commit_us = 0;
         if (ack_tracker_begin(r->at) != 0)
             stream_lost(r, "replication protocol error: BEGIN inside a transaction");
         return;
@@ -206,6 +208,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     }
     r->ev_lsn = m->data_start;
     r->ev_is_dlq = false;
+    r->ev.commit_us = ack_tracker_in_txn(r->at) ? r->txn_commit_us : 0;
     r->ev_seq = ack_tracker_add_event(r->at);
     relay_queue_cleanup(r, &rec);
     if (r->ev_seq == 0) {

@@ -49,6 +49,7 @@ typedef struct relay {
     outbox_event_t ev;
     uint64_t ev_seq;
     lsn_t ev_lsn;           /* LSN of ev's WAL record */
+    int64_t txn_commit_us;  /* commit time of the transaction being read (wal2json); 0 unknown */
     bool ev_is_dlq;         /* ev is a dead-letter record (a refusal then stops the relay) */
     uint64_t confirmed_seq; /* transactions up to this seq were confirmed to PostgreSQL */
     bool status_due;

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "clock.h"
 #include "daemon_ops.h"
 #include "log.h"
 #include "metrics.h"
@@ -159,6 +160,7 @@ relay_ops_t *relay_ops_new(const relay_ops_options_t *o, char *errstr, size_t er
         snprintf(errstr, errstr_size, "out of memory");
         return NULL;
     }
+    daemon_ops_build_info(m, "outboxd");
     ops->events =
         metrics_family(m, METRICS_COUNTER, "outboxd_events_published_total",
                        "Events acknowledged by Kafka, by topic (dead-letter records included).", "topic", NULL, 0);
@@ -285,10 +287,7 @@ void relay_ops_acked(relay_ops_t *ops, uint64_t seq, const char *topic, size_t b
     metrics_add(metrics_series(ops->events, topic ? topic : ""), 1);
     metrics_add(metrics_series(ops->bytes, topic ? topic : ""), (double)bytes);
     if (t && t->commit_us > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        int64_t now_us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-        double s = (double)(now_us - t->commit_us) / 1e6;
+        double s = (double)(clock_wall_us() - t->commit_us) / 1e6;
         metrics_observe(ops->latency, s < 0 ? 0 : s); /* clocks of two hosts may disagree a little */
     }
 }

@@ -6,6 +6,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "route_config.h" /* router_options_t, router_columns_t */
 #include "w2j_decode.h"
@@ -36,6 +37,9 @@ typedef struct outbox_event {
     const char *event_type;
     size_t nheaders;
     const router_header_t *headers;
+    int64_t commit_us; /* commit time of the event's transaction (microseconds since the epoch),
+                          0 when unknown: router_route leaves it 0, the relay sets it; kproducer
+                          sends it as the RECORD_HEADER_COMMIT_TIME header */
 } outbox_event_t;
 
 typedef enum {

@@ -55,14 +55,57 @@ def instructions(path: Path) -> list[tuple[str, str]]:
     return out
 
 
+def global_args(path: Path) -> dict[str, str]:
+    """The ARGs before the first FROM with their defaults (the base images' variables)."""
+    args: dict[str, str] = {}
+    for word, rest in instructions(path):
+        if word == "FROM":
+            break
+        if word == "ARG":
+            name, _, default = rest.partition("=")
+            args[name] = default
+    return args
+
+
 def stages(path: Path) -> list[list[tuple[str, str]]]:
-    """The instructions of each build stage (FROM first)."""
+    """The instructions of each build stage (FROM first, its ${ARG} replaced by the ARG's
+    default: the official image)."""
+    args = global_args(path)
     st: list[list[tuple[str, str]]] = []
     for ins in instructions(path):
         if ins[0] == "FROM":
             st.append([])
-        st[-1].append(ins)
+            ins = ("FROM", re.sub(r"\$\{(\w+)\}", lambda m: args[m.group(1)], ins[1]))
+        if st:
+            st[-1].append(ins)
     return st
+
+
+# The base images' build arguments and the compose variables that set them (defaults: the official images).
+BASE_IMAGE_ARGS = {"Dockerfile": ("DEBIAN_IMAGE", "OUTBOXD_DEBIAN_IMAGE", "debian:12.12-slim"),
+                   "docker/demo/Dockerfile": ("DEBIAN_IMAGE", "OUTBOXD_DEBIAN_IMAGE", "debian:12.12-slim"),
+                   "docker/postgres/Dockerfile": ("POSTGRES_IMAGE", "OUTBOXD_POSTGRES_IMAGE", "postgres:15.20-bookworm")}
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+def test_base_images_default_to_the_official_ones(dockerfile):
+    """FROM takes its image from a build argument whose default is the official image, and
+    docker-compose.yml passes it from a variable with the same default; so does Kafka's image.
+    With the variables set (scripts/docker-local.sh env), every service uses the local ones."""
+    arg, var, official = BASE_IMAGE_ARGS[dockerfile]
+    assert global_args(REPO / dockerfile) == {arg: official}
+    assert all(ins[1].split()[0] == "${%s}" % arg for ins in instructions(REPO / dockerfile) if ins[0] == "FROM")
+    svcs = compose_config()["services"]
+    built = [s for s in svcs.values() if s.get("build", {}).get("dockerfile") == dockerfile]
+    assert built and all(s["build"]["args"] == {arg: official} for s in built), built
+    local = {var: "outboxd-local/x:1.0", "OUTBOXD_KAFKA_IMAGE": "outboxd-local/kafka:1.0", "OUTBOXD_BUILD_NETWORK": "none"}
+    svcs = compose_config(local)["services"]
+    for s in svcs.values():
+        if s.get("build", {}).get("dockerfile") == dockerfile:
+            assert s["build"]["args"] == {arg: "outboxd-local/x:1.0"} and s["build"]["network"] == "none"
+    kafka_users = [n for n, s in svcs.items() if "kafka" in s.get("image", "") and "build" not in s]
+    assert {svcs[n]["image"] for n in kafka_users} == {"outboxd-local/kafka:1.0"}, kafka_users
+    assert {s["image"] for s in compose_config()["services"].values() if "build" not in s} == {"apache/kafka:3.9.1"}
 
 
 def apt_installs(stage: list[tuple[str, str]]) -> set[str]:
@@ -118,7 +161,7 @@ def hadolint_bin() -> str:
 # ---------------------------------------------------------------------------- Dockerfiles
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES)
+@pytest.mark.parametrize("dockerfile", DOCKERFILES + ["docker/local/postgres/Dockerfile", "docker/local/kafka/Dockerfile"])
 def test_hadolint(dockerfile):
     r = subprocess.run([hadolint_bin(), "--no-color", "--config", str(REPO / ".hadolint.yaml"), dockerfile],
                        capture_output=True, text=True, timeout=60, cwd=REPO)

@@ -14,6 +14,7 @@ scripts/stack.sh, never by the tests. Modules by job:
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
 - debezium: the real Debezium next to outboxd (rows, converter settings, Kafka Connect,
   recorded output); imported as a module: `from harness import debezium`
+- tools: YAML, promtool, helm, kubeconform and its Kubernetes schemas (the deployment tests)
 """
 
 from .daemons import (
@@ -50,6 +51,7 @@ from .pgserver import (
     throwaway_postgres,
 )
 from .stack import DEFAULT_STACK_DIR, REPO, STACK_SH, Stack, StackFaults, StackNotRunning, parse_env_file
+from .tools import K8S_VERSION, kubeconform_schemas, load_yaml, tool
 from .util import unique_name, wait_until
 
 __all__ = [
@@ -72,4 +74,6 @@ __all__ = [
     # pgserver
     "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role", "drop_roles_of", "psql_file",
     "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
+    # tools
+    "K8S_VERSION", "kubeconform_schemas", "load_yaml", "tool",
 ]

@@ -8,6 +8,7 @@
 #include <cmocka.h>
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,7 +101,7 @@ static void test_histogram(void **state) {
                            "x_latency_seconds_bucket{le=\"0.1\"} 2\n"
                            "x_latency_seconds_bucket{le=\"1\"} 3\n"
                            "x_latency_seconds_bucket{le=\"+Inf\"} 4\n"
-                           "x_latency_seconds_sum 30.515000000000001\n"
+                           "x_latency_seconds_sum 30.515\n"
                            "x_latency_seconds_count 4\n");
     free(t);
     metrics_destroy(m);
@@ -131,9 +132,62 @@ static void test_labelled_histogram_and_special_values(void **state) {
     metrics_destroy(NULL);
 }
 
+/* Sums of observations are doubles: 0.1 + 0.2 + 0.663018 is 0.9630179999999999 in binary,
+ * and the page shows the shortest text that reads back as the same number. Bucket bounds
+ * likewise (0.0025, not 0.0025000000000000001). */
+static void test_numbers_without_float_noise(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_series_t *g = metrics_scalar(m, METRICS_GAUGE, "x_g", "G.");
+    double v = 0.1 + 0.2 + 0.663018;
+    metrics_set(g, v);
+    const double b[] = {0.0025, 0.1, 2.5};
+    metrics_series_t *h = metrics_series(metrics_family(m, METRICS_HISTOGRAM, "x_h", "H.", NULL, b, 3), NULL);
+    metrics_observe(h, 0.1);
+    metrics_observe(h, 0.2);
+    char *t = render(m);
+    char want[64];
+    snprintf(want, sizeof(want), "x_g %.17g\n", v);
+    assert_null(strstr(t, want)); /* the noisy form */
+    assert_non_null(strstr(t, "x_g 0.963018\n"));
+    assert_non_null(strstr(t, "x_h_bucket{le=\"0.0025\"} 0\n"));
+    assert_non_null(strstr(t, "x_h_bucket{le=\"2.5\"} 2\n"));
+    assert_non_null(strstr(t, "x_h_sum 0.30000000000000004\n")); /* 0.1 + 0.2 is not 0.3: kept exact */
+    metrics_set(g, 1e-7);
+    free(t);
+    t = render(m);
+    assert_non_null(strstr(t, "x_g 1e-07\n"));
+    free(t);
+    metrics_destroy(m);
+}
+
+/* Labels of fixed value come first on every line of the family, histogram lines included. */
+static void test_const_labels(void **state) {
+    (void)state;
+    metrics_t *m = metrics_new();
+    metrics_family_t *info = metrics_family(m, METRICS_GAUGE, "x_build_info", "Build.", NULL, NULL, 0);
+    assert_int_equal(metrics_family_const_label(info, "version", "1.2.3"), 0);
+    assert_int_equal(metrics_family_const_label(info, "librdkafka", "2.0.\"2\""), 0);
+    metrics_set(metrics_series(info, NULL), 1);
+    const double b[] = {1};
+    metrics_family_t *lat = metrics_family(m, METRICS_HISTOGRAM, "x_lat", "Lat.", "topic", b, 1);
+    assert_int_equal(metrics_family_const_label(lat, "group", "inv"), 0);
+    metrics_observe(metrics_series(lat, "t1"), 0.5);
+    assert_int_equal(metrics_family_const_label(NULL, "a", "b"), -1);
+    char *t = render(m);
+    assert_non_null(strstr(t, "x_build_info{version=\"1.2.3\",librdkafka=\"2.0.\\\"2\\\"\"} 1\n"));
+    assert_non_null(strstr(t, "x_lat_bucket{group=\"inv\",topic=\"t1\",le=\"1\"} 1\n"));
+    assert_non_null(strstr(t, "x_lat_bucket{group=\"inv\",topic=\"t1\",le=\"+Inf\"} 1\n"));
+    assert_non_null(strstr(t, "x_lat_sum{group=\"inv\",topic=\"t1\"} 0.5\n"));
+    free(t);
+    metrics_destroy(m);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_counter_and_gauge),
+        cmocka_unit_test(test_numbers_without_float_noise),
+        cmocka_unit_test(test_const_labels),
         cmocka_unit_test(test_family_zero),
         cmocka_unit_test(test_labels_and_escaping),
         cmocka_unit_test(test_histogram),

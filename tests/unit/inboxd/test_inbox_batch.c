@@ -237,11 +237,56 @@ static void test_batch_encode_columns(void **state) {
     inbox_batch_destroy(b);
 }
 
+typedef struct seen {
+    char topics[8][16];
+    int64_t us[8];
+    size_t n;
+} seen_t;
+
+static void collect(void *arg, const char *topic, int64_t commit_us) {
+    seen_t *s = arg;
+    snprintf(s->topics[s->n], sizeof(s->topics[0]), "%s", topic);
+    s->us[s->n++] = commit_us;
+}
+
+/* outboxd's commit time header: decimal microseconds; fenced messages (recorded before) and
+ * messages without a valid header are left out; the last header of the name counts. */
+static void test_batch_commit_times(void **state) {
+    (void)state;
+    assert_int_equal(inbox_batch_parse_commit_time("1795414925190386", 16), 1795414925190386LL);
+    assert_int_equal(inbox_batch_parse_commit_time("17954x", 6), 0);
+    assert_int_equal(inbox_batch_parse_commit_time("-1", 2), 0);
+    assert_int_equal(inbox_batch_parse_commit_time("", 0), 0);
+    assert_int_equal(inbox_batch_parse_commit_time(NULL, 3), 0);
+    assert_int_equal(inbox_batch_parse_commit_time("1234567890123456789", 19), 0); /* beyond 18 digits */
+    inbox_batch_t *b = inbox_batch_new();
+    kmsg_header_t h1[] = {{"id", "m1", 2}, {"outboxd.commit_time_us", "1000", 4}};
+    kmsg_header_t h2[] = {{"outboxd.commit_time_us", "5", 1}, {"outboxd.commit_time_us", "2000", 4}};
+    kmsg_header_t h3[] = {{"outboxd.commit_time_us", "soon", 4}};
+    kmsg_header_t h4[] = {{"outboxd.commit_time_us", "3000", 4}};
+    kmsg_t m1 = msg("t", 0, 1, h1, 2), m2 = msg("u", 0, 1, h2, 2), m3 = msg("t", 0, 2, h3, 1),
+           m4 = msg("t", 1, 7, h4, 1), m5 = msg("t", 0, 3, NULL, 0);
+    assert_int_equal(inbox_batch_add(b, &m1, "id"), 0);
+    assert_int_equal(inbox_batch_add(b, &m2, "id"), 0);
+    assert_int_equal(inbox_batch_add(b, &m3, "id"), 0);
+    assert_int_equal(inbox_batch_add(b, &m4, "id"), 0);
+    assert_int_equal(inbox_batch_add(b, &m5, "id"), 0);
+    assert_int_equal(inbox_batch_fence(b, "t", 1, 8), 1); /* m4 was recorded before */
+    seen_t s = {0};
+    inbox_batch_commit_times(b, collect, &s);
+    assert_int_equal(s.n, 2);
+    assert_string_equal(s.topics[0], "t");
+    assert_int_equal(s.us[0], 1000);
+    assert_string_equal(s.topics[1], "u");
+    assert_int_equal(s.us[1], 2000);
+    inbox_batch_destroy(b);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_batch_spans),          cmocka_unit_test(test_batch_fence_and_duplicates),
         cmocka_unit_test(test_batch_encode_range),   cmocka_unit_test(test_batch_drop_partition),
-        cmocka_unit_test(test_batch_encode_columns),
+        cmocka_unit_test(test_batch_encode_columns), cmocka_unit_test(test_batch_commit_times),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -135,6 +135,17 @@ static void test_kafka_headers(void **state) {
     assert_false(ct);
     strlist_free(l);
 
+    /* W3C Trace Context keeps its names under a prefix: OpenTelemetry reads traceparent. */
+    l = inbox_http_kafka_headers("{\"traceparent\": \"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01\", "
+                                 "\"tracestate\": \"k=v\", \"TraceParent\": \"x\"}",
+                                 "Kafka-", NULL, 0, &n, &ct);
+    assert_non_null(l);
+    assert_int_equal(n, 3);
+    assert_string_equal(l[0], "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01");
+    assert_string_equal(l[1], "tracestate: k=v");
+    assert_string_equal(l[2], "Kafka-TraceParent: x"); /* Kafka header names are case-sensitive */
+    strlist_free(l);
+
     l = inbox_http_kafka_headers(NULL, "", NULL, 0, &n, &ct);
     assert_non_null(l);
     assert_int_equal(n, 0);

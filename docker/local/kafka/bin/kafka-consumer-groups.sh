@@ -1,0 +1,4 @@
+#!/bin/sh
+# kafka-consumer-groups.sh - as in the Kafka distribution: org.apache.kafka.tools.consumer.group.ConsumerGroupCommand.
+export KAFKA_LOG4J_FILE=tools-log4j.properties
+exec /opt/kafka/bin/kafka-run-class.sh org.apache.kafka.tools.consumer.group.ConsumerGroupCommand "$@"
