@@ -12,6 +12,9 @@ scripts/stack.sh, never by the tests. Modules by job:
 - partition: the partition oracle (murmur2, python_partition, java_partition(s))
 - ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
+- netfault: a network namespace per test, a bridge to the stack, loss/partition/half-open/delay
+- faultload: the fault tests' event writers, oracle slot, read-back and outcome (measure, verify)
+- faultreport: the fault suite's results file (docs/reliability.md)
 """
 
 from .daemons import (
@@ -34,6 +37,8 @@ from .db import (
     lsn_to_int,
 )
 from .kafka import Kafka, Record, kafka_committed
+from .netfault import NetNs
+from .netfault import available as netfault_unavailable
 from .ops import free_port, http_get, scrape, wait_metric, wait_status
 from .partition import PARTITION_JAVA, java_partition, java_partitions, murmur2, python_partition, random_keys
 from .pgserver import (
@@ -63,6 +68,8 @@ __all__ = [
     "default_outboxd_bin", "default_inboxd_bin",
     # partition
     "PARTITION_JAVA", "murmur2", "python_partition", "java_partitions", "java_partition", "random_keys",
+    # netfault
+    "NetNs", "netfault_unavailable",
     # ops
     "free_port", "http_get", "scrape", "wait_metric", "wait_status",
     # pgserver

@@ -52,6 +52,10 @@ class Stack:
         except KeyError as e:
             raise StackNotRunning(f"{env_file} lacks {e}; restart the stack: scripts/stack.sh stop && scripts/stack.sh start")
 
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka.rsplit(":", 1)[1])
+
     def pg_conninfo_for(self, dbname: str) -> str:
         return make_conninfo(self.pg_conninfo, dbname=dbname)
 
