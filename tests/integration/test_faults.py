@@ -47,9 +47,11 @@ from harness import int_to_lsn, lsn_to_int, wait_until
 from harness.faultload import (
     BASE_CFG,
     STREAMING,
+    Ev,
     Watermarks,
     Writer,
     committed_from_table,
+    measure,
     confirmed,
     current_lsn,
     oracle_create,
@@ -60,8 +62,10 @@ from harness.faultload import (
     slot_of,
     topic_for,
     verify,
+    wait_caught_up,
     wait_confirmed,
 )
+from harness.faultreport import record
 
 pytestmark = pytest.mark.fault
 
@@ -253,6 +257,7 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
     p = outboxd(BASE_CFG)
     p.wait_for_log(STREAMING, 30)
     writers = [Writer(db.conninfo, seed=seed + i, pause=0.001).start() for i in range(2)]
+    recover: list = []  # per round: seconds from the server's start until every event before it was confirmed
     for round_ in range(2):
         time.sleep(2.0)
         mark = len(p.log_text())
@@ -264,8 +269,11 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
             time.sleep(0.5)
             faults.pg_start()
         down = time.monotonic() - t0
+        t_up, target = time.monotonic(), current_lsn(db)  # committed before the server was back up
         p.wait_for_log(r"waiting for \d+ in-flight events, then reconnecting", 30, after=mark)
         m = p.wait_for_log(r'resumed streaming slot "[^"]+" from (\S+)', 60, after=mark)
+        caught_up = wait_caught_up(db, slot_of(p), target, 120, p)
+        recover.append(None if caught_up is None else time.monotonic() - t_up)
         print(f"pg-{how} #{round_ + 1}: down {down:.1f} s, outboxd resumed from {m.group(1)} "
               f"{time.monotonic() - t0:.1f} s after the fault")
     time.sleep(2.0)
@@ -276,7 +284,16 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
         committed.update(w.committed)
     db.reconnect()
     wait_confirmed(db, slot_of(p), current_lsn(db), 120)
-    stats = verify(read_topic(stack.kafka, topic, 3), committed)
+    recs = read_topic(stack.kafka, topic, 3)
+    m = measure(recs, committed)
+    record(f"outboxd-pg-{how}", daemon="outboxd", link="PostgreSQL",
+           what="PostgreSQL " + ("fast restart" if how == "restart" else "crash (immediate stop) and restart")
+           + " under load, twice",
+           recover_s=None if None in recover else max(recover), seed=seed,
+           notes=f"{sum(w.unknown for w in writers)} commits with unknown outcome (writer side)",
+           **{k: m[k] for k in ("committed", "delivered", "lost", "duplicated", "reordered")})
+    stats = verify(recs, committed)
+    assert None not in recover, f"not caught up within 120 s of a restart: {recover}"
     assert p.is_running()
     print(f"pg-{how}: {len(committed)} events; writer outcomes unknown {sum(w.unknown for w in writers)} "
           f"(committed after all: {sum(w.unknown_committed for w in writers)}); {stats['duplicates']} duplicates")
@@ -487,6 +504,7 @@ def test_slot_never_ahead_of_acks(stack, db, kafka, topic_prefix, outboxd, fault
         assert p.is_running()
         t_up_call = time.monotonic()
         faults.kafka_start()
+        t_up, target = time.monotonic(), current_lsn(db)  # committed before the broker was back
         time.sleep(6)
         w.stop()
         wait_confirmed(db, slot_of(p), current_lsn(db), 120)
@@ -498,8 +516,14 @@ def test_slot_never_ahead_of_acks(stack, db, kafka, topic_prefix, outboxd, fault
         wm.close()
 
     txns, by_id = oracle_txns(db, oracle)
-    assert set(by_id) == set(w.committed)
     recs = read_topic(stack.kafka, topic, 3)
+    m = measure(recs, w.committed)
+    back = [s[0] for s in sorted(samples) if s[0] >= t_up and s[1] >= target]
+    record(f"outboxd-kafka-{how}", daemon="outboxd", link="Kafka",
+           what="broker " + ("stopped (SIGTERM)" if how == "stop" else "killed (kill -9)")
+           + " mid-stream, restarted after 5 s", recover_s=back[0] - t_up if back else None, seed=seed,
+           **{k: m[k] for k in ("committed", "delivered", "lost", "duplicated", "reordered")})
+    assert set(by_id) == set(w.committed)
     stats = verify(recs, w.committed)
     first: dict[str, Ev] = {}
     for e in recs:

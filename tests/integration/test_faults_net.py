@@ -35,6 +35,7 @@ from harness.faultload import (
     slot_of,
     topic_for,
     verify,
+    wait_caught_up,
 )
 from harness.faultreport import record
 
@@ -47,21 +48,6 @@ pytestmark = [pytest.mark.fault, pytest.mark.netfault]
 HALF_OPEN_LIMIT = 240
 
 CFG = {**BASE_CFG, "log.level": "info"}
-
-
-def wait_confirmed_or_none(db, slot: str, lsn: int, timeout: float, p) -> float | None:
-    """Seconds until the slot's confirmed_flush_lsn reaches lsn, None if it did not in time."""
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
-        try:
-            if confirmed(db, slot) >= lsn:
-                return time.monotonic() - t0
-        except Exception:  # noqa: BLE001 - PostgreSQL busy: try again
-            pass
-        if not p.is_running():
-            return None
-        time.sleep(0.1)
-    return None
 
 
 def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fault: str,
@@ -108,7 +94,7 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
         target = current_lsn(db)
         t0 = time.monotonic()
     limit = HALF_OPEN_LIMIT if fault == "half-open" else 120
-    waited = wait_confirmed_or_none(db, slot, target, limit - (time.monotonic() - t0), p)
+    waited = wait_caught_up(db, slot, target, limit - (time.monotonic() - t0), p)
     recover_s = None if waited is None else time.monotonic() - t0
     for w in writers:
         w.stop()
@@ -117,7 +103,7 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
     for w in writers:
         committed.update(w.committed)
     end = current_lsn(db)
-    wait_confirmed_or_none(db, slot, end, 60, p)
+    wait_caught_up(db, slot, end, 60, p)
     recs = read_topic(stack.kafka, topic, 3)
     m = measure(recs, committed)
     log = p.log_text()[mark:]

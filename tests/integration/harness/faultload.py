@@ -469,3 +469,60 @@ def topic_for(topic_prefix: str, agg_type: str = AGG_TYPE) -> str:
 
 
 STREAMING = r'(streaming|resumed streaming) slot "'
+
+
+def wait_caught_up(db, slot: str, lsn: int, timeout: float, proc=None) -> float | None:
+    """Seconds until the slot's confirmed_flush_lsn reaches lsn (polled every 0.1 s on a
+    connection of its own, reopened when PostgreSQL went away); None if it did not within
+    timeout or if proc (a daemon) exited first."""
+    t0 = time.monotonic()
+    conn = None
+    try:
+        while time.monotonic() - t0 < timeout:
+            try:
+                if conn is None:
+                    conn = db.stack.pg_connect(db.dbname, connect_timeout=3)
+                r = conn.execute("SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = %s",
+                                 (slot,)).fetchone()
+                if r and r[0] and lsn_to_int(r[0]) >= lsn:
+                    return time.monotonic() - t0
+            except psycopg.Error:
+                if conn is not None:
+                    conn.close()
+                conn = None
+            if proc is not None and not proc.is_running():
+                return None
+            time.sleep(0.1)
+        return None
+    finally:
+        if conn is not None:
+            conn.close()
+
+
+def settle_and_record(fault: str, *, db, kafka_bootstrap: str, topic: str, proc, writers: list, link: str,
+                      what: str, recover_s: float | None, notes: str = "", seed: int | None = None,
+                      committed: dict | None = None, partitions: int = 3) -> dict:
+    """The end of an outboxd fault test: stops the writers, waits until the slot confirmed
+    everything, reads the topic back, records the outcome (before asserting anything) and
+    then verifies it (at least once, only committed, per-key order). committed: the events
+    to expect (default: what the writers committed)."""
+    from .faultreport import record
+
+    for w in writers:
+        w.stop()
+    if committed is None:
+        committed = {}
+        for w in writers:
+            committed.update(w.committed)
+    slot = proc.config["postgres.slot"]
+    caught_up = wait_caught_up(db, slot, current_lsn(db), 120, proc)
+    recs = read_topic(kafka_bootstrap, topic, partitions)
+    m = measure(recs, committed)
+    if caught_up is None:
+        notes += "; the slot did not catch up within 120 s after the writers stopped"
+    record(fault, daemon="outboxd", link=link, what=what, recover_s=recover_s, notes=notes.lstrip("; "),
+           seed=seed, **{k: m[k] for k in ("committed", "delivered", "lost", "duplicated", "reordered")})
+    verify(recs, committed)
+    assert recover_s is not None, f"{fault}: did not recover in time:\n{proc.log_tail()}"
+    assert caught_up is not None, f"{fault}: slot not caught up:\n{proc.log_tail()}"
+    return m
