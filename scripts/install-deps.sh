@@ -37,6 +37,7 @@ APT_PACKAGES=(
   systemd  # systemd-analyze verifies contrib/systemd units (test_packaging.py)
   docker-compose  # `docker-compose config` validates docker-compose.yml (test_compose.py)
   shellcheck  # lints the demo's scripts (test_demo.py)
+  iproute2 iptables util-linux  # network faults: ip netns, ss, iptables in a namespace; mount, fallocate (test_faults_*.py)
   python3 python3-venv
   linux-perf  # profiling outboxd in bench/ (docs/benchmarks.md)
 )

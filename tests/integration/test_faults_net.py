@@ -168,3 +168,66 @@ def test_half_open(stack, db, kafka, topic_prefix, outboxd, netns, link):
     dead connection and replace it."""
     link_fault(stack, db, kafka, topic_prefix, outboxd, netns, link=link, fault="half-open", duration=5,
                name=f"outboxd-{link}-half-open", what="half-open: server -> outboxd dropped on open connections")
+
+
+# =========================================================================== the faults themselves
+
+SSL_REQUEST = (8).to_bytes(4, "big") + (80877103).to_bytes(4, "big")  # PostgreSQL answers one byte: 'N' or 'S'
+
+
+def pg_probe(netns, port: int, conn=None, timeout: float = 3.0) -> float | None:
+    """Round trip of an SSLRequest to PostgreSQL from inside the namespace (a new connection
+    unless conn is given); None when no answer came within timeout."""
+    s = conn or netns.connect(port)
+    try:
+        s.settimeout(timeout)
+        t0 = time.monotonic()
+        s.sendall(SSL_REQUEST)
+        try:
+            b = s.recv(1)
+        except TimeoutError:
+            return None
+        assert b in (b"N", b"S"), b
+        return time.monotonic() - t0
+    finally:
+        if conn is None:
+            s.close()
+
+
+def test_faults_act_on_the_namespace_only(stack, netns):
+    """The harness's faults do what they say, to the namespace's connections only: delay
+    adds the round trip, loss drops packets, a partition answers nothing, half-open kills
+    the connections open at the time while new ones work, heal() undoes it all; the
+    stack itself stays reachable from the root namespace throughout."""
+    port = stack.pg_port
+    base = pg_probe(netns, port)
+    assert base is not None and base < 0.15, base
+    netns.delay(port, 200)
+    d = pg_probe(netns, port)
+    assert d is not None and d >= 0.2, d
+    netns.heal()
+    netns.loss(port, 10)
+    for _ in range(30):
+        try:
+            pg_probe(netns, port, timeout=10)
+        except OSError:  # a lost handshake packet can end a probe with a reset: only the count matters
+            pass
+    assert netns.dropped() > 0, "10 % loss dropped nothing in ~200 packets"
+    netns.heal()
+    s = netns.connect(port)
+    netns.partition(port)
+    assert pg_probe(netns, port, conn=s, timeout=2) is None  # nothing gets through an open connection
+    s.close()
+    with pytest.raises(OSError):  # nor can a new one be made
+        netns.connect(port, timeout=2).close()
+    with stack.pg_connect() as c:  # not faulted outside the namespace
+        assert c.execute("SELECT 1").fetchone()[0] == 1
+    netns.heal()
+    old = netns.connect(port)
+    cut = netns.half_open(port)
+    assert old.getsockname()[1] in cut, (old.getsockname(), cut)
+    assert pg_probe(netns, port, conn=old, timeout=2) is None
+    assert pg_probe(netns, port) is not None  # a new connection works
+    old.close()
+    netns.heal()
+    assert pg_probe(netns, port) < 0.15

@@ -68,9 +68,9 @@ def remove_stale() -> None:
             _run("ip", "netns", "del", p.name, check=False)
 
 
-def _listen_in_netns(ns_path: Path, port: int) -> socket.socket:
-    """A listening socket on 127.0.0.1:port inside the namespace (made by a short-lived
-    thread that enters it: setns changes only the calling thread's namespace)."""
+def run_in_netns(ns_path: Path, fn):
+    """fn() run by a short-lived thread that entered the namespace (setns changes only the
+    calling thread's namespace; sockets made there stay in it); returns its result."""
     out: dict = {}
 
     def enter():
@@ -79,22 +79,29 @@ def _listen_in_netns(ns_path: Path, port: int) -> socket.socket:
             if _libc.setns(fd, CLONE_NEWNET) != 0:
                 out["err"] = OSError(ctypes.get_errno(), f"setns({ns_path})")
                 return
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind(("127.0.0.1", port))
-            s.listen(128)
-            out["sock"] = s
-        except OSError as e:
+            out["v"] = fn()
+        except BaseException as e:  # noqa: BLE001 - re-raised in the caller
             out["err"] = e
         finally:
             os.close(fd)
 
-    t = threading.Thread(target=enter, name=f"setns-{port}")
+    t = threading.Thread(target=enter, name="setns")
     t.start()
     t.join()
     if "err" in out:
         raise out["err"]
-    return out["sock"]
+    return out["v"]
+
+
+def _listen_in_netns(ns_path: Path, port: int) -> socket.socket:
+    """A listening socket on 127.0.0.1:port inside the namespace."""
+    def listen():
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("127.0.0.1", port))
+        s.listen(128)
+        return s
+    return run_in_netns(ns_path, listen)
 
 
 class _Pipe:
@@ -245,6 +252,15 @@ class NetNs:
         for lp in local:
             self._add(["-p", "tcp", "--sport", str(port), "--dport", str(lp), "-j", "DROP"])
         return local
+
+    def connect(self, port: int, timeout: float = 5) -> socket.socket:
+        """A TCP connection from inside the namespace to 127.0.0.1:port (through the bridge)."""
+        return run_in_netns(self.path, lambda: socket.create_connection(("127.0.0.1", port), timeout=timeout))
+
+    def dropped(self) -> int:
+        """Packets dropped so far by the fault rules."""
+        out = self.iptables("-L", "OUTPUT", "-v", "-x", "-n")
+        return sum(int(line.split()[0]) for line in out.splitlines()[2:] if "DROP" in line)
 
     def delay(self, port: int, ms: float) -> None:
         """Adds ms to each round trip to the server's port (ms/2 in each direction)."""
