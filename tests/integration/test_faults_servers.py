@@ -308,7 +308,7 @@ def test_long_transaction_across_restarts(stack, db, kafka, topic_prefix, outbox
     chunk = LONG_TX_EVENTS // 6
     # Keys L0..L9, sequence numbers per key in insertion order (1..3000 each).
     ins = ("INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
-           "SELECT 'agg', 'L' || (g % 10), 'e', jsonb_build_object('agg', 'L' || (g % 10), 'seq', g / 10 + 1) "
+           "SELECT 'agg', 'L' || (g %% 10), 'e', jsonb_build_object('agg', 'L' || (g %% 10), 'seq', g / 10 + 1) "
            "FROM generate_series(%s::int, %s::int) g")
     restarts = []
     try:
