@@ -66,6 +66,7 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
     time.sleep(2)  # steady state before the fault
     mark = len(p.log_text())
     n_before = sum(len(w.committed) for w in writers)
+    conf0 = confirmed(db, slot)
     t_fault = time.monotonic()
     if fault == "delay":
         netns.delay(port, 200)
@@ -108,7 +109,8 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
     m = measure(recs, committed)
     log = p.log_text()[mark:]
     reconnects = log.count("resumed streaming slot")
-    notes = f"{reconnects} reconnects" + (f"; outboxd exited {exited}" if exited is not None else "")
+    notes = (f"slot advanced {(during - conf0) // 1024} kB during the fault ({(lsn_fault - conf0) // 1024} kB "
+             f"at its start); {reconnects} reconnects" + (f"; outboxd exited {exited}" if exited is not None else ""))
     if recover_s is None:
         notes += f"; not recovered within {limit} s"
     record(name, daemon="outboxd", link="PostgreSQL" if link == "pg" else "Kafka", what=what,
