@@ -84,7 +84,7 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
             exited = p.returncode
             break
         time.sleep(0.2)
-    during = confirmed(db, slot)
+    during, wal_end = confirmed(db, slot), current_lsn(db)
     if fault == "half-open":
         # Recovered once everything committed after the fault began is confirmed.
         time.sleep(1)
@@ -109,8 +109,8 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
     m = measure(recs, committed)
     log = p.log_text()[mark:]
     reconnects = log.count("resumed streaming slot")
-    notes = (f"slot advanced {(during - conf0) // 1024} kB during the fault ({(lsn_fault - conf0) // 1024} kB "
-             f"at its start); {reconnects} reconnects" + (f"; outboxd exited {exited}" if exited is not None else ""))
+    notes = (f"during the fault the slot advanced {(during - conf0) // 1024} of {(wal_end - conf0) // 1024} kB "
+             f"of WAL; {reconnects} reconnects" + (f"; outboxd exited {exited}" if exited is not None else ""))
     if recover_s is None:
         notes += f"; not recovered within {limit} s"
     record(name, daemon="outboxd", link="PostgreSQL" if link == "pg" else "Kafka", what=what,
