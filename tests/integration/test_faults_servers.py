@@ -14,6 +14,7 @@ kept.
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import threading
 import time
@@ -136,6 +137,15 @@ def test_broker_hung_default_config(stack, db, kafka, topic_prefix, outboxd, fau
 # =========================================================================== log dir full
 
 
+def _port_free(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
 class TmpfsKafka:
     """A Kafka broker of the test's own (scripts/stack.sh kafka-start in a stack dir of its
     own) whose log directory is a small tmpfs, so that it can be filled."""
@@ -144,9 +154,7 @@ class TmpfsKafka:
         self.dir = Path(f"/tmp/outboxd-kfull-{os.getpid()}-{os.urandom(3).hex()}")
         self.data = self.dir / "kafka" / "data"
         port = free_port()
-        while True:  # the controller takes port + 1
-            if free_port() != port + 1:
-                break
+        while not _port_free(port + 1):  # the controller takes port + 1
             port = free_port()
         self.port = port
         self.env = dict(os.environ, OUTBOXD_STACK_DIR=str(self.dir), OUTBOXD_STACK_KAFKA_PORT=str(port),
