@@ -45,6 +45,7 @@ import pytest
 
 from harness import int_to_lsn, lsn_to_int, wait_until
 from harness.faultload import (
+    AGG_TYPE,
     BASE_CFG,
     STREAMING,
     Ev,
