@@ -151,6 +151,7 @@ class TmpfsKafka:
     own) whose log directory is a small tmpfs, so that it can be filled."""
 
     def __init__(self, size_mb: int):
+        self.remove_stale()
         self.dir = Path(f"/tmp/outboxd-kfull-{os.getpid()}-{os.urandom(3).hex()}")
         self.data = self.dir / "kafka" / "data"
         port = free_port()
@@ -163,6 +164,17 @@ class TmpfsKafka:
         (self.dir / ".outboxd-stack").touch()  # stack.sh's marker: a stack dir (Kafka only)
         subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_mb}m", "tmpfs", str(self.data)], check=True)
         self.mounted = True
+
+    @staticmethod
+    def remove_stale():
+        """Brokers, mounts and dirs left by a test run that was killed (its pid is gone)."""
+        for d in Path("/tmp").glob("outboxd-kfull-*"):
+            pid = d.name.split("-")[2]
+            if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                subprocess.run([str(STACK_SH), "kafka-kill"], env=dict(os.environ, OUTBOXD_STACK_DIR=str(d)),
+                               capture_output=True, timeout=60)
+                subprocess.run(["umount", "-l", str(d / "kafka" / "data")], capture_output=True)
+                subprocess.run(["rm", "-rf", str(d)], check=False)
 
     @property
     def bootstrap(self) -> str:
