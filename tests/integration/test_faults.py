@@ -3,21 +3,13 @@ kill -9 of outboxd, Kafka stopped or killed, PostgreSQL restarted or crashed, SI
 back-pressure and bounded memory. Every test stops or kills something of the stack
 (marker `fault`); run them on a stack of your own (docs/testing.md).
 
-How correctness is checked:
-- Writers commit transactions of 1-3 events. Each event carries a per-aggregate sequence
-  number taken inside its transaction from a counter row (`seqs`) that the transaction
-  updates, so the row lock makes the commit order of one aggregate the sequence order.
-  A transaction whose COMMIT outcome is unknown (connection lost) is resolved by
-  looking its event ids up after reconnecting.
-- Kafka is read up to the high watermarks taken after the slot confirmed past the last
-  commit (everything acknowledged is below them). Per key, the sequence numbers in
-  order of FIRST arrival (partition offset order, duplicates skipped) must be exactly
-  1..n: strictly increasing and gap-free. Duplicates are allowed and reported.
-- Exact commit LSNs come from an "oracle" wal2json slot in the same database that is
-  only peeked (pg_logical_slot_peek_changes), never consumed. PostgreSQL skips a
-  transaction on restart when its commit record STARTS before the slot's
-  confirmed_flush_lsn, so a confirmed_flush_lsn > C.lsn of a transaction that Kafka did
-  not acknowledge is a loss.
+How correctness is checked: harness/faultload.py (writers with per-aggregate sequence
+numbers, the oracle slot, reading back up to the high watermarks, first-arrival order).
+PostgreSQL skips a transaction on restart when its commit record STARTS before the slot's
+confirmed_flush_lsn, so a confirmed_flush_lsn > C.lsn of a transaction that Kafka did not
+acknowledge is a loss. The network and server faults with figures for
+docs/reliability.md are in test_faults_net.py, test_faults_servers.py and
+test_faults_inbox.py; tests 2, 4 and 7 here record figures too.
 
 Tests (each prints what it measured; run with -s to see it):
   1 test_kill9_at_random_moments          outboxd SIGKILLed 6-8 times under load
