@@ -9,7 +9,7 @@ PostgreSQL skips a transaction on restart when its commit record STARTS before t
 confirmed_flush_lsn, so a confirmed_flush_lsn > C.lsn of a transaction that Kafka did not
 acknowledge is a loss. The network and server faults with figures for
 docs/reliability.md are in test_faults_net.py, test_faults_servers.py and
-test_faults_inbox.py; tests 2, 4 and 7 here record figures too.
+test_faults_inbox.py; tests 4 and 7 here record figures too.
 
 Tests (each prints what it measured; run with -s to see it):
   1 test_kill9_at_random_moments          outboxd SIGKILLed 6-8 times under load
