@@ -110,7 +110,7 @@ def link_fault(stack, db, kafka, topic_prefix, outboxd, netns, *, link: str, fau
     log = p.log_text()[mark:]
     reconnects = log.count("resumed streaming slot")
     notes = (f"during the fault the slot advanced {(during - conf0) // 1024} of {(wal_end - conf0) // 1024} kB "
-             f"of WAL; {reconnects} reconnects" + (f"; outboxd exited {exited}" if exited is not None else ""))
+             f"of WAL; {reconnects} replication reconnects" + (f"; outboxd exited {exited}" if exited is not None else ""))
     if recover_s is None:
         notes += f"; not recovered within {limit} s"
     record(name, daemon="outboxd", link="PostgreSQL" if link == "pg" else "Kafka", what=what,
