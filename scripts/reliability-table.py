@@ -25,8 +25,19 @@ def cell(v) -> str:
     return str(v).replace("|", "\\|")
 
 
+# Network faults first, then the servers'; a fault not listed goes last.
+ORDER = ["delay-200ms", "loss-10pct", "partition-30s", "partition-90s", "half-open", "stop", "kill", "hung",
+         "hung-90s", "disk-full", "restart", "crash", "walsender-terminated", "long-transaction",
+         "restart-in-rebalance"]
+
+
+def rank(r: dict) -> tuple:
+    kind = r["fault"].split("-", 2)[-1]  # outboxd-kafka-<kind>
+    return (r["daemon"] != "outboxd", r["link"], ORDER.index(kind) if kind in ORDER else len(ORDER), r["fault"])
+
+
 def table(rows: dict) -> str:
-    order = sorted(rows.values(), key=lambda r: (r["daemon"] != "outboxd", r["link"], r["fault"]))
+    order = sorted(rows.values(), key=rank)
     out = ["| daemon | link | fault | committed | delivered | lost | duplicated | reordered | recover s | run (UTC), load | notes |",
            "|---|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in order:
