@@ -171,6 +171,9 @@ class TmpfsKafka:
         for d in Path("/tmp").glob("outboxd-kfull-*"):
             pid = d.name.split("-")[2]
             if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+                if not d.is_dir():  # stack.sh's lock file beside the dir
+                    d.unlink(missing_ok=True)
+                    continue
                 subprocess.run([str(STACK_SH), "kafka-kill"], env=dict(os.environ, OUTBOXD_STACK_DIR=str(d)),
                                capture_output=True, timeout=60)
                 subprocess.run(["umount", "-l", str(d / "kafka" / "data")], capture_output=True)
@@ -210,7 +213,7 @@ class TmpfsKafka:
         if self.mounted:
             subprocess.run(["umount", "-l", str(self.data)], check=False)
             self.mounted = False
-        subprocess.run(["rm", "-rf", str(self.dir)], check=False)
+        subprocess.run(["rm", "-rf", str(self.dir), f"{self.dir}.lock"], check=False)
 
 
 @pytest.fixture
