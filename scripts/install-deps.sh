@@ -47,6 +47,7 @@ APT_PACKAGES=(
   prometheus  # promtool checks and unit-tests contrib/prometheus (test_monitoring.py)
   groff-base  # renders the man pages in their test (tests/generated/check.sh)
   shellcheck  # lints the demo's scripts (test_demo.py)
+  iproute2 iptables util-linux  # network faults: ip netns, ss, iptables in a namespace; mount, fallocate (test_faults_*.py)
   python3 python3-venv
   linux-perf  # profiling outboxd in bench/ (docs/benchmarks.md)
 )

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs the whole test suite on a fresh Debian 12 machine: deps, build, unit tests (plain + ASan/UBSan), integration tests.
 #
-# Usage: scripts/test.sh [pytest args...]      e.g.  scripts/test.sh -k partition -x
+# Usage: scripts/test.sh [--long] [pytest args...]      e.g.  scripts/test.sh -k partition -x
+#   --long   also run the long tier (pytest marker `long`: fault tests of minutes each;
+#            OUTBOXD_TEST_LONG=1 does the same). CI (.ci/run) runs without it.
 #
 # Stages:
 #   1. scripts/install-deps.sh (apt packages, Kafka jars, Python venv)
@@ -24,6 +26,11 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
+
+if [[ ${1:-} == --long ]]; then
+  export OUTBOXD_TEST_LONG=1
+  shift
+fi
 
 BUILD=${OUTBOXD_TEST_BUILD_DIR:-$REPO/build}
 BUILD_ASAN=${OUTBOXD_TEST_ASAN_BUILD_DIR:-$REPO/build-asan}

@@ -21,11 +21,21 @@
  * fails inside PQconnectStartParams (a bad option value: no network yet) keeps the default
  * verbosity; pgconn_failure reads that as a configuration error. */
 static PGconn *open_conn(const char *conninfo, const char *appname, bool replication, bool blocking) {
-    /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
-    const char *keys[] = {
-        "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", NULL, NULL, NULL, NULL};
-    const char *vals[] = {"10", "30", "10", "3", NULL, NULL, NULL, NULL};
-    int n = 4;
+    /* Defaults first: values in the user's conninfo (expanded from dbname) override them.
+     * Keepalives notice a dead peer only while nothing is unacknowledged; a replication
+     * connection always has status updates in flight, so tcp_user_timeout (60 s of sent
+     * data unacknowledged) is what ends a half-open connection (test_faults_net.py). */
+    const char *keys[] = {"connect_timeout",
+                          "keepalives_idle",
+                          "keepalives_interval",
+                          "keepalives_count",
+                          "tcp_user_timeout",
+                          NULL,
+                          NULL,
+                          NULL,
+                          NULL};
+    const char *vals[] = {"10", "30", "10", "3", "60000", NULL, NULL, NULL, NULL};
+    int n = 5;
     if (conninfo && *conninfo) {
         keys[n] = "dbname";
         vals[n++] = conninfo;

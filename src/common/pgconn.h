@@ -12,7 +12,8 @@
 
 #include "error.h"
 
-/* Connects with connect_timeout=10 and TCP keepalives (idle 30 s, interval 10 s, count 3),
+/* Connects with connect_timeout=10, TCP keepalives (idle 30 s, interval 10 s, count 3) and
+ * tcp_user_timeout=60000 (sent data unacknowledged for 60 s ends the connection),
  * then the user's conninfo (key=value or URI, borrowed; its values win), then
  * replication=database when replication is set, and appname as fallback_application_name.
  * Returns a new connection - check PQstatus, PQfinish it - or NULL when out of memory. */

@@ -8,6 +8,7 @@ See docs/testing.md.
 
 from __future__ import annotations
 
+import os
 import signal
 import threading
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 
 from harness import (
     Db,
+    NetNs,
     Inboxd,
     Kafka,
     Outboxd,
@@ -32,6 +34,7 @@ from harness import (
     drop_role,
     java_partitions,
     throwaway_postgres,
+    netfault_unavailable,
     unique_name,
     write_config,
 )
@@ -48,6 +51,20 @@ def _sigterm(signum, frame):
 def pytest_configure(config):
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGTERM, _sigterm)
+
+
+# The long tier (marker `long`): fault tests that take minutes each, run only with
+# OUTBOXD_TEST_LONG=1 (scripts/test.sh --long). CI runs the default tier (docs/testing.md).
+LONG_ENV = "OUTBOXD_TEST_LONG"
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.environ.get(LONG_ENV) == "1":
+        return
+    skip = pytest.mark.skip(reason=f"long tier: set {LONG_ENV}=1 (scripts/test.sh --long)")
+    for item in items:
+        if "long" in item.keywords:
+            item.add_marker(skip)
 
 
 # --------------------------------------------------------------------------- reporting
@@ -91,6 +108,19 @@ def faults(stack) -> Iterable[StackFaults]:
     f = StackFaults(stack)
     yield f
     f.restore()
+
+
+@pytest.fixture
+def netns(stack) -> Iterable[NetNs]:
+    """A network namespace of the test's own with a bridge to the stack's PostgreSQL and
+    Kafka ports (harness/netfault.py): start a daemon in it with `d.wrap = netns.prefix`
+    (factory with start=False, then d.start()), then netns.delay/loss/partition/half_open
+    (port) and netns.heal(). Removed at teardown."""
+    why = netfault_unavailable()
+    if why:
+        pytest.fail(why, pytrace=False)
+    with NetNs([stack.pg_port, stack.kafka_port]) as ns:
+        yield ns
 
 
 # --------------------------------------------------------------------------- PostgreSQL

@@ -3,21 +3,13 @@ kill -9 of outboxd, Kafka stopped or killed, PostgreSQL restarted or crashed, SI
 back-pressure and bounded memory. Every test stops or kills something of the stack
 (marker `fault`); run them on a stack of your own (docs/testing.md).
 
-How correctness is checked:
-- Writers commit transactions of 1-3 events. Each event carries a per-aggregate sequence
-  number taken inside its transaction from a counter row (`seqs`) that the transaction
-  updates, so the row lock makes the commit order of one aggregate the sequence order.
-  A transaction whose COMMIT outcome is unknown (connection lost) is resolved by
-  looking its event ids up after reconnecting.
-- Kafka is read up to the high watermarks taken after the slot confirmed past the last
-  commit (everything acknowledged is below them). Per key, the sequence numbers in
-  order of FIRST arrival (partition offset order, duplicates skipped) must be exactly
-  1..n: strictly increasing and gap-free. Duplicates are allowed and reported.
-- Exact commit LSNs come from an "oracle" wal2json slot in the same database that is
-  only peeked (pg_logical_slot_peek_changes), never consumed. PostgreSQL skips a
-  transaction on restart when its commit record STARTS before the slot's
-  confirmed_flush_lsn, so a confirmed_flush_lsn > C.lsn of a transaction that Kafka did
-  not acknowledge is a loss.
+How correctness is checked: harness/faultload.py (writers with per-aggregate sequence
+numbers, the oracle slot, reading back up to the high watermarks, first-arrival order).
+PostgreSQL skips a transaction on restart when its commit record STARTS before the slot's
+confirmed_flush_lsn, so a confirmed_flush_lsn > C.lsn of a transaction that Kafka did not
+acknowledge is a loss. The network and server faults with figures for
+docs/reliability.md are in test_faults_net.py, test_faults_servers.py and
+test_faults_inbox.py; tests 4 and 7 here record figures too.
 
 Tests (each prints what it measured; run with -s to see it):
   1 test_kill9_at_random_moments          outboxd SIGKILLed 6-8 times under load
@@ -35,436 +27,41 @@ Set OUTBOXD_FAULTS_SEED to replay the random choices of a run (each test prints 
 
 from __future__ import annotations
 
-import json
-import os
 import random
 import re
 import threading
 import time
-import uuid
-from collections import defaultdict
-from dataclasses import dataclass, field
 
 import psycopg
 import pytest
 
-from harness import int_to_lsn, lsn_to_int, unique_name, wait_until
+from harness import int_to_lsn, lsn_to_int, wait_until
+from harness.faultload import (
+    AGG_TYPE,
+    BASE_CFG,
+    STREAMING,
+    Ev,
+    Watermarks,
+    Writer,
+    committed_from_table,
+    measure,
+    confirmed,
+    current_lsn,
+    oracle_create,
+    oracle_txns,
+    read_topic,
+    seed_for,
+    setup_counters,
+    slot_of,
+    topic_for,
+    verify,
+    wait_caught_up,
+    wait_confirmed,
+)
+from harness.faultreport import record
 
 pytestmark = pytest.mark.fault
 
-AGG_TYPE = "agg"
-N_AGGS = 20
-AGGS = [f"a{i:02d}" for i in range(N_AGGS)]
-
-# Fast status updates make every confirmation visible in the slot quickly (more chances
-# to catch a premature one); a short reconnect backoff keeps restarts quick.
-BASE_CFG = {
-    # Hold the replication connection through Kafka outages (the tests watch the
-    # walsender); the release after a stall is tested by the *-release variants and
-    # test_pg_fast_shutdown_while_kafka_down.
-    "relay.stall.timeout.ms": 0,
-    "status.interval.ms": 200,
-    "reconnect.backoff.max.ms": 2000,
-    "log.level": "debug",
-}
-
-
-def seed_for(name: str) -> int:
-    s = os.environ.get("OUTBOXD_FAULTS_SEED")
-    seed = int(s) if s else random.randrange(1 << 30)
-    print(f"{name}: seed {seed} (replay with OUTBOXD_FAULTS_SEED={seed})")
-    return seed
-
-
-# --------------------------------------------------------------------------- database side
-
-
-COUNTERS_SQL = f"""
-CREATE TABLE seqs (agg text PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
-INSERT INTO seqs (agg) SELECT 'a' || lpad(i::text, 2, '0') FROM generate_series(0, {N_AGGS - 1}) i;
--- A backlog of ntx committed transactions of 1-3 events each, written fast in PL/pgSQL.
-CREATE PROCEDURE backlog(ntx int, agg_type text) LANGUAGE plpgsql AS $$
-DECLARE
-  a text;
-  s bigint;
-BEGIN
-  FOR t IN 1..ntx LOOP
-    FOR e IN 1..(1 + floor(random() * 3)::int) LOOP
-      a := 'a' || lpad(floor(random() * {N_AGGS})::int::text, 2, '0');
-      UPDATE seqs SET n = n + 1 WHERE agg = a RETURNING n INTO s;
-      INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)
-      VALUES (agg_type, a, 'e', jsonb_build_object('agg', a, 'seq', s));
-    END LOOP;
-    COMMIT;
-  END LOOP;
-END $$;
-"""
-
-
-def setup_counters(db) -> None:
-    db.conn.execute(COUNTERS_SQL)
-
-
-def committed_from_table(db) -> dict[str, tuple[str, int]]:
-    """Every event in the outbox table (all committed): id -> (aggregate_id, seq)."""
-    return {r[0]: (r[1], int(r[2])) for r in db.execute(
-        "SELECT id::text, aggregate_id, payload->>'seq' FROM outbox")}
-
-
-_EVENT_SQL = """
-WITH s AS (UPDATE seqs SET n = n + 1 WHERE agg = %(a)s RETURNING n)
-INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)
-SELECT %(id)s, %(t)s, %(a)s, 'e', jsonb_build_object('agg', %(a)s::text, 'seq', s.n) FROM s
-RETURNING (payload->>'seq')::bigint
-"""
-
-_EVENT_PAD_SQL = """
-WITH s AS (UPDATE seqs SET n = n + 1 WHERE agg = %(a)s RETURNING n)
-INSERT INTO outbox (id, aggregate_type, aggregate_id, event_type, payload)
-SELECT %(id)s, %(t)s, %(a)s, 'e', jsonb_build_object('agg', %(a)s::text, 'seq', s.n, 'pad', %(pad)s::text)
-FROM s RETURNING (payload->>'seq')::bigint
-"""
-
-
-@dataclass
-class Txn:
-    t_begin: float  # time.monotonic() before BEGIN
-    t_end: float  # after COMMIT returned (or after the outcome was resolved)
-    ids: list[str]
-
-
-@dataclass
-class Writer:
-    """Commits transactions of min_events..max_events outbox events, each with the next
-    sequence number of a random aggregate. Tolerates PostgreSQL going away: reconnects,
-    and resolves a transaction whose outcome is unknown by looking for its ids.
-    Only transactions known to have committed end up in `committed` / `txns`."""
-
-    conninfo: str
-    seed: int
-    agg_type: str = AGG_TYPE
-    min_events: int = 1
-    max_events: int = 3
-    pad_bytes: int = 0
-    pause: float = 0.0
-    committed: dict = field(default_factory=dict)  # id -> (agg, seq)
-    txns: list = field(default_factory=list)
-    unknown: int = 0  # transactions whose COMMIT outcome was unknown
-    unknown_committed: int = 0  # ... of which had committed
-    conn_errors: list = field(default_factory=list)
-    errors: list = field(default_factory=list)  # anything that should fail the test
-
-    def __post_init__(self):
-        self.rnd = random.Random(self.seed)
-        self.conn: psycopg.Connection | None = None
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
-
-    # --- one transaction -------------------------------------------------------------
-
-    def _connect(self) -> bool:
-        try:
-            self.conn = psycopg.connect(self.conninfo, autocommit=True, connect_timeout=3)
-            return True
-        except psycopg.Error as e:
-            self.conn = None
-            self.conn_errors.append(str(e).strip().splitlines()[0] if str(e).strip() else repr(e))
-            return False
-
-    def _drop_conn(self):
-        if self.conn is not None:
-            try:
-                self.conn.close()
-            except Exception:
-                pass
-        self.conn = None
-
-    def _resolve(self, t_begin: float, ids: list[str], aggs: list[str]) -> None:
-        """After a lost connection: did the transaction commit? Look for its ids."""
-        while not self._connect():
-            if self._stop.is_set() and time.monotonic() > t_begin + 120:
-                self.errors.append(f"cannot reconnect to resolve transaction {ids}")
-                return
-            time.sleep(0.1)
-        rows = self.conn.execute(
-            "SELECT id::text, aggregate_id, (payload->>'seq')::bigint FROM outbox WHERE id = ANY(%s::uuid[])",
-            (ids,)).fetchall()
-        if rows and len(rows) != len(ids):
-            self.errors.append(f"transaction {ids} committed partially: {rows}")
-        if len(rows) == len(ids):
-            self.unknown_committed += 1
-            self._record(t_begin, {r[0]: (r[1], int(r[2])) for r in rows}, ids)
-
-    def _record(self, t_begin: float, evs: dict, ids: list[str]):
-        with self._lock:
-            self.committed.update(evs)
-            self.txns.append(Txn(t_begin, time.monotonic(), list(ids)))
-
-    def one(self) -> bool:
-        """Commits one transaction; returns whether it is known to have committed."""
-        if self.conn is None and not self._connect():
-            time.sleep(0.1)
-            return False
-        k = self.rnd.randint(self.min_events, self.max_events)
-        aggs = sorted(self.rnd.choice(AGGS) for _ in range(k))  # sorted: no deadlocks between writers
-        ids = [str(uuid.uuid4()) for _ in aggs]
-        pad = os.urandom(self.pad_bytes // 2).hex() if self.pad_bytes else None
-        t_begin = time.monotonic()
-        evs = {}
-        try:
-            with self.conn.transaction():
-                for i, a in zip(ids, aggs):
-                    q = _EVENT_PAD_SQL if pad else _EVENT_SQL
-                    seq = self.conn.execute(q, {"a": a, "id": i, "t": self.agg_type, "pad": pad}).fetchone()[0]
-                    evs[i] = (a, int(seq))
-        except psycopg.Error as e:
-            # Connection lost (or the server is shutting down): the outcome is unknown.
-            self.conn_errors.append(f"{type(e).__name__}: {str(e).strip()[:200]}")
-            self.unknown += 1
-            self._drop_conn()
-            self._resolve(t_begin, ids, aggs)
-            return False
-        self._record(t_begin, evs, ids)
-        return True
-
-    def commit_events(self, n: int) -> None:
-        """Synchronously commits transactions until at least n more events committed."""
-        target = len(self.committed) + n
-        while len(self.committed) < target:
-            self.one()
-            if self.errors:
-                raise AssertionError(f"writer: {self.errors}")
-
-    # --- background ----------------------------------------------------------------------
-
-    def start(self) -> "Writer":
-        def loop():
-            try:
-                while not self._stop.is_set():
-                    self.one()
-                    if self.pause:
-                        time.sleep(self.pause)
-            except Exception as e:  # noqa: BLE001 - reported by stop()
-                self.errors.append(f"writer crashed: {type(e).__name__}: {e}")
-
-        self._thread = threading.Thread(target=loop, name="writer", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(180)
-            assert not self._thread.is_alive(), "writer thread did not stop"
-        self._drop_conn()
-        assert not self.errors, f"writer: {self.errors}"
-
-
-# --------------------------------------------------------------------------- oracle slot
-
-
-@dataclass
-class OracleTxn:
-    xid: int
-    lsn: int  # start of the commit record (C.lsn)
-    nextlsn: int  # end of the commit record (C.nextlsn)
-    ids: list[str]
-
-
-def oracle_create(db) -> str:
-    slot = unique_name("oracle")
-    db.create_slot(slot)
-    return slot
-
-
-def oracle_txns(db, slot: str) -> tuple[list[OracleTxn], dict[str, OracleTxn]]:
-    """The outbox transactions decoded by the (peeked, never consumed) oracle slot:
-    commit order list, and event id -> its transaction."""
-    with db.stack.pg_connect(db.dbname) as c:
-        rows = c.execute(
-            "SELECT data FROM pg_logical_slot_peek_changes(%s, NULL, NULL, 'format-version', '2', "
-            "'include-lsn', '1', 'include-xids', '1', 'add-tables', 'public.outbox', 'actions', 'insert')",
-            (slot,)).fetchall()
-    txns, by_id, cur = [], {}, []
-    for (data,) in rows:
-        r = json.loads(data)
-        a = r["action"]
-        if a == "B":
-            cur = []
-        elif a == "I":
-            cur.append(next(col["value"] for col in r["columns"] if col["name"] == "id"))
-        elif a == "C":
-            if cur:
-                t = OracleTxn(r["xid"], lsn_to_int(r["lsn"]), lsn_to_int(r["nextlsn"]), cur)
-                txns.append(t)
-                for i in cur:
-                    by_id[i] = t
-            cur = []
-    return txns, by_id
-
-
-# --------------------------------------------------------------------------- Kafka side
-
-
-@dataclass
-class Ev:
-    partition: int
-    offset: int
-    key: str
-    id: str
-    seq: int
-
-
-def _consumer(bootstrap: str):
-    from confluent_kafka import Consumer
-
-    return Consumer({
-        "bootstrap.servers": bootstrap,
-        "group.id": unique_name("faults"),
-        "enable.auto.commit": False,
-        "enable.partition.eof": False,
-        "auto.offset.reset": "earliest",
-        "socket.connection.setup.timeout.ms": 1000,
-        "reconnect.backoff.max.ms": 200,
-    })
-
-
-class Watermarks:
-    """High watermarks of one topic's partitions (a record acknowledged with acks=all
-    on this one-broker cluster is below its partition's high watermark)."""
-
-    def __init__(self, bootstrap: str, topic: str, partitions: int):
-        self.bootstrap = bootstrap
-        self.c = _consumer(bootstrap)
-        self.topic = topic
-        self.partitions = partitions
-
-    def high(self, timeout: float = 5.0) -> dict[int, int] | None:
-        from confluent_kafka import KafkaException, TopicPartition
-
-        out = {}
-        try:
-            for p in range(self.partitions):
-                out[p] = self.c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=timeout,
-                                                      cached=False)[1]
-        except KafkaException:
-            # After a broker restart this client may keep answering "Unknown partition"
-            # from stale metadata: start afresh for the next call.
-            try:
-                self.c.close()
-            except Exception:
-                pass
-            self.c = _consumer(self.bootstrap)
-            return None
-        return out
-
-    def total(self, timeout: float = 5.0) -> int | None:
-        h = self.high(timeout)
-        return None if h is None else sum(h.values())
-
-    def close(self):
-        self.c.close()
-
-
-def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 120) -> list[Ev]:
-    """All records of topic up to the current high watermarks, in partition offset order."""
-    from confluent_kafka import TopicPartition
-
-    c = _consumer(bootstrap)
-    try:
-        ends = {}
-        for p in range(partitions):
-            lo, hi = c.get_watermark_offsets(TopicPartition(topic, p), timeout=30, cached=False)
-            if hi > lo:
-                ends[p] = hi
-        c.assign([TopicPartition(topic, p, 0) for p in ends])
-        out: list[Ev] = []
-        pos = {p: -1 for p in ends}
-        deadline = time.monotonic() + timeout
-        while any(pos[p] + 1 < ends[p] for p in ends):
-            assert time.monotonic() < deadline, f"reading {topic}: timed out at {pos} of {ends}"
-            for m in c.consume(5000, 1.0):
-                if m.error():
-                    continue
-                p = m.partition()
-                if m.offset() <= pos[p] or m.offset() >= ends[p]:
-                    continue
-                pos[p] = m.offset()
-                hid = dict(m.headers() or []).get("id")
-                v = json.loads(m.value())
-                out.append(Ev(p, m.offset(), m.key().decode(), hid.decode() if hid else None, int(v["seq"])))
-        out.sort(key=lambda e: (e.partition, e.offset))
-        return out
-    finally:
-        c.close()
-
-
-def verify(records: list[Ev], committed: dict[str, tuple[str, int]]) -> dict:
-    """Checks at-least-once, only-committed and per-key first-arrival order; returns stats."""
-    first: dict[str, Ev] = {}
-    seqs = defaultdict(list)
-    parts = defaultdict(set)
-    dups = 0
-    bad = []
-    for e in records:  # partition, offset order
-        parts[e.key].add(e.partition)
-        if e.id in first:
-            dups += 1
-            continue
-        first[e.id] = e
-        seqs[e.key].append(e.seq)
-        want = committed.get(e.id)
-        if want is not None and want != (e.key, e.seq):
-            bad.append((e.id, want, (e.key, e.seq)))
-    assert not bad, f"records whose key/seq differ from the committed row: {bad[:5]}"
-    missing = [i for i in committed if i not in first]
-    assert not missing, (
-        f"{len(missing)} of {len(committed)} committed events never reached Kafka, e.g. "
-        f"{[(i, committed[i]) for i in missing[:10]]}")
-    extra = [i for i in first if i not in committed]
-    assert not extra, f"{len(extra)} events in Kafka that never committed, e.g. {extra[:5]}"
-    split = {k: sorted(v) for k, v in parts.items() if len(v) > 1}
-    assert not split, f"keys spread over several partitions: {split}"
-    per_key = defaultdict(int)
-    for a, _ in committed.values():
-        per_key[a] += 1
-    for k, got in seqs.items():
-        want = list(range(1, per_key[k] + 1))
-        if got != want:
-            i = next((j for j, (x, y) in enumerate(zip(got, want)) if x != y), min(len(got), len(want)))
-            raise AssertionError(
-                f"key {k}: sequence numbers in order of first arrival are not 1..{per_key[k]}: first "
-                f"difference at position {i}: got {got[max(0, i - 3):i + 4]}, want {want[max(0, i - 3):i + 4]}")
-    return {"records": len(records), "events": len(first), "duplicates": dups}
-
-
-# --------------------------------------------------------------------------- misc
-
-
-def slot_of(outboxd_proc) -> str:
-    return outboxd_proc.config["postgres.slot"]
-
-
-def confirmed(db, slot: str) -> int:
-    i = db.slot_info(slot)
-    return lsn_to_int(i["confirmed_flush_lsn"]) if i and i["confirmed_flush_lsn"] else 0
-
-
-def wait_confirmed(db, slot: str, lsn: int, timeout: float = 90) -> None:
-    db.wait_slot_confirmed(slot, int_to_lsn(lsn), timeout)
-
-
-def current_lsn(db) -> int:
-    with db.stack.pg_connect(db.dbname) as c:
-        return lsn_to_int(c.execute("SELECT pg_current_wal_lsn()").fetchone()[0])
-
-
-def topic_for(topic_prefix: str, agg_type: str = AGG_TYPE) -> str:
-    return f"{topic_prefix}.{agg_type}"
-
-
-STREAMING = r'(streaming|resumed streaming) slot "'
 
 
 # =========================================================================== 1. kill -9
@@ -653,6 +250,7 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
     p = outboxd(BASE_CFG)
     p.wait_for_log(STREAMING, 30)
     writers = [Writer(db.conninfo, seed=seed + i, pause=0.001).start() for i in range(2)]
+    recover: list = []  # per round: seconds from the server's start until every event before it was confirmed
     for round_ in range(2):
         time.sleep(2.0)
         mark = len(p.log_text())
@@ -664,8 +262,11 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
             time.sleep(0.5)
             faults.pg_start()
         down = time.monotonic() - t0
+        t_up, target = time.monotonic(), current_lsn(db)  # committed before the server was back up
         p.wait_for_log(r"waiting for \d+ in-flight events, then reconnecting", 30, after=mark)
         m = p.wait_for_log(r'resumed streaming slot "[^"]+" from (\S+)', 60, after=mark)
+        caught_up = wait_caught_up(db, slot_of(p), target, 120, p)
+        recover.append(None if caught_up is None else time.monotonic() - t_up)
         print(f"pg-{how} #{round_ + 1}: down {down:.1f} s, outboxd resumed from {m.group(1)} "
               f"{time.monotonic() - t0:.1f} s after the fault")
     time.sleep(2.0)
@@ -676,7 +277,16 @@ def test_pg_restart_mid_stream(stack, db, kafka, topic_prefix, outboxd, faults, 
         committed.update(w.committed)
     db.reconnect()
     wait_confirmed(db, slot_of(p), current_lsn(db), 120)
-    stats = verify(read_topic(stack.kafka, topic, 3), committed)
+    recs = read_topic(stack.kafka, topic, 3)
+    m = measure(recs, committed)
+    record(f"outboxd-pg-{how}", daemon="outboxd", link="PostgreSQL",
+           what="PostgreSQL " + ("fast restart" if how == "restart" else "crash (immediate stop) and restart")
+           + " under load, twice",
+           recover_s=None if None in recover else max(recover), seed=seed,
+           notes=f"{sum(w.unknown for w in writers)} commits with unknown outcome (writer side)",
+           **{k: m[k] for k in ("committed", "delivered", "lost", "duplicated", "reordered")})
+    stats = verify(recs, committed)
+    assert None not in recover, f"not caught up within 120 s of a restart: {recover}"
     assert p.is_running()
     print(f"pg-{how}: {len(committed)} events; writer outcomes unknown {sum(w.unknown for w in writers)} "
           f"(committed after all: {sum(w.unknown_committed for w in writers)}); {stats['duplicates']} duplicates")
@@ -921,6 +531,7 @@ def test_slot_never_ahead_of_acks(stack, db, kafka, topic_prefix, outboxd, fault
         assert p.is_running()
         t_up_call = time.monotonic()
         faults.kafka_start()
+        t_up, target = time.monotonic(), current_lsn(db)  # committed before the broker was back
         time.sleep(6)
         w.stop()
         wait_confirmed(db, slot_of(p), current_lsn(db), 120)
@@ -932,8 +543,14 @@ def test_slot_never_ahead_of_acks(stack, db, kafka, topic_prefix, outboxd, fault
         wm.close()
 
     txns, by_id = oracle_txns(db, oracle)
-    assert set(by_id) == set(w.committed)
     recs = read_topic(stack.kafka, topic, 3)
+    m = measure(recs, w.committed)
+    back = [s[0] for s in sorted(samples) if s[0] >= t_up and s[1] >= target]
+    record(f"outboxd-kafka-{how}", daemon="outboxd", link="Kafka",
+           what="broker " + ("stopped (SIGTERM)" if how == "stop" else "killed (kill -9)")
+           + " mid-stream, restarted after 5 s", recover_s=back[0] - t_up if back else None, seed=seed,
+           **{k: m[k] for k in ("committed", "delivered", "lost", "duplicated", "reordered")})
+    assert set(by_id) == set(w.committed)
     stats = verify(recs, w.committed)
     first: dict[str, Ev] = {}
     for e in recs:

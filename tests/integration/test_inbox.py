@@ -1,9 +1,9 @@
 """inboxd against a real Kafka and PostgreSQL: messages recorded exactly once (bytes, headers,
 ids), duplicates stored once, kill -9 during consumption, two instances with partitions
-moving, PostgreSQL restarted and killed mid-stream, Kafka offsets committed after the
-database (never past it, frozen while writes are blocked), seek to the stored position on
-assignment, a recreated topic (offset regression), long ids, a message PostgreSQL refuses,
-reconnects after retryable errors, the lag metric, retention, startup errors.
+moving, Kafka offsets committed after the database (never past it, frozen while writes
+are blocked), seek to the stored position on assignment, a recreated topic (offset regression), long ids, a message PostgreSQL refuses,
+reconnects after retryable errors, the lag metric, retention, startup errors. (PostgreSQL
+restarted and crashed mid-stream, and the network faults: test_faults_inbox.py.)
 
 Exactly once is checked by comparing the inbox with what the producer had acknowledged:
 the same message ids, each at the partition/offset Kafka gave it, and per partition the
@@ -15,103 +15,16 @@ from __future__ import annotations
 import re
 import signal
 import subprocess
-import threading
 import time
 
 import psycopg
 import pytest
 
-from harness import free_port, http_get, kafka_committed, scrape, unique_name, wait_until
+from harness import free_port, http_get, kafka_committed, scrape, wait_until
+from harness.inboxload import BgProducer, check_exactly_once, inbox_count, positions, wait_assignment, wait_count
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-class BgProducer(threading.Thread):
-    """Produces n records with unique id headers "<prefix>-<i>" and keys k0..k<keys-1> at
-    about rate/s (idempotent, acks=all); .acked maps id -> (partition, offset)."""
-
-    def __init__(self, bootstrap: str, topic: str, n: int, rate: float, keys: int = 25,
-                 prefix: str | None = None, id_header: bool = True):
-        super().__init__(daemon=True)
-        self.bootstrap, self.topic, self.n, self.rate, self.keys = bootstrap, topic, n, rate, keys
-        self.prefix = prefix or unique_name("m")
-        self.id_header = id_header
-        self.acked: dict[str, tuple[int, int]] = {}
-        self.errors: list[str] = []
-
-    def run(self):
-        from confluent_kafka import Producer
-
-        p = Producer({"bootstrap.servers": self.bootstrap, "enable.idempotence": True, "linger.ms": 5})
-
-        def cb(err, msg):
-            mid = msg.value().decode().split("|")[0]
-            if err is not None:
-                self.errors.append(f"{mid}: {err}")
-            else:
-                self.acked[mid] = (msg.partition(), msg.offset())
-
-        t0 = time.monotonic()
-        for i in range(self.n):
-            mid = f"{self.prefix}-{i}"
-            headers = [("id", mid.encode())] if self.id_header else []
-            p.produce(self.topic, key=f"k{i % self.keys}", value=f"{mid}|payload {i}".encode(),
-                      headers=headers, on_delivery=cb)
-            p.poll(0)
-            ahead = (i + 1) / self.rate - (time.monotonic() - t0)
-            if ahead > 0:
-                time.sleep(ahead)
-        if p.flush(60) != 0:
-            self.errors.append("flush timed out")
-
-
-def inbox_count(db) -> int:
-    """Rows in the inbox, on a fresh connection (PostgreSQL may have been restarted)."""
-    with psycopg.connect(db.conninfo, autocommit=True, connect_timeout=5) as c:
-        return c.execute("SELECT count(*) FROM inbox").fetchone()[0]
-
-
-def wait_count(db, n: int, timeout: float = 60) -> None:
-    def ok():
-        try:
-            return inbox_count(db) >= n
-        except psycopg.OperationalError:
-            return False
-    wait_until(ok, timeout, 0.2, f"{n} rows in the inbox")
-
-
-def positions(db, group: str) -> dict[int, int]:
-    with psycopg.connect(db.conninfo, autocommit=True) as c:
-        return dict(c.execute("SELECT partition, next_offset FROM inbox_offsets WHERE consumer_group = %s",
-                              (group,)).fetchall())
-
-
-def check_exactly_once(db, acked: dict[str, tuple[int, int]], topic: str, settle: float = 2.0,
-                       payload_has_id: bool = True) -> None:
-    """The inbox holds exactly the acknowledged records, each at its partition/offset, and
-    within a partition the inbox ids follow the offsets."""
-    time.sleep(settle)  # anything extra would show up now
-    with psycopg.connect(db.conninfo, autocommit=True) as c:
-        rows = c.execute('SELECT id, message_id, topic, partition, "offset", payload FROM inbox').fetchall()
-    got = {r[1]: r for r in rows}
-    assert len(got) == len(rows)
-    missing = set(acked) - set(got)
-    extra = set(got) - set(acked)
-    assert not missing, f"{len(missing)} acknowledged messages missing from the inbox, e.g. {sorted(missing)[:5]}"
-    assert not extra, f"{len(extra)} unexpected rows, e.g. {sorted(extra)[:5]}"
-    for mid, (part, off) in acked.items():
-        _, _, t, p, o, payload = got[mid]
-        assert (t, p, o) == (topic, part, off), mid
-        if payload_has_id:
-            assert bytes(payload).startswith(mid.encode() + b"|")
-    by_part: dict[int, list[tuple[int, int]]] = {}
-    for iid, _, _, p, o, _ in rows:
-        by_part.setdefault(p, []).append((iid, o))
-    for p, pairs in by_part.items():
-        pairs.sort()
-        offs = [o for _, o in pairs]
-        assert offs == sorted(offs), f"partition {p}: inbox ids not in offset order"
 
 
 def group_of(d) -> str:
@@ -262,18 +175,6 @@ def test_kill9_during_consumption_loses_and_duplicates_nothing(inboxd, inbox_db,
     assert d.terminate() == 0
 
 
-def wait_assignment(kafka, group: str, topic: str, members: set[str], timeout: float = 60) -> dict:
-    """Waits until the group is stable with exactly these members (client.id), each holding
-    at least one partition and all 4 partitions of topic assigned; returns the assignment."""
-    def ok():
-        a = kafka.group_assignment(group)
-        if a is None or set(a) != members or not all(a.values()):
-            return None
-        held = sorted(tp for tps in a.values() for tp in tps)
-        return a if held == [(topic, p) for p in range(4)] else None
-    return wait_until(ok, timeout, 0.3, f"group {group}: {sorted(members)} sharing the 4 partitions")
-
-
 def wait_progress(db, more: int, prod: BgProducer, timeout: float = 30) -> None:
     """Waits until `more` further rows are in the inbox, or until prod has finished (and so
     no more may come)."""
@@ -317,33 +218,6 @@ def test_two_instances_partitions_move(inboxd, inbox_db, inbox_topic, stack, kaf
     # b ended up with every partition.
     b.wait_for_log(r"assigned .*\[0\]", timeout=1, all_runs=True)
     assert b.terminate() == 0
-
-
-@pytest.mark.fault
-@pytest.mark.timeout(240)
-def test_postgres_restart_and_crash_midstream(inboxd, inbox_db, inbox_topic, stack, faults):
-    n = 25000
-    prod = BgProducer(stack.kafka, inbox_topic, n, rate=2500)
-    d = inboxd({"inbox.batch.max": 500, "reconnect.backoff.max.ms": 1000})
-    d.wait_for_log(r"assigned .*\[3\]", timeout=30)
-    prod.start()
-    wait_count(inbox_db, 2000, 30)
-    faults.pg_restart()  # fast shutdown and start
-    d.wait_for_log(r"PostgreSQL is back: consumption resumed", timeout=30)
-    before = inbox_count(inbox_db)
-    wait_until(lambda: inbox_count(inbox_db) > before + 2000, 30, 0.1, "progress after the restart")
-    faults.pg_kill()  # a crash, down for 3 s while the producer goes on
-    time.sleep(3)
-    faults.pg_start()
-    prod.join(120)
-    assert not prod.errors, prod.errors[:5]
-    wait_count(inbox_db, n, 90)
-    check_exactly_once(inbox_db, prod.acked, inbox_topic)
-    log = d.log_text()
-    assert log.count("PostgreSQL is unavailable") >= 2
-    assert log.count("PostgreSQL is back: consumption resumed") >= 2
-    assert d.is_running()
-    assert d.terminate() == 0
 
 
 @pytest.mark.fault

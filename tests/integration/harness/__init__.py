@@ -15,6 +15,9 @@ scripts/stack.sh, never by the tests. Modules by job:
 - debezium: the real Debezium next to outboxd (rows, converter settings, Kafka Connect,
   recorded output); imported as a module: `from harness import debezium`
 - tools: YAML, promtool, helm, kubeconform and its Kubernetes schemas (the deployment tests)
+- netfault: a network namespace per test, a bridge to the stack, loss/partition/half-open/delay
+- faultload: the fault tests' event writers, oracle slot, read-back and outcome (measure, verify)
+- faultreport: the fault suite's results file (docs/reliability.md)
 """
 
 from .daemons import (
@@ -37,6 +40,8 @@ from .db import (
     lsn_to_int,
 )
 from .kafka import Kafka, Record, kafka_committed
+from .netfault import NetNs
+from .netfault import available as netfault_unavailable
 from .ops import free_port, http_get, scrape, wait_metric, wait_status
 from .partition import PARTITION_JAVA, java_partition, java_partitions, murmur2, python_partition, random_keys
 from .pgserver import (
@@ -69,6 +74,8 @@ __all__ = [
     "default_outboxd_bin", "default_inboxd_bin",
     # partition
     "PARTITION_JAVA", "murmur2", "python_partition", "java_partitions", "java_partition", "random_keys",
+    # netfault
+    "NetNs", "netfault_unavailable",
     # ops
     "free_port", "http_get", "scrape", "wait_metric", "wait_status",
     # pgserver

@@ -70,6 +70,9 @@ class Outboxd:
         self.args = list(args)
         self.extra_env = dict(env or {})
         self.proc: subprocess.Popen | None = None
+        # argv prefix that runs the daemon elsewhere, e.g. in a network namespace
+        # (["ip", "netns", "exec", NAME], which execs: the pid stays the daemon's).
+        self.wrap: list[str] = []
         self.starts = 0
         self._log_start = 0  # byte offset in the log where the latest run begins
 
@@ -99,6 +102,7 @@ class Outboxd:
             argv = self.argv
             if _SETPRIV and threading.current_thread() is threading.main_thread():
                 argv = [_SETPRIV, "--pdeathsig", "KILL", "--", *argv]
+            argv = [*self.wrap, *argv]
             self.proc = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
                 env=env, cwd=self.log_path.parent,

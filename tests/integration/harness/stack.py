@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,10 @@ class Stack:
             )
         except KeyError as e:
             raise StackNotRunning(f"{env_file} lacks {e}; restart the stack: scripts/stack.sh stop && scripts/stack.sh start")
+
+    @property
+    def kafka_port(self) -> int:
+        return int(self.kafka.rsplit(":", 1)[1])
 
     def pg_conninfo_for(self, dbname: str) -> str:
         return make_conninfo(self.pg_conninfo, dbname=dbname)
@@ -168,7 +173,21 @@ class StackFaults:
         self.kafka_stop()
         return self.kafka_start()
 
+    def kafka_pid(self) -> int:
+        return int((self.stack.dir / "kafka" / "kafka.pid").read_text().strip())
+
+    def kafka_pause(self):
+        """SIGSTOP the broker: it hangs with every connection open (restore() resumes it)."""
+        os.kill(self.kafka_pid(), signal.SIGSTOP)
+        self._kafka_paused = True
+
+    def kafka_resume(self):
+        os.kill(self.kafka_pid(), signal.SIGCONT)
+        self._kafka_paused = False
+
     def restore(self):
+        if getattr(self, "_kafka_paused", False):
+            self.kafka_resume()
         if self._pg_down:
             self.pg_start()
         if self._kafka_down:
