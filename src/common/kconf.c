@@ -23,9 +23,30 @@ void kconf_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf
     log_msg(l, "kafka %s: %s", fac, buf);
 }
 
+/* A property whose value must never be shown: its name says password, secret or key, as in
+ * config_dump (sasl.password, sasl.oauthbearer.client.secret, ssl.key.pem). */
+static bool sensitive(const char *k) {
+    return strcasestr(k, "password") || strcasestr(k, "secret") || strcasestr(k, "key");
+}
+
+/* Replaces every occurrence of v in s (size bytes) by "***". */
+static void redact(char *s, size_t size, const char *v) {
+    size_t vl = strlen(v);
+    char *p;
+    while (vl > 0 && (p = strstr(s, v)) != NULL) {
+        size_t tail = strlen(p + vl);
+        if ((size_t)(p - s) + 3 + tail + 1 > size)
+            break;
+        memmove(p + 3, p + vl, tail + 1);
+        memcpy(p, "***", 3);
+    }
+}
+
 int kconf_set(rd_kafka_conf_t *conf, const char *k, const char *v, err_t *e) {
     char why[512];
     if (rd_kafka_conf_set(conf, k, v, why, sizeof(why)) != RD_KAFKA_CONF_OK) {
+        if (sensitive(k))
+            redact(why, sizeof(why), v); /* librdkafka quotes a value it refuses */
         err_set(e, ERR_PERMANENT, "", "fix or remove that kafka.* setting (a librdkafka client property)",
                 "kafka.%s: %s", k, why);
         return -1;

@@ -3,9 +3,38 @@
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "pgtls.h"
+
+static char *default_password; /* postgres.password; set once at startup */
+
+int pgconn_set_password(const char *conninfo, const char *password, char *errstr, size_t errstr_size) {
+    if (!password || !*password)
+        return 0;
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &perr);
+    bool both = false;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "password") && o->val && *o->val)
+            both = true;
+    PQconninfoFree(opts);
+    PQfreemem(perr); /* a malformed conninfo is reported when it is used */
+    if (both) {
+        snprintf(errstr, errstr_size,
+                 "postgres.password is set and postgres.conninfo holds a password too: keep one of them");
+        return -1;
+    }
+    free(default_password);
+    if (!(default_password = strdup(password))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+const char *pgconn_password(void) { return default_password; }
 
 /* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults.
  *
@@ -21,9 +50,13 @@
 static PGconn *open_conn(const char *conninfo, const char *appname, bool replication, bool blocking) {
     /* Defaults first: values in the user's conninfo (expanded from dbname) override them. */
     const char *keys[] = {
-        "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", NULL, NULL, NULL, NULL};
-    const char *vals[] = {"10", "30", "10", "3", NULL, NULL, NULL, NULL};
+        "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", NULL, NULL, NULL, NULL, NULL};
+    const char *vals[] = {"10", "30", "10", "3", NULL, NULL, NULL, NULL, NULL};
     int n = 4;
+    if (default_password) {
+        keys[n] = "password";
+        vals[n++] = default_password;
+    }
     if (conninfo && *conninfo) {
         keys[n] = "dbname";
         vals[n++] = conninfo;

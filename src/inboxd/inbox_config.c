@@ -17,6 +17,8 @@
 const config_key_t inbox_config_keys[] = {
     {"postgres.conninfo", CONFIG_STRING, "", 0, 0, NULL, false,
      "libpq connection string or URI of the service's database holding the inbox (password redacted in logs)"},
+    {"postgres.password", CONFIG_STRING, "", 0, 0, NULL, true,
+     "password of every PostgreSQL connection when postgres.conninfo holds none (e.g. postgres.password.file)"},
     {"inbox.topics", CONFIG_STRING, "", 0, 0, NULL, false,
      "topics to consume, comma-separated (required); an entry starting with ^ is a regex"},
     {"inbox.table", CONFIG_STRING, "public.inbox", 0, 0, NULL, false, "inbox table (sql/inbox.sql)"},
