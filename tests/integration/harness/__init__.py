@@ -2,7 +2,8 @@
 
 The fixtures in conftest.py wrap these; tests import what they need from here
 (`from harness import Db, wait_until`). The stack (PostgreSQL + Kafka) is started by
-scripts/stack.sh, never by the tests. Modules by job:
+scripts/stack.sh, never by the tests; the TLS stack (scripts/tls-stack.sh) is started by the
+tls_stack fixture when it does not run. Modules by job:
 
 - util: unique_name, wait_until
 - stack: Stack (stack.env), StackFaults (scripts/stack.sh pg-stop, kafka-kill, ...)
@@ -12,6 +13,7 @@ scripts/stack.sh, never by the tests. Modules by job:
 - partition: the partition oracle (murmur2, python_partition, java_partition(s))
 - ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
+- tls: TlsStack (scripts/tls-stack.sh: TLS-only PostgreSQL, SASL_SSL Kafka, CA, secrets)
 """
 
 from .daemons import (
@@ -45,6 +47,7 @@ from .pgserver import (
     set_plugin_libraries,
     throwaway_postgres,
 )
+from .tls import KAFKA_USERS, PG_ROLES, TLS_STACK_SH, TlsStack
 from .stack import DEFAULT_STACK_DIR, REPO, STACK_SH, Stack, StackFaults, StackNotRunning, parse_env_file
 from .util import unique_name, wait_until
 
@@ -68,4 +71,6 @@ __all__ = [
     # pgserver
     "PLUGIN_LIBS_OK", "set_plugin_libraries", "create_login_role", "drop_role",
     "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
+    # tls
+    "TLS_STACK_SH", "TlsStack", "PG_ROLES", "KAFKA_USERS",
 ]
