@@ -4,10 +4,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -442,9 +444,20 @@ static int set_key(config_t *cfg, const char *key, const char *value, char *file
 /* Reads a value file: at most CONFIG_FILE_MAX bytes, no NUL byte, one final "\n" or "\r\n"
  * removed. Returns a new string, or NULL with why filled (never with the file's content). */
 static char *read_value_file(const char *path, char *why, size_t why_size) {
-    FILE *f = fopen(path, "rb");
+    /* O_NONBLOCK: a FIFO (or a terminal) must not hang the daemon at open or read time;
+     * only regular files (also behind symlinks, as Kubernetes mounts secrets) are read. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "%s", fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
     if (f == NULL) {
         snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
         return NULL;
     }
     char *buf = malloc(CONFIG_FILE_MAX + 1);
@@ -617,18 +630,23 @@ static const char *parse_value(char *s, char **out) {
 }
 
 int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size) {
-    FILE *f;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(errstr, errstr_size, "cannot open config file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    int ret = config_load_stream(cfg, f, path, errstr, errstr_size);
+    fclose(f);
+    return ret;
+}
+
+int config_load_stream(config_t *cfg, FILE *f, const char *path, char *errstr, size_t errstr_size) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     unsigned long lineno = 0;
     int ret = -1;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot open config file '%s': %s", path, strerror(errno));
-        return -1;
-    }
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *p = line, *key, *key_end, *value, *eq = NULL;
         const char *perr;
@@ -693,7 +711,6 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
 
 out:
     free(line);
-    fclose(f);
     return ret;
 }
 

@@ -8,7 +8,8 @@
 
 /* Any key can be read from a file: "<key>.file = PATH" (file, -X) or the variable of the key
  * with "_FILE" appended (OUTBOXD_KAFKA_SASL_PASSWORD_FILE=PATH). The value is the file's
- * content without one final newline; at most CONFIG_FILE_MAX bytes, no NUL byte. It is never
+ * content without one final newline; a regular file of at most CONFIG_FILE_MAX bytes, no NUL
+ * byte. It is never
  * shown: errors say "***", config_dump prints "<key>.file = PATH". */
 #define CONFIG_FILE_SUFFIX ".file"
 #define CONFIG_ENV_FILE_SUFFIX "_FILE"
@@ -48,6 +49,9 @@ int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errst
 /* Reads "key = value" lines; '#' starts a comment (whole line, or after whitespace); values
  * may be "double-quoted" to keep leading/trailing spaces or '#'. Errors say "FILE:LINE: ...". */
 int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size);
+
+/* config_load_file on an open stream f (borrowed; not closed); path names it in errors. */
+int config_load_stream(config_t *cfg, FILE *f, const char *path, char *errstr, size_t errstr_size);
 
 /* Maps environment variables env_prefix + KEY (upper case, '.' -> '_') onto known keys, e.g.
  * OUTBOXD_POSTGRES_CONNINFO -> postgres.conninfo; for passthrough keys

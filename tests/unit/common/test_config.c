@@ -788,6 +788,8 @@ static void test_file_value_errors(void **state) {
              bad);
     set_fails(cfg, "relay.max_inflight.file", bad, "-X", want);
     unlink(bad);
+    /* Only regular files: a directory, a FIFO or a terminal would fail or hang. */
+    set_fails(cfg, "slot.name.file", "/tmp", "-X", "cannot read slot.name.file '/tmp' (-X): not a regular file");
     /* .file of something that is no key stays an unknown key. */
     set_fails(cfg, "no.such.key.file", "/etc/hostname", "-X", NULL);
     char *big = calloc(1, CONFIG_FILE_MAX + 2);
