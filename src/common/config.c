@@ -1040,14 +1040,17 @@ void config_dump(const config_t *cfg, FILE *out) {
             dump_line(out, k->name, CONFIG_FILE_SUFFIX, cfg->files[i]); /* where it is, not what it is */
         } else if (k->secret || contains_ci(k->name, "password") || contains_ci(k->name, "secret")) {
             fprintf(out, "%s = ***\n", k->name);
-        } else if (ends_with(k->name, "conninfo")) {
+        } else if (ends_with(k->name, "conninfo") || ends_with(k->name, ".url")) {
             size_t size = 4 * strlen(v) + 64;
             char *red = malloc(size);
             if (red == NULL) {
                 fprintf(out, "%s = ***\n", k->name);
                 continue;
             }
-            log_redact_conninfo(v, red, size);
+            if (ends_with(k->name, ".url"))
+                log_redact_url(v, red, size);
+            else
+                log_redact_conninfo(v, red, size);
             dump_line(out, "", k->name, red);
             free(red);
         } else {
