@@ -283,7 +283,14 @@ def test_outboxd_refuses_with_one_line(fault: Fault, tls_stack, tls_kafka, tls_d
     assert len(fails) == 1 and fails[0].split()[1] == fault.server, r.stdout
     assert re.search(fault.cause.replace("cannot connect to PostgreSQL: ", ""), fails[0]), r.stdout
     assert re.search(fault.fix, fails[0]), r.stdout
-    for text in (o.log_text(), r.stdout + r.stderr):
+    texts = [o.log_text(), r.stdout + r.stderr]
+    if fault.server == "postgres":  # outboxd status opens the same connection
+        st = subprocess.run([str(o.binary), "-c", str(o.config_path), "status", "--json"], capture_output=True,
+                            text=True, env=clean_env(), timeout=60)
+        assert st.returncode == 2, st.stdout + st.stderr
+        assert re.search(fault.cause, st.stdout + st.stderr), st.stdout + st.stderr
+        texts.append(st.stdout + st.stderr)
+    for text in texts:
         for s in list(tls_stack.secrets().values()) + ["Wrong-pg-password-42", "Wrong-kafka-password-42"]:
             assert s not in text
 
