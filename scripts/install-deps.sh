@@ -37,9 +37,11 @@ APT_PACKAGES=(
   libsystemd-dev  # optional: sd_notify readiness (built without it when absent)
   valgrind
   clang-format clang-tidy  # the lint stage of scripts/test.sh (.clang-format, .clang-tidy)
+  clang-14 libclang-rt-14-dev  # libFuzzer and its sanitizers: scripts/fuzz.sh (tests/fuzz)
   libcurl4-openssl-dev  # inboxd's HTTP push (deliver.url)
   # test stack
   postgresql-15 postgresql-15-wal2json kcat
+  openssl  # the throwaway CA and certificates of scripts/tls-stack.sh
   openjdk-17-jdk-headless maven ca-certificates
   systemd  # systemd-analyze verifies contrib/systemd units (test_packaging.py)
   docker-compose  # `docker-compose config` validates docker-compose.yml (test_compose.py)

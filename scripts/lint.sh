@@ -8,7 +8,7 @@ set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO"
-mapfile -t FILES < <(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'bench/*.c')
+mapfile -t FILES < <(git ls-files 'src/*.c' 'src/*.h' 'tests/unit/*.c' 'tests/fuzz/*.c' 'bench/*.c')
 mapfile -t SOURCES < <(git ls-files 'src/*.c')
 
 die() { printf 'lint: ERROR: %s\n' "$*" >&2; exit 1; }

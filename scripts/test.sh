@@ -10,6 +10,7 @@
 #   2. build/       cmake -G Ninja, RelWithDebInfo, -Werror; scripts/lint.sh (clang-format,
 #                   clang-tidy); ctest
 #   3. build-asan/  cmake -G Ninja, Debug, -DOUTBOXD_SANITIZE=ON; ctest
+#   3b. scripts/fuzz.sh: the libFuzzer targets of tests/fuzz under ASan+UBSan, 20 s each
 #   4. scripts/stack.sh start (reused if it already runs; stopped at the end only if
 #      this script started it), then pytest tests/integration -v against build/outboxd
 # A failing ctest stage does not stop the run (the integration tests still run); the
@@ -20,6 +21,7 @@
 #   OUTBOXD_TEST_ASAN_BUILD_DIR  ASan build dir   (default <repo>/build-asan)
 #   OUTBOXD_TEST_SKIP_ASAN=1     skip stage 3
 #   OUTBOXD_TEST_SKIP_UNIT=1     skip ctest in stages 2 and 3 (still builds stage 2)
+#   OUTBOXD_TEST_SKIP_FUZZ=1     skip stage 3b;  OUTBOXD_FUZZ_SECONDS: seconds per fuzz target
 #   OUTBOXD_BIN                  binary under integration test (default $OUTBOXD_TEST_BUILD_DIR/outboxd)
 #   OUTBOXD_STACK_*              see scripts/stack.sh;  OUTBOXD_TEST_VENV: see scripts/install-deps.sh
 set -euo pipefail
@@ -94,6 +96,14 @@ if [[ ${OUTBOXD_TEST_SKIP_ASAN:-0} != 1 ]]; then
   else
     failed+=("ASan build")
     echo "test.sh: ASan build FAILED; continuing with the integration tests (the exit status will be non-zero)"
+  fi
+fi
+
+if [[ ${OUTBOXD_TEST_SKIP_FUZZ:-0} != 1 ]]; then
+  stage "fuzz (libFuzzer, ASan+UBSan, ${OUTBOXD_FUZZ_SECONDS:-20} s per target)"
+  if ! "$REPO/scripts/fuzz.sh"; then
+    failed+=("fuzz")
+    echo "test.sh: fuzz FAILED; continuing with the remaining stages (the exit status will be non-zero)"
   fi
 fi
 

@@ -4,10 +4,12 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "log.h"
@@ -17,6 +19,7 @@
 typedef struct {
     char *key;
     char *value;
+    char *file; /* the file the value was read from (key.file), or NULL */
 } config_pt_t;
 
 struct config {
@@ -24,6 +27,7 @@ struct config {
     size_t nkeys;
     char **values;    /* per known key, owned; NULL = unset */
     bool *set;        /* per known key: given by config_set (not just the default) */
+    char **files;     /* per known key, owned: the file its value was read from (key.file), or NULL */
     char *pt_prefix;  /* owned; NULL = no passthrough */
     char *env_prefix; /* owned; NULL = no environment mapping */
     config_pt_t *pt;
@@ -213,10 +217,10 @@ static void suggest_key(const config_t *cfg, const char *name, char *buf, size_t
 
 /* Validates value for key k; on success returns 0 and *out = a new string to store (enums
  * take the spelling of the table), else -1 with errstr filled. */
-static int validate(const config_key_t *k, const char *value, const char *origin, char *errstr, size_t errstr_size,
-                    char **out) {
-    /* Never echo a secret, even a mistyped one. */
-    const char *shown = k->secret ? "***" : value;
+static int validate(const config_key_t *k, const char *value, bool hide, const char *origin, char *errstr,
+                    size_t errstr_size, char **out) {
+    /* Never echo a secret, even a mistyped one, nor what a file held. */
+    const char *shown = k->secret || hide ? "***" : value;
 
     switch (k->type) {
     case CONFIG_INT: {
@@ -278,7 +282,8 @@ config_t *config_new(const config_key_t *keys, const char *passthrough_prefix, c
         cfg->nkeys++;
     cfg->values = calloc(cfg->nkeys + 1, sizeof(char *));
     cfg->set = calloc(cfg->nkeys + 1, sizeof(bool));
-    if (cfg->values == NULL || cfg->set == NULL)
+    cfg->files = calloc(cfg->nkeys + 1, sizeof(char *));
+    if (cfg->values == NULL || cfg->set == NULL || cfg->files == NULL)
         goto fail;
     for (size_t i = 0; i < cfg->nkeys; i++) {
         if (keys[i].def != NULL && (cfg->values[i] = strdup(keys[i].def)) == NULL)
@@ -305,9 +310,15 @@ void config_destroy(config_t *cfg) {
         free(cfg->values);
     }
     free(cfg->set);
+    if (cfg->files != NULL) {
+        for (size_t i = 0; i < cfg->nkeys; i++)
+            free(cfg->files[i]);
+        free(cfg->files);
+    }
     for (size_t i = 0; i < cfg->npt; i++) {
         free(cfg->pt[i].key);
         free(cfg->pt[i].value);
+        free(cfg->pt[i].file);
     }
     free(cfg->pt);
     free(cfg->pt_prefix);
@@ -325,7 +336,7 @@ void config_set_passthrough_check(config_t *cfg, const config_pt_check_t *check)
 /* The passthrough check's verdict on key (suffix: without the prefix) = value, as an error
  * naming the key and its origin. A secret-looking key never has its value echoed. */
 static int check_passthrough(const config_t *cfg, const char *key, const char *suffix, const char *value,
-                             const char *origin, char *errstr, size_t errstr_size) {
+                             bool from_file, const char *origin, char *errstr, size_t errstr_size) {
     char why[512] = "", suggestion[256] = "";
     config_pt_verdict_t v = cfg->pt_check.check(suffix, value, why, sizeof(why), suggestion, sizeof(suggestion));
     if (v == CONFIG_PT_OK)
@@ -336,14 +347,16 @@ static int check_passthrough(const config_t *cfg, const char *key, const char *s
                  suggestion[0] ? cfg->pt_prefix : "", suggestion, suggestion[0] ? "'?" : "");
         return -1;
     }
-    bool secret = contains_ci(suffix, "password") || contains_ci(suffix, "secret") || contains_ci(suffix, "key");
+    bool secret =
+        from_file || contains_ci(suffix, "password") || contains_ci(suffix, "secret") || contains_ci(suffix, "key");
     snprintf(errstr, errstr_size, "invalid value '%s' for %s%s%s%s: %s", secret ? "***" : value, key,
              origin_open(origin), origin_text(origin), origin_close(origin), why);
     return -1;
 }
 
-static int set_passthrough(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
-                           size_t errstr_size) {
+/* Takes ownership of file (the file the value came from, or NULL) on success and failure. */
+static int set_passthrough(config_t *cfg, const char *key, const char *value, char *file, const char *origin,
+                           char *errstr, size_t errstr_size) {
     const char *suffix = key + strlen(cfg->pt_prefix);
     config_pt_t *e;
     char *v;
@@ -351,12 +364,17 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
     if (suffix[0] == '\0') {
         snprintf(errstr, errstr_size, "config key '%s'%s%s%s has nothing after the '%s' prefix", key,
                  origin_open(origin), origin_text(origin), origin_close(origin), cfg->pt_prefix);
+        free(file);
         return -1;
     }
-    if (cfg->pt_check.check != NULL && check_passthrough(cfg, key, suffix, value, origin, errstr, errstr_size) != 0)
+    if (cfg->pt_check.check != NULL &&
+        check_passthrough(cfg, key, suffix, value, file != NULL, origin, errstr, errstr_size) != 0) {
+        free(file);
         return -1;
+    }
     v = strdup(value);
     if (v == NULL) {
+        free(file);
         oom(errstr, errstr_size);
         return -1;
     }
@@ -364,7 +382,9 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
     if (e != NULL) {
         /* Last value wins; the key keeps its first position. */
         free(e->value);
+        free(e->file);
         e->value = v;
+        e->file = file;
         return 0;
     }
     if (cfg->npt == cfg->pt_cap) {
@@ -372,6 +392,7 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
         config_pt_t *n = realloc(cfg->pt, ncap * sizeof(*n));
         if (n == NULL) {
             free(v);
+            free(file);
             oom(errstr, errstr_size);
             return -1;
         }
@@ -382,19 +403,127 @@ static int set_passthrough(config_t *cfg, const char *key, const char *value, co
     e->key = strdup(suffix);
     if (e->key == NULL) {
         free(v);
+        free(file);
         oom(errstr, errstr_size);
         return -1;
     }
     e->value = v;
+    e->file = file;
     cfg->npt++;
     return 0;
 }
 
+/* Sets a known or passthrough key; file: the file value was read from (owned; NULL = none),
+ * which also keeps the value out of error messages. */
+static int set_key(config_t *cfg, const char *key, const char *value, char *file, const char *origin, char *errstr,
+                   size_t errstr_size) {
+    size_t idx;
+    const config_key_t *k = find_key(cfg, key, &idx);
+    if (k != NULL) {
+        char *v;
+        if (validate(k, value, file != NULL, origin, errstr, errstr_size, &v) != 0) {
+            free(file);
+            return -1;
+        }
+        free(cfg->values[idx]);
+        free(cfg->files[idx]);
+        cfg->values[idx] = v;
+        cfg->files[idx] = file;
+        cfg->set[idx] = true;
+        return 0;
+    }
+    if (is_passthrough(cfg, key))
+        return set_passthrough(cfg, key, value, file, origin, errstr, errstr_size);
+    free(file);
+
+    char hint[256];
+    suggest_key(cfg, key, hint, sizeof(hint));
+    snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s%s%s%s", key, origin_open(origin), origin_text(origin),
+             origin_close(origin), hint[0] ? "; did you mean '" : "", hint, hint[0] ? "'?" : "");
+    return -1;
+}
+
+/* Reads a value file: at most CONFIG_FILE_MAX bytes, no NUL byte, one final "\n" or "\r\n"
+ * removed. Returns a new string, or NULL with why filled (never with the file's content). */
+static char *read_value_file(const char *path, char *why, size_t why_size) {
+    /* O_NONBLOCK: a FIFO (or a terminal) must not hang the daemon at open or read time;
+     * only regular files (also behind symlinks, as Kubernetes mounts secrets) are read. */
+    int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+    struct stat st;
+    if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        snprintf(why, why_size, "%s", fd < 0 ? strerror(errno) : "not a regular file");
+        if (fd >= 0)
+            close(fd);
+        return NULL;
+    }
+    FILE *f = fdopen(fd, "rb");
+    if (f == NULL) {
+        snprintf(why, why_size, "%s", strerror(errno));
+        close(fd);
+        return NULL;
+    }
+    char *buf = malloc(CONFIG_FILE_MAX + 1);
+    size_t n = buf != NULL ? fread(buf, 1, CONFIG_FILE_MAX + 1, f) : 0;
+    bool failed = buf == NULL || ferror(f);
+    fclose(f);
+    if (failed || n > CONFIG_FILE_MAX || memchr(buf, '\0', n) != NULL) {
+        snprintf(why, why_size, "%s",
+                 buf == NULL           ? "out of memory"
+                 : n > CONFIG_FILE_MAX ? "larger than 64 KiB"
+                 : failed              ? "read error"
+                                       : "it holds a NUL byte");
+        free(buf);
+        return NULL;
+    }
+    if (n > 0 && buf[n - 1] == '\n')
+        n--;
+    if (n > 0 && buf[n - 1] == '\r')
+        n--;
+    buf[n] = '\0';
+    return buf;
+}
+
+/* key.file = path: the value of key is the content of the file path. */
+static int set_from_file(config_t *cfg, const char *key, const char *path, const char *origin, char *errstr,
+                         size_t errstr_size) {
+    char why[128], from[1024];
+    if (path[0] == '\0') {
+        snprintf(errstr, errstr_size, "%s.file%s%s%s is empty: it must name a file", key, origin_open(origin),
+                 origin_text(origin), origin_close(origin));
+        return -1;
+    }
+    char *value = read_value_file(path, why, sizeof(why));
+    if (value == NULL) {
+        snprintf(errstr, errstr_size, "cannot read %s.file '%s'%s%s%s: %s", key, path, origin_open(origin),
+                 origin_text(origin), origin_close(origin), why);
+        return -1;
+    }
+    snprintf(from, sizeof(from), "%s.file '%s'%s%s%s", key, path, origin_open(origin), origin_text(origin),
+             origin_close(origin));
+    char *file = strdup(path);
+    int r = file != NULL ? set_key(cfg, key, value, file, from, errstr, errstr_size) : -1;
+    if (file == NULL)
+        oom(errstr, errstr_size);
+    explicit_bzero(value, strlen(value));
+    free(value);
+    return r;
+}
+
+/* The key that key names with a ".file" suffix (a new string), or NULL when it is not one. */
+static char *file_key_stem(const config_t *cfg, const char *key) {
+    size_t n = strlen(key), sl = strlen(CONFIG_FILE_SUFFIX);
+    if (n <= sl || strcmp(key + n - sl, CONFIG_FILE_SUFFIX) != 0 || find_key(cfg, key, NULL) != NULL)
+        return NULL;
+    char *stem = dup_range(key, n - sl);
+    if (stem != NULL && find_key(cfg, stem, NULL) == NULL && !is_passthrough(cfg, stem)) {
+        free(stem);
+        stem = NULL;
+    }
+    return stem;
+}
+
 int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr,
                size_t errstr_size) {
-    const config_key_t *k;
-    size_t idx;
-
     if (key == NULL || key[0] == '\0') {
         snprintf(errstr, errstr_size, "empty config key%s%s%s", origin_open(origin), origin_text(origin),
                  origin_close(origin));
@@ -405,27 +534,26 @@ int config_set(config_t *cfg, const char *key, const char *value, const char *or
                  origin_text(origin), origin_close(origin));
         return -1;
     }
-    k = find_key(cfg, key, &idx);
-    if (k != NULL) {
-        char *v;
-        if (validate(k, value, origin, errstr, errstr_size, &v) != 0)
-            return -1;
-        free(cfg->values[idx]);
-        cfg->values[idx] = v;
-        cfg->set[idx] = true;
-        return 0;
+    char *stem = file_key_stem(cfg, key);
+    if (stem != NULL) {
+        int r = set_from_file(cfg, stem, value, origin, errstr, errstr_size);
+        free(stem);
+        return r;
     }
-    if (is_passthrough(cfg, key))
-        return set_passthrough(cfg, key, value, origin, errstr, errstr_size);
+    return set_key(cfg, key, value, NULL, origin, errstr, errstr_size);
+}
 
-    {
-        char hint[256];
-        suggest_key(cfg, key, hint, sizeof(hint));
-        snprintf(errstr, errstr_size, "unknown config key '%s'%s%s%s%s%s%s", key, origin_open(origin),
-                 origin_text(origin), origin_close(origin), hint[0] ? "; did you mean '" : "", hint,
-                 hint[0] ? "'?" : "");
+const char *config_file_of(const config_t *cfg, const char *key) {
+    size_t idx;
+    if (cfg == NULL || key == NULL)
+        return NULL;
+    if (find_key(cfg, key, &idx) != NULL)
+        return cfg->files[idx];
+    if (is_passthrough(cfg, key)) {
+        const config_pt_t *e = find_pt(cfg, key + strlen(cfg->pt_prefix));
+        return e != NULL ? e->file : NULL;
     }
-    return -1;
+    return NULL;
 }
 
 int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errstr, size_t errstr_size) {
@@ -504,18 +632,23 @@ static const char *parse_value(char *s, char **out) {
 }
 
 int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size) {
-    FILE *f;
+    FILE *f = fopen(path, "r");
+    if (f == NULL) {
+        snprintf(errstr, errstr_size, "cannot open config file '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    int ret = config_load_stream(cfg, f, path, errstr, errstr_size);
+    fclose(f);
+    return ret;
+}
+
+int config_load_stream(config_t *cfg, FILE *f, const char *path, char *errstr, size_t errstr_size) {
     char *line = NULL;
     size_t cap = 0;
     ssize_t len;
     unsigned long lineno = 0;
     int ret = -1;
 
-    f = fopen(path, "r");
-    if (f == NULL) {
-        snprintf(errstr, errstr_size, "cannot open config file '%s': %s", path, strerror(errno));
-        return -1;
-    }
     while ((len = getline(&line, &cap, f)) >= 0) {
         char *p = line, *key, *key_end, *value, *eq = NULL;
         const char *perr;
@@ -580,7 +713,6 @@ int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errst
 
 out:
     free(line);
-    fclose(f);
     return ret;
 }
 
@@ -630,6 +762,21 @@ static int load_env_var(config_t *cfg, const char *name, size_t name_len, const 
         }
     }
 
+    /* <VAR>_FILE names the file that holds the value of a known key (passthrough keys get
+     * theirs below: OUTBOXD_KAFKA_SASL_PASSWORD_FILE -> kafka.sasl.password.file). */
+    size_t vl = strlen(var), fl = strlen(CONFIG_ENV_FILE_SUFFIX);
+    if (vl > fl && !strcmp(var + vl - fl, CONFIG_ENV_FILE_SUFFIX)) {
+        for (size_t i = 0; i < cfg->nkeys; i++) {
+            env_name(cfg->env_prefix, cfg->keys[i].name, buf, sizeof(buf));
+            if (strlen(buf) == vl - fl && !strncmp(buf, var, vl - fl)) {
+                char key[300];
+                snprintf(key, sizeof(key), "%s%s", cfg->keys[i].name, CONFIG_FILE_SUFFIX);
+                r = config_set(cfg, key, value, origin, errstr, errstr_size);
+                goto out;
+            }
+        }
+    }
+
     suffix = var + strlen(cfg->env_prefix);
     if (cfg->pt_prefix != NULL) {
         size_t plen;
@@ -653,18 +800,23 @@ static int load_env_var(config_t *cfg, const char *name, size_t name_len, const 
     }
 
     {
-        /* Suggest the closest known variable. */
+        /* Suggest the closest known variable (for a _FILE variable, the closest one's twin). */
         int best = INT_MAX;
         char hint[512] = "";
+        bool file = vl > fl && !strcmp(var + vl - fl, CONFIG_ENV_FILE_SUFFIX);
+        if (file)
+            var[vl - fl] = '\0';
         for (size_t i = 0; i < cfg->nkeys; i++) {
             int d;
             env_name(cfg->env_prefix, cfg->keys[i].name, buf, sizeof(buf));
             d = suggest_distance(var, buf);
             if (d < best && suggest_close(d, buf + strlen(cfg->env_prefix))) {
                 best = d;
-                snprintf(hint, sizeof(hint), "%s", buf);
+                snprintf(hint, sizeof(hint), "%s%s", buf, file ? CONFIG_ENV_FILE_SUFFIX : "");
             }
         }
+        if (file)
+            var[vl - fl] = CONFIG_ENV_FILE_SUFFIX[0];
         snprintf(errstr, errstr_size, "unknown environment variable %s: no config key %s%s%s", var,
                  hint[0] ? "matches; did you mean " : "matches it", hint, hint[0] ? "?" : "");
     }
@@ -672,6 +824,28 @@ static int load_env_var(config_t *cfg, const char *name, size_t name_len, const 
 out:
     free(var);
     return r;
+}
+
+/* Both <VAR> and <VAR>_FILE set: which wins would depend on the order of the environment. */
+static int env_file_conflict(const config_t *cfg, char *const *envp, char *errstr, size_t errstr_size) {
+    size_t plen = strlen(cfg->env_prefix), fl = strlen(CONFIG_ENV_FILE_SUFFIX);
+    for (size_t i = 0; envp[i] != NULL; i++) {
+        const char *eq = strchr(envp[i], '=');
+        size_t n = eq != NULL ? (size_t)(eq - envp[i]) : 0;
+        if (n <= plen + fl || strncmp(envp[i], cfg->env_prefix, plen) != 0 ||
+            strncmp(envp[i] + n - fl, CONFIG_ENV_FILE_SUFFIX, fl) != 0)
+            continue;
+        for (size_t j = 0; envp[j] != NULL; j++) {
+            if (!strncmp(envp[j], envp[i], n - fl) && envp[j][n - fl] == '=') {
+                snprintf(errstr, errstr_size,
+                         "both %.*s and %.*s are set: set the value or the file that holds it, "
+                         "not both",
+                         (int)(n - fl), envp[i], (int)n, envp[i]);
+                return -1;
+            }
+        }
+    }
+    return 0;
 }
 
 int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size) {
@@ -683,6 +857,8 @@ int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errst
         envp = environ;
     if (envp == NULL)
         return 0;
+    if (env_file_conflict(cfg, envp, errstr, errstr_size) != 0)
+        return -1;
     plen = strlen(cfg->env_prefix);
     for (size_t i = 0; envp[i] != NULL; i++) {
         const char *e = envp[i];
@@ -866,16 +1042,21 @@ void config_dump(const config_t *cfg, FILE *out) {
 
         if (v == NULL)
             continue;
-        if (k->secret || contains_ci(k->name, "password") || contains_ci(k->name, "secret")) {
+        if (cfg->files[i] != NULL) {
+            dump_line(out, k->name, CONFIG_FILE_SUFFIX, cfg->files[i]); /* where it is, not what it is */
+        } else if (k->secret || contains_ci(k->name, "password") || contains_ci(k->name, "secret")) {
             fprintf(out, "%s = ***\n", k->name);
-        } else if (ends_with(k->name, "conninfo")) {
+        } else if (ends_with(k->name, "conninfo") || ends_with(k->name, ".url")) {
             size_t size = 4 * strlen(v) + 64;
             char *red = malloc(size);
             if (red == NULL) {
                 fprintf(out, "%s = ***\n", k->name);
                 continue;
             }
-            log_redact_conninfo(v, red, size);
+            if (ends_with(k->name, ".url"))
+                log_redact_url(v, red, size);
+            else
+                log_redact_conninfo(v, red, size);
             dump_line(out, "", k->name, red);
             free(red);
         } else {
@@ -884,7 +1065,11 @@ void config_dump(const config_t *cfg, FILE *out) {
     }
     for (size_t i = 0; i < cfg->npt; i++) {
         const config_pt_t *e = &cfg->pt[i];
-        if (contains_ci(e->key, "password") || contains_ci(e->key, "secret") || contains_ci(e->key, "key"))
+        if (e->file != NULL) {
+            char name[512];
+            snprintf(name, sizeof(name), "%s%s", e->key, CONFIG_FILE_SUFFIX);
+            dump_line(out, cfg->pt_prefix, name, e->file);
+        } else if (contains_ci(e->key, "password") || contains_ci(e->key, "secret") || contains_ci(e->key, "key"))
             fprintf(out, "%s%s = ***\n", cfg->pt_prefix, e->key);
         else
             dump_line(out, cfg->pt_prefix, e->key, e->value);

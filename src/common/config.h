@@ -6,6 +6,15 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+/* Any key can be read from a file: "<key>.file = PATH" (file, -X) or the variable of the key
+ * with "_FILE" appended (OUTBOXD_KAFKA_SASL_PASSWORD_FILE=PATH). The value is the file's
+ * content without one final newline; a regular file of at most CONFIG_FILE_MAX bytes, no NUL
+ * byte. It is never
+ * shown: errors say "***", config_dump prints "<key>.file = PATH". */
+#define CONFIG_FILE_SUFFIX ".file"
+#define CONFIG_ENV_FILE_SUFFIX "_FILE"
+#define CONFIG_FILE_MAX 65536
+
 typedef enum { CONFIG_STRING, CONFIG_INT, CONFIG_BOOL, CONFIG_ENUM } config_type_t;
 
 typedef struct config_key {
@@ -47,7 +56,8 @@ void config_set_passthrough_check(config_t *cfg, const config_pt_check_t *check)
 
 /* Sets one key. origin names where the value came from ("file.conf:12", "-X", "env
  * OUTBOXD_X") and is used in errors. Unknown keys, bad ints/bools/enums fail with a
- * message naming the origin and, for unknown keys, the closest known key.
+ * message naming the origin and, for unknown keys, the closest known key. "<key>.file" reads
+ * the value of key from the file its value names (CONFIG_FILE_SUFFIX).
  * Returns 0 or -1 with errstr filled. */
 int config_set(config_t *cfg, const char *key, const char *value, const char *origin, char *errstr, size_t errstr_size);
 
@@ -58,12 +68,19 @@ int config_set_kv(config_t *cfg, const char *kv, const char *origin, char *errst
  * may be "double-quoted" to keep leading/trailing spaces or '#'. Errors say "FILE:LINE: ...". */
 int config_load_file(config_t *cfg, const char *path, char *errstr, size_t errstr_size);
 
+/* config_load_file on an open stream f (borrowed; not closed); path names it in errors. */
+int config_load_stream(config_t *cfg, FILE *f, const char *path, char *errstr, size_t errstr_size);
+
 /* Maps environment variables env_prefix + KEY (upper case, '.' -> '_') onto known keys, e.g.
  * OUTBOXD_POSTGRES_CONNINFO -> postgres.conninfo; for passthrough keys
- * OUTBOXD_KAFKA_BOOTSTRAP_SERVERS -> kafka.bootstrap.servers (lower case, '_' -> '.').
- * envp: NULL-terminated "NAME=value" array (borrowed). An env_prefix variable that maps to no
- * key is an error. */
+ * OUTBOXD_KAFKA_BOOTSTRAP_SERVERS -> kafka.bootstrap.servers (lower case, '_' -> '.'). A
+ * variable with "_FILE" appended names the file holding the value (<key>.file). envp:
+ * NULL-terminated "NAME=value" array (borrowed). An env_prefix variable that maps to no key is
+ * an error, and so are a variable and its _FILE twin both set. */
 int config_load_env(config_t *cfg, char *const *envp, char *errstr, size_t errstr_size);
+
+/* The file key's value was read from (borrowed), or NULL when it was not read from a file. */
+const char *config_file_of(const config_t *cfg, const char *key);
 
 /* Borrowed value or NULL when unset. */
 const char *config_get(const config_t *cfg, const char *key);
@@ -87,7 +104,8 @@ void config_key_env_name(const char *env_prefix, const char *key, char *buf, siz
 void config_print_help(const config_key_t *keys, const char *env_prefix, FILE *out);
 
 /* Prints the effective configuration, secrets and conninfo passwords redacted; passthrough
- * keys containing "password", "secret" or "key" (e.g. sasl.password, ssl.key.pem) redacted. */
+ * keys containing "password", "secret" or "key" (e.g. sasl.password, ssl.key.pem) redacted; a
+ * value read from a file as "<key>.file = PATH". */
 void config_dump(const config_t *cfg, FILE *out);
 
 #endif

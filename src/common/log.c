@@ -548,3 +548,17 @@ void log_redact_conninfo(const char *conninfo, char *out, size_t out_size) {
     else
         redact_kv(conninfo, &o, 0);
 }
+
+void log_redact_url(const char *url, char *out, size_t out_size) {
+    outbuf_t o = {out, out_size, 0};
+    if (out == NULL || out_size == 0)
+        return;
+    out[0] = '\0';
+    if (url == NULL)
+        return;
+    const char *sep = strstr(url, "://");
+    if (sep != NULL && strcspn(url, "/?#@") > (size_t)(sep - url))
+        redact_uri(url, (size_t)(sep - url) + 3, &o);
+    else
+        out_str(&o, url);
+}

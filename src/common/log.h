@@ -30,4 +30,9 @@ void log_msg(log_level_t level, const char *fmt, ...) __attribute__((format(prin
  * replaced by "***". Always NUL-terminates out (truncating if needed). */
 void log_redact_conninfo(const char *conninfo, char *out, size_t out_size);
 
+/* Copies a URL ("scheme://user:password@host/...") into out with the password of its
+ * userinfo, and secret query parameters as in log_redact_conninfo, replaced by "***". Always
+ * NUL-terminates out. */
+void log_redact_url(const char *url, char *out, size_t out_size);
+
 #endif

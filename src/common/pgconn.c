@@ -5,9 +5,39 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "clock.h"
+#include "pgtls.h"
+
+static char *default_password; /* postgres.password; set once at startup */
+
+int pgconn_set_password(const char *conninfo, const char *password, char *errstr, size_t errstr_size) {
+    if (!password || !*password)
+        return 0;
+    char *perr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(conninfo ? conninfo : "", &perr);
+    bool both = false;
+    for (PQconninfoOption *o = opts; o && o->keyword; o++)
+        if (!strcmp(o->keyword, "password") && o->val && *o->val)
+            both = true;
+    PQconninfoFree(opts);
+    PQfreemem(perr); /* a malformed conninfo is reported when it is used */
+    if (both) {
+        snprintf(errstr, errstr_size,
+                 "postgres.password is set and postgres.conninfo holds a password too: keep one of them");
+        return -1;
+    }
+    free(default_password);
+    if (!(default_password = strdup(password))) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return -1;
+    }
+    return 0;
+}
+
+const char *pgconn_password(void) { return default_password; }
 
 /* Connects (blocking) or starts connecting (PQconnectStartParams) with outboxd's defaults.
  *
@@ -33,9 +63,14 @@ static PGconn *open_conn(const char *conninfo, const char *appname, bool replica
                           NULL,
                           NULL,
                           NULL,
+                          NULL,
                           NULL};
-    const char *vals[] = {"10", "30", "10", "3", "60000", NULL, NULL, NULL, NULL};
+    const char *vals[] = {"10", "30", "10", "3", "60000", NULL, NULL, NULL, NULL, NULL};
     int n = 5;
+    if (default_password) {
+        keys[n] = "password";
+        vals[n++] = default_password;
+    }
     if (conninfo && *conninfo) {
         keys[n] = "dbname";
         vals[n++] = conninfo;
@@ -200,14 +235,29 @@ void pgconn_strip_verbose(const char *msg, char *out, size_t size, char code[6])
     out[o] = '\0';
 }
 
-static bool is_replication_conn(const PGconn *conn) {
+/* The value of conn's option keyword into buf ("" when unset). */
+static const char *conn_option(const PGconn *conn, const char *keyword, char *buf, size_t size) {
     PQconninfoOption *opts = PQconninfo((PGconn *)conn);
-    bool repl = false;
+    buf[0] = '\0';
     for (PQconninfoOption *o = opts; o && o->keyword; o++)
-        if (!strcmp(o->keyword, "replication") && o->val && *o->val)
-            repl = strcmp(o->val, "0") != 0 && strcmp(o->val, "false") != 0 && strcmp(o->val, "off") != 0;
+        if (!strcmp(o->keyword, keyword) && o->val)
+            snprintf(buf, size, "%s", o->val);
     PQconninfoFree(opts);
-    return repl;
+    return buf;
+}
+
+static bool is_replication_conn(const PGconn *conn) {
+    char v[32];
+    conn_option(conn, "replication", v, sizeof(v));
+    return *v && strcmp(v, "0") != 0 && strcmp(v, "false") != 0 && strcmp(v, "off") != 0;
+}
+
+/* No pg_hba.conf line matched (28000) a connection that did not try TLS: the server may
+ * accept this role only over TLS (hostssl lines). */
+static bool refused_without_tls(const PGconn *conn, const char *sqlstate) {
+    char mode[32];
+    conn_option(conn, "sslmode", mode, sizeof(mode));
+    return !strcmp(sqlstate, "28000") && (!strcmp(mode, "disable") || !strcmp(mode, "allow"));
 }
 
 const char *pgconn_fix_for(const char *sqlstate, const char *user, bool replication, char *buf, size_t size) {
@@ -259,6 +309,12 @@ void pgconn_failure(const PGconn *conn, const char *prefix, err_t *e) {
     } else if (needs_password) {
         kind = ERR_PERMANENT;
         fix = pgconn_fix_for("28P01", user, repl, fixbuf, sizeof(fixbuf));
+    } else if (!code[0] && pgtls_diagnose(conn, prefix, e)) {
+        return; /* a TLS failure: the server's certificate, its CA, or no TLS at all */
+    } else if (code[0] && refused_without_tls(conn, code)) {
+        kind = ERR_PERMANENT;
+        fix = "connect with TLS (sslmode=verify-full sslrootcert=/path/to/ca.pem in postgres.conninfo) if the "
+              "server's pg_hba.conf has only hostssl lines for this role; else add a pg_hba.conf line for it";
     } else {
         kind = code[0] && pgconn_sqlstate_is_permanent(code) ? ERR_PERMANENT : ERR_TRANSIENT;
         fix = pgconn_fix_for(code, user, repl, fixbuf, sizeof(fixbuf));

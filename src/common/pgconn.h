@@ -12,9 +12,20 @@
 
 #include "error.h"
 
+/* postgres.password: the password of every connection whose conninfo holds none. Process-wide
+ * (copied): call once at startup, before any connection and any thread. It fails when conninfo
+ * (borrowed) holds a password too (say where the password is, once). NULL or "" = none: libpq's
+ * own sources then (PGPASSWORD, ~/.pgpass). Returns 0, or -1 with errstr. */
+int pgconn_set_password(const char *conninfo, const char *password, char *errstr, size_t errstr_size);
+
+/* The password set by pgconn_set_password (borrowed), or NULL. For callers that open libpq
+ * connections themselves (pg_failover's per-host probes). */
+const char *pgconn_password(void);
+
 /* Connects with connect_timeout=10, TCP keepalives (idle 30 s, interval 10 s, count 3) and
  * tcp_user_timeout=60000 (sent data unacknowledged for 60 s ends the connection),
- * then the user's conninfo (key=value or URI, borrowed; its values win), then
+ * postgres.password (pgconn_set_password), then the user's conninfo (key=value or URI, borrowed;
+ * its values win), then
  * replication=database when replication is set, and appname as fallback_application_name.
  * Returns a new connection - check PQstatus, PQfinish it - or NULL when out of memory. */
 PGconn *pgconn_open(const char *conninfo, const char *appname, bool replication);

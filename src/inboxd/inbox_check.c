@@ -282,7 +282,6 @@ static void check_kafka(ic_t *c) {
         return;
     }
     err_t e;
-    char err[1024];
     c->kc = kconsumer_new(c->conf.opts.kafka_props, c->conf.opts.topics, c->conf.opts.ntopics, assign_nothing,
                           revoke_nothing, c, &e);
     if (!c->kc) {
@@ -290,8 +289,8 @@ static void check_kafka(ic_t *c) {
         return;
     }
     rd_kafka_t *rk = kconsumer_handle(c->kc);
-    if (kconsumer_check_connect(c->kc, kafka_timeout(c), err, sizeof(err)) != 0) {
-        checkout_report(&c->co, CHECKOUT_FAIL, "kafka", err, NULL);
+    if (kconsumer_check_connect(c->kc, kafka_timeout(c), &e) != 0) {
+        checkout_report(&c->co, CHECKOUT_FAIL, "kafka", e.msg, e.fix);
         return;
     }
     rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, NULL, &c->md, kafka_timeout(c));

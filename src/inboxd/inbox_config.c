@@ -10,6 +10,7 @@
 
 #include "duration.h"
 #include "inbox_http.h"
+#include "log.h"
 #include "strlist.h"
 
 #define MS_MAX 86400000LL
@@ -17,6 +18,8 @@
 const config_key_t inbox_config_keys[] = {
     {"postgres.conninfo", CONFIG_STRING, "", 0, 0, NULL, false,
      "libpq connection string or URI of the service's database holding the inbox (password redacted in logs)"},
+    {"postgres.password", CONFIG_STRING, "", 0, 0, NULL, true,
+     "password of every PostgreSQL connection when postgres.conninfo holds none (e.g. postgres.password.file)"},
     {"inbox.topics", CONFIG_STRING, "", 0, 0, NULL, false,
      "topics to consume, comma-separated (required); an entry starting with ^ is a regex"},
     {"inbox.table", CONFIG_STRING, "public.inbox", 0, 0, NULL, false, "inbox table (sql/inbox.sql)"},
@@ -77,14 +80,16 @@ const config_key_t inbox_config_keys[] = {
 
 /* 0 when url is an absolute http:// or https:// URL with a host (parsed by libcurl), else -1
  * with errstr naming deliver.url and the problem. */
-static int check_url(const char *url, char *errstr, size_t errstr_size) {
+static int check_url(const char *url_in, char *errstr, size_t errstr_size) {
+    char url[1024]; /* as shown in the errors: without the password of its userinfo */
+    log_redact_url(url_in, url, sizeof(url));
     CURLU *u = curl_url();
     if (!u) {
         snprintf(errstr, errstr_size, "out of memory");
         return -1;
     }
     char *scheme = NULL, *host = NULL;
-    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url, 0);
+    CURLUcode rc = curl_url_set(u, CURLUPART_URL, url_in, 0);
     if (rc == CURLUE_OK)
         rc = curl_url_get(u, CURLUPART_SCHEME, &scheme, 0);
     if (rc == CURLUE_OK)

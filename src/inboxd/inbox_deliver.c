@@ -530,10 +530,8 @@ static void settle(inbox_deliver_t *d, slot_t *s, CURLcode cc) {
     } else if (!strcmp(res, "failed")) {
         atomic_fetch_add(&st_retries, 1);
         log_debug("HTTP push: message %s, attempt %d: %s; retried later", s->mid, s->attempt, why);
-        if (retry_after > 0) {
-            long long ra = (long long)retry_after;
-            if (ra * 1000 > d->o.backoff_max_ms)
-                ra = d->o.backoff_max_ms / 1000;
+        long long ra = inbox_http_retry_after_secs((long long)retry_after, d->o.backoff_max_ms);
+        if (ra > 0) {
             char secs[32];
             snprintf(secs, sizeof(secs), "%lld", ra);
             const char *v2[2] = {s->mid, secs};

@@ -275,6 +275,15 @@ void inbox_http_error_text(long status, const char *body, size_t body_len, size_
     out[o] = '\0';
 }
 
+long long inbox_http_retry_after_secs(long long retry_after, int backoff_max_ms) {
+    if (retry_after <= 0)
+        return 0;
+    /* Not retry_after * 1000 > cap: a service may send any number of seconds (libFuzzer found
+     * the overflow: Retry-After: 720575940379279360). */
+    long long cap = backoff_max_ms > 0 ? backoff_max_ms / 1000 : 0;
+    return retry_after > cap ? cap : retry_after;
+}
+
 inbox_pg_verdict_t inbox_http_pg_classify(const char *sqlstate) {
     if (!sqlstate || strlen(sqlstate) != 5)
         return INBOX_PG_RETRY;

@@ -70,6 +70,10 @@ char **inbox_http_static_headers(const char *spec, size_t *n, char *errstr, size
 void inbox_http_error_text(long status, const char *body, size_t body_len, size_t max_snippet, char *out,
                            size_t out_size);
 
+/* The wait a response's Retry-After asks for (libcurl's CURLINFO_RETRY_AFTER: seconds, 0 or
+ * less = none) in seconds, at most backoff_max_ms (rounded down to seconds). */
+long long inbox_http_retry_after_secs(long long retry_after, int backoff_max_ms);
+
 /* How the push thread treats a failed PostgreSQL statement, by its SQLSTATE. */
 typedef enum {
     INBOX_PG_RETRY = 0, /* the server is away, restarting, busy or read-only (a failover), the

@@ -675,8 +675,15 @@ static bool wait_for_kafka(inbox_t *r) {
         inbox_ops_tick(r->ops, clock_now_ms(), &os);
         int64_t t0 = clock_now_ms();
         int slice = deadline - t0 < STARTUP_SLICE_MS ? (int)(deadline - t0) : STARTUP_SLICE_MS;
-        if (kconsumer_check_connect(r->kc, slice > 0 ? slice : 1, err, sizeof(err)) == 0)
+        err_t e;
+        if (kconsumer_check_connect(r->kc, slice > 0 ? slice : 1, &e) == 0)
             return true;
+        err_line(&e, err, sizeof(err));
+        if (e.kind == ERR_PERMANENT) { /* refused credentials or certificate: retrying cannot help */
+            log_error("%s", err);
+            r->exit_code = INBOX_EXIT_CONFIG;
+            return false;
+        }
         sigset_t pending;
         sigpending(&pending);
         if (*r->stop || sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {

@@ -38,7 +38,12 @@ struct kconsumer {
 
     bool fatal;
     char fatal_err[1024];
-    char last_err[512]; /* last consumer error logged, to keep repeats quiet */
+    kconf_sec_t sec;      /* TLS verification and SASL failures */
+    bool sec_ready;       /* sec was initialised */
+    bool checking;        /* inside kconsumer_check_connect: its caller reports the failure */
+    err_t sec_err;        /* the last security failure (kind ERR_NONE: none yet) */
+    time_t sec_logged_at; /* when it was last logged, to keep repeats quiet */
+    char last_err[512];   /* last consumer error logged, to keep repeats quiet */
     time_t last_err_at;
 };
 
@@ -113,8 +118,35 @@ static void on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err, rd_kafka_topic
     }
 }
 
+/* A refused SASL login or broker certificate: kept for kconsumer_check_connect (startup stops
+ * on it) and logged as an error, at most once a minute while it repeats (librdkafka retries: a
+ * fix on the broker's side, such as a renewed certificate, takes effect without a restart). */
+static void security_error(kconsumer_t *k, int code) {
+    err_t e;
+    if (!kconf_sec_classify(&k->sec, code, &e))
+        return;
+    time_t now = time(NULL);
+    bool repeat = !strcmp(e.msg, k->sec_err.msg) && now - k->sec_logged_at < 60;
+    k->sec_err = e;
+    if (repeat || k->checking)
+        return;
+    k->sec_logged_at = now;
+    char line[sizeof(e.msg) + sizeof(e.fix) + 4];
+    log_error("%s", err_line(&e, line, sizeof(line)));
+}
+
+/* librdkafka's certificate verify callback; opaque is the consumer. */
+static int verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int *x509_error, int depth,
+                     const char *buf, size_t size, char *errstr, size_t errstr_size, void *opaque) {
+    (void)rk;
+    (void)broker_id;
+    kconsumer_t *k = opaque;
+    return kconf_sec_verify(&k->sec, broker_name, x509_error, depth, buf, size, errstr, errstr_size);
+}
+
 static void on_error(rd_kafka_t *rk, int err, const char *reason, void *opaque) {
     kconsumer_t *k = opaque;
+    security_error(k, err);
     if (err == RD_KAFKA_RESP_ERR__FATAL) {
         char fe[512];
         rd_kafka_fatal_error(rk, fe, sizeof(fe));
@@ -227,6 +259,8 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
     rd_kafka_conf_set_rebalance_cb(conf, on_rebalance);
     rd_kafka_conf_set_error_cb(conf, on_error);
     rd_kafka_conf_set_offset_commit_cb(conf, on_commit);
+    kconf_sec_init(&k->sec, conf, verify_cb);
+    k->sec_ready = true;
 
     char why[512];
     k->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, why, sizeof(why));
@@ -266,6 +300,8 @@ void kconsumer_destroy(kconsumer_t *k) {
     for (size_t i = 0; k->topics && i < k->ntopics; i++)
         free(k->topics[i]);
     free(k->topics);
+    if (k->sec_ready)
+        kconf_sec_destroy(&k->sec);
     free(k->hdrs);
     free(k->tps);
     free(k);
@@ -275,18 +311,34 @@ int kconsumer_fd(const kconsumer_t *k) { return k->pipefd[0]; }
 const char *kconsumer_group(const kconsumer_t *k) { return k->group; }
 void *kconsumer_handle(kconsumer_t *k) { return k->rk; }
 
-int kconsumer_check_connect(kconsumer_t *k, int timeout_ms, char *errstr, size_t errstr_size) {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(k->rk, 0, NULL, &md, timeout_ms);
-    if (err) {
-        snprintf(errstr, errstr_size,
-                 "Kafka is not reachable at bootstrap.servers=%s (%s): start the broker or fix "
-                 "kafka.bootstrap.servers",
-                 k->bootstrap, rd_kafka_err2str(err));
-        return -1;
+int kconsumer_check_connect(kconsumer_t *k, int timeout_ms, err_t *e) {
+    for (int waited = 0;;) {
+        /* Slices: a refused password or certificate shows up as an error long before the
+         * metadata request times out. */
+        int slice = timeout_ms - waited < 500 ? timeout_ms - waited : 500;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t err = rd_kafka_metadata(k->rk, 0, NULL, &md, slice > 0 ? slice : 1);
+        if (!err) {
+            rd_kafka_metadata_destroy(md);
+            return 0;
+        }
+        waited += slice;
+        /* Serve the error callback (before the subscription nothing else is waiting). */
+        k->checking = true;
+        rd_kafka_message_t *m;
+        while ((m = rd_kafka_consumer_poll(k->rk, 0)))
+            rd_kafka_message_destroy(m);
+        k->checking = false;
+        if (k->sec_err.kind == ERR_PERMANENT) {
+            *e = k->sec_err;
+            return -1;
+        }
+        if (waited >= timeout_ms) {
+            err_set(e, ERR_TRANSIENT, "", "start the broker or fix kafka.bootstrap.servers",
+                    "Kafka is not reachable at bootstrap.servers=%s (%s)", k->bootstrap, rd_kafka_err2str(err));
+            return -1;
+        }
     }
-    rd_kafka_metadata_destroy(md);
-    return 0;
 }
 
 int kconsumer_subscribe(kconsumer_t *k, char *errstr, size_t errstr_size) {

@@ -52,9 +52,11 @@ kconsumer_t *kconsumer_new(const char *const *props, const char *const *topics, 
 /* Accepts NULL. Does not leave the group (call kconsumer_close first for a clean exit). */
 void kconsumer_destroy(kconsumer_t *k);
 
-/* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0 or -1 with
- * errstr naming bootstrap.servers. */
-int kconsumer_check_connect(kconsumer_t *k, int timeout_ms, char *errstr, size_t errstr_size);
+/* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0, or -1 with *e:
+ * ERR_PERMANENT when the brokers refused the SASL credentials or failed certificate
+ * verification (kconf_sec_classify: retrying cannot help), else ERR_TRANSIENT naming
+ * bootstrap.servers. */
+int kconsumer_check_connect(kconsumer_t *k, int timeout_ms, err_t *e);
 
 /* Joins the group with the subscription. Returns 0 or -1 with errstr. */
 int kconsumer_subscribe(kconsumer_t *k, char *errstr, size_t errstr_size);

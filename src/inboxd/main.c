@@ -15,6 +15,7 @@
 #include "kconsumer.h"
 #include "kprops.h"
 #include "log.h"
+#include "pgconn.h"
 
 static void usage(FILE *out) {
     fprintf(out,
@@ -37,9 +38,13 @@ static void usage(FILE *out) {
             "                  redacted) and exit; exit 2 when the daemon would refuse it\n"
             "  --print-example-config  print an example configuration file: every key, commented\n"
             "  --json          check, status, requeue: print JSON\n\n"
-            "status and requeue use postgres.conninfo and inbox.table only; check uses the whole configuration.\n\n"
+            "status and requeue use postgres.conninfo, postgres.password and inbox.table only; check uses the whole\n"
+            "configuration.\n\n"
             "Precedence: defaults < FILE < environment (INBOXD_<KEY>, e.g. INBOXD_POSTGRES_CONNINFO,\n"
-            "INBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
+            "INBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n"
+            "Any key can come from a file: KEY.file = PATH, -X KEY.file=PATH or the variable + _FILE\n"
+            "(INBOXD_POSTGRES_PASSWORD_FILE=/run/secrets/pg): the file's content without its final newline;\n"
+            "--print-config shows the path, never the value.\n\nKeys:\n",
             OUTBOXD_VERSION);
     config_print_help(inbox_config_keys, "INBOXD_", out);
     fprintf(out, "  kafka.<property>  any librdkafka consumer property, e.g. kafka.bootstrap.servers, "
@@ -137,6 +142,13 @@ int main(int argc, char **argv) {
     if (res == CLI_EXIT) {
         free(ids);
         return code;
+    }
+    if (pgconn_set_password(config_get(cfg, "postgres.conninfo"), config_get(cfg, "postgres.password"), err,
+                            sizeof(err)) != 0) {
+        log_error("%s", err);
+        free(ids);
+        config_destroy(cfg);
+        return INBOX_EXIT_CONFIG;
     }
     if (cmd.name && res != CLI_PRINT_CONFIG) {
         const char *table = config_get(cfg, "inbox.table");

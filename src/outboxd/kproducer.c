@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <librdkafka/rdkafka.h>
@@ -42,6 +43,11 @@ struct kproducer {
     char *id_header;
     char bootstrap[256];
     char last_error[512];
+    kconf_sec_t sec;       /* TLS verification and SASL failures */
+    bool sec_ready;        /* sec was initialised */
+    bool checking;         /* inside kproducer_check_connect: its caller reports the failure */
+    err_t sec_err;         /* the last security failure (kind ERR_NONE: none yet) */
+    int64_t sec_logged_at; /* when it was last logged (time(NULL)), to keep repeats quiet */
     ticket_t *tickets;
     size_t ntickets, free_ticket; /* free_ticket: number of the first free one, 0 = none */
     /* Records in flight per topic (the first TOPICS_TRACKED topics), for kproducer_missing_topic. */
@@ -126,6 +132,15 @@ static void ticket_put(kproducer_t *p, size_t id) {
     p->free_ticket = id;
 }
 
+/* librdkafka's certificate verify callback; opaque is the producer. */
+static int verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id, int *x509_error, int depth,
+                     const char *buf, size_t size, char *errstr, size_t errstr_size, void *opaque) {
+    (void)rk;
+    (void)broker_id;
+    kproducer_t *p = opaque;
+    return kconf_sec_verify(&p->sec, broker_name, x509_error, depth, buf, size, errstr, errstr_size);
+}
+
 /* The producer's configuration: outboxd's defaults, the user's props, the enforced settings;
  * bootstrap (may be NULL) gets bootstrap.servers. warn: log the partitioner warning. NULL
  * with *e. */
@@ -205,6 +220,9 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     if (!conf)
         goto fail;
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
+    rd_kafka_conf_set_opaque(conf, p);
+    kconf_sec_init(&p->sec, conf, verify_cb);
+    p->sec_ready = true;
 
     char why[512];
     p->rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, why, sizeof(why));
@@ -236,6 +254,8 @@ void kproducer_destroy(kproducer_t *p) {
         rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
     }
     kconf_pipe_close(p->pipefd);
+    if (p->sec_ready)
+        kconf_sec_destroy(&p->sec);
     free(p->id_header);
     free(p->tickets);
     free(p);
@@ -244,16 +264,36 @@ void kproducer_destroy(kproducer_t *p) {
 int kproducer_fd(const kproducer_t *p) { return p->pipefd[0]; }
 
 int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e) {
-    const struct rd_kafka_metadata *md = NULL;
-    rd_kafka_resp_err_t err = rd_kafka_metadata(p->rk, 0, NULL, &md, timeout_ms);
-    if (err) {
-        err_set(e, ERR_TRANSIENT, "", "start the broker or fix kafka.bootstrap.servers",
-                "Kafka is not reachable at bootstrap.servers=%s (%s%s%s)", p->bootstrap, rd_kafka_err2str(err),
-                p->last_error[0] ? "; " : "", p->last_error);
-        return -1;
+    char err[512];
+    for (int waited = 0;;) {
+        /* Slices: a refused password or certificate shows up as an error event long before the
+         * metadata request times out. */
+        int slice = timeout_ms - waited < 500 ? timeout_ms - waited : 500;
+        const struct rd_kafka_metadata *md = NULL;
+        rd_kafka_resp_err_t merr = rd_kafka_metadata(p->rk, 0, NULL, &md, slice > 0 ? slice : 1);
+        if (!merr) {
+            rd_kafka_metadata_destroy(md);
+            return 0;
+        }
+        waited += slice;
+        p->checking = true;
+        int prc = kproducer_poll(p, err, sizeof(err));
+        p->checking = false;
+        if (prc != 0) {
+            err_set(e, ERR_TRANSIENT, "", NULL, "%s", err);
+            return -1;
+        }
+        if (p->sec_err.kind == ERR_PERMANENT) {
+            *e = p->sec_err;
+            return -1;
+        }
+        if (waited >= timeout_ms) {
+            err_set(e, ERR_TRANSIENT, "", "start the broker or fix kafka.bootstrap.servers",
+                    "Kafka is not reachable at bootstrap.servers=%s (%s%s%s)", p->bootstrap, rd_kafka_err2str(merr),
+                    p->last_error[0] ? "; " : "", p->last_error);
+            return -1;
+        }
     }
-    rd_kafka_metadata_destroy(md);
-    return 0;
 }
 
 static void add_headers(rd_kafka_headers_t *hdrs, const router_header_t *h, size_t n) {
@@ -394,6 +434,23 @@ kproducer_result_t kproducer_redirect(kproducer_t *p, const kproducer_delivery_t
     return err == RD_KAFKA_RESP_ERR__QUEUE_FULL ? KPRODUCER_QUEUE_FULL : KPRODUCER_INVALID;
 }
 
+/* A refused SASL login or broker certificate: kept for kproducer_check_connect (startup stops
+ * on it) and logged as an error, at most once a minute while it repeats (librdkafka retries: a
+ * fix on the broker's side, such as a renewed certificate, takes effect without a restart). */
+static void security_error(kproducer_t *p, rd_kafka_resp_err_t code) {
+    err_t e;
+    if (!kconf_sec_classify(&p->sec, code, &e))
+        return;
+    time_t now = time(NULL);
+    bool repeat = !strcmp(e.msg, p->sec_err.msg) && now - p->sec_logged_at < 60;
+    p->sec_err = e;
+    if (repeat || p->checking)
+        return;
+    p->sec_logged_at = now;
+    char line[sizeof(e.msg) + sizeof(e.fix) + 4];
+    log_error("%s", err_line(&e, line, sizeof(line)));
+}
+
 int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
     char drain[64];
     while (read(p->pipefd[0], drain, sizeof(drain)) > 0)
@@ -414,6 +471,7 @@ int kproducer_poll(kproducer_t *p, char *errstr, size_t errstr_size) {
             } else {
                 snprintf(p->last_error, sizeof(p->last_error), "%s", rd_kafka_event_error_string(ev));
                 log_debug("kafka error event: %s", p->last_error); /* the log callback said it */
+                security_error(p, rd_kafka_event_error(ev));
             }
             break;
         default:

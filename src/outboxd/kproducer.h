@@ -63,8 +63,10 @@ int kproducer_check_props(const char *const *props, err_t *e); /* accepts NULL; 
 /* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
 int kproducer_fd(const kproducer_t *p);
 
-/* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0 or -1 with
- * errstr (naming bootstrap.servers). */
+/* Waits up to timeout_ms for a broker to answer a metadata request. Returns 0, or -1 with *e:
+ * ERR_PERMANENT when the brokers refused the SASL credentials or failed certificate
+ * verification (kconf_sec_classify: retrying cannot help), else ERR_TRANSIENT naming
+ * bootstrap.servers. */
 int kproducer_check_connect(kproducer_t *p, int timeout_ms, err_t *e);
 
 typedef enum {

@@ -12,6 +12,7 @@
 #include "config_check.h"
 #include "kprops.h"
 #include "log.h"
+#include "pgconn.h"
 #include "relay.h"
 #include "cmd_status.h"
 
@@ -20,6 +21,8 @@
 static const config_key_t outboxd_keys[] = {
     {"postgres.conninfo", CONFIG_STRING, "", 0, 0, NULL, false,
      "libpq connection string or URI of the database holding the outbox (password redacted in logs)"},
+    {"postgres.password", CONFIG_STRING, "", 0, 0, NULL, true,
+     "password of every PostgreSQL connection when postgres.conninfo holds none (e.g. postgres.password.file)"},
     {"postgres.slot", CONFIG_STRING, "outboxd", 0, 0, NULL, false, "logical replication slot name"},
     {"postgres.slot.create", CONFIG_BOOL, "true", 0, 0, NULL, false, "create the slot (wal2json) when missing"},
     {"postgres.slot.on_lost", CONFIG_ENUM, "recover", 0, 0, "recover|fail", false,
@@ -160,7 +163,10 @@ static void usage(FILE *out) {
             "  --print-example-config  print an example configuration file: every key, commented\n"
             "  --json          check, status, replay: print JSON\n\n"
             "Precedence: defaults < FILE < environment (OUTBOXD_<KEY>, e.g. OUTBOXD_POSTGRES_CONNINFO,\n"
-            "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n\nKeys:\n",
+            "OUTBOXD_KAFKA_BOOTSTRAP_SERVERS) < -X.\n"
+            "Any key can come from a file: KEY.file = PATH, -X KEY.file=PATH or the variable + _FILE\n"
+            "(OUTBOXD_POSTGRES_PASSWORD_FILE=/run/secrets/pg): the file's content without its final newline;\n"
+            "--print-config shows the path, never the value.\n\nKeys:\n",
             OUTBOXD_VERSION);
     config_print_help(outboxd_keys, "OUTBOXD_", out);
     fprintf(out, "  kafka.<property>  any librdkafka producer property, e.g. kafka.bootstrap.servers\n");
@@ -228,6 +234,14 @@ int main(int argc, char **argv) {
     if (res == CLI_EXIT) {
         free(cmd_args);
         return code;
+    }
+    char perr[256];
+    if (pgconn_set_password(config_get(cfg, "postgres.conninfo"), config_get(cfg, "postgres.password"), perr,
+                            sizeof(perr)) != 0) {
+        log_error("%s", perr);
+        free(cmd_args);
+        config_destroy(cfg);
+        return RELAY_EXIT_CONFIG;
     }
 
     size_t np = config_passthrough_count(cfg);

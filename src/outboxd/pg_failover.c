@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "pgconn.h"
+
 int pg_failover_blocking_standby_slots(PGconn *conn, char *names, size_t size, err_t *e) {
     if (size)
         names[0] = '\0';
@@ -133,10 +135,10 @@ int pg_failover_standbys(const char *conninfo, const char *slot, pg_failover_hos
     for (int i = 0; i < nh && found < max; i++) {
         /* The user's conninfo first, then this one host: later keys win. */
         const char *port = np == 1 ? ps[0] : i < np ? ps[i] : "";
-        const char *keys[6] = {"dbname", "host", "target_session_attrs", "connect_timeout", NULL, NULL};
-        const char *vals[6] = {conninfo, hs[i], "any", "5", NULL, NULL};
+        const char *keys[7] = {"password", "dbname", "host", "target_session_attrs", "connect_timeout", NULL, NULL};
+        const char *vals[7] = {pgconn_password(), conninfo, hs[i], "any", "5", NULL, NULL};
         if (*port) /* else libpq's default port */
-            keys[4] = "port", vals[4] = port;
+            keys[5] = "port", vals[5] = port;
         PGconn *conn = PQconnectdbParams(keys, vals, 1);
         pg_failover_host_t h = {0};
         snprintf(h.host, sizeof(h.host), "%s", hs[i]);

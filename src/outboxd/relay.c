@@ -556,6 +556,10 @@ static int wait_for_kafka(relay_t *r) {
         err_t e;
         if (kproducer_check_connect(r->kp, slice, &e) == 0)
             return -1;
+        if (e.kind == ERR_PERMANENT) { /* refused credentials or certificate: retrying cannot help */
+            log_error("%s", err_line(&e, err, sizeof(err)));
+            return RELAY_EXIT_CONFIG;
+        }
         sigset_t pending;
         sigpending(&pending);
         if (sigismember(&pending, SIGTERM) || sigismember(&pending, SIGINT)) {

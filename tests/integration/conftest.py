@@ -25,6 +25,7 @@ from harness import (
     Stack,
     StackFaults,
     StackNotRunning,
+    TlsStack,
     create_database,
     create_inbox_database,
     create_login_role,
@@ -309,6 +310,78 @@ def inboxd(request, stack, inbox_db, inbox_topic, inboxd_bin, tmp_path):
         "inbox.topics": inbox_topic,
         "kafka.bootstrap.servers": stack.kafka,
         "kafka.group.id": f"{inbox_db.dbname}_g",
+        "kafka.session.timeout.ms": 6000,
+        "kafka.heartbeat.interval.ms": 500,
+    })
+
+
+# --------------------------------------------------------------------------- TLS and SASL
+
+
+@pytest.fixture(scope="session")
+def tls_stack() -> Iterable[TlsStack]:
+    """The TLS/SASL servers of scripts/tls-stack.sh (PostgreSQL: TLS only, scram-sha-256;
+    Kafka: SASL_SSL, SCRAM-SHA-512), in $OUTBOXD_STACK_TLS_DIR (default /tmp/outboxd-tls-stack).
+    Started when it does not run, and then stopped again after the session; a running one is
+    reused and left running. .tls_conninfo(), .kafka_keys(), .kafka_client_config(), .secret(),
+    .create_outbox_database(), .create_inbox_database(), .pg_cert("expired"|"good")."""
+    s = TlsStack.ensure()
+    yield s
+    if s.started_here:
+        s.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_kafka(tls_stack) -> Kafka:
+    """Kafka helpers (as the kafka fixture) for the TLS stack's broker, as its admin user."""
+    return Kafka(tls_stack.kafka, tls_stack.kafka_client_config("admin"))
+
+
+@pytest.fixture
+def tls_db(tls_stack) -> Iterable[Db]:
+    """A fresh database of the TLS stack with sql/outbox.sql and sql/roles.sql (role outboxd,
+    DELETE for outbox.cleanup). .conn is the tests' own connection (postgres, unix socket)."""
+    d = tls_stack.create_outbox_database()
+    yield d
+    drop_database(d)
+
+
+@pytest.fixture
+def tls_inbox_db(tls_stack) -> Iterable[Db]:
+    """A fresh database of the TLS stack with sql/inbox.sql and sql/inbox_roles.sql (role
+    inboxd, with the HTTP push grants)."""
+    d = tls_stack.create_inbox_database()
+    yield d
+    drop_database(d)
+
+
+@pytest.fixture
+def tls_outboxd(request, tls_stack, tls_db, topic_template, outboxd_bin, tmp_path):
+    """Factory as outboxd, for the TLS stack: postgres.conninfo = tls_db as role outboxd with
+    sslmode=verify-full, postgres.password.file and kafka.sasl.password.file = the stack's
+    secret files, kafka.* = SASL_SSL (SCRAM-SHA-512) as user outboxd with the stack's CA."""
+    yield from _daemon_factory(request, tmp_path, "tls-outboxd", Outboxd, outboxd_bin, {
+        "postgres.conninfo": tls_stack.tls_conninfo(tls_db.dbname, "outboxd"),
+        "postgres.password.file": tls_stack.secrets_dir / "pg-outboxd",
+        "postgres.slot": f"{tls_db.dbname}_slot",
+        "outbox.topic": topic_template,
+        **tls_stack.kafka_keys("outboxd"),
+        "kafka.sasl.password.file": tls_stack.secrets_dir / "kafka-outboxd",
+    })
+
+
+@pytest.fixture
+def tls_inboxd(request, tls_stack, tls_inbox_db, topic_prefix, inboxd_bin, tmp_path):
+    """Factory as inboxd, for the TLS stack: postgres.conninfo = tls_inbox_db as role inboxd
+    with sslmode=verify-full, inbox.topics = "<topic_prefix>.order", kafka.group.id =
+    "<db name>_g", passwords from the stack's secret files, kafka.* = SASL_SSL as user inboxd."""
+    yield from _daemon_factory(request, tmp_path, "tls-inboxd", Inboxd, inboxd_bin, {
+        "postgres.conninfo": tls_stack.tls_conninfo(tls_inbox_db.dbname, "inboxd"),
+        "postgres.password.file": tls_stack.secrets_dir / "pg-inboxd",
+        "inbox.topics": topic_prefix + ".order",
+        **tls_stack.kafka_keys("inboxd"),
+        "kafka.sasl.password.file": tls_stack.secrets_dir / "kafka-inboxd",
+        "kafka.group.id": f"{tls_inbox_db.dbname}_g",
         "kafka.session.timeout.ms": 6000,
         "kafka.heartbeat.interval.ms": 500,
     })

@@ -2,7 +2,8 @@
 
 The fixtures in conftest.py wrap these; tests import what they need from here
 (`from harness import Db, wait_until`). The stack (PostgreSQL + Kafka) is started by
-scripts/stack.sh, never by the tests. Modules by job:
+scripts/stack.sh, never by the tests; the TLS stack (scripts/tls-stack.sh) is started by the
+tls_stack fixture when it does not run. Modules by job:
 
 - util: unique_name, wait_until
 - stack: Stack (stack.env), StackFaults (scripts/stack.sh pg-stop, kafka-kill, ...)
@@ -18,6 +19,7 @@ scripts/stack.sh, never by the tests. Modules by job:
 - netfault: a network namespace per test, a bridge to the stack, loss/partition/half-open/delay
 - faultload: the fault tests' event writers, oracle slot, read-back and outcome (measure, verify)
 - faultreport: the fault suite's results file (docs/reliability.md)
+- tls: TlsStack (scripts/tls-stack.sh: TLS-only PostgreSQL, SASL_SSL Kafka, CA, secrets)
 """
 
 from .daemons import (
@@ -55,6 +57,7 @@ from .pgserver import (
     set_plugin_libraries,
     throwaway_postgres,
 )
+from .tls import KAFKA_USERS, PG_ROLES, TLS_STACK_SH, TlsStack
 from .stack import DEFAULT_STACK_DIR, REPO, STACK_SH, Stack, StackFaults, StackNotRunning, parse_env_file
 from .tools import K8S_VERSION, kubeconform_schemas, load_yaml, tool
 from .util import unique_name, wait_until
@@ -83,4 +86,6 @@ __all__ = [
     "PG2_PASSWORD", "pg2_port", "throwaway_postgres",
     # tools
     "K8S_VERSION", "kubeconform_schemas", "load_yaml", "tool",
+    # tls
+    "TLS_STACK_SH", "TlsStack", "PG_ROLES", "KAFKA_USERS",
 ]

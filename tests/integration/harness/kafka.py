@@ -31,11 +31,13 @@ class Record:
 class Kafka:
     """Helpers around confluent_kafka for the test stack's broker."""
 
-    def __init__(self, bootstrap: str):
+    def __init__(self, bootstrap: str, config: dict | None = None):
+        """config: more client settings for every client (e.g. SASL_SSL for the TLS stack)."""
         from confluent_kafka.admin import AdminClient
 
         self.bootstrap = bootstrap
-        self.admin = AdminClient({"bootstrap.servers": bootstrap})
+        self.config = dict(config or {})
+        self.admin = AdminClient({"bootstrap.servers": bootstrap, **self.config})
 
     # --- topics -------------------------------------------------------------------
 
@@ -78,7 +80,7 @@ class Kafka:
         """Produces one record (acks=all) and waits; returns (partition, offset)."""
         from confluent_kafka import Producer
 
-        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", **(config or {})})
+        p = Producer({"bootstrap.servers": self.bootstrap, "acks": "all", **self.config, **(config or {})})
         result: dict = {}
 
         def cb(err, msg):
@@ -117,6 +119,7 @@ class Kafka:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_uncommitted",
             "topic.metadata.refresh.interval.ms": 500,
+            **self.config,
         })
         out: list[Record] = []
         assigned: set[tuple[str, int]] = set()
@@ -188,11 +191,13 @@ class Kafka:
         return out
 
 
-def kafka_committed(bootstrap: str, group: str, topic: str, partitions: int) -> dict[int, int]:
-    """The group's committed offsets of topic's partitions ({partition: offset}; -1001: none)."""
+def kafka_committed(bootstrap: str, group: str, topic: str, partitions: int,
+                    config: dict | None = None) -> dict[int, int]:
+    """The group's committed offsets of topic's partitions ({partition: offset}; -1001: none).
+    config: more client settings (e.g. SASL_SSL)."""
     from confluent_kafka import Consumer, TopicPartition
 
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False})
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False, **(config or {})})
     try:
         tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
         return {tp.partition: tp.offset for tp in tps}

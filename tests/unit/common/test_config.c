@@ -783,6 +783,113 @@ static void test_destroy_null(void **state) {
     config_destroy(cfg);
 }
 
+/* ---- values from files (<key>.file, <VAR>_FILE) -------------------------------------------- */
+
+/* Writes content to a new temporary file; returns its path (static buffer per slot). */
+static const char *temp_file(int slot, const char *content, size_t len) {
+    static char paths[4][64];
+    snprintf(paths[slot], sizeof(paths[slot]), "/tmp/test_config_file_XXXXXX");
+    int fd = mkstemp(paths[slot]);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, len), (ssize_t)len);
+    close(fd);
+    return paths[slot];
+}
+
+static void test_file_values(void **state) {
+    config_t *cfg = *state;
+    const char *pw = temp_file(0, "s3cret\n", 7);
+    const char *crlf = temp_file(1, "k1:9092\r\n", 9);
+    const char *two = temp_file(2, "line1\nline2\n\n", 13);
+    char buf[2048];
+
+    set_ok(cfg, "postgres.password.file", pw);
+    assert_string_equal(config_get(cfg, "postgres.password"), "s3cret"); /* one final newline removed */
+    assert_true(config_is_set(cfg, "postgres.password"));
+    assert_string_equal(config_file_of(cfg, "postgres.password"), pw);
+    set_ok(cfg, "kafka.bootstrap.servers.file", crlf);
+    assert_string_equal(config_get(cfg, "kafka.bootstrap.servers"), "k1:9092");
+    assert_string_equal(config_file_of(cfg, "kafka.bootstrap.servers"), crlf);
+    set_ok(cfg, "outbox.topic.file", two);
+    assert_string_equal(config_get(cfg, "outbox.topic"), "line1\nline2\n"); /* only one newline goes */
+
+    /* A later plain setting replaces the file's value and forgets the file. */
+    set_ok(cfg, "outbox.topic", "t");
+    assert_null(config_file_of(cfg, "outbox.topic"));
+    assert_null(config_file_of(cfg, "slot.name"));
+
+    /* The dump says where the value is, never what it is. */
+    FILE *f = fmemopen(buf, sizeof(buf), "w");
+    config_dump(cfg, f);
+    fclose(f);
+    assert_null(strstr(buf, "s3cret"));
+    char want[200];
+    snprintf(want, sizeof(want), "postgres.password.file = %s\n", pw);
+    assert_non_null(strstr(buf, want));
+    snprintf(want, sizeof(want), "kafka.bootstrap.servers.file = %s\n", crlf);
+    assert_non_null(strstr(buf, want));
+    unlink(pw);
+    unlink(crlf);
+    unlink(two);
+}
+
+static void test_file_value_errors(void **state) {
+    config_t *cfg = *state;
+    set_fails(cfg, "postgres.password.file", "/nonexistent/pw", "a.conf:3",
+              "cannot read postgres.password.file '/nonexistent/pw' (a.conf:3): No such file or directory");
+    set_fails(cfg, "kafka.sasl.password.file", "", "-X", "kafka.sasl.password.file (-X) is empty: it must name a file");
+    const char *nul = temp_file(0, "ab\0cd", 5);
+    char want[300];
+    snprintf(want, sizeof(want), "cannot read slot.name.file '%s' (-X): it holds a NUL byte", nul);
+    set_fails(cfg, "slot.name.file", nul, "-X", want);
+    unlink(nul);
+    /* A bad value from a file is not echoed: it may be a secret in the wrong key. */
+    const char *bad = temp_file(1, "hunter2\n", 8);
+    snprintf(want, sizeof(want),
+             "invalid value '***' for relay.max_inflight (relay.max_inflight.file '%s' (-X)): expected an integer "
+             "from 1 to 1000000",
+             bad);
+    set_fails(cfg, "relay.max_inflight.file", bad, "-X", want);
+    unlink(bad);
+    /* Only regular files: a directory, a FIFO or a terminal would fail or hang. */
+    set_fails(cfg, "slot.name.file", "/tmp", "-X", "cannot read slot.name.file '/tmp' (-X): not a regular file");
+    /* .file of something that is no key stays an unknown key. */
+    set_fails(cfg, "no.such.key.file", "/etc/hostname", "-X", NULL);
+    char *big = calloc(1, CONFIG_FILE_MAX + 2);
+    memset(big, 'x', CONFIG_FILE_MAX + 1);
+    const char *large = temp_file(2, big, CONFIG_FILE_MAX + 1);
+    free(big);
+    snprintf(want, sizeof(want), "cannot read slot.name.file '%s' (-X): larger than 64 KiB", large);
+    set_fails(cfg, "slot.name.file", large, "-X", want);
+    unlink(large);
+}
+
+static void test_env_file_values(void **state) {
+    config_t *cfg = *state;
+    const char *pw = temp_file(0, "pgpw", 4);
+    const char *kpw = temp_file(1, "kafkapw\n", 8);
+    char v1[128], v2[128], err[512] = "";
+    snprintf(v1, sizeof(v1), "OUTBOXD_POSTGRES_PASSWORD_FILE=%s", pw);
+    snprintf(v2, sizeof(v2), "OUTBOXD_KAFKA_SASL_PASSWORD_FILE=%s", kpw);
+    char *const envp[] = {v1, v2, NULL};
+    if (config_load_env(cfg, envp, err, sizeof(err)) != 0)
+        fail_msg("load_env failed: %s", err);
+    assert_string_equal(config_get(cfg, "postgres.password"), "pgpw");
+    assert_string_equal(config_get(cfg, "kafka.sasl.password"), "kafkapw");
+    assert_string_equal(config_file_of(cfg, "kafka.sasl.password"), kpw);
+
+    /* A value and its _FILE twin together: which wins would depend on the environment's order. */
+    char *const both[] = {v1, "OUTBOXD_POSTGRES_PASSWORD=x", NULL};
+    assert_int_equal(config_load_env(cfg, both, err, sizeof(err)), -1);
+    assert_string_equal(err, "both OUTBOXD_POSTGRES_PASSWORD and OUTBOXD_POSTGRES_PASSWORD_FILE are set: set the "
+                             "value or the file that holds it, not both");
+    env_fails(cfg, "OUTBOXD_SLOT_NAM_FILE=/x",
+              "unknown environment variable OUTBOXD_SLOT_NAM_FILE: no config key matches; did you mean "
+              "OUTBOXD_SLOT_NAME_FILE?");
+    unlink(pw);
+    unlink(kpw);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_defaults, setup, teardown),
@@ -812,6 +919,9 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_dump_uri_conninfo, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dump_roundtrip, setup, teardown),
         cmocka_unit_test(test_print_help),
+        cmocka_unit_test_setup_teardown(test_file_values, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_value_errors, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_env_file_values, setup, teardown),
         cmocka_unit_test(test_destroy_null),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -573,6 +573,21 @@ static void test_redact_garbage(void **state) {
     assert_true(unchanged > 1000); /* the last check did run */
 }
 
+static void test_redact_url(void **state) {
+    (void)state;
+    char out[256];
+    log_redact_url("https://bob:hunter2@svc.example:8443/inbox?x=1", out, sizeof(out));
+    assert_string_equal(out, "https://bob:***@svc.example:8443/inbox?x=1");
+    log_redact_url("http://svc.example/inbox", out, sizeof(out));
+    assert_string_equal(out, "http://svc.example/inbox");
+    log_redact_url("http://bob@svc/", out, sizeof(out));
+    assert_string_equal(out, "http://bob@svc/");
+    log_redact_url("not a url: a:b@c", out, sizeof(out));
+    assert_string_equal(out, "not a url: a:b@c");
+    log_redact_url(NULL, out, sizeof(out));
+    assert_string_equal(out, "");
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup(test_text_line, reset_log),
@@ -592,6 +607,7 @@ int main(void) {
         cmocka_unit_test(test_redact_truncation),
         cmocka_unit_test(test_redact_never_leaks),
         cmocka_unit_test(test_redact_garbage),
+        cmocka_unit_test(test_redact_url),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

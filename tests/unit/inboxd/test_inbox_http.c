@@ -7,6 +7,7 @@
 
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -202,11 +203,25 @@ static void test_error_text(void **state) {
     assert_memory_equal(small, "HTTP 503: ", 10);
 }
 
+/* Regression (libFuzzer, fuzz_http_response): a huge Retry-After overflowed retry_after * 1000. */
+static void test_retry_after(void **state) {
+    (void)state;
+    assert_int_equal(inbox_http_retry_after_secs(0, 300000), 0);
+    assert_int_equal(inbox_http_retry_after_secs(-5, 300000), 0);
+    assert_int_equal(inbox_http_retry_after_secs(30, 300000), 30);
+    assert_int_equal(inbox_http_retry_after_secs(300, 300000), 300);
+    assert_int_equal(inbox_http_retry_after_secs(301, 300000), 300);
+    assert_int_equal(inbox_http_retry_after_secs(5, 1500), 1); /* the cap in whole seconds */
+    assert_int_equal(inbox_http_retry_after_secs(5, 999), 0);
+    assert_int_equal(inbox_http_retry_after_secs(720575940379279360LL, 300000), 300);
+    assert_int_equal(inbox_http_retry_after_secs(LLONG_MAX, 86400000), 86400);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_classify),   cmocka_unit_test(test_pg_classify),   cmocka_unit_test(test_values),
         cmocka_unit_test(test_names),      cmocka_unit_test(test_kafka_headers), cmocka_unit_test(test_static_headers),
-        cmocka_unit_test(test_error_text),
+        cmocka_unit_test(test_error_text), cmocka_unit_test(test_retry_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
