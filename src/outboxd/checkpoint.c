@@ -31,7 +31,9 @@ static int get_str(json_t *o, const char *key, char *out, size_t size, char *err
     json_t *v = json_object_get(o, key);
     if (!json_is_string(v) || json_string_length(v) >= size) {
         snprintf(errstr, errstr_size, "checkpoint record: \"%s\" %s", key,
-                 !v ? "is missing" : json_is_string(v) ? "is too long" : "is not a string");
+                 !v                  ? "is missing"
+                 : json_is_string(v) ? "is too long"
+                                     : "is not a string");
         return -1;
     }
     snprintf(out, size, "%s", json_string_value(v));

@@ -66,6 +66,11 @@ static void ticket_put(kproducer_t *p, size_t id) {
 
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            err_t *e) {
+    return kproducer_new_txn(props, id_header, NULL, cb, opaque, e);
+}
+
+kproducer_t *kproducer_new_txn(const char *const *props, const char *id_header, const char *transactional_id,
+                               kproducer_dr_cb_t cb, void *opaque, err_t *e) {
     kproducer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     if (!p || !conf)
@@ -77,10 +82,11 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     if (!p->id_header)
         goto fail_oom;
 
-    /* Defaults the user may override. */
+    /* Defaults the user may override. A transactional producer keeps librdkafka's message
+     * timeout (it must not exceed transaction.timeout.ms): skip the first pair. */
     /* clang-format off */
-    static const char *const defaults[] = {"partitioner", "murmur2_random",
-                                           "message.timeout.ms", "0",
+    static const char *const defaults[] = {"message.timeout.ms", "0",
+                                           "partitioner", "murmur2_random",
                                            "queue.buffering.max.kbytes", "16384",
                                            "linger.ms", "5",
                                            "client.id", "outboxd",
@@ -95,6 +101,12 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
                     v);
             goto fail;
         }
+        if (!strcmp(k, "transactional.id")) {
+            err_set(e, ERR_PERMANENT, "",
+                    "remove it; set delivery.guarantee = exactly-once (and delivery.transactional.id)",
+                    "kafka.transactional.id is not allowed: outboxd makes its producer transactional itself");
+            goto fail;
+        }
         if ((!strcmp(k, "acks") || !strcmp(k, "request.required.acks")) && strcmp(v, "all") != 0 &&
             strcmp(v, "-1") != 0) {
             err_set(e, ERR_PERMANENT, "", "remove the setting",
@@ -102,9 +114,12 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, p->bootstrap, sizeof(p->bootstrap), "OUTBOXD_", e))
+    if (kconf_apply(conf, transactional_id ? defaults + 2 : defaults, props, p->bootstrap, sizeof(p->bootstrap),
+                    "OUTBOXD_", e))
         goto fail;
     if (kconf_set(conf, "enable.idempotence", "true", e) || kconf_set(conf, "acks", "all", e))
+        goto fail;
+    if (transactional_id && kconf_set(conf, "transactional.id", transactional_id, e))
         goto fail;
     char part[64];
     if (strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
@@ -188,6 +203,26 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
     snprintf(errstr, errstr_size, "Kafka refused the record for topic %s (%zu bytes): %s", ev->topic, ev->value_len,
              rd_kafka_err2str(err));
     return err == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE ? KPRODUCER_TOO_LARGE : KPRODUCER_INVALID;
+}
+
+kproducer_result_t kproducer_produce_to(kproducer_t *p, const char *topic, int32_t partition, const void *key,
+                                        size_t key_len, const void *value, size_t value_len, uint64_t seq, char *errstr,
+                                        size_t errstr_size) {
+    size_t ticket = ticket_take(p, seq, 0);
+    if (!ticket)
+        return KPRODUCER_QUEUE_FULL;
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
+    if (!err)
+        return KPRODUCER_OK;
+    ticket_put(p, ticket);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return KPRODUCER_QUEUE_FULL;
+    snprintf(errstr, errstr_size, "Kafka refused the record for topic %s partition %d: %s", topic, (int)partition,
+             rd_kafka_err2str(err));
+    return KPRODUCER_INVALID;
 }
 
 static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {

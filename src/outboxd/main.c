@@ -63,6 +63,20 @@ static const config_key_t outboxd_keys[] = {
      "an event that cannot be published: stop the relay (fail) or send it to outbox.dead_letter.topic"},
     {"outbox.dead_letter.topic", CONFIG_STRING, "outbox.dead_letter", 0, 0, NULL, false,
      "topic for invalid events when outbox.on_invalid = dead-letter"},
+    {"delivery.guarantee", CONFIG_ENUM, "at-least-once", 0, 0, "at-least-once|exactly-once", false,
+     "exactly-once: Kafka transactions with a checkpoint, so read_committed consumers see each event once "
+     "(docs/guarantees.md)"},
+    {"delivery.transactional.id", CONFIG_STRING, "", 0, 0, NULL, false,
+     "exactly-once: the producer's transactional.id, unique per relay; empty = outboxd-<database>-<slot>"},
+    {"delivery.checkpoint.topic", CONFIG_STRING, "outboxd.checkpoints", 0, 0, NULL, false,
+     "exactly-once: compacted topic of the checkpoints (created when missing)"},
+    {"delivery.batch.max.transactions", CONFIG_INT, "10000", 1, 10000000, NULL, false,
+     "exactly-once: PostgreSQL transactions (with events) per Kafka transaction at most"},
+    {"delivery.batch.max.bytes", CONFIG_INT, "16777216", 1, 1LL << 40, NULL, false,
+     "exactly-once: record bytes (key + value) per Kafka transaction before it is committed"},
+    {"delivery.batch.max.ms", CONFIG_INT, "100", 1, MS_MAX, NULL, false,
+     "exactly-once: how long a Kafka transaction stays open at most (it is committed sooner when the stream is "
+     "caught up)"},
     {"status.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
      "period of standby status updates (confirmed LSN) to PostgreSQL"},
     {"relay.max.inflight.events", CONFIG_INT, "10000", 1, 10000000, NULL, false,
@@ -233,6 +247,12 @@ int main(int argc, char **argv) {
         .recover_lost_slot = strcmp(config_get(cfg, "postgres.slot.on_lost"), "recover") == 0,
         .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
         .failover_slot = config_get_bool(cfg, "postgres.slot.failover"),
+        .exactly_once = strcmp(config_get(cfg, "delivery.guarantee"), "exactly-once") == 0,
+        .transactional_id = config_get(cfg, "delivery.transactional.id"),
+        .checkpoint_topic = config_get(cfg, "delivery.checkpoint.topic"),
+        .batch_max_txns = (size_t)config_get_int(cfg, "delivery.batch.max.transactions"),
+        .batch_max_bytes = (size_t)config_get_int(cfg, "delivery.batch.max.bytes"),
+        .batch_max_ms = (int)config_get_int(cfg, "delivery.batch.max.ms"),
     };
     if (command) {
         int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);

@@ -51,7 +51,7 @@ static void test_runs_and_reports(void **state) {
     assert_int_equal(v, 42);
     assert_false(bgjob_busy(j));
     struct pollfd p = {.fd = bgjob_fd(j), .events = POLLIN};
-    assert_int_equal(poll(&p, 1, 0), 0); /* drained */
+    assert_int_equal(poll(&p, 1, 0), 0);               /* drained */
     assert_int_equal(bgjob_submit(j, add_one, &v), 0); /* free again */
     assert_int_equal(wait_done(j), 43);
     bgjob_stop(j);
