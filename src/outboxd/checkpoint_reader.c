@@ -27,9 +27,9 @@ struct checkpoint_reader {
 /* The user's properties a consumer that only reads needs: where and how to connect. Producer
  * properties would make librdkafka warn about every one of them. */
 static bool connection_property(const char *k) {
-    static const char *const prefixes[] = {"bootstrap.servers", "metadata.broker.list", "security.protocol", "ssl.",
-                                           "sasl.", "socket.", "broker.", "reconnect.backoff", "api.version",
-                                           "enable.ssl.", "client.", "debug", "log_level", NULL};
+    static const char *const prefixes[] = {
+        "bootstrap.servers", "metadata.broker.list", "security.protocol", "ssl.",    "sasl.", "socket.",   "broker.",
+        "reconnect.backoff", "api.version",          "enable.ssl.",       "client.", "debug", "log_level", NULL};
     for (int i = 0; prefixes[i]; i++)
         if (!strncmp(k, prefixes[i], strlen(prefixes[i])))
             return true;
@@ -37,8 +37,8 @@ static bool connection_property(const char *k) {
 }
 
 /* One consumer handle with the connection properties props (kafka.* pairs already filtered). */
-static rd_kafka_t *new_consumer(const char *const *props, const char *isolation, char *bootstrap,
-                                size_t bootstrap_size, err_t *e) {
+static rd_kafka_t *new_consumer(const char *const *props, const char *isolation, char *bootstrap, size_t bootstrap_size,
+                                err_t *e) {
     /* clang-format off */
     static const char *const defaults[] = {"client.id", "outboxd-checkpoint",
                                            "group.id", "outboxd-checkpoint-reader", /* never joined: assign only */
@@ -157,7 +157,7 @@ static int create_topic(checkpoint_reader_t *r, int timeout_ms, err_t *e) {
         const rd_kafka_topic_result_t **tr = rd_kafka_CreateTopics_result_topics(res, &n);
         err = n == 1 ? rd_kafka_topic_result_error(tr[0]) : RD_KAFKA_RESP_ERR__FAIL;
         errstr = n == 1 && rd_kafka_topic_result_error_string(tr[0]) ? rd_kafka_topic_result_error_string(tr[0])
-                                                                      : rd_kafka_err2str(err);
+                                                                     : rd_kafka_err2str(err);
     }
     if (!err || err == RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
         if (!err)
@@ -199,8 +199,8 @@ int checkpoint_reader_partitions(checkpoint_reader_t *r, int timeout_ms, err_t *
             return n;
         if (terr != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART && terr != RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC && terr) {
             err_set(e, terr == RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED ? ERR_PERMANENT : ERR_TRANSIENT, "",
-                    "grant outboxd's principal Describe, Read and Write on the topic",
-                    "the checkpoint topic %s: %s", r->topic, rd_kafka_err2str(terr));
+                    "grant outboxd's principal Describe, Read and Write on the topic", "the checkpoint topic %s: %s",
+                    r->topic, rd_kafka_err2str(terr));
             return -1;
         }
         if (!created && create_topic(r, timeout_ms, e) != 0)
@@ -217,7 +217,6 @@ int checkpoint_reader_partitions(checkpoint_reader_t *r, int timeout_ms, err_t *
         created = true;
     }
 }
-
 
 typedef struct window {
     const char *key;

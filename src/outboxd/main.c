@@ -75,8 +75,9 @@ static const config_key_t outboxd_keys[] = {
     {"delivery.batch.max.bytes", CONFIG_INT, "16777216", 1, 1LL << 40, NULL, false,
      "exactly-once: record bytes (key + value) per Kafka transaction before it is committed"},
     {"delivery.batch.max.ms", CONFIG_INT, "100", 1, MS_MAX, NULL, false,
-     "exactly-once: how long a Kafka transaction stays open at most (it is committed sooner when the stream is "
-     "caught up)"},
+     "exactly-once: how long a Kafka transaction stays open at most"},
+    {"delivery.batch.linger.ms", CONFIG_INT, "10", 0, MS_MAX, NULL, false,
+     "exactly-once: a Kafka transaction is committed as soon as the stream is caught up and it is this old"},
     {"status.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
      "period of standby status updates (confirmed LSN) to PostgreSQL"},
     {"relay.max.inflight.events", CONFIG_INT, "10000", 1, 10000000, NULL, false,
@@ -253,6 +254,7 @@ int main(int argc, char **argv) {
         .batch_max_txns = (size_t)config_get_int(cfg, "delivery.batch.max.transactions"),
         .batch_max_bytes = (size_t)config_get_int(cfg, "delivery.batch.max.bytes"),
         .batch_max_ms = (int)config_get_int(cfg, "delivery.batch.max.ms"),
+        .batch_linger_ms = (int)config_get_int(cfg, "delivery.batch.linger.ms"),
     };
     if (command) {
         int crc = !strcmp(command, "check") ? check_run(&o, json, stdout) : status_run(&o, json, stdout);

@@ -42,6 +42,7 @@ typedef struct relay_options {
     size_t batch_max_txns;          /* delivery.batch.max.transactions */
     size_t batch_max_bytes;         /* delivery.batch.max.bytes */
     int batch_max_ms;               /* delivery.batch.max.ms */
+    int batch_linger_ms;            /* delivery.batch.linger.ms */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

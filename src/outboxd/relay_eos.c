@@ -20,12 +20,12 @@
 #include "log.h"
 #include "txn_batch.h"
 
-#define CKPT_SEQ (1ULL << 62)       /* in a delivery's seq: the checkpoint record */
-#define SLICE_MS 1000               /* a blocking call gives the job a chance to see a cancel this often */
-#define ABORT_MS 5000               /* how long a replay tries to abort before leaving it to the next fencing */
-#define READ_TIMEOUT_MS 30000       /* reading the checkpoint back, once */
-#define RETRY_MS 1000               /* a session start that failed is tried again after this */
-#define RETRY_LOG_MS 30000          /* the same failure is logged again after this */
+#define CKPT_SEQ (1ULL << 62)        /* in a delivery's seq: the checkpoint record */
+#define SLICE_MS 1000                /* a blocking call gives the job a chance to see a cancel this often */
+#define ABORT_MS 5000                /* how long a replay tries to abort before leaving it to the next fencing */
+#define READ_TIMEOUT_MS 30000        /* reading the checkpoint back, once */
+#define RETRY_MS 1000                /* a session start that failed is tried again after this */
+#define RETRY_LOG_MS 30000           /* the same failure is logged again after this */
 #define CHECK_TXN_ID "outboxd-check" /* the settings check's producer: never initialised, never fences */
 
 typedef enum { JOB_NONE, JOB_SESSION, JOB_COMMIT, JOB_ABORT } job_kind_t;
@@ -149,8 +149,10 @@ relay_eos_t *relay_eos_new(relay_t *r, kproducer_dr_cb_t cb, err_t *e) {
     x->r = r;
     x->cb = cb;
     x->j.partition = -1;
-    txn_batch_limits_t lim = {
-        .max_txns = o->batch_max_txns, .max_bytes = o->batch_max_bytes, .max_ms = o->batch_max_ms};
+    txn_batch_limits_t lim = {.max_txns = o->batch_max_txns,
+                              .max_bytes = o->batch_max_bytes,
+                              .max_ms = o->batch_max_ms,
+                              .linger_ms = o->batch_linger_ms};
     txn_batch_init(&x->batch, &lim);
     snprintf(x->txn_id, sizeof(x->txn_id), "%s", o->transactional_id ? o->transactional_id : "");
     /* The producer settings are checked now, not at the first session: a transactional producer
@@ -240,9 +242,9 @@ static void session_ready(relay_t *r) {
                  x->txn_id, r->o->checkpoint_topic);
         return;
     }
-    checkpoint_fit_t fit = checkpoint_fit(&x->j.ck, x->database, r->o->slot, stream_connect_system_id(r->sc),
-                                          stream_connect_timeline(r->sc), repl_stream_identified_lsn(r->rs), why,
-                                          sizeof(why));
+    checkpoint_fit_t fit =
+        checkpoint_fit(&x->j.ck, x->database, r->o->slot, stream_connect_system_id(r->sc),
+                       stream_connect_timeline(r->sc), repl_stream_identified_lsn(r->rs), why, sizeof(why));
     if (fit != CHECKPOINT_FITS) {
         txn_batch_reset(&x->batch, 0);
         log_warn("exactly-once: %s; not skipping anything: transactions since the slot's position that are already "
@@ -348,8 +350,7 @@ static void commit_done(relay_t *r, int rc) {
     }
     txn_batch_failed(&x->batch);
     if (rc == KTXN_FENCED || rc == KTXN_FATAL) {
-        fail_loudly(r, RELAY_EXIT_RUNTIME, rc == KTXN_FENCED ? "this instance was fenced" : "commit failed",
-                    &x->j.err);
+        fail_loudly(r, RELAY_EXIT_RUNTIME, rc == KTXN_FENCED ? "this instance was fenced" : "commit failed", &x->j.err);
         return;
     }
     if (r->state == ST_STREAM) {
@@ -397,10 +398,10 @@ static int start_commit(relay_t *r) {
     strftime(ck.written_at, sizeof(ck.written_at), "%Y-%m-%dT%H:%M:%SZ", &tm);
     char value[1024], err[RELAY_ERRSZ];
     int n = checkpoint_encode(&ck, value, sizeof(value));
-    kproducer_result_t res = n < 0 ? KPRODUCER_INVALID
-                                   : kproducer_produce_to(r->kp, r->o->checkpoint_topic, x->j.partition, x->txn_id,
-                                                          strlen(x->txn_id), value, (size_t)n, CKPT_SEQ, err,
-                                                          sizeof(err));
+    kproducer_result_t res =
+        n < 0 ? KPRODUCER_INVALID
+              : kproducer_produce_to(r->kp, r->o->checkpoint_topic, x->j.partition, x->txn_id, strlen(x->txn_id), value,
+                                     (size_t)n, CKPT_SEQ, err, sizeof(err));
     if (res == KPRODUCER_QUEUE_FULL)
         return -1;
     if (res != KPRODUCER_OK) {
@@ -618,7 +619,8 @@ int relay_eos_commit_sync(relay_t *r, char *errstr, size_t errstr_size) {
         }
     }
     while (x->running != JOB_NONE) {
-        struct pollfd p[2] = {{.fd = bgjob_fd(x->job), .events = POLLIN}, {.fd = kproducer_fd(r->kp), .events = POLLIN}};
+        struct pollfd p[2] = {{.fd = bgjob_fd(x->job), .events = POLLIN},
+                              {.fd = kproducer_fd(r->kp), .events = POLLIN}};
         struct timespec ts = {0, 100 * 1000000};
         ppoll(p, 2, &ts, &r->unblocked);
         char err[RELAY_ERRSZ];

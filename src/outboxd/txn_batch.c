@@ -44,13 +44,17 @@ void txn_batch_pg_commit(txn_batch_t *b, lsn_t end_lsn) {
 bool txn_batch_due(const txn_batch_t *b, int64_t now_ms, bool in_pg_txn, bool caught_up, bool stopping) {
     if (b->state != TXN_BATCH_OPEN || in_pg_txn)
         return false;
-    return caught_up || stopping || b->txns >= b->limits.max_txns || b->bytes >= b->limits.max_bytes ||
-           now_ms - b->opened_ms >= b->limits.max_ms;
+    int64_t age = now_ms - b->opened_ms;
+    return (caught_up && age >= b->limits.linger_ms) || stopping || b->txns >= b->limits.max_txns ||
+           b->bytes >= b->limits.max_bytes || age >= b->limits.max_ms;
 }
 
 int64_t txn_batch_due_in(const txn_batch_t *b, int64_t now_ms) {
     if (b->state != TXN_BATCH_OPEN)
         return -1;
+    int64_t linger = b->opened_ms + b->limits.linger_ms - now_ms;
+    if (linger > 0 && b->limits.linger_ms < b->limits.max_ms)
+        return linger;
     int64_t left = b->opened_ms + b->limits.max_ms - now_ms;
     return left > 0 ? left : 0;
 }

@@ -22,9 +22,11 @@
 #include "lsn.h"
 
 typedef struct {
-    size_t max_txns;  /* delivery.batch.max.transactions: PostgreSQL transactions with events */
-    size_t max_bytes; /* delivery.batch.max.bytes: key + value bytes of the records */
-    int64_t max_ms;   /* delivery.batch.max.ms: how long a Kafka transaction stays open */
+    size_t max_txns;   /* delivery.batch.max.transactions: PostgreSQL transactions with events */
+    size_t max_bytes;  /* delivery.batch.max.bytes: key + value bytes of the records */
+    int64_t max_ms;    /* delivery.batch.max.ms: how long a Kafka transaction stays open at most */
+    int64_t linger_ms; /* delivery.batch.linger.ms: how long it stays open at least when the stream
+                          is caught up (a busy stream fills it instead of paying a commit per turn) */
 } txn_batch_limits_t;
 
 typedef enum { TXN_BATCH_IDLE, TXN_BATCH_OPEN, TXN_BATCH_COMMITTING, TXN_BATCH_FAILED } txn_batch_state_t;
@@ -59,12 +61,12 @@ bool txn_batch_record(txn_batch_t *b, int64_t now_ms, lsn_t floor, size_t bytes)
 void txn_batch_pg_commit(txn_batch_t *b, lsn_t end_lsn);
 
 /* Should the open Kafka transaction be committed now? in_pg_txn: a PostgreSQL transaction is
- * half read (never commit then); caught_up: the stream has nothing more to read right now;
- * stopping: the relay is shutting down. */
+ * half read (never commit then); caught_up: the stream has nothing more to read right now (it
+ * commits once it is linger_ms old); stopping: the relay is shutting down. */
 bool txn_batch_due(const txn_batch_t *b, int64_t now_ms, bool in_pg_txn, bool caught_up, bool stopping);
 
-/* Milliseconds until the time bound makes the open transaction due (0 if it is; -1 when no
- * transaction is open). */
+/* Milliseconds until a time bound may make the open transaction due: the linger while it is
+ * younger, then max_ms (0 if it is due by time; -1 when no transaction is open). */
 int64_t txn_batch_due_in(const txn_batch_t *b, int64_t now_ms);
 
 /* The commit is handed to Kafka: returns the checkpoint it carries (last_end). */

@@ -8,11 +8,22 @@ read_committed; read_uncommitted readers show what was written and aborted."""
 from __future__ import annotations
 
 import json
+import os
+import random
 import re
+import time
 
 import pytest
 
-from harness import lsn_to_int
+from harness import (
+    OrderedLoad,
+    check_exactly_once_in_order,
+    lsn_to_int,
+    per_key_counts,
+    read_events,
+    setup_ordered,
+    wait_until,
+)
 
 
 def eos_config(topic_prefix: str, **extra) -> dict:
@@ -34,6 +45,18 @@ def checkpoints(kafka, topic_prefix: str) -> list[dict]:
     """The committed checkpoint records, oldest first."""
     return [json.loads(r.value) | {"key": r.key.decode()}
             for r in committed(kafka, f"{topic_prefix}.ckpt", settle=2)]
+
+
+def written_records(bootstrap: str, topic: str) -> int:
+    """Records written to topic (high watermarks: also those of open or aborted transactions)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "watermarks", "isolation.level": "read_uncommitted"})
+    try:
+        parts = c.list_topics(topic, timeout=10).topics[topic].partitions
+        return sum(c.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)[1] for p in parts)
+    finally:
+        c.close()
 
 
 def seqs(records) -> list[int]:
@@ -95,3 +118,95 @@ def test_restart_skips_what_kafka_has_while_the_slot_is_behind(db, kafka, outbox
     assert int(m.group(1)) >= 30  # and the transactions without events among them
     # Not even written into an aborted transaction: read_uncommitted sees each record once.
     assert seqs(kafka.consume(topic, n=None, settle=2)) == list(range(40))
+
+
+AGG = "agg"
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(420)
+def test_kill9_at_random_moments_exactly_once(stack, db, kafka, outboxd, topic_prefix):
+    """outboxd is SIGKILLed at random moments while a 30k-event stream commits, and restarted
+    each time: a read_committed consumer sees every committed event exactly once, per key in
+    commit order (the default status interval keeps the slot behind the checkpoints, so
+    restarts re-read transactions that Kafka has and must skip)."""
+    seed = int(os.environ.get("OUTBOXD_FAULTS_SEED") or random.randrange(1 << 30))
+    print(f"kill9 exactly-once: seed {seed} (replay with OUTBOXD_FAULTS_SEED={seed})")
+    rnd = random.Random(seed)
+    setup_ordered(db)
+    topic = f"{topic_prefix}.{AGG}"
+    kafka.create_topic(topic, 3)
+    p = outboxd(eos_config(topic_prefix, **{"status.interval.ms": 1000}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    load = OrderedLoad(db, AGG, events=30000, chunk=150, pause=0.1).start()
+    kills = 0
+    while not load.done():
+        time.sleep(rnd.uniform(0.3, 2.5))
+        if load.done():
+            break
+        assert p.is_running(), f"outboxd exited ({p.returncode}):\n{p.log_tail()}"
+        p.kill9()
+        kills += 1
+        p.start()
+    load.stop()
+    counts = per_key_counts(db)
+    total = sum(counts.values())
+    end = db.current_wal_lsn()
+    db.wait_slot_confirmed(f"{db.dbname}_slot", end, timeout=180)
+    assert p.is_running()
+    events = read_events(stack.kafka, topic, "read_committed", expect=total)
+    written = read_events(stack.kafka, topic, "read_uncommitted", expect=total, settle=1.0)
+    check_exactly_once_in_order(events, counts)
+    log = p.log_text()
+    skipped = sum(int(n) for n in re.findall(r"skipped (\d+) transactions that Kafka already had", log))
+    print(f"kill9 exactly-once: {kills} kills, {total} events; read_committed saw {len(events)}, "
+          f"read_uncommitted {len(written)} (aborted or replayed: {len(written) - len(events)}); "
+          f"restarts skipped {skipped} transactions Kafka already had")
+    assert kills >= 5, "the stream ended before outboxd was killed often enough: the test proved little"
+    assert skipped > 0, "no restart had to skip anything: the test proved little"
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(300)
+def test_kill9_while_draining_a_backlog(stack, db, kafka, outboxd, topic_prefix):
+    """A backlog drained in long Kafka transactions (open 1.5-2 s) with status updates every
+    100 ms: the slot must never be confirmed past a Kafka transaction that has not committed,
+    or a kill -9 loses what it held. Killed three times during the drain."""
+    seed = int(os.environ.get("OUTBOXD_FAULTS_SEED") or random.randrange(1 << 30))
+    print(f"kill9 backlog: seed {seed} (replay with OUTBOXD_FAULTS_SEED={seed})")
+    rnd = random.Random(seed)
+    setup_ordered(db)
+    topic = f"{topic_prefix}.{AGG}"
+    kafka.create_topic(topic, 3)
+    cfg = eos_config(topic_prefix, **{"status.interval.ms": 100, "delivery.batch.max.ms": 2000,
+                                      "delivery.batch.linger.ms": 1500, "delivery.batch.max.transactions": 1000000,
+                                      "relay.max.inflight.events": 100000})
+    p = outboxd(cfg)
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    p.terminate()
+    OrderedLoad(db, AGG, events=60000, chunk=5000, pause=0).start().stop()
+    kills = 0
+    for _ in range(3):
+        base = written_records(stack.kafka, topic)
+        p.start()
+        p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+        # Kill while a transaction holds written records (each stays open 1.5 s or more).
+        deadline = time.monotonic() + 20
+        while written_records(stack.kafka, topic) < base + 2000 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if time.monotonic() >= deadline:
+            break  # nothing left to drain (or lost: the check below tells)
+        time.sleep(rnd.uniform(0, 0.5))
+        p.kill9()
+        kills += 1
+    if not p.is_running():
+        p.start()
+    counts = per_key_counts(db)
+    total = sum(counts.values())
+    db.wait_slot_confirmed(f"{db.dbname}_slot", db.current_wal_lsn(), timeout=120)
+    events = read_events(stack.kafka, topic, "read_committed", expect=total)
+    check_exactly_once_in_order(events, counts)
+    written = read_events(stack.kafka, topic, "read_uncommitted", expect=total, settle=1.0)
+    print(f"kill9 backlog: {kills} kills, {total} events; read_uncommitted {len(written)} "
+          f"(aborted: {len(written) - total})")
+    assert kills >= 2 and len(written) > total, "kills did not hit open Kafka transactions: the test proved nothing"

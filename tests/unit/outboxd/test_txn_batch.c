@@ -10,7 +10,7 @@
 
 #include "txn_batch.h"
 
-static const txn_batch_limits_t LIMITS = {.max_txns = 3, .max_bytes = 1000, .max_ms = 100};
+static const txn_batch_limits_t LIMITS = {.max_txns = 3, .max_bytes = 1000, .max_ms = 100, .linger_ms = 0};
 
 /* One PostgreSQL transaction of n records of `bytes` each, committing at end. */
 static void pg_txn(txn_batch_t *b, int64_t now, lsn_t floor, int n, size_t bytes, lsn_t end) {
@@ -77,6 +77,24 @@ static void test_due(void **state) {
     assert_int_equal(b.records, 1);
 }
 
+static void test_linger(void **state) {
+    (void)state;
+    txn_batch_limits_t lim = LIMITS;
+    lim.linger_ms = 30;
+    txn_batch_t b;
+    txn_batch_init(&b, &lim);
+    pg_txn(&b, 1000, 0, 1, 10, 100);
+    assert_false(txn_batch_due(&b, 1010, false, true, false)); /* caught up, but young */
+    assert_int_equal(txn_batch_due_in(&b, 1010), 20);
+    assert_true(txn_batch_due(&b, 1030, false, true, false));
+    assert_false(txn_batch_due(&b, 1030, false, false, false)); /* not caught up: up to max_ms */
+    assert_int_equal(txn_batch_due_in(&b, 1030), 70);
+    assert_true(txn_batch_due(&b, 1010, false, false, true)); /* stopping does not linger */
+    pg_txn(&b, 1001, 0, 1, 10, 200);
+    pg_txn(&b, 1002, 0, 1, 10, 300);
+    assert_true(txn_batch_due(&b, 1010, false, false, false)); /* count does not either */
+}
+
 static void test_failure_and_reset(void **state) {
     (void)state;
     txn_batch_t b;
@@ -105,6 +123,7 @@ int main(void) {
         cmocka_unit_test(test_idle_follows_tracker),
         cmocka_unit_test(test_open_holds_floor_until_committed),
         cmocka_unit_test(test_due),
+        cmocka_unit_test(test_linger),
         cmocka_unit_test(test_failure_and_reset),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
