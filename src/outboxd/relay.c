@@ -87,7 +87,10 @@ void relay_stream_lost(relay_t *r, const char *why) {
         relay_eos_rewind(r); /* the open Kafka transaction is replayed too */
     if (r->state == ST_SHUTDOWN)
         return;
-    log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
+    if (r->eos) /* nothing of the open Kafka transaction is kept: no acknowledgement to wait for */
+        log_warn("%s; reconnecting (exactly-once: what was not committed to Kafka is published again)", why);
+    else
+        log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
     snprintf(r->not_ready, sizeof(r->not_ready), "reconnecting: %s", why);
     r->state = ST_DRAIN;
 }

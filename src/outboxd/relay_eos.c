@@ -377,6 +377,12 @@ void relay_eos_on_fd(relay_t *r) {
     case JOB_ABORT:
         if (rc == KTXN_FENCED)
             fail_loudly(r, RELAY_EXIT_RUNTIME, "this instance was fenced", &x->j.err);
+        else if (rc == KTXN_OK)
+            log_info("exactly-once: aborted the open Kafka transaction; what it held is published again");
+        else
+            log_warn("exactly-once: could not abort the open Kafka transaction (%s): the next session's producer "
+                     "aborts it when it fences this one",
+                     x->j.err.msg);
         break;
     case JOB_NONE:
         break;
@@ -453,8 +459,9 @@ void relay_eos_pg_begin(relay_eos_t *x, lsn_t commit_start) {
         x->skipped++;
     } else if (x->skip_before) {
         char lb[LSN_FMT_SIZE];
-        log_info("exactly-once: skipped %" PRIu64 " transactions that Kafka already had (committed before %s)",
-                 x->skipped, lsn_format(x->skip_before, lb));
+        if (x->skipped)
+            log_info("exactly-once: skipped %" PRIu64 " transactions that Kafka already had (committed before %s)",
+                     x->skipped, lsn_format(x->skip_before, lb));
         x->skip_before = 0;
         x->skipped = 0;
     }

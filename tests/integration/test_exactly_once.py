@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import signal
 import time
 
 import pytest
@@ -210,3 +211,106 @@ def test_kill9_while_draining_a_backlog(stack, db, kafka, outboxd, topic_prefix)
     print(f"kill9 backlog: {kills} kills, {total} events; read_uncommitted {len(written)} "
           f"(aborted: {len(written) - total})")
     assert kills >= 2 and len(written) > total, "kills did not hit open Kafka transactions: the test proved nothing"
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(300)
+def test_zombie_is_fenced_and_the_standby_takes_over(stack, db, kafka, outboxd, topic_prefix):
+    """The active instance is paused (SIGSTOP) while events flow; its walsender times out, the
+    standby takes the slot, fences it (init_transactions) and publishes; the zombie resumed
+    (SIGCONT) still has WAL in its socket and records in its producer: nothing it sends becomes
+    visible, it says it was fenced and stops with exit code 1."""
+    setup_ordered(db)
+    topic = f"{topic_prefix}.{AGG}"
+    kafka.create_topic(topic, 3)
+    cfg = eos_config(topic_prefix, **{
+        # The paused instance's walsender gives up after 3 s: the slot is free for the standby.
+        "postgres.conninfo": db.conninfo + " options='-c wal_sender_timeout=3000'",
+        "status.interval.ms": 500,
+    })
+    a = outboxd(cfg)
+    a.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    b = outboxd(cfg)
+    b.wait_for_log("standing by", timeout=30)
+    load = OrderedLoad(db, AGG, events=10**9, chunk=20, pause=0.02).start()
+    time.sleep(2)
+    a.signal(signal.SIGSTOP)
+    paused_at = load.written
+    b.wait_for_log(r"exactly-once: transactional.id .* ready", timeout=60)
+    wait_until(lambda: load.written > paused_at + 2000, 60, 0.1, "the standby publishing")
+    a.signal(signal.SIGCONT)
+    assert a.wait_exit(60) == 1, a.log_tail()
+    assert re.search(r"exactly-once: .*fenced", a.log_text()), a.log_tail()
+    time.sleep(1)
+    load.stop_now()
+    counts = per_key_counts(db)
+    total = sum(counts.values())
+    db.wait_slot_confirmed(f"{db.dbname}_slot", db.current_wal_lsn(), timeout=120)
+    assert b.is_running()
+    events = read_events(stack.kafka, topic, "read_committed", expect=total)
+    check_exactly_once_in_order(events, counts)
+    written = read_events(stack.kafka, topic, "read_uncommitted", expect=total, settle=1.0)
+    fenced = next(line for line in a.log_text().splitlines() if re.search("ERROR: exactly-once.*fenced", line))
+    print(f"zombie: {total} events exactly once; {len(written) - total} records written and never visible; "
+          f"the zombie: {fenced}")
+
+
+def finish_and_check(stack, db, p, load, topic: str, what: str) -> None:
+    """Stops the load, waits for the relay to confirm the end of the WAL and checks that a
+    read_committed reader sees every committed event once, per key in order."""
+    load.stop_now()
+    counts = per_key_counts(db)
+    total = sum(counts.values())
+    db.wait_slot_confirmed(f"{db.dbname}_slot", db.current_wal_lsn(), timeout=180)
+    assert p.is_running(), p.log_tail()
+    events = read_events(stack.kafka, topic, "read_committed", expect=total)
+    check_exactly_once_in_order(events, counts)
+    written = read_events(stack.kafka, topic, "read_uncommitted", expect=total, settle=1.0)
+    print(f"{what}: {total} events exactly once; {len(written) - total} records written in aborted transactions")
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("how", ["kill", "stop"])
+def test_broker_restart_in_the_middle_of_a_transaction(stack, db, kafka, outboxd, topic_prefix, faults, how):
+    """The broker is killed (or stopped) while Kafka transactions are open (each lingers 500 ms
+    while events flow) and started again: outboxd goes on by itself; every committed event is
+    seen once, per key in order."""
+    setup_ordered(db)
+    topic = f"{topic_prefix}.{AGG}"
+    kafka.create_topic(topic, 3)
+    p = outboxd(eos_config(topic_prefix, **{"delivery.batch.linger.ms": 500, "delivery.batch.max.ms": 1000}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    load = OrderedLoad(db, AGG, events=10**9, chunk=20, pause=0.02).start()
+    base = written_records(stack.kafka, topic)
+    wait_until(lambda: written_records(stack.kafka, topic) >= base + 500, 60, 0.05, "records being written")
+    faults.kafka_kill() if how == "kill" else faults.kafka_stop()
+    time.sleep(2)
+    faults.kafka_start()
+    mark = load.written
+    wait_until(lambda: load.written > mark + 2000, 60, 0.1, "more events after the broker is back")
+    finish_and_check(stack, db, p, load, topic, f"broker {how}")
+
+
+@pytest.mark.fault
+@pytest.mark.timeout(300)
+def test_transaction_timeout_exceeded_while_kafka_is_down(stack, db, kafka, outboxd, topic_prefix, faults):
+    """Kafka stays down three times longer than transaction.timeout.ms while a Kafka transaction
+    is open and PostgreSQL keeps committing: the broker aborts the transaction when it is back,
+    outboxd replays it under a new producer and goes on by itself; every committed event is
+    seen once, per key in order."""
+    setup_ordered(db)
+    topic = f"{topic_prefix}.{AGG}"
+    kafka.create_topic(topic, 3)
+    p = outboxd(eos_config(topic_prefix, **{"kafka.transaction.timeout.ms": 5000, "delivery.batch.linger.ms": 500,
+                                             "relay.stall.timeout.ms": 0}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    load = OrderedLoad(db, AGG, events=10**9, chunk=20, pause=0.02).start()
+    base = written_records(stack.kafka, topic)
+    wait_until(lambda: written_records(stack.kafka, topic) >= base + 500, 60, 0.05, "records being written")
+    faults.kafka_stop()
+    time.sleep(15)
+    faults.kafka_start()
+    mark = load.written
+    wait_until(lambda: load.written > mark + 2000, 60, 0.1, "more events after the broker is back")
+    finish_and_check(stack, db, p, load, topic, "transaction timeout")
