@@ -540,20 +540,20 @@ bool relay_eos_delivery(relay_t *r, const kproducer_delivery_t *d) {
     ack_tracker_fail(r->at, d->seq & ~RELAY_DLQ_FLAG);
     char why[RELAY_ERRSZ + 256];
     if (ktxn_record_refused(d->err)) {
+        /* Said whether or not this report is the one that starts the replay: librdkafka purges
+         * the rest of the transaction, and those reports may come first. */
         remember_refused(x, d);
         relay_ops_failed(r->ops, d->seq);
-        snprintf(why, sizeof(why),
-                 "event %s was refused by Kafka for topic %s (%s): the Kafka transaction is aborted and replayed "
-                 "with the event dead-lettered",
+        log_warn("exactly-once: event %s was refused by Kafka for topic %s (%s): the Kafka transaction is aborted "
+                 "and replayed with the event dead-lettered",
                  d->event_id ? d->event_id : "(no id)", d->topic ? d->topic : "?", d->errstr ? d->errstr : "error");
+        snprintf(why, sizeof(why), "a record was refused: replaying the Kafka transaction");
     } else {
         snprintf(why, sizeof(why), "a record was not delivered (%s): replaying the Kafka transaction",
                  d->errstr ? d->errstr : "error");
     }
     if (r->state == ST_STREAM)
         relay_stream_lost(r, why);
-    else if (r->state != ST_SHUTDOWN && r->state != ST_DRAIN)
-        log_warn("%s", why);
     return true;
 }
 

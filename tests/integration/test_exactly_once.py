@@ -314,3 +314,106 @@ def test_transaction_timeout_exceeded_while_kafka_is_down(stack, db, kafka, outb
     mark = load.written
     wait_until(lambda: load.written > mark + 2000, 60, 0.1, "more events after the broker is back")
     finish_and_check(stack, db, p, load, topic, "transaction timeout")
+
+
+def test_dead_letter_keeps_working(db, kafka, outboxd, topic_prefix):
+    """outbox.on_invalid = dead-letter under exactly-once: an event the router refuses and one
+    the client refuses go to the dead-letter topic inside the Kafka transaction; one the broker
+    refuses (after it was produced) makes that transaction abort, and its replay dead-letters
+    it. read_committed readers see each valid event and each dead-letter record once."""
+    small, order, dead = f"{topic_prefix}.small", f"{topic_prefix}.order", f"{topic_prefix}.dead"
+    kafka.create_topic(small, 1, config={"max.message.bytes": "2000"})
+    kafka.create_topic(order, 1)
+    p = outboxd(eos_config(topic_prefix, **{"outbox.on_invalid": "dead-letter", "outbox.dead_letter.topic": dead,
+                                             "kafka.message.max.bytes": "20000"}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    ids = {}
+    with db.connect() as c, c.transaction():  # one PostgreSQL transaction: one Kafka transaction
+        ids["ok1"] = db.insert_event("order", "k", "e", {"seq": 1}, conn=c)
+        ids["badtopic"] = db.insert_event("bad topic!", "k", "e", {"seq": 2}, conn=c)
+        ids["client_big"] = db.insert_event("order", "k", "e", {"big": "x" * 30000}, conn=c)
+        ids["broker_big"] = db.insert_event("small", "k", "e", {"big": "y" * 5000}, conn=c)
+        ids["ok2"] = db.insert_event("order", "k", "e", {"seq": 3}, conn=c)
+    ids["ok3"] = db.insert_event("order", "k", "e", {"seq": 4})
+    end = db.current_wal_lsn()
+    db.wait_slot_confirmed(f"{db.dbname}_slot", end, timeout=60)
+    got = committed(kafka, order, settle=2)
+    assert seqs(got) == [1, 3, 4]
+    dl = committed(kafka, dead, settle=2)
+    by_id = {(r.header("id") or b"").decode(): r for r in dl}
+    assert sorted(by_id) == sorted([ids["badtopic"], ids["client_big"], ids["broker_big"]]) and len(dl) == 3
+    assert b"refused it for topic" in by_id[ids["broker_big"]].header("outboxd.error")
+    assert int(by_id[ids["broker_big"]].header("outboxd.value.size")) > 5000
+    assert not committed(kafka, small, settle=1)
+    assert re.search(r"event .* was refused by Kafka for topic .*small.*: the Kafka transaction is aborted and "
+                     r"replayed with the event dead-lettered", p.log_text())
+    assert p.is_running()
+
+
+def test_backfill_is_at_least_once_and_says_so(db, kafka, outboxd, topic_prefix):
+    """A backfill under exactly-once publishes the existing rows in Kafka transactions, logs
+    that it is at least once, then streams exactly once."""
+    topic = f"{topic_prefix}.order"
+    kafka.create_topic(topic, 1)
+    for i in range(20):
+        db.insert_event("order", "k", "e", {"seq": i})
+    p = outboxd(eos_config(topic_prefix, **{"outbox.backfill.where": "true", "outbox.backfill.order": "created_at, id",
+                                             "delivery.batch.max.transactions": 7}))
+    p.wait_for_log(r"backfill: at least once even with delivery.guarantee = exactly-once", timeout=60)
+    p.wait_for_log(r"streaming slot", timeout=60)
+    for i in range(20, 30):
+        db.insert_event("order", "k", "e", {"seq": i})
+    assert seqs(committed(kafka, topic, settle=3)) == list(range(30))
+
+
+def test_slot_recovery_is_at_least_once_and_says_so(db, kafka, outboxd, topic_prefix):
+    """A slot lost while outboxd is stopped is recovered under exactly-once too: the rows the
+    progress record cannot rule out are republished (at least once, said in the log), then
+    streaming goes on exactly once."""
+    topic = f"{topic_prefix}.order"
+    kafka.create_topic(topic, 1)
+    slot = f"{db.dbname}_slot"
+    p = outboxd(eos_config(topic_prefix, **{"progress.interval.ms": 200}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    for i in range(10):
+        db.insert_event("order", "k", "e", {"seq": i})
+    db.wait_slot_confirmed(slot, db.current_wal_lsn(), timeout=30)
+    time.sleep(1)  # the progress record follows
+    assert p.terminate() == 0
+    db.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+    for i in range(10, 20):
+        db.insert_event("order", "k", "e", {"seq": i})
+    p.start()
+    p.wait_for_log(r"recovery: at least once even with delivery.guarantee = exactly-once", timeout=60)
+    p.wait_for_log(r"exactly-once: transactional.id .* ready .*checkpoint", timeout=60)
+    for i in range(20, 30):
+        db.insert_event("order", "k", "e", {"seq": i})
+    got = seqs(committed(kafka, topic, settle=3))
+    assert sorted(set(got)) == list(range(30)), got  # nothing lost
+    first = sorted(set(got), key=got.index)
+    assert first == list(range(30))  # first arrivals in order
+    assert got[-10:] == list(range(20, 30))  # the stream after the recovery: once each
+
+
+def test_sigterm_commits_the_open_transaction_and_confirms(db, kafka, outboxd, topic_prefix):
+    """SIGTERM while a Kafka transaction lingers open: it is committed, the slot confirmed to
+    its end, exit 0; the next start has nothing to skip or publish again."""
+    topic = f"{topic_prefix}.order"
+    kafka.create_topic(topic, 1)
+    p = outboxd(eos_config(topic_prefix, **{"delivery.batch.linger.ms": 60000, "delivery.batch.max.ms": 60000}))
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    for i in range(10):
+        db.insert_event("order", "k", "e", {"seq": i})
+    end = db.current_wal_lsn()
+    wait_until(lambda: written_records(kafka.bootstrap, topic) >= 10, 30, 0.05, "records written")
+    assert committed(kafka, topic, settle=1) == []  # open: nothing visible yet
+    assert p.terminate() == 0
+    assert seqs(committed(kafka, topic, settle=2)) == list(range(10))
+    assert lsn_to_int(db.slot_info(f"{db.dbname}_slot")["confirmed_flush_lsn"]) >= lsn_to_int(end)
+    p.start()
+    p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
+    db.insert_event("order", "k", "e", {"seq": 10})
+    wait_until(lambda: written_records(kafka.bootstrap, topic) >= 11, 30, 0.05, "the new record written")
+    assert p.terminate() == 0
+    assert seqs(committed(kafka, topic, settle=2)) == list(range(11))
+    assert seqs(kafka.consume(topic, settle=1)) == list(range(11))  # nothing written twice
