@@ -20,11 +20,14 @@ ktxn_result_t ktxn_classify(int code, bool fatal, bool requires_abort, bool retr
     return ktxn_code_is_fencing(code) ? KTXN_FENCED : KTXN_FATAL;
 }
 
+/* Not INVALID_RECORD: brokers with KIP-890's partition verification answer a produce outside
+ * the transaction with it (to older clients), which is the transaction's trouble, not the
+ * record's; a replay is the safe answer (a record that is really invalid is then replayed and
+ * logged each time, never dead-lettered by mistake). */
 bool ktxn_record_refused(int err) {
     switch (err) {
     case RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE:
     case RD_KAFKA_RESP_ERR_RECORD_LIST_TOO_LARGE:
-    case RD_KAFKA_RESP_ERR_INVALID_RECORD:
     case RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART:
     case RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC:
     case RD_KAFKA_RESP_ERR__UNKNOWN_PARTITION:

@@ -43,9 +43,9 @@ ktxn_result_t ktxn_classify(int code, bool fatal, bool requires_abort, bool retr
 bool ktxn_code_is_fencing(int code);
 
 /* Pure. A failed delivery report inside a transaction: true when the broker refused this record
- * for good (too large, no such topic, not authorized for it, a policy): the record's fault, to
- * be dead-lettered or to stop on. False when the transaction or the connection failed (message
- * timeout, purged by an abort, fenced, broker gone): the whole transaction is replayed. */
+ * for good (too large, no such topic, not authorized for it, a policy; not INVALID_RECORD, see
+ * ktxn.c): the record's fault, to be dead-lettered or to stop on. False when the transaction or the connection failed
+ * (message timeout, purged by an abort, fenced, broker gone): the whole transaction is replayed. */
 bool ktxn_record_refused(int err);
 
 #endif

@@ -670,10 +670,9 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             r.state = ST_SHUTDOWN;
             r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
         }
-        if (r.kp && kproducer_poll(r.kp, err, sizeof(err)) != 0) {
-            /* Fatal producer error: exit without confirming anything unacked. */
-            if (r.eos)
-                relay_eos_fatal_line(&r, err, sizeof(err)); /* fenced: says so */
+        if (r.kp && kproducer_poll(r.kp, err, sizeof(err)) != 0 &&
+            !(r.eos && relay_eos_on_fatal(&r, err, sizeof(err)))) {
+            /* Fatal producer error: exit without confirming anything unacked (exactly-once: fenced). */
             log_error("%s", err);
             rc = RELAY_EXIT_RUNTIME;
             goto out;

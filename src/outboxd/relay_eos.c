@@ -597,15 +597,24 @@ bool relay_eos_finish(relay_t *r, int64_t now) {
     return false;
 }
 
-void relay_eos_fatal_line(relay_t *r, char *errstr, size_t errstr_size) {
-    if (!r->kp)
-        return;
+bool relay_eos_on_fatal(relay_t *r, char *errstr, size_t errstr_size) {
     err_t e;
-    if (ktxn_fatal(r->kp, &e) == KTXN_OK)
-        return;
+    ktxn_result_t res = r->kp ? ktxn_fatal(r->kp, &e) : KTXN_OK;
     char line[1800];
-    snprintf(errstr, errstr_size, "exactly-once (transactional.id \"%s\"): %s", r->eos->txn_id,
-             err_line(&e, line, sizeof(line)));
+    if (res == KTXN_FENCED) {
+        snprintf(errstr, errstr_size, "exactly-once (transactional.id \"%s\"): %s", r->eos->txn_id,
+                 err_line(&e, line, sizeof(line)));
+        return false;
+    }
+    /* Any other fatal error ends this producer only: the next session's producer fences it (a
+     * delayed request of it can then do no harm) and replays what it had not committed. */
+    log_error("exactly-once: the transactional producer failed for good (%s): replacing it and publishing again "
+              "what it had not committed",
+              res == KTXN_FATAL ? e.msg : errstr);
+    txn_batch_failed(&r->eos->batch);
+    if (r->state == ST_STREAM)
+        relay_stream_lost(r, "the transactional producer failed");
+    return true;
 }
 
 /* ----------------------------------------------------------------- backfill and recovery */

@@ -91,9 +91,10 @@ lsn_t relay_eos_cap(const relay_eos_t *x, lsn_t confirmable);
  * when done. */
 bool relay_eos_finish(relay_t *r, int64_t now_ms);
 
-/* A fatal producer error surfaced in the loop: replaces errstr with the line to log (fencing
- * says so). */
-void relay_eos_fatal_line(relay_t *r, char *errstr, size_t errstr_size);
+/* A fatal producer error surfaced in the loop (errstr says it). Fenced: replaces errstr with the
+ * line to log and returns false (the relay stops). Anything else: logs it, replays with a new
+ * producer, returns true (the relay goes on). */
+bool relay_eos_on_fatal(relay_t *r, char *errstr, size_t errstr_size);
 
 /* Backfill and recovery: a row was handed to the producer: commits when a bound is reached.
  * relay_eos_commit_sync commits what is open and waits. Both return 0, or -1 with errstr. */
