@@ -223,7 +223,7 @@ void relay_eos_session_start(relay_t *r) {
     x->finish_started = false;
     x->skipping = false;
     x->skip_before = 0;
-    txn_batch_reset(&x->batch, x->batch.committed);
+    txn_batch_reset(&x->batch, 0);
     if (x->running == JOB_NONE)
         submit(x, JOB_SESSION, session_job);
 }
@@ -254,7 +254,6 @@ static void session_ready(relay_t *r) {
     }
     x->skip_before = x->j.ck.lsn;
     txn_batch_reset(&x->batch, x->j.ck.lsn);
-    x->batch.last_end = x->j.ck.lsn;
     log_info("exactly-once: transactional.id \"%s\" ready (older producers fenced); checkpoint %s (offset %" PRId64
              " of %s): transactions committed before it are in Kafka and are skipped",
              x->txn_id, lsn_format(x->j.ck.lsn, lb), x->j.offset, r->o->checkpoint_topic);

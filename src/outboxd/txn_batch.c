@@ -14,6 +14,7 @@ void txn_batch_reset(txn_batch_t *b, lsn_t committed) {
     b->txns = b->bytes = b->records = 0;
     b->txn_has_events = false;
     b->committed = committed;
+    b->last_end = committed; /* a new session may be on another timeline: forget the old positions */
     b->committing = 0;
     b->floor = 0;
 }

@@ -50,7 +50,9 @@ typedef struct {
 void txn_batch_init(txn_batch_t *b, const txn_batch_limits_t *limits);
 
 /* A new session (after a reconnect): IDLE, the open transaction forgotten (it was aborted or is
- * being fenced); committed becomes the checkpoint read from Kafka (0: none). */
+ * being fenced); committed and last_end become the checkpoint read from Kafka that fits this
+ * stream (0: none). Positions of an earlier session are dropped: it may have streamed another
+ * timeline, whose LSNs must not end up in a checkpoint of this one. */
 void txn_batch_reset(txn_batch_t *b, lsn_t committed);
 
 /* A record is about to be produced. Returns true when it opens a Kafka transaction (the caller

@@ -110,6 +110,7 @@ static void test_failure_and_reset(void **state) {
     txn_batch_reset(&b, 150);
     assert_int_equal(b.state, TXN_BATCH_IDLE);
     assert_int_equal(b.committed, 150);
+    assert_int_equal(b.last_end, 150); /* not 200: the new session's positions only */
     assert_int_equal(txn_batch_cap(&b, 200), 200);
     /* A commit that fails after it was handed over. */
     pg_txn(&b, 0, 200, 1, 10, 300);
