@@ -113,7 +113,7 @@ static void send_status(relay_t *r) {
     }
     r->sent_flush = flush;
     if (flush == ack_tracker_confirmable(r->at)) /* not held back by an open Kafka transaction */
-        r->confirmed_seq = settled;               /* (outbox.cleanup deletes only what is confirmed) */
+        r->confirmed_seq = settled;              /* (outbox.cleanup deletes only what is confirmed) */
     progress_writer_submit(r->pw, flush, stream_connect_system_id(r->sc), stream_connect_timeline(r->sc));
     r->last_status_ms = clock_now_ms();
     r->status_due = false;

@@ -198,6 +198,14 @@ static void submit(relay_eos_t *x, job_kind_t kind, bgjob_fn fn) {
         x->running = kind;
 }
 
+/* Hands kp to the next session job, which destroys it first (destroying can wait for
+ * librdkafka's threads). One is kept at a time: an older one still waiting goes here. */
+static void retire(relay_eos_t *x, kproducer_t *kp) {
+    if (x->j.old_kp && x->j.old_kp != kp)
+        kproducer_destroy(x->j.old_kp);
+    x->j.old_kp = kp;
+}
+
 void relay_eos_session_start(relay_t *r) {
     relay_eos_t *x = r->eos;
     if (!x->txn_id[0]) { /* derived once, from the database the replication connection reached */
@@ -209,12 +217,12 @@ void relay_eos_session_start(relay_t *r) {
     /* A new session never trusts the last one's producer: another instance may have held the
      * slot (and fenced it) meanwhile. */
     if (r->kp) {
-        x->j.old_kp = r->kp;
+        retire(x, r->kp);
         r->kp = NULL;
         x->j.kp = NULL;
     }
     if (x->j.kp && x->j.inited) { /* a session that never got ready */
-        x->j.old_kp = x->j.kp;
+        retire(x, x->j.kp);
         x->j.kp = NULL;
     }
     x->j.inited = false;
