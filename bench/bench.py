@@ -48,7 +48,7 @@ PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || (
                "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
 # Rows of the live-latency table, in this order. decode-floor: pg_recvlogical's commit-to-receipt
 # (the walsender alone); producer-floor: bench/baseline_producer.c (the Kafka path alone).
-LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "decode-floor", "producer-floor", "debezium", "polling")
+LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "outboxd-eos", "decode-floor", "producer-floor", "debezium", "polling")
 
 EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
              "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
@@ -289,6 +289,20 @@ class OutboxdLinger1(Outboxd):
     extra_conf = "kafka.linger.ms = 1\n"
 
 
+class OutboxdEos(Outboxd):
+    """outboxd with delivery.guarantee = exactly-once (its defaults: Kafka transactions of up to
+    100 ms, committed once caught up and 10 ms old), on a slot and checkpoint topic of its own.
+    Its records are visible to read_committed consumers (the latency consumer is one) only
+    after the commit: "ack" is when the broker appended a record, "receipt" when it became
+    visible; the drain clock stops when the slot was confirmed, which follows the last commit."""
+    name = "outboxd-eos"
+    role = "outboxd_eos"
+
+    @property
+    def extra_conf(self) -> str:
+        return f"delivery.guarantee = exactly-once\ndelivery.checkpoint.topic = {self.topic}.checkpoints\n"
+
+
 class Poller(Relay):
     name = "polling"
     role = None
@@ -470,7 +484,7 @@ class Bench:
     def drain_scenario(self, rep: int, kind: str, n: int, per_txn: int) -> None:
         a = self.args
         dbz = a.debezium and kind in ("single", "batched")
-        relays = [c for c in (Outboxd, OutboxdLinger1, Debezium, Poller)
+        relays = [c for c in (Outboxd, OutboxdLinger1, OutboxdEos, Debezium, Poller)
                   if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
         slots = ("recv",) + tuple(c.role for c in relays if issubclass(c, Outboxd))
         db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz)
@@ -732,7 +746,8 @@ class Bench:
                     self.decode_floor_scenario(rep, rate)
                 if "producer-floor" in a.relays.split(",") and a.producer:
                     self.floor_scenario(rep, rate)
-                for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
+                for cls in [c for c in (Outboxd, OutboxdLinger1, OutboxdEos, Poller)
+                            if c.name in a.relays.split(",")] + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
                     self.latency_scenario(rep, rate, cls)
 
@@ -745,7 +760,7 @@ def summarize(res: dict, args) -> dict:
     for kind in sorted({r["kind"] for r in res["drain"]}):
         rows = [r for r in res["drain"] if r["kind"] == kind]
         d = {"events": rows[0]["events"], "per_txn": rows[0]["per_txn"]}
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "outboxd-eos", "debezium", "polling"):
             rr = [r[rel] for r in rows if rel in r]
             if not rr:
                 continue
@@ -827,7 +842,7 @@ def table(s: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for kind, d in s["drain"].items():
         label = f"{kind}: {d['events']} events, {d['per_txn']}/txn"
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "outboxd-eos", "debezium", "polling"):
             if rel not in d:
                 continue
             x = d[rel]
@@ -990,7 +1005,8 @@ def main() -> int:
     ap.add_argument("--latency-secs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
-    ap.add_argument("--relays", default="outboxd,outboxd-linger1,decode-floor,producer-floor,debezium,polling", help="comma-separated subset")
+    ap.add_argument("--relays", default="outboxd,outboxd-linger1,outboxd-eos,decode-floor,producer-floor,debezium,polling",
+                    help="comma-separated subset")
     ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]

@@ -209,10 +209,20 @@ static rd_kafka_conf_t *consumer_conf(const char *const *props, char *bootstrap,
                     name, v);
             goto fail;
         }
+        if (!strcmp(name, "isolation.level") && strcmp(v, "read_committed") != 0) {
+            err_set(e, ERR_PERMANENT, "", "remove the setting (read_committed is the default)",
+                    "kafka.isolation.level=%s is not allowed: inboxd reads only committed Kafka transactions, so "
+                    "records of an aborted transaction (a replayed or fenced producer's) never enter the inbox",
+                    v);
+            goto fail;
+        }
     }
     if (kconf_apply(conf, defaults, props, bootstrap, bootstrap_size, "INBOXD_", e))
         goto fail;
-    if (kconf_set(conf, "enable.auto.commit", "false", e) || kconf_set(conf, "enable.auto.offset.store", "false", e))
+    /* read_committed is librdkafka's default too; said here so that it is a decision, not an accident
+     * (docs/inboxd.md, "Kafka settings"). */
+    if (kconf_set(conf, "enable.auto.commit", "false", e) || kconf_set(conf, "enable.auto.offset.store", "false", e) ||
+        kconf_set(conf, "isolation.level", "read_committed", e))
         goto fail;
     size_t gsize = group_size;
     if (rd_kafka_conf_get(conf, "group.id", group, &gsize) != RD_KAFKA_CONF_OK)

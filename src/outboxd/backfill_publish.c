@@ -21,6 +21,8 @@ typedef struct run {
     lsn_t lsn;
     const char *what; /* "backfill" or "recovery" */
     char *json;       /* dead-letter value of the last invalid row */
+    bool retry;       /* exactly-once: a Kafka transaction failed; the next attempt starts over */
+    char why[RELAY_ERRSZ];
 } run_t;
 
 /* Waits up to 100 ms for delivery reports and serves them. Returns -1 when the relay must
@@ -88,6 +90,13 @@ static int publish_row(void *opaque, const w2j_record_t *rec) {
         relay_publish(r);
     }
     ack_tracker_commit(r->at, b->lsn);
+    if (r->eos) { /* a Kafka transaction per batch of rows, as for the stream */
+        relay_eos_pg_commit(r->eos, b->lsn);
+        if (relay_eos_backfill_row(r, b->why, sizeof(b->why)) != 0) {
+            b->retry = true;
+            return 1;
+        }
+    }
     return r->state == ST_SHUTDOWN || *r->stop ? 1 : 0;
 }
 
@@ -115,6 +124,10 @@ static repl_status_t publish_rows(run_t *b, const char *snapshot, const char *wh
     if (rc != 0) {
         if (rc < 0)
             return REPL_FATAL; /* err says what: a bad predicate, order or permission */
+        if (b->retry && r->state != ST_SHUTDOWN) {
+            snprintf(errstr, errstr_size, "%s: %s", b->what, b->why);
+            return REPL_RETRY;
+        }
         snprintf(errstr, errstr_size, "%s interrupted after %" PRIu64 " rows; the next start does it again", b->what,
                  *rows);
         return REPL_FATAL;
@@ -127,7 +140,11 @@ static repl_status_t publish_rows(run_t *b, const char *snapshot, const char *wh
         }
     if (ack_tracker_failed(r->at)) {
         snprintf(errstr, errstr_size, "%s: an event was not acknowledged; the next start does it again", b->what);
-        return REPL_FATAL;
+        return r->eos && r->state != ST_SHUTDOWN ? REPL_RETRY : REPL_FATAL;
+    }
+    if (r->eos && relay_eos_commit_sync(r, b->why, sizeof(b->why)) != 0) {
+        snprintf(errstr, errstr_size, "%s: %s", b->what, b->why);
+        return r->state == ST_SHUTDOWN ? REPL_FATAL : REPL_RETRY;
     }
     return REPL_OK;
 }
@@ -147,6 +164,10 @@ repl_status_t backfill_publish_run(relay_t *r, const char *where, const char *wh
     snprintf(r->not_ready, sizeof(r->not_ready), "%s: publishing existing rows before streaming", what);
     log_info("%s: publishing rows WHERE %s ORDER BY %s as of the new slot's snapshot (LSN %s)", what, where,
              r->o->backfill_order, lsn_format(b.lsn, lb));
+    if (r->eos)
+        log_warn("%s: at least once even with delivery.guarantee = exactly-once: rows carry no position Kafka could "
+                 "hold, so rows already in Kafka are published again, and an interrupted %s starts over",
+                 what, what);
     st = publish_rows(&b, snapshot, where, rows, errstr, errstr_size);
     if (r->pending) { /* interrupted with a row refused for a full queue: it is not sent */
         ack_tracker_fail(r->at, r->ev_seq);

@@ -141,11 +141,11 @@ static int verify_cb(rd_kafka_t *rk, const char *broker_name, int32_t broker_id,
     return kconf_sec_verify(&p->sec, broker_name, x509_error, depth, buf, size, errstr, errstr_size);
 }
 
-/* The producer's configuration: outboxd's defaults, the user's props, the enforced settings;
- * bootstrap (may be NULL) gets bootstrap.servers. warn: log the partitioner warning. NULL
- * with *e. */
-static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap, size_t bootstrap_size, bool warn,
-                                      err_t *e) {
+/* The producer's configuration: outboxd's defaults, the user's props, the enforced settings,
+ * transactional.id when transactional_id is set; bootstrap (may be NULL) gets
+ * bootstrap.servers. warn: log the partitioner warning. NULL with *e. */
+static rd_kafka_conf_t *producer_conf(const char *const *props, const char *transactional_id, char *bootstrap,
+                                      size_t bootstrap_size, bool warn, err_t *e) {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     char bbuf[256];
     if (!conf) {
@@ -156,10 +156,11 @@ static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap,
         bootstrap = bbuf;
         bootstrap_size = sizeof(bbuf);
     }
-    /* Defaults the user may override. */
+    /* Defaults the user may override. A transactional producer keeps librdkafka's message
+     * timeout (it must not exceed transaction.timeout.ms): skip the first pair. */
     /* clang-format off */
-    static const char *const defaults[] = {"partitioner", "murmur2_random",
-                                           "message.timeout.ms", "0",
+    static const char *const defaults[] = {"message.timeout.ms", "0",
+                                           "partitioner", "murmur2_random",
                                            "queue.buffering.max.kbytes", "16384",
                                            "linger.ms", "5",
                                            "client.id", "outboxd",
@@ -174,6 +175,12 @@ static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap,
                     v);
             goto fail;
         }
+        if (!strcmp(k, "transactional.id")) {
+            err_set(e, ERR_PERMANENT, "",
+                    "remove it; set delivery.guarantee = exactly-once (and delivery.transactional.id)",
+                    "kafka.transactional.id is not allowed: outboxd makes its producer transactional itself");
+            goto fail;
+        }
         if ((!strcmp(k, "acks") || !strcmp(k, "request.required.acks")) && strcmp(v, "all") != 0 &&
             strcmp(v, "-1") != 0) {
             err_set(e, ERR_PERMANENT, "", "remove the setting",
@@ -181,9 +188,11 @@ static rd_kafka_conf_t *producer_conf(const char *const *props, char *bootstrap,
             goto fail;
         }
     }
-    if (kconf_apply(conf, defaults, props, bootstrap, bootstrap_size, "OUTBOXD_", e))
+    if (kconf_apply(conf, transactional_id ? defaults + 2 : defaults, props, bootstrap, bootstrap_size, "OUTBOXD_", e))
         goto fail;
     if (kconf_set(conf, "enable.idempotence", "true", e) || kconf_set(conf, "acks", "all", e))
+        goto fail;
+    if (transactional_id && kconf_set(conf, "transactional.id", transactional_id, e))
         goto fail;
     char part[64];
     if (warn && strcmp(kconf_get(conf, "partitioner", part, sizeof(part)), "murmur2_random") != 0)
@@ -197,7 +206,7 @@ fail:
 }
 
 int kproducer_check_props(const char *const *props, err_t *e) {
-    rd_kafka_conf_t *conf = producer_conf(props, NULL, 0, false, e);
+    rd_kafka_conf_t *conf = producer_conf(props, NULL, NULL, 0, false, e);
     if (!conf)
         return -1;
     rd_kafka_conf_destroy(conf);
@@ -206,6 +215,11 @@ int kproducer_check_props(const char *const *props, err_t *e) {
 
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            err_t *e) {
+    return kproducer_new_txn(props, id_header, NULL, cb, opaque, e);
+}
+
+kproducer_t *kproducer_new_txn(const char *const *props, const char *id_header, const char *transactional_id,
+                               kproducer_dr_cb_t cb, void *opaque, err_t *e) {
     kproducer_t *p = calloc(1, sizeof(*p));
     rd_kafka_conf_t *conf = NULL;
     if (!p)
@@ -216,7 +230,7 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
     p->id_header = strdup(id_header ? id_header : "id");
     if (!p->id_header)
         goto fail_oom;
-    conf = producer_conf(props, p->bootstrap, sizeof(p->bootstrap), true, e);
+    conf = producer_conf(props, transactional_id, p->bootstrap, sizeof(p->bootstrap), true, e);
     if (!conf)
         goto fail;
     rd_kafka_conf_set_events(conf, RD_KAFKA_EVENT_DR | RD_KAFKA_EVENT_ERROR);
@@ -362,6 +376,26 @@ kproducer_refusal_t kproducer_refusal_of(int err) {
     default:
         return KPRODUCER_REFUSED;
     }
+}
+
+kproducer_result_t kproducer_produce_to(kproducer_t *p, const char *topic, int32_t partition, const void *key,
+                                        size_t key_len, const void *value, size_t value_len, uint64_t seq, char *errstr,
+                                        size_t errstr_size) {
+    size_t ticket = ticket_take(p, seq, 0);
+    if (!ticket)
+        return KPRODUCER_QUEUE_FULL;
+    rd_kafka_resp_err_t err =
+        rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_PARTITION(partition), RD_KAFKA_V_KEY(key, key_len),
+                          RD_KAFKA_V_VALUE((void *)value, value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                          RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
+    if (!err)
+        return KPRODUCER_OK;
+    ticket_put(p, ticket);
+    if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
+        return KPRODUCER_QUEUE_FULL;
+    snprintf(errstr, errstr_size, "Kafka refused the record for topic %s partition %d: %s", topic, (int)partition,
+             rd_kafka_err2str(err));
+    return KPRODUCER_INVALID;
 }
 
 static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {

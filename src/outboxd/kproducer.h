@@ -53,12 +53,18 @@ typedef void (*kproducer_dr_cb_t)(void *opaque, const kproducer_delivery_t *d);
  * event id (borrowed). Returns NULL with errstr on a bad property. */
 kproducer_t *kproducer_new(const char *const *props, const char *id_header, kproducer_dr_cb_t cb, void *opaque,
                            err_t *e);
-void kproducer_destroy(kproducer_t *p);
+/* The same with transactional_id set (delivery.guarantee = exactly-once): a transactional
+ * producer with that transactional.id; message.timeout.ms keeps librdkafka's default (it must
+ * not exceed transaction.timeout.ms). Its transactions are ktxn.c's business. kafka.transactional.id
+ * itself is refused in both modes. */
+kproducer_t *kproducer_new_txn(const char *const *props, const char *id_header, const char *transactional_id,
+                               kproducer_dr_cb_t cb, void *opaque, err_t *e);
+void kproducer_destroy(kproducer_t *p); /* accepts NULL; does not wait for in-flight records */
 
 /* Builds (and drops) the producer's configuration from props as kproducer_new does, without
  * creating a client: the enforced settings, bootstrap.servers. Returns 0, or -1 with *e,
  * exactly when kproducer_new would fail before it creates the client. */
-int kproducer_check_props(const char *const *props, err_t *e); /* accepts NULL; does not wait for in-flight records */
+int kproducer_check_props(const char *const *props, err_t *e);
 
 /* Readable when delivery reports or errors are waiting: then call kproducer_poll. */
 int kproducer_fd(const kproducer_t *p);
@@ -81,6 +87,13 @@ typedef enum {
  * delivery report. */
 kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, uint64_t seq, lsn_t lsn, char *errstr,
                                      size_t errstr_size);
+
+/* Enqueues a record of the relay's own (the exactly-once checkpoint) to an explicit partition;
+ * key and value are copied. seq comes back in its delivery report (lsn 0). Returns as
+ * kproducer_produce (KPRODUCER_INVALID with errstr for any refusal but a full queue). */
+kproducer_result_t kproducer_produce_to(kproducer_t *p, const char *topic, int32_t partition, const void *key,
+                                        size_t key_len, const void *value, size_t value_len, uint64_t seq, char *errstr,
+                                        size_t errstr_size);
 
 /* From inside the delivery callback: produces a copy of d's record (key, value, headers) to
  * topic with the nextra headers of extra (borrowed) added after the original ones; drop_value

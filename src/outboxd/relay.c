@@ -22,8 +22,8 @@
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
-#define DLQ_FLAG (1ULL << 63) /* in a delivery's seq: the record went to the dead-letter topic */
-#define STOP_CONFIRM_MS 3000  /* at a stop: how long to wait for PostgreSQL to take the final confirmation */
+#define DLQ_FLAG RELAY_DLQ_FLAG
+#define STOP_CONFIRM_MS 3000 /* at a stop: how long to wait for PostgreSQL to take the final confirmation */
 
 void relay_fail(relay_t *r, int code, const char *msg) {
     log_error("%s", msg);
@@ -38,6 +38,8 @@ void relay_fail(relay_t *r, int code, const char *msg) {
 
 static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     relay_t *r = opaque;
+    if (r->eos && relay_eos_delivery(r, d))
+        return;
     uint64_t seq = d->seq & ~DLQ_FLAG;
     bool was_dlq = (d->seq & DLQ_FLAG) != 0;
     char msg[RELAY_ERRSZ + 1536], err[RELAY_ERRSZ];
@@ -67,16 +69,26 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
     relay_fail(r, delivery_failure_report(d, l, was_dlq, msg, sizeof(msg)), msg);
 }
 
+lsn_t relay_confirmable(const relay_t *r) {
+    lsn_t c = ack_tracker_confirmable(r->at);
+    return r->eos ? relay_eos_cap(r->eos, c) : c;
+}
+
 /* The replication connection broke: drop the unsent record, drain acks, reconnect. */
-static void stream_lost(relay_t *r, const char *why) {
+void relay_stream_lost(relay_t *r, const char *why) {
     if (r->pending) {
         ack_tracker_fail(r->at, r->ev_seq); /* never sent; the stream replays it */
         r->pending = false;
     }
     repl_stream_close(r->rs);
+    if (r->eos)
+        relay_eos_rewind(r); /* the open Kafka transaction is replayed too */
     if (r->state == ST_SHUTDOWN)
         return;
-    log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
+    if (r->eos) /* nothing of the open Kafka transaction is kept: no acknowledgement to wait for */
+        log_warn("%s; reconnecting (exactly-once: what was not committed to Kafka is published again)", why);
+    else
+        log_warn("%s; waiting for %zu in-flight events, then reconnecting", why, ack_tracker_outstanding(r->at));
     snprintf(r->not_ready, sizeof(r->not_ready), "reconnecting: %s", why);
     r->state = ST_DRAIN;
 }
@@ -84,13 +96,13 @@ static void stream_lost(relay_t *r, const char *why) {
 static void send_status(relay_t *r) {
     if (!repl_stream_connected(r->rs))
         return;
-    lsn_t flush = ack_tracker_confirmable(r->at), write = ack_tracker_received(r->at);
+    lsn_t flush = relay_confirmable(r), write = ack_tracker_received(r->at);
     uint64_t settled = ack_tracker_settled_seq(r->at);
     if (write < flush)
         write = flush;
     char err[RELAY_ERRSZ];
     if (repl_stream_send_status(r->rs, write, flush, err, sizeof(err)) != REPL_OK) {
-        stream_lost(r, err);
+        relay_stream_lost(r, err);
         return;
     }
     if (flush != r->sent_flush) {
@@ -98,7 +110,8 @@ static void send_status(relay_t *r) {
         log_debug("confirmed %s", lsn_format(flush, lb));
     }
     r->sent_flush = flush;
-    r->confirmed_seq = settled;
+    if (flush == ack_tracker_confirmable(r->at)) /* not held back by an open Kafka transaction */
+        r->confirmed_seq = settled;              /* (outbox.cleanup deletes only what is confirmed) */
     progress_writer_submit(r->pw, flush, stream_connect_system_id(r->sc), stream_connect_timeline(r->sc));
     r->last_status_ms = clock_now_ms();
     r->status_due = false;
@@ -106,6 +119,11 @@ static void send_status(relay_t *r) {
 
 void relay_publish(relay_t *r) {
     char err[RELAY_ERRSZ];
+    if (r->eos && relay_eos_before_produce(r) != 0) {
+        ack_tracker_fail(r->at, r->ev_seq); /* the relay is failing: never sent */
+        r->pending = false;
+        return;
+    }
     kproducer_result_t res =
         kproducer_produce(r->kp, &r->ev, r->ev_is_dlq ? r->ev_seq | DLQ_FLAG : r->ev_seq, r->ev_lsn, err, sizeof(err));
     if ((res == KPRODUCER_INVALID || res == KPRODUCER_TOO_LARGE || res == KPRODUCER_UNKNOWN_TOPIC) && r->dl &&
@@ -168,15 +186,21 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         if (relay_ops_parse_timestamp(rec.timestamp, &r->txn_commit_us) != 0)
             r->txn_commit_us = 0;
         if (ack_tracker_begin(r->at) != 0)
-            stream_lost(r, "replication protocol error: BEGIN inside a transaction");
+            relay_stream_lost(r, "replication protocol error: BEGIN inside a transaction");
+        else if (r->eos)
+            relay_eos_pg_begin(r->eos, rec.lsn); /* rec.lsn: where its commit record starts */
         return;
     case W2J_COMMIT:
         if (ack_tracker_commit(r->at, rec.nextlsn ? rec.nextlsn : rec.lsn) != 0)
-            stream_lost(r, "replication protocol error: COMMIT outside a transaction");
+            relay_stream_lost(r, "replication protocol error: COMMIT outside a transaction");
+        else if (r->eos)
+            relay_eos_pg_commit(r->eos, rec.nextlsn ? rec.nextlsn : rec.lsn);
         return;
     default:
         break;
     }
+    if (r->eos && relay_eos_skipping(r->eos, m->data_start, ack_tracker_in_txn(r->at)))
+        return; /* exactly-once: Kafka has it already (the checkpoint says so) */
     switch (router_route(r->router, &rec, &r->ev, err, sizeof(err))) {
     case ROUTER_SKIP:
         return;
@@ -195,8 +219,11 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
             } else {
                 relay_fail(r, RELAY_EXIT_RUNTIME, "out of memory");
             }
-            if (own_txn)
+            if (own_txn) {
                 ack_tracker_commit(r->at, m->data_start);
+                if (r->eos)
+                    relay_eos_pg_commit(r->eos, m->data_start);
+            }
             return;
         }
         snprintf(msg, sizeof(msg), "event %s at LSN %s cannot be published: %s; the slot stays before it",
@@ -235,12 +262,14 @@ void relay_tick(relay_t *r, int64_t now) {
             repl_stream_close(r->rs);
             relay_fail(r, RELAY_EXIT_CONFIG, err);
         } else if (r->state == ST_STREAM) {
-            stream_lost(r, "the replication slot was invalidated (wal_status = lost)");
+            relay_stream_lost(r, "the replication slot was invalidated (wal_status = lost)");
         }
     }
 }
 
-static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at); }
+static bool blocked(const relay_t *r) {
+    return r->pending || ack_tracker_full(r->at) || (r->eos && relay_eos_blocked(r->eos));
+}
 
 /* Reads buffered replication messages until none is left or back-pressure applies.
  * Returns true when it stopped at READ_BATCH: libpq may still hold whole messages that
@@ -255,6 +284,7 @@ static bool read_stream(relay_t *r) {
         repl_msg_t m;
         repl_status_t why;
         int n = repl_stream_read(r->rs, &m, &why, err, sizeof(err));
+        r->caught_up = n == 0;
         if (n == 0)
             return false;
         if (n < 0) {
@@ -262,7 +292,7 @@ static bool read_stream(relay_t *r) {
                 relay_fail(r, RELAY_EXIT_CONFIG, err);
                 repl_stream_close(r->rs);
             } else {
-                stream_lost(r, err);
+                relay_stream_lost(r, err);
             }
             return false;
         }
@@ -331,14 +361,18 @@ static void connect_step(relay_t *r) {
     char err[RELAY_ERRSZ], lb[LSN_FMT_SIZE];
     lsn_t start;
     stream_connect_result_t res =
-        stream_connect_open(r->sc, r->rs, r->had_stream, ack_tracker_confirmable(r->at), &start, err, sizeof(err));
+        stream_connect_open(r->sc, r->rs, r->had_stream, relay_confirmable(r), &start, err, sizeof(err));
     if (res == STREAM_CONNECT_BACKFILL || res == STREAM_CONNECT_RECOVER) {
         uint64_t rows;
         char how[RELAY_ERRSZ];
         snprintf(how, sizeof(how), "%s", err);
-        repl_status_t st = res == STREAM_CONNECT_RECOVER
-                               ? recover(r, how, err, sizeof(err))
-                               : backfill_publish_run(r, r->o->backfill_where, "backfill", &rows, err, sizeof(err));
+        repl_status_t st = REPL_OK;
+        if (r->eos && relay_eos_session_sync(r, err, sizeof(err)) != 0)
+            st = REPL_RETRY; /* a relay_fail stops the loop anyway */
+        else if (res == STREAM_CONNECT_RECOVER)
+            st = recover(r, how, err, sizeof(err));
+        else
+            st = backfill_publish_run(r, r->o->backfill_where, "backfill", &rows, err, sizeof(err));
         if (st == REPL_OK) { /* the slot exists now: connect again and stream it */
             repl_stream_close(r->rs);
             r->next_connect_ms = clock_now_ms();
@@ -390,6 +424,8 @@ static void connect_step(relay_t *r) {
              lsn_format(start, lb));
     r->had_stream = true;
     start_progress(r);
+    if (r->eos)
+        relay_eos_session_start(r); /* reading waits until the producer fenced the older ones */
 }
 
 /* Kafka acknowledged nothing for relay.stall.timeout.ms while events are outstanding: let go
@@ -397,6 +433,15 @@ static void connect_step(relay_t *r) {
  * shutdown (the walsender waits until its client confirmed all it sent) for as long as
  * Kafka is down. After the drain, streaming resumes from the confirmed LSN. */
 static void check_stall(relay_t *r, int64_t now) {
+    if (r->eos && r->state == ST_STREAM && relay_eos_stalled(r->eos, now, r->o->stall_timeout_ms)) {
+        char why[256];
+        snprintf(why, sizeof(why),
+                 "Kafka did not answer the transactional producer for %d ms: closing the replication stream until "
+                 "it does",
+                 r->o->stall_timeout_ms);
+        relay_stream_lost(r, why);
+        return;
+    }
     if (ack_tracker_outstanding(r->at) == 0 || r->acked != r->stall_acked) {
         r->stall_since_ms = now;
         r->stall_acked = r->acked;
@@ -421,8 +466,9 @@ static void check_stall(relay_t *r, int64_t now) {
         char why[256];
         snprintf(why, sizeof(why),
                  "Kafka acknowledged nothing for %d ms (%s): closing the replication stream until it does",
-                 r->o->stall_timeout_ms, kproducer_last_error(r->kp)[0] ? kproducer_last_error(r->kp) : "no error yet");
-        stream_lost(r, why);
+                 r->o->stall_timeout_ms,
+                 r->kp && kproducer_last_error(r->kp)[0] ? kproducer_last_error(r->kp) : "no error yet");
+        relay_stream_lost(r, why);
     }
 }
 
@@ -470,6 +516,8 @@ static bool shutdown_step(relay_t *r, int64_t now) {
     bool drained = ack_tracker_outstanding(r->at) == 0;
     if (!drained && now < r->shutdown_deadline_ms && *r->stop < 2)
         return false;
+    if (r->eos && !relay_eos_finish(r, now))
+        return false; /* committing the open Kafka transaction */
     if (!drained)
         log_warn("stopping with %zu events not acknowledged by Kafka; they will be published again after restart",
                  ack_tracker_outstanding(r->at));
@@ -535,12 +583,15 @@ static int start_up(relay_t *r) {
         return -1;
     }
     err_t e;
-    r->kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, r, &e);
-    if (!r->kp) {
+    if (o->exactly_once) /* its producers come with each streaming session */
+        r->eos = relay_eos_new(r, on_delivery, &e);
+    else
+        r->kp = kproducer_new(o->kafka_props, o->router.id_header, on_delivery, r, &e);
+    if (!r->kp && !r->eos) {
         log_error("%s", err_line(&e, err, sizeof(err)));
         return -1;
     }
-    relay_ops_watch_kafka(r->ops, kproducer_handle(r->kp));
+    relay_ops_watch_kafka(r->ops, r->eos ? relay_eos_kafka_handle(r->eos) : kproducer_handle(r->kp));
     return 0;
 }
 
@@ -554,7 +605,7 @@ static int wait_for_kafka(relay_t *r) {
         relay_ops_tick(r->ops, clock_now_ms(), &os, err, sizeof(err));
         int slice = o->startup_timeout_ms - waited < 500 ? o->startup_timeout_ms - waited : 500;
         err_t e;
-        if (kproducer_check_connect(r->kp, slice, &e) == 0)
+        if ((r->eos ? relay_eos_check_connect(r->eos, slice, &e) : kproducer_check_connect(r->kp, slice, &e)) == 0)
             return -1;
         if (e.kind == ERR_PERMANENT) { /* refused credentials or certificate: retrying cannot help */
             log_error("%s", err_line(&e, err, sizeof(err)));
@@ -580,9 +631,14 @@ static int wait_for_kafka(relay_t *r) {
  * reads what the sockets have. more: the stream holds whole messages already: do not wait.
  * Returns 0, or -1 when poll failed (logged). */
 static int wait_and_serve(relay_t *r, int64_t now, bool more) {
-    struct pollfd fds[3];
+    struct pollfd fds[4];
     int nfds = 0;
-    fds[nfds++] = (struct pollfd){.fd = kproducer_fd(r->kp), .events = POLLIN};
+    fds[nfds++] = (struct pollfd){.fd = r->kp ? kproducer_fd(r->kp) : -1, .events = POLLIN};
+    int job = -1;
+    if (r->eos && relay_eos_fd(r->eos) >= 0) {
+        job = nfds;
+        fds[nfds++] = (struct pollfd){.fd = relay_eos_fd(r->eos), .events = POLLIN};
+    }
     int pg = -1;
     if (repl_stream_connected(r->rs) && r->state == ST_STREAM) {
         short ev = blocked(r) ? 0 : POLLIN;
@@ -607,6 +663,9 @@ static int wait_and_serve(relay_t *r, int64_t now, bool more) {
     } else {
         wait = 100;
     }
+    int64_t eos_due = r->eos ? relay_eos_due_in(r->eos, now) : -1;
+    if (eos_due >= 0 && eos_due < wait)
+        wait = eos_due;
     if (wait < 0 || more)
         wait = 0;
     struct timespec ts = {.tv_sec = wait / 1000, .tv_nsec = (wait % 1000) * 1000000};
@@ -617,10 +676,12 @@ static int wait_and_serve(relay_t *r, int64_t now, bool more) {
     }
     if (n > 0 && cl >= 0 && fds[cl].revents)
         cleanup_on_readable(r->cl);
+    if (n > 0 && job >= 0 && fds[job].revents)
+        relay_eos_on_fd(r);
     if (n > 0 && pg >= 0 && (fds[pg].revents & (POLLIN | POLLERR | POLLHUP))) {
         char err[RELAY_ERRSZ];
         if (repl_stream_consume(r->rs, err, sizeof(err)) != REPL_OK)
-            stream_lost(r, err);
+            relay_stream_lost(r, err);
     }
     return 0;
 }
@@ -651,8 +712,9 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             r.state = ST_SHUTDOWN;
             r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
         }
-        if (kproducer_poll(r.kp, err, sizeof(err)) != 0) {
-            /* Fatal producer error: exit without confirming anything unacked. */
+        if (r.kp && kproducer_poll(r.kp, err, sizeof(err)) != 0 &&
+            !(r.eos && relay_eos_on_fatal(&r, err, sizeof(err)))) {
+            /* Fatal producer error: exit without confirming anything unacked (exactly-once: fenced). */
             log_error("%s", err);
             rc = RELAY_EXIT_RUNTIME;
             goto out;
@@ -664,9 +726,11 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             break;
         case ST_STREAM:
             more = read_stream(&r);
+            if (r.eos)
+                relay_eos_step(&r, now); /* commits when due, retries a session start */
             break;
         case ST_DRAIN:
-            if (ack_tracker_outstanding(r.at) == 0) {
+            if (r.eos ? relay_eos_drained(r.eos) : ack_tracker_outstanding(r.at) == 0) {
                 r.state = ST_CONNECT;
                 r.next_connect_ms = now + r.backoff_ms;
             }
@@ -693,6 +757,7 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
 out:
     progress_writer_stop(r.pw); /* writes the last confirmed position (after the final status update) */
     relay_ops_destroy(r.ops);   /* before the producer: its Kafka probe uses the handle */
+    relay_eos_destroy(r.eos);   /* stops the job thread, which may use r.kp */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
     w2j_decoder_destroy(r.dec);

@@ -36,6 +36,13 @@ typedef struct relay_options {
     bool recover_lost_slot;         /* postgres.slot.on_lost = recover (else fail: exit 2) */
     long long recovery_margin_xids; /* recovery.margin.xids: republish this many transaction ids more */
     bool failover_slot;             /* postgres.slot.failover: a PostgreSQL 17+ failover slot */
+    bool exactly_once;              /* delivery.guarantee = exactly-once (relay_eos.c) */
+    const char *transactional_id;   /* delivery.transactional.id; "" = outboxd-<database>-<slot> */
+    const char *checkpoint_topic;   /* delivery.checkpoint.topic */
+    size_t batch_max_txns;          /* delivery.batch.max.transactions */
+    size_t batch_max_bytes;         /* delivery.batch.max.bytes */
+    int batch_max_ms;               /* delivery.batch.max.ms */
+    int batch_linger_ms;            /* delivery.batch.linger.ms */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

@@ -15,6 +15,7 @@
 #include "lsn.h"
 #include "progress.h"
 #include "relay.h"
+#include "relay_eos.h"
 #include "relay_ops.h"
 #include "repl_stream.h"
 #include "router.h"
@@ -22,6 +23,7 @@
 #include "w2j_decode.h"
 
 #define RELAY_ERRSZ 1024
+#define RELAY_DLQ_FLAG (1ULL << 63) /* in a delivery's seq: the record went to the dead-letter topic */
 
 typedef enum { ST_CONNECT, ST_STREAM, ST_DRAIN, ST_SHUTDOWN } relay_state_t;
 
@@ -42,6 +44,8 @@ typedef struct relay {
     progress_writer_t *pw;     /* the durable progress record; NULL when progress.table is off */
     bool progress_failing;     /* the writer's last poll failed (logged once) */
     int64_t progress_check_ms; /* when the writer's state was last looked at */
+    relay_eos_t *eos;          /* delivery.guarantee = exactly-once; NULL otherwise. Then kp is NULL
+                                  between streaming sessions (relay_eos.c creates one per session) */
 
     relay_state_t state;
     int exit_code;
@@ -53,6 +57,7 @@ typedef struct relay {
     bool ev_is_dlq;         /* ev is a dead-letter record (a refusal then stops the relay) */
     uint64_t confirmed_seq; /* transactions up to this seq were confirmed to PostgreSQL */
     bool status_due;
+    bool caught_up; /* the last read found no whole message waiting */
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
     int backoff_ms;
@@ -71,6 +76,15 @@ typedef struct relay {
 /* Stops the relay: logs msg, then the loop flushes what was acknowledged and exits with the
  * highest code given. */
 void relay_fail(relay_t *r, int code, const char *msg);
+
+/* The replication stream broke or must be replayed (why: logged): drop the unsent record,
+ * close the stream, then (state ST_DRAIN) wait until in-flight work settled and reconnect from
+ * the confirmed position. */
+void relay_stream_lost(relay_t *r, const char *why);
+
+/* What may be confirmed to PostgreSQL now: the ack tracker's watermark, held back under
+ * exactly-once until the Kafka transaction holding it committed. */
+lsn_t relay_confirmable(const relay_t *r);
 
 /* Hands r->ev (an event of transaction r->ev_seq from the WAL record at r->ev_lsn) to the
  * producer; a refused event goes to the dead-letter topic when configured. Sets r->pending

@@ -16,6 +16,7 @@ struct repl_stream {
     err_t connect_err; /* why the last repl_stream_connect failed */
     err_t last_err;    /* why the last slot or stream command failed */
     char slot[128];    /* the slot of the last START_REPLICATION, to ask about when the stream ends */
+    lsn_t identified;  /* IDENTIFY_SYSTEM's xlogpos (the server's flush position then), 0 = unknown */
 };
 
 /* Seconds between 1970-01-01 and 2000-01-01, the replication protocol's epoch. */
@@ -379,10 +380,14 @@ repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t sy
     } else {
         snprintf(system_id, system_id_size, "%s", PQgetvalue(res, 0, 0));
         *timeline = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10);
+        if (PQnfields(res) < 3 || lsn_parse(PQgetvalue(res, 0, 2), &rs->identified) != 0)
+            rs->identified = 0;
     }
     PQclear(res);
     return st;
 }
+
+lsn_t repl_stream_identified_lsn(const repl_stream_t *rs) { return rs->identified; }
 
 repl_status_t repl_stream_set_failover(repl_stream_t *rs, const char *slot, char *errstr, size_t errstr_size) {
     char qslot[256], sql[300];

@@ -84,6 +84,8 @@ repl_status_t repl_stream_slot_info(repl_stream_t *rs, const char *slot, repl_sl
  * primary's) and its current timeline (a promotion starts a new one). */
 repl_status_t repl_stream_identify(repl_stream_t *rs, char *system_id, size_t system_id_size, uint32_t *timeline,
                                    char *errstr, size_t errstr_size);
+/* The server's WAL flush position as the last repl_stream_identify saw it (0: unknown). */
+lsn_t repl_stream_identified_lsn(const repl_stream_t *rs);
 
 /* ALTER_REPLICATION_SLOT slot (FAILOVER true): PostgreSQL 17+ syncs it to standbys with
  * sync_replication_slots = on, so a promoted standby has it. */

@@ -48,7 +48,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
     for kind, per_txn in (("single", 1), ("batched", 100)):
         d = s["drain"][kind]
         assert d["events"] == 600 and d["per_txn"] == per_txn
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "polling"):
+        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "outboxd-eos", "polling"):
             assert 0 < d[rel]["secs"] < 60, (kind, rel, d[rel])
             assert d[rel]["rate"] > 10, (kind, rel, d[rel])
         assert 1_000 < d["outboxd"]["peak_rss_kb"] < 200_000
@@ -57,7 +57,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
     assert b["events"] == 3000 and 0 < b["outboxd_secs"] < 60 and 1_000 < b["outboxd_peak_rss_kb"] < 200_000
 
     lat = s["latency"]["300"]
-    for rel in ("outboxd", "outboxd-linger1", "polling"):
+    for rel in ("outboxd", "outboxd-linger1", "outboxd-eos", "polling"):
         x = lat[rel]
         assert x["missing"] == 0, (rel, x)
         assert x["rate_achieved"] > 100, (rel, x)

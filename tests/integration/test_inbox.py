@@ -99,6 +99,28 @@ def test_duplicates_are_stored_once(inboxd, inbox_db, inbox_topic, stack):
     d2.wait_for_log(r"stopped: recorded 0 messages, 300 duplicates skipped", all_runs=True, timeout=1)
 
 
+def test_aborted_kafka_transactions_never_enter_the_inbox(inboxd, inbox_db, inbox_topic, stack):
+    """inboxd reads with isolation.level = read_committed: records of an aborted Kafka
+    transaction (what a replayed or fenced exactly-once outboxd leaves behind) are never
+    recorded, and the stored positions go past them."""
+    from confluent_kafka import Producer
+
+    p = Producer({"bootstrap.servers": stack.kafka, "transactional.id": f"{inbox_topic}-txn"})
+    p.init_transactions(30)
+    for name, commit in (("aborted", False), ("committed", True)):
+        p.begin_transaction()
+        for i in range(5):
+            p.produce(inbox_topic, key=b"k", value=f"{name} {i}".encode(), headers=[("id", f"{name}-{i}")],
+                      partition=0)
+        p.flush(30)
+        p.commit_transaction(30) if commit else p.abort_transaction(30)
+    d = inboxd()
+    wait_until(lambda: positions(inbox_db, group_of(d)).get(0, 0) >= 11, 30, 0.2, "partition 0 read past both")
+    ids = sorted(r[0] for r in inbox_db.execute("SELECT message_id FROM inbox"))
+    assert ids == [f"committed-{i}" for i in range(5)]
+    assert d.terminate() == 0
+
+
 def test_restart_resumes_from_stored_positions_not_kafka(inboxd, inbox_db, inbox_topic, stack, kafka):
     """The offsets table wins over Kafka's committed offsets, both ways: redeliveries
     behind it are skipped even after retention deleted the rows (no id left to dedupe
@@ -575,6 +597,7 @@ def test_startup_errors(inboxd, inbox_db, inbox_topic, inboxd_bin, stack):
         ({"inbox.table": "public.nope"}, r"inbox table public\.nope does not exist in database"),
         ({"deliver.url": "127.0.0.1:1/inbox"}, r"invalid deliver\.url '127\.0\.0\.1:1/inbox'"),
         ({"kafka.enable.auto.commit": "true"}, r"kafka\.enable\.auto\.commit=true is not allowed"),
+        ({"kafka.isolation.level": "read_uncommitted"}, r"kafka\.isolation\.level=read_uncommitted is not allowed"),
         ({"inbox.topics": None}, r"inbox\.topics is not set"),
         ({"inbox.retention": "soon"}, r"invalid value 'soon' for inbox\.retention"),
         ({"kafka.no.such.property": "1"}, r"unknown config key 'kafka\.no\.such\.property' \(\S+:\d+\): librdkafka has no property"),

@@ -12,6 +12,7 @@ tls_stack fixture when it does not run. Modules by job:
 - daemons: Outboxd, Inboxd, write_config, default binaries, sanitizer reports
 - partition: the partition oracle (murmur2, python_partition, java_partition(s))
 - ops: the daemons' HTTP endpoint (free_port, http_get, scrape, wait_metric, wait_status)
+- ordered: an ordered event load and the exactly-once, per-key-order check (exactly-once tests)
 - pgserver: output_plugin_libraries, login roles, a throwaway wal_level=replica server
 - debezium: the real Debezium next to outboxd (rows, converter settings, Kafka Connect,
   recorded output); imported as a module: `from harness import debezium`
@@ -45,6 +46,13 @@ from .kafka import Kafka, Record, kafka_committed
 from .netfault import NetNs
 from .netfault import available as netfault_unavailable
 from .ops import free_port, http_get, scrape, wait_metric, wait_status
+from .ordered import (
+    OrderedLoad,
+    check_exactly_once_in_order,
+    per_key_counts,
+    read_events,
+    setup_ordered,
+)
 from .partition import PARTITION_JAVA, java_partition, java_partitions, murmur2, python_partition, random_keys
 from .pgserver import (
     PG2_PASSWORD,

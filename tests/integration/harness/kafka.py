@@ -97,7 +97,7 @@ class Kafka:
         return result["msg"].partition(), result["msg"].offset()
 
     def consume(self, topics: str | Iterable[str], n: int | None = None, timeout: float = 30,
-                settle: float | None = None) -> list[Record]:
+                settle: float | None = None, isolation: str = "read_uncommitted") -> list[Record]:
         """Reads the given topics from the beginning (no consumer group: partitions are
         assigned directly; topics created while reading are picked up).
 
@@ -105,6 +105,8 @@ class Kafka:
         for `settle` seconds (default 2) - or at `timeout` either way. Returns the
         records in arrival order (per partition: offset order); may return fewer than
         n: assert on the result.  For "exactly n, no more" use n=None with settle.
+        isolation: "read_uncommitted" (every record written, also of aborted Kafka
+        transactions) or "read_committed" (what exactly-once consumers see).
         """
         from confluent_kafka import Consumer, TopicPartition, OFFSET_BEGINNING
 
@@ -117,7 +119,7 @@ class Kafka:
             "enable.auto.commit": False,
             "enable.partition.eof": False,
             "auto.offset.reset": "earliest",
-            "isolation.level": "read_uncommitted",
+            "isolation.level": isolation,
             "topic.metadata.refresh.interval.ms": 500,
             **self.config,
         })
