@@ -365,6 +365,21 @@ def pct(xs: list, p: float) -> float:
     return xs[k]
 
 
+def pg_timestamp(ts: str) -> float:
+    """Seconds since the epoch of a timestamptz as PostgreSQL prints it (DateStyle ISO):
+    '2026-12-03 08:11:22.123456+00', '2026-12-04 00:16:30+00' (no fraction when the
+    microseconds are zero), '...+05:30', '...-03'. Raises ValueError on anything else."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?",
+                     ts.strip())
+    if not m:
+        raise ValueError(f"not a PostgreSQL timestamptz: {ts!r}")
+    day, clock, frac, hh, mm, ss = m.groups()
+    base = datetime.datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    sign = -1 if hh[0] == "-" else 1
+    offset = sign * (abs(int(hh)) * 3600 + int(mm or 0) * 60 + int(ss or 0))
+    return base.timestamp() - offset + (int(frac.ljust(6, "0")) / 1e6 if frac else 0.0)
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -382,6 +397,7 @@ class Bench:
         self.stack = Stack(args)
         self.run_id = rnd(4)
         self.results: dict = {"drain": [], "bigtxn": [], "latency": []}
+        self.checkpoint = None  # called with the Bench after every workload (write_results)
 
     # -- backlog drain -----------------------------------------------------------------
 
@@ -663,9 +679,8 @@ class Bench:
         lat = []
         for now, line in arrivals:
             ts = json.loads(line).get("timestamp")
-            if ts:  # e.g. 2026-12-03 08:11:22.123456+00
-                ct = datetime.datetime.strptime(re.sub(r"([+-]\d\d)$", r"\g<1>00", ts), "%Y-%m-%d %H:%M:%S.%f%z")
-                lat.append((now - ct.timestamp()) * 1000)
+            if ts:
+                lat.append((now - pg_timestamp(ts)) * 1000)
         row = {"rep": rep, "rate_target": rate, "relay": "decode-floor", "written": written,
                "rate_achieved": written / a.latency_secs, "received": len(lat), "missing": written - len(lat),
                "cpu_us_per_event": None, "peak_rss_kb": None, "pg_cpu_us_per_event": None,
@@ -711,6 +726,18 @@ class Bench:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def workload(self, name: str, fn, *args) -> None:
+        """Runs one workload; a failure is logged and recorded (results.json "errors"), the
+        run goes on with the next one, and the results so far are written either way: a
+        crash in the third repeat no longer loses the first two."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - any failure of one workload
+            log(f"{name}: FAILED: {type(e).__name__}: {e}")
+            self.results.setdefault("errors", []).append({"workload": name, "error": f"{type(e).__name__}: {e}"})
+        if self.checkpoint:
+            self.checkpoint(self)
+
     def run(self) -> None:
         a = self.args
         with self.stack.connect() as c:
@@ -720,21 +747,21 @@ class Bench:
             log(f"=== repeat {rep}/{a.repeats}")
             skip = a.skip.split(",")
             if "single" not in skip:
-                self.drain_scenario(rep, "single", a.events, 1)
+                self.workload(f"single {rep}", self.drain_scenario, rep, "single", a.events, 1)
             if "batched" not in skip:
-                self.drain_scenario(rep, "batched", a.events, 100)
+                self.workload(f"batched {rep}", self.drain_scenario, rep, "batched", a.events, 100)
             if a.small_events and "small" not in skip:
-                self.drain_scenario(rep, "small", a.small_events, 1)
+                self.workload(f"small {rep}", self.drain_scenario, rep, "small", a.small_events, 1)
             if a.big and "bigtxn" not in skip:
-                self.bigtxn_scenario(rep, a.big)
+                self.workload(f"bigtxn {rep}", self.bigtxn_scenario, rep, a.big)
             for rate in a.rates:
                 if "decode-floor" in a.relays.split(","):
-                    self.decode_floor_scenario(rep, rate)
+                    self.workload(f"decode-floor {rate}/s {rep}", self.decode_floor_scenario, rep, rate)
                 if "producer-floor" in a.relays.split(",") and a.producer:
-                    self.floor_scenario(rep, rate)
+                    self.workload(f"producer-floor {rate}/s {rep}", self.floor_scenario, rep, rate)
                 for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
-                    self.latency_scenario(rep, rate, cls)
+                    self.workload(f"latency {rate}/s {cls.name} {rep}", self.latency_scenario, rep, rate, cls)
 
 
 # ----------------------------------------------------------------------------- report
@@ -971,6 +998,30 @@ def versions(args) -> dict:
     return v
 
 
+def write_results(b: Bench, t0: float, final: bool) -> str:
+    """Writes results.json and table.md from what b measured so far (after every workload,
+    and at the end with the plots); returns the table."""
+    args = b.args
+    s = summarize(b.results, args)
+    settings = {"config": args.config, "repeats": args.repeats, "events": args.events, "big": args.big,
+                "rates": args.rates, "latency_secs": args.latency_secs, "status_interval_ms": STATUS_INTERVAL_MS,
+                "polling_batch": POLL_BATCH, "polling_interval_ms": POLL_INTERVAL_MS, "debezium": args.debezium,
+                "aggregate_ids": AGG_KEYS, "partitions": PARTITIONS, "wall_secs": time.time() - t0,
+                "complete": final, "load_avg_at_write": os.getloadavg()}
+    out = Path(args.out)
+    txt = table(s)
+    if b.results.get("errors"):
+        txt += "\n\n### Failed workloads\n\n" + "\n".join(f"- {e['workload']}: {e['error']}"
+                                                          for e in b.results["errors"])
+    if not final:
+        txt = "(partial: the run is still going or was interrupted)\n\n" + txt
+    b.versions = getattr(b, "versions", None) or versions(args)
+    (out / "results.json").write_text(json.dumps({"settings": settings, "versions": b.versions, "summary": s,
+                                                  "raw": b.results}, indent=1, default=str))
+    (out / "table.md").write_text(txt + "\n")
+    return txt
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
@@ -996,22 +1047,14 @@ def main() -> int:
     args.rates = [int(x) for x in args.rates.split(",") if x]
     b = Bench(args)
     t0 = time.time()
+    b.checkpoint = lambda bench: write_results(bench, t0, final=False)
     b.run()
-    s = summarize(b.results, args)
-    settings = {"config": args.config, "repeats": args.repeats, "events": args.events, "big": args.big,
-                "rates": args.rates, "latency_secs": args.latency_secs, "status_interval_ms": STATUS_INTERVAL_MS,
-                "polling_batch": POLL_BATCH, "polling_interval_ms": POLL_INTERVAL_MS, "debezium": args.debezium,
-                "aggregate_ids": AGG_KEYS, "partitions": PARTITIONS, "wall_secs": time.time() - t0}
+    txt = write_results(b, t0, final=True)
     out = Path(args.out)
-    txt = table(s)
-    files = plots(b.results, s, out)
-    (out / "results.json").write_text(json.dumps({"settings": settings, "versions": versions(args),
-                                                  "summary": s, "raw": b.results}, indent=1, default=str))
-    (out / "table.md").write_text(txt + "\n")
+    files = plots(b.results, summarize(b.results, args), out)
     print(txt)
-    print(f"\nsettings: {json.dumps(settings)}")
-    print(f"results: {out / 'results.json'}; plots: {', '.join(str(out / f) for f in files)}")
-    return 0
+    print(f"\nresults: {out / 'results.json'}; plots: {', '.join(str(out / f) for f in files)}")
+    return 1 if b.results.get("errors") else 0
 
 
 if __name__ == "__main__":

@@ -83,3 +83,22 @@ def test_bench_quick_run(stack, faults, tmp_path):
         else:
             assert raw["received"] == raw["written"], raw
     assert "drain >= 0.7x pg_recvlogical (single)" in s["targets"]
+
+
+def test_pg_timestamp_forms():
+    """bench.py reads commit timestamps as PostgreSQL prints them: no fraction when the
+    microseconds are zero (a full run once crashed on '2026-12-04 00:16:30+00'), fractions
+    of 1 to 6 digits, and offsets with minutes."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    t = 1796343390.0  # 2026-12-04 00:16:30 UTC
+    assert bench.pg_timestamp("2026-12-04 00:16:30+00") == t
+    assert bench.pg_timestamp("2026-12-04 00:16:30.5+00") == t + 0.5
+    assert abs(bench.pg_timestamp("2026-12-04 00:16:30.123456+00") - (t + 0.123456)) < 1e-6
+    assert bench.pg_timestamp("2026-12-04 05:46:30+05:30") == t
+    assert bench.pg_timestamp("2026-12-03 21:16:30-03") == t
+    with pytest.raises(ValueError):
+        bench.pg_timestamp("yesterday")
