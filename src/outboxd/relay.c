@@ -140,30 +140,28 @@ void relay_publish(relay_t *r) {
     }
 }
 
-/* Rows only; messages have none. */
+/* Rows only; messages have none. A partition's row is deleted through its outbox table. */
 void relay_queue_cleanup(relay_t *r, const w2j_record_t *rec) {
     if (!r->cl || rec->action != W2J_INSERT || !r->ev.id || !r->ev_seq)
         return;
-    for (size_t i = 0; i < router_table_count(r->router); i++) {
-        const char *schema, *table;
-        router_table_get(r->router, i, &schema, &table);
-        if (rec->schema && rec->table && !strcmp(schema, rec->schema) && !strcmp(table, rec->table)) {
-            cleanup_push(r->cl, i, r->ev_seq, r->ev.id);
-            return;
-        }
-    }
+    size_t i = router_table_index(r->router, rec->schema, rec->table);
+    if (i != SIZE_MAX)
+        cleanup_push(r->cl, i, r->ev_seq, r->ev.id);
 }
 
-/* Handles one wal2json record. */
+/* Handles one message of the output plugin. */
 static void handle_data(relay_t *r, const repl_msg_t *m) {
     char err[RELAY_ERRSZ], msg[RELAY_ERRSZ + 256], lb[LSN_FMT_SIZE];
     w2j_record_t rec;
-    if (w2j_decode(r->dec, m->data, m->len, &rec, err, sizeof(err)) != 0) {
-        snprintf(msg, sizeof(msg), "cannot decode the wal2json record at LSN %s: %s", lsn_format(m->data_start, lb),
-                 err);
+    int rc = decoder_decode(r->dec, m->data, m->len, m->data_start, &rec, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "cannot decode the %s message at LSN %s: %s", plugin_name(r->o->plugin),
+                 lsn_format(m->data_start, lb), err);
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
         return;
     }
+    if (rc == 0)
+        return; /* it fed the decoder (pgoutput's relations) */
     switch (rec.action) {
     case W2J_BEGIN:
         relay_ops_begin_txn(r->ops, rec.timestamp);
@@ -182,7 +180,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         return;
     case ROUTER_INVALID:
         if (r->dl) {
-            /* No record could be built: dead-letter the wal2json record itself. */
+            /* No record could be built: dead-letter the plugin's message itself. */
             bool own_txn = !ack_tracker_in_txn(r->at); /* a non-transactional message */
             r->ev_lsn = m->data_start;
             if (own_txn)
@@ -375,6 +373,7 @@ static void connect_step(relay_t *r) {
         break;
     }
     ack_tracker_reset(r->at, start);
+    decoder_reset(r->dec);
     relay_ops_reset(r->ops);
     if (r->had_stream)
         relay_ops_reconnected(r->ops);
@@ -468,7 +467,7 @@ static int start_up(relay_t *r) {
         return -1;
     }
     r->at = ack_tracker_new(0, o->max_inflight_txns, o->max_inflight_events);
-    r->dec = w2j_decoder_new();
+    r->dec = decoder_new(o->plugin);
     r->rs = repl_stream_new();
     r->sco = (stream_connect_options_t){.conninfo = o->conninfo,
                                         .slot = o->slot,
@@ -479,7 +478,9 @@ static int start_up(relay_t *r) {
                                         .progress_table = o->progress_table,
                                         .recover = o->recover_lost_slot,
                                         .recovery_margin_xids = (uint64_t)o->recovery_margin_xids,
-                                        .failover = o->failover_slot};
+                                        .failover = o->failover_slot,
+                                        .plugin = o->plugin,
+                                        .publication = o->publication};
     if (!r->at || !r->dec || !r->rs || (o->cleanup && !(r->cl = cleanup_new(o->conninfo, 100000, 500))) ||
         (o->dead_letter_topic && !(r->dl = dead_letter_new(o->dead_letter_topic, o->router.id_header))) ||
         !(r->sc = stream_connect_new(&r->sco, r->router, r->cl))) {
@@ -654,7 +655,7 @@ out:
     relay_ops_destroy(r.ops);   /* before the producer: its Kafka probe uses the handle */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
-    w2j_decoder_destroy(r.dec);
+    decoder_destroy(r.dec);
     router_destroy(r.router);
     ack_tracker_destroy(r.at);
     stream_connect_destroy(r.sc);

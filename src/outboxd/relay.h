@@ -1,5 +1,5 @@
 /* relay.h - the outboxd pipeline in one thread and one poll() loop:
- * repl_stream -> w2j_decode -> router -> kproducer -> ack_tracker -> status updates. */
+ * repl_stream -> decoder (wal2json or pgoutput) -> router -> kproducer -> ack_tracker -> status updates. */
 #ifndef OUTBOXD_RELAY_H
 #define OUTBOXD_RELAY_H
 
@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "decoder.h"
 #include "router.h"
 
 typedef struct relay_options {
@@ -36,6 +37,8 @@ typedef struct relay_options {
     bool recover_lost_slot;         /* postgres.slot.on_lost = recover (else fail: exit 2) */
     long long recovery_margin_xids; /* recovery.margin.xids: republish this many transaction ids more */
     bool failover_slot;             /* postgres.slot.failover: a PostgreSQL 17+ failover slot */
+    plugin_t plugin;                /* postgres.plugin: wal2json or pgoutput */
+    const char *publication;        /* postgres.publication: pgoutput's publication */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

@@ -11,6 +11,7 @@
 #include "ack_tracker.h"
 #include "cleanup.h"
 #include "dead_letter.h"
+#include "decoder.h"
 #include "kproducer.h"
 #include "lsn.h"
 #include "progress.h"
@@ -30,7 +31,7 @@ typedef struct relay {
     volatile sig_atomic_t *stop;
     sigset_t unblocked; /* the signal mask while waiting: SIGTERM and SIGINT deliverable */
     repl_stream_t *rs;
-    w2j_decoder_t *dec;
+    decoder_t *dec; /* postgres.plugin's */
     router_t *router;
     kproducer_t *kp;
     ack_tracker_t *at;

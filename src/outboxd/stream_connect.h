@@ -1,7 +1,8 @@
 /* stream_connect.h - how the relay gets its replication stream: connect, check the server and
  * the outbox tables, find the slot and decide what to do about it (stream it, create it,
  * back-fill before creating it, stand by while another process streams it, or stop with the
- * fix), then START_REPLICATION with the wal2json options from the right LSN. */
+ * fix), then START_REPLICATION with the output plugin's options (wal2json's add-tables, or
+ * pgoutput's publication, made to fit the outbox tables first) from the right LSN. */
 #ifndef OUTBOXD_STREAM_CONNECT_H
 #define OUTBOXD_STREAM_CONNECT_H
 
@@ -9,6 +10,7 @@
 #include <stddef.h>
 
 #include "cleanup.h"
+#include "decoder.h"
 #include "lsn.h"
 #include "progress.h"
 #include "repl_stream.h"
@@ -25,6 +27,8 @@ typedef struct stream_connect_options {
     bool recover;                  /* postgres.slot.on_lost = recover (else fail) */
     uint64_t recovery_margin_xids; /* recovery.margin.xids: republish this many xids more */
     bool failover;                 /* postgres.slot.failover: PostgreSQL 17+ failover slot */
+    plugin_t plugin;               /* postgres.plugin */
+    const char *publication;       /* postgres.publication (pgoutput) */
 } stream_connect_options_t;
 
 /* What to do about the slot, given what pg_replication_slots says about it. */
