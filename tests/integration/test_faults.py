@@ -50,6 +50,9 @@ import pytest
 
 from harness import int_to_lsn, lsn_to_int, unique_name, wait_until
 
+# Every test runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
 pytestmark = pytest.mark.fault
 
 AGG_TYPE = "agg"

@@ -20,6 +20,9 @@ from psycopg import sql
 
 from harness import lsn_to_int, unique_name, wait_until
 
+# Every test runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
 STREAMING = r"streaming slot"
 
 

@@ -19,6 +19,9 @@ from harness.db import lsn_to_int
 from harness.ops import free_port, wait_metric
 from harness.util import wait_until
 
+# Every test runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
 
 def _ids(kafka, topic, n=None, timeout=60):
     recs = kafka.consume(topic, n=n, timeout=timeout, settle=3)
