@@ -303,8 +303,8 @@ static int decode_tuple(pgo_decoder_t *dec, rd_t *r, const pgo_rel_t *rel, w2j_r
         if (kind == 'n' || kind == 'u') /* NULL; an unchanged TOAST value is not sent (updates only) */
             continue;
         if (kind != 't') {
-            snprintf(errstr, errstr_size, "column \"%s\" of %s.%s: %s 0x%02x", rel->colnames[i], rel->schema,
-                     rel->name, kind == 'b' ? "binary value (binary 'true' was not asked for)" : "unknown kind",
+            snprintf(errstr, errstr_size, "column \"%s\" of %s.%s: %s 0x%02x", rel->colnames[i], rel->schema, rel->name,
+                     kind == 'b' ? "binary value (binary 'true' was not asked for)" : "unknown kind",
                      (unsigned char)kind);
             return -1;
         }
@@ -331,13 +331,12 @@ static int decode_tuple(pgo_decoder_t *dec, rd_t *r, const pgo_rel_t *rel, w2j_r
 }
 
 /* 'I', 'U', 'D': the relation and, for I and U, the new tuple. */
-static int decode_change(pgo_decoder_t *dec, rd_t *r, char type, w2j_record_t *out, char *errstr,
-                         size_t errstr_size) {
+static int decode_change(pgo_decoder_t *dec, rd_t *r, char type, w2j_record_t *out, char *errstr, size_t errstr_size) {
     uint32_t oid = rd_u32(r);
     const pgo_rel_t *rel = rel_find(dec, oid);
     if (r->bad || !rel) {
-        snprintf(errstr, errstr_size, r->bad ? "truncated change message" : "change of relation %" PRIu32
-                                                                            " before its Relation message",
+        snprintf(errstr, errstr_size,
+                 r->bad ? "truncated change message" : "change of relation %" PRIu32 " before its Relation message",
                  oid);
         return -1;
     }

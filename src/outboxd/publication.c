@@ -72,9 +72,10 @@ repl_status_t publication_check(PGconn *conn, const char *name, const router_t *
         rc = (i > 0 && add_str(&q, ", ")) || add_str(&q, "(") || add_quoted(&q, conn, schema, false) ||
              add_str(&q, "::name, ") || add_quoted(&q, conn, table, false) || add_str(&q, "::name") || add_str(&q, n);
     }
-    rc = rc || add_str(&q, ") t(s, t, n) WHERE NOT EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE "
-                           "pt.pubname = p.pubname AND pt.schemaname = t.s AND pt.tablename = t.t)) m "
-                           "WHERE p.pubname = ") ||
+    rc = rc ||
+         add_str(&q, ") t(s, t, n) WHERE NOT EXISTS (SELECT 1 FROM pg_publication_tables pt WHERE "
+                     "pt.pubname = p.pubname AND pt.schemaname = t.s AND pt.tablename = t.t)) m "
+                     "WHERE p.pubname = ") ||
          add_quoted(&q, conn, name, false);
     if (rc) {
         strbuf_free(&q);
@@ -123,8 +124,7 @@ static repl_status_t run_ddl(PGconn *conn, const char *sql, const char *what, co
 }
 
 /* ALTER PUBLICATION "name" ADD TABLE "s"."t" for each table it lacks. */
-static repl_status_t add_missing(PGconn *conn, const char *name, const router_t *router, uint64_t missing,
-                                 err_t *e) {
+static repl_status_t add_missing(PGconn *conn, const char *name, const router_t *router, uint64_t missing, err_t *e) {
     for (size_t i = 0; i < router_table_count(router) && i < 64; i++) {
         const char *schema, *table;
         char item[300];
@@ -145,8 +145,8 @@ static repl_status_t add_missing(PGconn *conn, const char *name, const router_t 
     return REPL_OK;
 }
 
-repl_status_t publication_ensure(PGconn *conn, const char *name, const router_t *router, bool partitioned,
-                                 bool *added, err_t *e) {
+repl_status_t publication_ensure(PGconn *conn, const char *name, const router_t *router, bool partitioned, bool *added,
+                                 err_t *e) {
     publication_state_t st;
     char create[4096], fix[4400];
     *added = false;

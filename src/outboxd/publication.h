@@ -24,8 +24,8 @@ int publication_create_sql(PGconn *conn, const char *name, const router_t *route
 /* What publication_check found. */
 typedef struct publication_state {
     bool exists;
-    bool inserts;  /* publishes inserts */
-    bool via_root; /* publish_via_partition_root */
+    bool inserts;          /* publishes inserts */
+    bool via_root;         /* publish_via_partition_root */
     char missing[512];     /* the outbox tables it does not publish, "s.t, ..." ("" = none) */
     uint64_t missing_mask; /* the same as indexes of router_table_get (the first 64 tables) */
 } publication_state_t;
@@ -41,7 +41,7 @@ repl_status_t publication_check(PGconn *conn, const char *name, const router_t *
  * refuses (REPL_FATAL, e->fix = the SQL to run) when it does not publish inserts, when
  * partitioned is true and it does not publish through the partition root, or when the role
  * may not create or alter it (42501: not the tables' owner). REPL_RETRY on transient failures. */
-repl_status_t publication_ensure(PGconn *conn, const char *name, const router_t *router, bool partitioned,
-                                 bool *added, err_t *e);
+repl_status_t publication_ensure(PGconn *conn, const char *name, const router_t *router, bool partitioned, bool *added,
+                                 err_t *e);
 
 #endif

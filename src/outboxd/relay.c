@@ -16,6 +16,7 @@
 #include "clock.h"
 #include "log.h"
 #include "notify.h"
+#include "relay_partitions.h"
 
 #define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
@@ -86,7 +87,7 @@ static void stream_lost(relay_t *r, const char *why) {
 static void send_status(relay_t *r) {
     if (!repl_stream_connected(r->rs))
         return;
-    lsn_t flush = ack_tracker_confirmable(r->at), write = ack_tracker_received(r->at);
+    lsn_t flush = relay_partitions_cap(r, ack_tracker_confirmable(r->at)), write = ack_tracker_received(r->at);
     uint64_t settled = ack_tracker_settled_seq(r->at);
     if (write < flush)
         write = flush;
@@ -171,6 +172,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     case W2J_COMMIT:
         if (ack_tracker_commit(r->at, rec.nextlsn ? rec.nextlsn : rec.lsn) != 0)
             stream_lost(r, "replication protocol error: COMMIT outside a transaction");
+        relay_partitions_commit(r, rec.xid, rec.nextlsn ? rec.nextlsn : rec.lsn);
         return;
     default:
         break;
@@ -219,6 +221,9 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
 
 void relay_tick(relay_t *r, int64_t now) {
     char err[RELAY_ERRSZ + 512];
+    if (r->state == ST_STREAM && relay_partitions_changed(r))
+        stream_lost(r, "the partitions of an outbox table changed: restarting the stream from the confirmed position "
+                       "with them");
     relay_ops_state_t os = {.streaming = r->state == ST_STREAM,
                             .not_ready = r->state == ST_SHUTDOWN ? "stopping" : r->not_ready,
                             .standby = r->standby,
@@ -237,7 +242,7 @@ void relay_tick(relay_t *r, int64_t now) {
     }
 }
 
-static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at); }
+static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at) || relay_partitions_full(r); }
 
 /* Reads buffered replication messages until none is left or back-pressure applies.
  * Returns true when it stopped at READ_BATCH: libpq may still hold whole messages that
@@ -267,6 +272,7 @@ static bool read_stream(relay_t *r) {
             r->wal_end = m.wal_end;
         if (m.kind == REPL_MSG_KEEPALIVE) {
             ack_tracker_keepalive(r->at, m.wal_end);
+            relay_partitions_keepalive(r, m.wal_end);
             if (m.reply_requested)
                 r->status_due = true;
         } else {
@@ -327,8 +333,8 @@ static repl_status_t recover(relay_t *r, const char *how, char *errstr, size_t e
 static void connect_step(relay_t *r) {
     char err[RELAY_ERRSZ], lb[LSN_FMT_SIZE];
     lsn_t start;
-    stream_connect_result_t res =
-        stream_connect_open(r->sc, r->rs, r->had_stream, ack_tracker_confirmable(r->at), &start, err, sizeof(err));
+    stream_connect_result_t res = stream_connect_open(
+        r->sc, r->rs, r->had_stream, relay_partitions_cap(r, ack_tracker_confirmable(r->at)), &start, err, sizeof(err));
     if (res == STREAM_CONNECT_BACKFILL || res == STREAM_CONNECT_RECOVER) {
         uint64_t rows;
         char how[RELAY_ERRSZ];
@@ -374,6 +380,7 @@ static void connect_step(relay_t *r) {
     }
     ack_tracker_reset(r->at, start);
     decoder_reset(r->dec);
+    relay_partitions_streaming(r, start);
     relay_ops_reset(r->ops);
     if (r->had_stream)
         relay_ops_reconnected(r->ops);
@@ -652,7 +659,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
     }
 out:
     progress_writer_stop(r.pw); /* writes the last confirmed position (after the final status update) */
-    relay_ops_destroy(r.ops);   /* before the producer: its Kafka probe uses the handle */
+    relay_partitions_stop(&r);
+    relay_ops_destroy(r.ops); /* before the producer: its Kafka probe uses the handle */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
     decoder_destroy(r.dec);

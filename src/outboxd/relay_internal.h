@@ -14,6 +14,8 @@
 #include "decoder.h"
 #include "kproducer.h"
 #include "lsn.h"
+#include "partition_fence.h"
+#include "partition_watch.h"
 #include "progress.h"
 #include "relay.h"
 #include "relay_ops.h"
@@ -39,8 +41,12 @@ typedef struct relay {
     cleanup_t *cl;     /* outbox.cleanup = delete; NULL otherwise */
     stream_connect_options_t sco;
     stream_connect_t *sc;
-    relay_ops_t *ops;      /* metrics, HTTP endpoint, slot poll, guardrails */
-    progress_writer_t *pw; /* the durable progress record; NULL when progress.table is off */
+    relay_ops_t *ops;               /* metrics, HTTP endpoint, slot poll, guardrails */
+    progress_writer_t *pw;          /* the durable progress record; NULL when progress.table is off */
+    partition_fence_t *pf;          /* wal2json over partitioned tables (relay_partitions.c); else NULL */
+    partition_watch_t *pwatch;      /* its catalog poll */
+    partition_snapshot_t part_snap; /* its latest poll */
+    char part_err[512];             /* the poll's last failure (logged once) */
 
     relay_state_t state;
     int exit_code;

@@ -20,6 +20,10 @@ struct stream_connect {
     const char *pgo_options[7];  /* pgoutput's */
     char pgo_publication[160];   /* publication_names: the name as a quoted identifier */
     bool partitioned;            /* an outbox table is partitioned (checked at each connect) */
+    size_t part_idx[64];         /* wal2json: the partitioned outbox tables, by index */
+    size_t npart;
+    char **part_leaves; /* wal2json: their leaf partitions, schema and name of each (strlist) */
+    size_t nleaves;
 
     char system_id[24]; /* the server of the current connection (IDENTIFY_SYSTEM) */
     uint32_t timeline;
@@ -72,10 +76,30 @@ stream_connect_t *stream_connect_new(const stream_connect_options_t *o, router_t
     return sc;
 }
 
-void stream_connect_destroy(stream_connect_t *sc) { free(sc); }
+void stream_connect_destroy(stream_connect_t *sc) {
+    if (sc)
+        strlist_free(sc->part_leaves);
+    free(sc);
+}
+
+/* Keeps table i's leaves (taken over from *leaves) for the partition watch. */
+static int keep_leaves(stream_connect_t *sc, size_t i, char ***leaves, size_t n) {
+    char **all = realloc(sc->part_leaves, (2 * (sc->nleaves + n) + 1) * sizeof(char *));
+    if (!all)
+        return -1;
+    sc->part_leaves = all;
+    for (size_t k = 0; k < 2 * n; k++)
+        all[2 * sc->nleaves + k] = (*leaves)[k];
+    sc->nleaves += n;
+    all[2 * sc->nleaves] = NULL;
+    free(*leaves); /* the strings moved */
+    *leaves = NULL;
+    sc->part_idx[sc->npart++] = i;
+    return 0;
+}
 
 /* Whether table i is partitioned; with wal2json, its leaf partitions go to the router (rows
- * arrive under their names; add-tables lists them). */
+ * arrive under their names; add-tables lists them) and to the partition watch. */
 static repl_status_t check_partitions(stream_connect_t *sc, PGconn *conn, size_t i, char *errstr, size_t errstr_size) {
     const char *schema, *table;
     bool partitioned;
@@ -95,9 +119,12 @@ static repl_status_t check_partitions(stream_connect_t *sc, PGconn *conn, size_t
             schemas[k] = leaves[2 * k];
             tables[k] = leaves[2 * k + 1];
         }
-        if (!schemas || !tables || router_set_partitions(sc->router, i, n, schemas, tables) != 0) {
+        if (!schemas || !tables || router_set_partitions(sc->router, i, n, schemas, tables) != 0 ||
+            (partitioned && sc->npart < 64 && n > 0 && keep_leaves(sc, i, &leaves, n) != 0)) {
             snprintf(errstr, errstr_size, "out of memory");
             st = REPL_FATAL;
+        } else if (partitioned && n == 0 && sc->npart < 64) {
+            sc->part_idx[sc->npart++] = i; /* no partition yet: watch for the first */
         }
         free(schemas);
         free(tables);
@@ -141,6 +168,10 @@ static repl_status_t check_publication(stream_connect_t *sc, PGconn *conn, char 
 static repl_status_t check_tables(stream_connect_t *sc, PGconn *conn, bool had_stream, char *errstr,
                                   size_t errstr_size) {
     sc->partitioned = false;
+    sc->npart = 0;
+    strlist_free(sc->part_leaves);
+    sc->part_leaves = NULL;
+    sc->nleaves = 0;
     const router_columns_t *c = sc->o->columns;
     const char *required[PG_PREFLIGHT_COL_COUNT + 1];
     pg_preflight_required_columns(c, required);
@@ -280,6 +311,14 @@ static stream_connect_result_t result_of(repl_status_t st) {
         break;
     }
     return STREAM_CONNECT_FATAL;
+}
+
+size_t stream_connect_partitioned(const stream_connect_t *sc, const size_t **indexes, const char *const **leaves,
+                                  size_t *nleaves) {
+    *indexes = sc->part_idx;
+    *leaves = (const char *const *)sc->part_leaves;
+    *nleaves = sc->nleaves;
+    return sc->npart;
 }
 
 const char *stream_connect_system_id(const stream_connect_t *sc) { return sc->system_id; }

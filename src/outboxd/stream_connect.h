@@ -80,6 +80,13 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
                                            const progress_record_t *rec, const char *system_id, char *errstr,
                                            size_t errstr_size);
 
+/* wal2json over partitioned outbox tables (as of the last connect): how many there are (0 with
+ * none, and always with pgoutput, which publishes them through their root), their indexes
+ * (router_table_get order) and the leaf partitions the stream reads (*leaves: 2 * *nleaves
+ * strings, schema and name of each). All borrowed until the next connect. */
+size_t stream_connect_partitioned(const stream_connect_t *sc, const size_t **indexes, const char *const **leaves,
+                                  size_t *nleaves);
+
 /* The server the last stream_connect_open reached: IDENTIFY_SYSTEM's system identifier and
  * timeline (borrowed; "" and 0 before the first connect). */
 const char *stream_connect_system_id(const stream_connect_t *sc);

@@ -253,7 +253,7 @@ def test_check_slot_problems(run, db, case):
     if case == "other_plugin":
         db.create_slot(slot, "test_decoding")
         r = run("check")
-        assert "uses plugin test_decoding, not wal2json" in r.lines()["slot"][1]
+        assert "uses plugin test_decoding, but postgres.plugin = wal2json" in r.lines()["slot"][1]
         assert f"pg_drop_replication_slot('{slot}')" in fix_of(r, "slot")
     else:
         r = run("check", {"postgres.slot.create": "false"})

@@ -740,7 +740,7 @@ def test_one_million_row_transaction(stack, db, kafka, topic_prefix, outboxd):
 # =========================================================================== 6. SIGTERM
 
 
-def test_sigterm_mid_stream(stack, db, kafka, topic_prefix, outboxd):
+def test_sigterm_mid_stream(stack, db, kafka, topic_prefix, outboxd, plugin):
     """SIGTERM while a backlog streams: exit 0; the final status update confirms exactly
     the acknowledged transactions (at most the one open transaction is in Kafka but not
     confirmed; nothing unacknowledged is confirmed); a restart delivers the rest."""
@@ -748,7 +748,7 @@ def test_sigterm_mid_stream(stack, db, kafka, topic_prefix, outboxd):
     topic = topic_for(topic_prefix)
     kafka.create_topic(topic, 3)
     oracle = oracle_create(db)
-    db.create_slot(f"{db.dbname}_slot")  # outboxd's slot: the backlog must come after it
+    db.create_outboxd_slot(f"{db.dbname}_slot", plugin)  # outboxd's slot: the backlog must come after it
     t0 = time.monotonic()
     db.execute("CALL backlog(%s, %s)", (25000, AGG_TYPE))
     committed = committed_from_table(db)
