@@ -264,6 +264,7 @@ class Outboxd(Relay):
     name = "outboxd"
     role = "outboxd"
     extra_conf = ""
+    defaults = False  # True: outboxd's own status.interval.ms (1 s), as users run it
 
     def start(self) -> None:
         conf = self.b.out / "logs" / f"{self.db.name}-outboxd.conf"
@@ -273,7 +274,7 @@ class Outboxd(Relay):
             "postgres.slot.create = false\n"
             f"outbox.topic = {self.topic}\n"
             f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
-            f"status.interval.ms = {STATUS_INTERVAL_MS}\n"
+            + ("" if self.defaults else f"status.interval.ms = {STATUS_INTERVAL_MS}\n") +
             "http.listen =\n" + self.extra_conf + "".join(f"{kv}\n" for kv in self.b.args.outboxd_set))  # no endpoint: runs never clash on its port
         # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
         # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
@@ -531,6 +532,60 @@ class Bench:
         finally:
             db.drop()
 
+    # -- duplicates ----------------------------------------------------------------------
+
+    def _dup_run(self, db: Database, n: int, cut_at: float, how: str, kind: str, rep: int) -> dict:
+        """outboxd with its default settings drains a backlog of n events; when cut_at of them
+        are in Kafka it is killed (-9) or stopped (SIGTERM), then started again until the slot
+        confirmed the end. Duplicates = records in the topic - n."""
+        topic = self.stack.create_topic(f"b{self.run_id}.dup{kind}{how}{rep}.outboxd.order")
+        rel = Outboxd(self, db, topic)
+        rel.defaults = True
+        endpos = db.scalar("SELECT pg_current_wal_insert_lsn()::text")
+        t0 = time.monotonic()
+        rel.start()
+        try:
+            while self.stack.topic_count(topic) < n * cut_at:
+                if not rel.alive() or time.monotonic() - t0 > self.args.timeout:
+                    raise RuntimeError(f"outboxd did not get {cut_at:.0%} of the backlog out; see {rel.logf.name}")
+                time.sleep(0.005)
+            at = self.stack.topic_count(topic)
+            if how == "kill":
+                rel.proc.kill()
+                rel.proc.wait()
+            else:
+                rel.proc.send_signal(signal.SIGTERM)
+                rel.proc.wait(60)
+            rel.start()
+            while not db.confirmed(rel.slot, endpos):
+                if not rel.alive() or time.monotonic() - t0 > self.args.timeout * 2:
+                    raise RuntimeError(f"outboxd did not confirm the backlog after the restart; see {rel.logf.name}")
+                time.sleep(0.05)
+            total = self.stack.topic_count(topic)
+        finally:
+            rel.stop()
+        return {"kind": kind, "how": how, "rep": rep, "events": n, "in_kafka_at_cut": at, "records": total,
+                "duplicates": total - n}
+
+    def duplicates_scenario(self, rep: int) -> None:
+        """Duplicates per kill -9 during a fast single-event stream, per clean stop (SIGTERM) in
+        the same stream, and per clean stop in the middle of one 20,000-event transaction."""
+        n = self.args.dup_events
+        for kind, per_txn, events in (("stream", 1, n), ("bigtxn", 20000, 20000)):
+            for how in (("kill", "stop") if kind == "stream" else ("stop", "kill")):
+                db = Database(self.stack, f"b{self.run_id}_dup{kind}{how}_{rep}", slots=("outboxd",))
+                try:
+                    if per_txn == 1:
+                        db.write_backlog(events, 1)
+                    else:
+                        db.write_one_txn(events)
+                    r = self._dup_run(db, events, 0.4, how, kind, rep)
+                    log(f"duplicates: {kind} ({events} events, {per_txn}/txn), {how} at {r['in_kafka_at_cut']} in "
+                        f"Kafka: {r['duplicates']} duplicates")
+                    self.results.setdefault("duplicates", []).append(r)
+                finally:
+                    db.drop()
+
     # -- live latency --------------------------------------------------------------------
 
     def pgbench(self, db: "Database", rate: int) -> int:
@@ -754,6 +809,8 @@ class Bench:
                 self.workload(f"small {rep}", self.drain_scenario, rep, "small", a.small_events, 1)
             if a.big and "bigtxn" not in skip:
                 self.workload(f"bigtxn {rep}", self.bigtxn_scenario, rep, a.big)
+            if a.dup_events and "dups" not in skip:
+                self.workload(f"duplicates {rep}", self.duplicates_scenario, rep)
             for rate in a.rates:
                 if "decode-floor" in a.relays.split(","):
                     self.workload(f"decode-floor {rate}/s {rep}", self.decode_floor_scenario, rep, rate)
@@ -799,6 +856,12 @@ def summarize(res: dict, args) -> dict:
                        "outboxd_cpu_us_per_event": median([r["outboxd"]["cpu_us_per_event"] for r in rows]),
                        "outboxd_vs_recvlogical": median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"]
                                                          for r in rows])}
+    dups = res.get("duplicates", [])
+    for kind, how in sorted({(r["kind"], r["how"]) for r in dups}):
+        rr = [r for r in dups if r["kind"] == kind and r["how"] == how]
+        s.setdefault("duplicates", {})[f"{kind} {how}"] = {
+            "events": rr[0]["events"], "runs": len(rr), "duplicates_median": median([r["duplicates"] for r in rr]),
+            "duplicates_max": max(r["duplicates"] for r in rr)}
     for rate in sorted({r["rate_target"] for r in res["latency"]}):
         d = {}
         for rel in LATENCY_RELAYS:
@@ -890,6 +953,14 @@ def table(s: dict) -> str:
                            f"{fmt(x.get('recv_max_ms'), '.1f')} | "
                            f"{fmt(x.get('cpu_us_per_event'), '.1f')} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
                            f"{fmt(rss / 1024 if rss else None, '.1f')} | {fmt(x.get('load_avg'), '.1f')} |")
+    if s.get("duplicates"):
+        out += ["", "### Duplicates after a kill -9 or a clean stop (outboxd with default settings)", "",
+                "| workload | cut | events | runs | duplicates (median) | duplicates (max) |", "|---|---|---|---|---|---|"]
+        for k, d in s["duplicates"].items():
+            kind, how = k.split()
+            label = "single-event stream" if kind == "stream" else "one 20,000-event transaction"
+            out.append(f"| {label} | {'kill -9' if how == 'kill' else 'SIGTERM'} | {d['events']} | {d['runs']} | "
+                       f"{d['duplicates_median']:.0f} | {d['duplicates_max']} |")
     out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
     for k, v in s["targets"].items():
         out.append(f"| {k} | {v['value']:.2f} | {'yes' if v['met'] else 'NO'} |")
@@ -1042,7 +1113,9 @@ def main() -> int:
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
     ap.add_argument("--relays", default="outboxd,outboxd-linger1,decode-floor,producer-floor,debezium,polling", help="comma-separated subset")
-    ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
+    ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn,dups")
+    ap.add_argument("--dup-events", type=int, default=50_000,
+                    help="backlog of the duplicates workload (kill -9 and SIGTERM mid-stream); 0: none")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]
     b = Bench(args)

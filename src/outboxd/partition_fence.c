@@ -14,8 +14,8 @@ typedef struct pending {
 struct partition_fence {
     pending_t *ring;
     size_t cap, head, count;
-    lsn_t fence;    /* confirmable */
-    lsn_t received; /* newest keepalive position */
+    lsn_t fence;               /* confirmable */
+    lsn_t received;            /* newest keepalive position */
     partition_snapshot_t last; /* the newest poll that saw only the stream's partitions */
     bool has_last;
     bool overflowed; /* a commit did not fit: the fence stays until a reset */

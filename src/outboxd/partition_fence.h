@@ -25,12 +25,12 @@
 /* A poll: pg_current_snapshot() of the statement that read the partitions, and how many of
  * the partitions it saw the stream does not read. Plain data. */
 typedef struct partition_snapshot {
-    uint64_t xmax;                           /* first xid not yet started (full, 64-bit) */
-    uint64_t xip[PARTITION_FENCE_MAX_XIP];   /* xids in progress (full) */
+    uint64_t xmax;                         /* first xid not yet started (full, 64-bit) */
+    uint64_t xip[PARTITION_FENCE_MAX_XIP]; /* xids in progress (full) */
     size_t nxip;
-    bool overflow;                           /* more in progress than xip holds: cannot be used */
-    uint32_t npartitions;                    /* seen */
-    uint32_t unknown;                        /* of them, not read by the stream */
+    bool overflow;        /* more in progress than xip holds: cannot be used */
+    uint32_t npartitions; /* seen */
+    uint32_t unknown;     /* of them, not read by the stream */
 } partition_snapshot_t;
 
 typedef enum {

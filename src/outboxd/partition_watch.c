@@ -73,8 +73,7 @@ static int watch_poll(PGconn *conn, void *snapshot, void *arg, char *errstr, siz
     partition_snapshot_t *s = snapshot;
     PGresult *res = PQexec(conn, w->sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) < 1) {
-        snprintf(errstr, errstr_size, "cannot read the partitions of the outbox tables: %s",
-                 PQresultErrorMessage(res));
+        snprintf(errstr, errstr_size, "cannot read the partitions of the outbox tables: %s", PQresultErrorMessage(res));
         PQclear(res);
         return -1;
     }
@@ -112,8 +111,8 @@ partition_watch_t *partition_watch_start(const char *conninfo, size_t n, const c
     }
     qsort(w->known, w->nknown, sizeof(leaf_t), leaf_cmp);
     if (!(w->sql = partition_watch_sql(n, schemas, tables)) ||
-        !(w->poll = pgpoll_start(conninfo, "outboxd partitions", interval_ms, sizeof(partition_snapshot_t), watch_poll,
-                                 w)))
+        !(w->poll =
+              pgpoll_start(conninfo, "outboxd partitions", interval_ms, sizeof(partition_snapshot_t), watch_poll, w)))
         goto fail;
     return w;
 fail:

@@ -18,7 +18,8 @@
 #include "notify.h"
 #include "relay_partitions.h"
 
-#define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
+#define READ_BATCH 2048        /* messages read per loop turn before serving Kafka again */
+#define CONFIRM_COALESCE_MS 10 /* a moved watermark is confirmed at most this often */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG (1ULL << 63) /* in a delivery's seq: the record went to the dead-letter topic */
@@ -242,17 +243,45 @@ void relay_tick(relay_t *r, int64_t now) {
     }
 }
 
+/* The watermark moved past what was confirmed: ms until it may be confirmed (0: now), else
+ * -1. Acknowledgements are confirmed as soon as they move it, at most every
+ * CONFIRM_COALESCE_MS, so that a crash re-sends about what was in flight, not a status
+ * interval's worth. */
+static int64_t confirm_due(const relay_t *r, int64_t now) {
+    if (relay_partitions_cap(r, ack_tracker_confirmable(r->at)) == r->sent_flush)
+        return -1;
+    int64_t wait = r->last_status_ms + CONFIRM_COALESCE_MS - now;
+    return wait > 0 ? wait : 0;
+}
+
+/* SIGTERM in the middle of a transaction: read on to its commit (within half of
+ * shutdown.timeout.ms, while nothing failed), so that its events are confirmed with it
+ * instead of all sent again after the restart. Returns true while that goes on. */
+static bool finish_open_txn(relay_t *r, int64_t now) {
+    if (!r->stop_ms)
+        r->stop_ms = now;
+    bool go_on = r->state == ST_STREAM && *r->stop < 2 && !r->exit_code && ack_tracker_in_txn(r->at) &&
+                 !ack_tracker_failed(r->at) && now - r->stop_ms < r->o->shutdown_timeout_ms / 2;
+    if (go_on && !r->finishing)
+        log_info("stopping: reading to the end of the open transaction first (%zu events in flight), so that it is "
+                 "confirmed rather than sent again after a restart",
+                 ack_tracker_outstanding(r->at));
+    r->finishing = go_on;
+    return go_on;
+}
+
 static bool blocked(const relay_t *r) { return r->pending || ack_tracker_full(r->at) || relay_partitions_full(r); }
 
-/* Reads buffered replication messages until none is left or back-pressure applies.
- * Returns true when it stopped at READ_BATCH: libpq may still hold whole messages that
- * the socket will not signal, so the loop must come back without waiting. */
+/* Reads buffered replication messages until none is left or back-pressure applies (or,
+ * when finishing, the open transaction committed). Returns true when it stopped at READ_BATCH:
+ * libpq may still hold whole messages that the socket will not signal, so the loop must come
+ * back without waiting. */
 static bool read_stream(relay_t *r) {
     if (r->pending)
         relay_publish(r);
     char err[RELAY_ERRSZ];
     for (int i = 0; i < READ_BATCH; i++) {
-        if (r->state != ST_STREAM || blocked(r))
+        if (r->state != ST_STREAM || blocked(r) || (r->finishing && !ack_tracker_in_txn(r->at)))
             return false;
         repl_msg_t m;
         repl_status_t why;
@@ -565,7 +594,9 @@ static int wait_and_serve(relay_t *r, int64_t now, bool more) {
     }
     int64_t wait = 1000;
     if (r->state == ST_STREAM) {
-        int64_t due = r->last_status_ms + r->o->status_interval_ms - now;
+        int64_t due = r->last_status_ms + r->o->status_interval_ms - now, confirm = confirm_due(r, now);
+        if (confirm >= 0 && confirm < due)
+            due = confirm;
         if (due < wait)
             wait = due;
     } else if (r->state == ST_CONNECT) {
@@ -611,12 +642,12 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         bool more = false; /* read_stream left whole messages in libpq's buffer */
         if (cli_reload_pending())
             cli_reload();
-        if (*stop && r.state != ST_SHUTDOWN) {
+        if (*stop && r.state != ST_SHUTDOWN && !finish_open_txn(&r, now)) {
             notify_stopping();
             snprintf(r.not_ready, sizeof(r.not_ready), "stopping");
             log_info("stopping: waiting for %zu in-flight events", ack_tracker_outstanding(r.at));
             r.state = ST_SHUTDOWN;
-            r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
+            r.shutdown_deadline_ms = r.stop_ms + o->shutdown_timeout_ms;
         }
         if (kproducer_poll(r.kp, err, sizeof(err)) != 0) {
             /* Fatal producer error: exit without confirming anything unacked. */
@@ -645,7 +676,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             }
             break;
         }
-        if (r.state == ST_STREAM && (r.status_due || now - r.last_status_ms >= o->status_interval_ms))
+        if (r.state == ST_STREAM &&
+            (r.status_due || now - r.last_status_ms >= o->status_interval_ms || confirm_due(&r, now) == 0))
             send_status(&r);
         check_stall(&r, now);
         progress(&r, now);

@@ -59,6 +59,8 @@ typedef struct relay {
     bool status_due;
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
+    int64_t stop_ms; /* when SIGTERM came (0: not yet) */
+    bool finishing;  /* stopping: reading to the end of the open transaction first */
     int backoff_ms;
     bool had_stream; /* streamed at least once: later connects are reconnects */
 

@@ -10,7 +10,6 @@
 
 #include "log.h"
 
-
 #define POLL_INTERVAL_MS 250
 #define MAX_PENDING 65536 /* commits waiting for a poll (16 bytes each) */
 
