@@ -38,6 +38,9 @@ PARTITIONS = 3
 W2J_OPTIONS = [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"),
                ("include-lsn", "1"), ("include-types", "0"), ("actions", "insert"),
                ("add-tables", "public.outbox"), ("add-msg-prefixes", "outbox")]
+# The pgoutput options outboxd sends (src/outboxd/stream_connect.c), publication "outboxd".
+PGO_OPTIONS = [("proto_version", "1"), ("publication_names", "outboxd"), ("messages", "true")]
+PGO_ROLES = ("outboxd_pgo", "recv_pgo")  # slots made with pgoutput
 STATUS_INTERVAL_MS = 100  # outboxd's status.interval.ms (its minimum); Debezium's offset flush
 POLL_BATCH, POLL_INTERVAL_MS = 500, 100  # the polling baseline's settings
 
@@ -48,7 +51,10 @@ PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || (
                "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
 # Rows of the live-latency table, in this order. decode-floor: pg_recvlogical's commit-to-receipt
 # (the walsender alone); producer-floor: bench/baseline_producer.c (the Kafka path alone).
-LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "decode-floor", "producer-floor", "debezium", "polling")
+LATENCY_RELAYS = ("outboxd", "outboxd-pgoutput", "outboxd-linger1", "decode-floor", "producer-floor", "debezium",
+                  "polling")
+DRAIN_RELAYS = ("pg_recvlogical", "pg_recvlogical-pgoutput", "outboxd", "outboxd-pgoutput", "outboxd-linger1",
+                "debezium", "polling")
 
 EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
              "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
@@ -58,6 +64,23 @@ SCHEMA_SQL = (REPO / "sql" / "outbox.sql").read_text() + """
 CREATE INDEX outbox_created_at_idx ON public.outbox (created_at);  -- for the polling baseline
 CREATE TABLE public.orders (id uuid PRIMARY KEY, amount numeric NOT NULL);
 CREATE PUBLICATION dbz_pub FOR TABLE public.outbox;                 -- for Debezium (pgoutput)
+CREATE PUBLICATION outboxd FOR TABLE public.outbox WITH (publish = 'insert', publish_via_partition_root = true);
+"""
+# The partitioned outbox: monthly partitions around now (rows go to the current one).
+PARTITIONED_SQL = """
+DROP PUBLICATION outboxd; DROP PUBLICATION dbz_pub; DROP TABLE public.outbox;
+CREATE TABLE public.outbox (
+    id uuid NOT NULL DEFAULT gen_random_uuid(), aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+    event_type text NOT NULL, payload jsonb NOT NULL, headers jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+DO $$ DECLARE m date; BEGIN
+  FOR k IN -1..1 LOOP
+    m := date_trunc('month', now())::date + make_interval(months => k);
+    EXECUTE format('CREATE TABLE public.outbox_%s PARTITION OF public.outbox FOR VALUES FROM (%L) TO (%L)',
+                   to_char(m, 'YYYY_MM'), m, m + interval '1 month');
+  END LOOP; END $$;
+CREATE INDEX outbox_created_at_idx ON public.outbox (created_at);
+CREATE PUBLICATION outboxd FOR TABLE public.outbox WITH (publish = 'insert', publish_via_partition_root = true);
 """
 
 
@@ -111,6 +134,7 @@ class Stack:
         self.admin = AdminClient({"bootstrap.servers": self.kafka})
         self.wm = Consumer({"bootstrap.servers": self.kafka, "group.id": "bench-watermarks",
                             "enable.auto.commit": False})
+        self.auto: dict[str, int] = {}  # auto-created topics (left to the broker) -> partitions, 0 until known
 
     def conninfo(self, db: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
@@ -133,9 +157,21 @@ class Stack:
             time.sleep(0.05)
         raise RuntimeError(f"topic {name} did not appear")
 
+    def partitions(self, topic: str) -> int:
+        """Partitions of topic: PARTITIONS for topics made by create_topic, the broker's count
+        for auto-created ones (0 while it does not exist)."""
+        if topic in self.auto:
+            if not self.auto[topic]:
+                md = self.admin.list_topics(topic, timeout=10)
+                t = md.topics.get(topic)
+                if t is not None and not t.error and t.partitions:
+                    self.auto[topic] = len(t.partitions)
+            return self.auto[topic]
+        return PARTITIONS
+
     def topic_count(self, topic: str) -> int:
         n = 0
-        for p in range(PARTITIONS):
+        for p in range(self.partitions(topic)):
             for attempt in range(50):  # leaders of a new topic can take a moment
                 try:
                     lo, hi = self.wm.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
@@ -151,8 +187,11 @@ class Stack:
 class Database:
     """A fresh database with the outbox, orders, the publication and the slots."""
 
-    def __init__(self, stack: Stack, name: str, slots=("outboxd", "recv"), dbz: bool = False):
-        """Slot names are cluster-wide: each is <database>_<role> (slot(role))."""
+    def __init__(self, stack: Stack, name: str, slots=("outboxd", "recv"), dbz: bool = False,
+                 partitioned: bool = False):
+        """Slot names are cluster-wide: each is <database>_<role> (slot(role)); roles in
+        PGO_ROLES get pgoutput slots, the others wal2json. partitioned: the outbox is a
+        partitioned table (PARTITIONED_SQL)."""
         self.stack, self.name = stack, name
         with stack.connect() as c:
             c.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -160,8 +199,11 @@ class Database:
         try:
             self.conn = stack.connect(name)
             self.conn.execute(SCHEMA_SQL)
+            if partitioned:
+                self.conn.execute(PARTITIONED_SQL)
             for s in slots:
-                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot(s),))
+                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)",
+                                  (self.slot(s), "pgoutput" if s in PGO_ROLES else "wal2json"))
             if dbz:
                 self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot("dbz"),))
         except BaseException:
@@ -180,6 +222,23 @@ class Database:
         body = EVENT_SQL.format(i="i")
         self.conn.execute(f"DO $$ BEGIN FOR i IN 1..{events} LOOP {body}; "
                           f"IF i % {per_txn} = 0 THEN COMMIT; END IF; END LOOP; END $$")
+        return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+    def write_backlog_writers(self, events: int, writers: int) -> str:
+        """events single-event transactions from `writers` concurrent sessions, aggregate ids
+        spread over 10,000 values; returns the WAL insert position after the last commit."""
+        body = EVENT_SQL.replace(f"% {AGG_KEYS})", "% 10000)").format(i="(i * 7919 + {w})")
+
+        def one(w: int) -> None:
+            with self.stack.connect(self.name) as c:
+                c.execute(f"DO $$ BEGIN FOR i IN 1..{events // writers} LOOP {body.format(w=w)}; COMMIT; END LOOP; "
+                          "END $$")
+
+        ths = [threading.Thread(target=one, args=(w,)) for w in range(writers)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
         return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
 
     def write_one_txn(self, events: int) -> str:
@@ -265,6 +324,7 @@ class Outboxd(Relay):
     role = "outboxd"
     extra_conf = ""
     defaults = False  # True: outboxd's own status.interval.ms (1 s), as users run it
+    plugin = "wal2json"
 
     def start(self) -> None:
         conf = self.b.out / "logs" / f"{self.db.name}-outboxd.conf"
@@ -274,13 +334,21 @@ class Outboxd(Relay):
             "postgres.slot.create = false\n"
             f"outbox.topic = {self.topic}\n"
             f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
-            + ("" if self.defaults else f"status.interval.ms = {STATUS_INTERVAL_MS}\n") +
+            + ("" if self.defaults else f"status.interval.ms = {STATUS_INTERVAL_MS}\n")
+            + ("" if self.plugin == "wal2json" else f"postgres.plugin = {self.plugin}\n") +
             "http.listen =\n" + self.extra_conf + "".join(f"{kv}\n" for kv in self.b.args.outboxd_set))  # no endpoint: runs never clash on its port
         # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
         # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
         wrap = os.environ.get("BENCH_OUTBOXD_WRAP", "").split()
         self.proc = subprocess.Popen(wrap + [self.b.args.outboxd, "-c", str(conf)], env=clean_env(),
                                      stdout=self.logf, stderr=subprocess.STDOUT)
+
+
+class OutboxdPgoutput(Outboxd):
+    """outboxd with postgres.plugin = pgoutput (publication "outboxd"), on a slot of its own."""
+    name = "outboxd-pgoutput"
+    role = "outboxd_pgo"
+    plugin = "pgoutput"
 
 
 class OutboxdLinger1(Outboxd):
@@ -402,11 +470,11 @@ class Bench:
 
     # -- backlog drain -----------------------------------------------------------------
 
-    def recvlogical(self, db: Database, slot: str, endpos: str) -> dict:
+    def recvlogical(self, db: Database, slot: str, endpos: str, plugin: str = "wal2json") -> dict:
         cmd = [str(self.stack.pgbin / "pg_recvlogical"), "-h", "127.0.0.1", "-p", str(self.stack.port),
                "-U", "postgres", "-d", db.name, "--slot", slot, "--start", "--no-loop", "-f", "/dev/null",
                "-E", endpos, "-s", "10"]
-        for k, v in W2J_OPTIONS:
+        for k, v in (PGO_OPTIONS if plugin == "pgoutput" else W2J_OPTIONS):
             cmd += ["-o", f"{k}={v}"]
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE)
@@ -485,26 +553,40 @@ class Bench:
         return r
 
     def drain_scenario(self, rep: int, kind: str, n: int, per_txn: int) -> None:
+        """kind single/batched/small: one writer, pre-created topics, status.interval.ms = 100.
+        kind defaults: what a user gets - 4 writers, 10,000 aggregate ids, the topic left to the
+        broker's auto-creation, outboxd's default settings. kind partitioned: the outbox is a
+        partitioned table."""
         a = self.args
         dbz = a.debezium and kind in ("single", "batched")
-        relays = [c for c in (Outboxd, OutboxdLinger1, Debezium, Poller)
-                  if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
-        slots = ("recv",) + tuple(c.role for c in relays if issubclass(c, Outboxd))
-        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz)
+        classes = (Outboxd, OutboxdPgoutput) if kind in ("defaults", "partitioned") else (
+            Outboxd, OutboxdPgoutput, OutboxdLinger1, Debezium, Poller)
+        relays = [c for c in classes if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
+        slots = ("recv", "recv_pgo") + tuple(c.role for c in relays if issubclass(c, Outboxd))
+        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz,
+                      partitioned=kind == "partitioned")
         try:
             log(f"{kind}: writing {n} events, {per_txn} per transaction")
             t = time.monotonic()
-            endpos = db.write_backlog(n, per_txn)
+            endpos = db.write_backlog_writers(n, 4) if kind == "defaults" else db.write_backlog(n, per_txn)
             write_secs = time.monotonic() - t
             row = {"kind": kind, "rep": rep, "events": n, "per_txn": per_txn, "write_secs": write_secs,
                    "wal_bytes": int(db.scalar("SELECT %s::pg_lsn - confirmed_flush_lsn FROM pg_replication_slots "
                                               "WHERE slot_name = %s", (endpos, db.slot("recv"))))}
-            rl = self.recvlogical(db, db.slot("recv"), endpos)
-            row["pg_recvlogical"] = dict(rl, relay="pg_recvlogical", rate=n / rl["secs"])
-            log(f"{kind}: pg_recvlogical {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
+            for plugin, role, label in (("wal2json", "recv", "pg_recvlogical"),
+                                        ("pgoutput", "recv_pgo", "pg_recvlogical-pgoutput")):
+                rl = self.recvlogical(db, db.slot(role), endpos, plugin)
+                row[label] = dict(rl, relay=label, rate=n / rl["secs"])
+                log(f"{kind}: {label} {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
             for cls in relays:
-                topic = self.stack.create_topic(f"b{self.run_id}.{kind}{rep}.{cls.name}.order")
+                name = f"b{self.run_id}.{kind}{rep}.{cls.name}.order"
+                if kind == "defaults":  # left to the broker (auto.create.topics.enable)
+                    self.stack.auto[name] = 0
+                    topic = name
+                else:
+                    topic = self.stack.create_topic(name)
                 rel = cls(self, db, topic)
+                rel.defaults = kind == "defaults"
                 timeout = a.timeout * (1 if issubclass(cls, Outboxd) else 4)
                 r = self.drain(rel, n, endpos, timeout)
                 row[cls.name] = r
@@ -807,6 +889,10 @@ class Bench:
                 self.workload(f"batched {rep}", self.drain_scenario, rep, "batched", a.events, 100)
             if a.small_events and "small" not in skip:
                 self.workload(f"small {rep}", self.drain_scenario, rep, "small", a.small_events, 1)
+            if "defaults" not in skip:
+                self.workload(f"defaults {rep}", self.drain_scenario, rep, "defaults", a.events, 1)
+            if "partitioned" not in skip:
+                self.workload(f"partitioned {rep}", self.drain_scenario, rep, "partitioned", a.events, 1)
             if a.big and "bigtxn" not in skip:
                 self.workload(f"bigtxn {rep}", self.bigtxn_scenario, rep, a.big)
             if a.dup_events and "dups" not in skip:
@@ -816,7 +902,8 @@ class Bench:
                     self.workload(f"decode-floor {rate}/s {rep}", self.decode_floor_scenario, rep, rate)
                 if "producer-floor" in a.relays.split(",") and a.producer:
                     self.workload(f"producer-floor {rate}/s {rep}", self.floor_scenario, rep, rate)
-                for cls in [c for c in (Outboxd, OutboxdLinger1, Poller) if c.name in a.relays.split(",")] + (
+                for cls in [c for c in (Outboxd, OutboxdPgoutput, OutboxdLinger1, Poller)
+                            if c.name in a.relays.split(",")] + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
                     self.workload(f"latency {rate}/s {cls.name} {rep}", self.latency_scenario, rep, rate, cls)
 
@@ -829,7 +916,7 @@ def summarize(res: dict, args) -> dict:
     for kind in sorted({r["kind"] for r in res["drain"]}):
         rows = [r for r in res["drain"] if r["kind"] == kind]
         d = {"events": rows[0]["events"], "per_txn": rows[0]["per_txn"]}
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
+        for rel in DRAIN_RELAYS:
             rr = [r[rel] for r in rows if rel in r]
             if not rr:
                 continue
@@ -837,7 +924,17 @@ def summarize(res: dict, args) -> dict:
                       ("secs", "rate", "rate_steady", "peak_rss_kb", "cpu_us_per_event", "t_first", "t_all", "cpu_s",
                        "rss_kb", "pg_cpu_us_per_event", "pg_cpu_total_us_per_event", "pg_cpu_s")}
         # Ratios within each repeat, then the median of the ratios.
-        d["outboxd_vs_recvlogical"] = median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"] for r in rows])
+        d["outboxd_vs_recvlogical"] = median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"] for r in rows
+                                              if "outboxd" in r])
+        if all("outboxd-pgoutput" in r for r in rows):
+            # against pg_recvlogical's wal2json decode rate (the issue's target) and its own plugin's
+            d["pgoutput_vs_recvlogical"] = median([r["outboxd-pgoutput"]["rate"] / r["pg_recvlogical"]["rate"]
+                                                   for r in rows])
+            d["pgoutput_vs_recvlogical_pgoutput"] = median(
+                [r["outboxd-pgoutput"]["rate"] / r["pg_recvlogical-pgoutput"]["rate"] for r in rows])
+            if all("debezium" in r for r in rows):
+                d["pgoutput_vs_debezium_rate"] = median(
+                    [ratio(r["outboxd-pgoutput"]["rate_steady"], r["debezium"]["rate_steady"]) for r in rows])
         if all("debezium" in r for r in rows):
             d["outboxd_vs_debezium_rate"] = median([ratio(r["outboxd"]["rate_steady"], r["debezium"]["rate_steady"])
                                                     for r in rows])
@@ -871,6 +968,12 @@ def summarize(res: dict, args) -> dict:
                           ("rate_achieved", "cpu_us_per_event", "peak_rss_kb", "missing", "cpu_share",
                            "pg_cpu_us_per_event", "load_avg")}
         # polling p50 / outboxd p50, per repeat, then the median; ack and receipt.
+        for rel in ("outboxd", "outboxd-pgoutput"):  # p99 against the decode floor of the same repeat
+            pairs = [(o, f) for o in res["latency"] for f in res["latency"]
+                     if o["rate_target"] == f["rate_target"] == rate and o["rep"] == f["rep"]
+                     and o["relay"] == rel and f["relay"] == "decode-floor"]
+            if pairs:
+                d[f"{rel}_p99_vs_floor"] = median([o["ack_p99_ms"] / f["ack_p99_ms"] for o, f in pairs])
         for rel in ("outboxd", "outboxd-linger1"):
             pairs = [(o, p) for o in res["latency"] for p in res["latency"]
                      if o["rate_target"] == p["rate_target"] == rate and o["rep"] == p["rep"]
@@ -890,11 +993,26 @@ def summarize(res: dict, args) -> dict:
     l5 = s["latency"].get("5000", {}).get("outboxd")
     if l5:
         t["p99 commit-to-ack <= 25 ms at 5k/s"] = (l5["ack_p99_ms"], l5["ack_p99_ms"] <= 25)
-    rss = [d["outboxd"]["peak_rss_kb"] for d in s["drain"].values() if "outboxd" in d]
+    rss = [d[rel]["peak_rss_kb"] for d in s["drain"].values() for rel in ("outboxd", "outboxd-pgoutput") if rel in d]
     if s["bigtxn"]:
         rss.append(s["bigtxn"]["outboxd_peak_rss_kb"])
     if rss:
-        t["peak RSS <= 32 MB (all drains, big txn)"] = (max(rss) / 1024, max(rss) <= 32 * 1024)
+        t["peak RSS <= 16 MB (all drains, big txn)"] = (max(rss) / 1024, max(rss) <= 16 * 1024)
+    if single.get("pgoutput_vs_debezium_rate") is not None:
+        t["single-event drain, pgoutput >= 5x Debezium steady rate"] = (
+            single["pgoutput_vs_debezium_rate"], single["pgoutput_vs_debezium_rate"] >= 5)
+    if single.get("pgoutput_vs_recvlogical") is not None:
+        t["single-event drain, pgoutput >= 1.0x pg_recvlogical wal2json rate"] = (
+            single["pgoutput_vs_recvlogical"], single["pgoutput_vs_recvlogical"] >= 1.0)
+    dflt = s["drain"].get("defaults", {})
+    if dflt.get("outboxd_vs_recvlogical") is not None:
+        t["default-settings drain >= 1.0x pg_recvlogical (wal2json)"] = (
+            dflt["outboxd_vs_recvlogical"], dflt["outboxd_vs_recvlogical"] >= 1.0)
+    for rate in ("1000", "5000"):
+        for rel in ("outboxd", "outboxd-pgoutput"):
+            v = s["latency"].get(rate, {}).get(f"{rel}_p99_vs_floor")
+            if v is not None:
+                t[f"live p99 <= 2x decode floor at {rate}/s ({rel})"] = (v, v <= 2)
     if single.get("outboxd_vs_debezium_rate") is not None:
         t[">= 3x Debezium drain rate"] = (single["outboxd_vs_debezium_rate"], single["outboxd_vs_debezium_rate"] >= 3)
         t["<= 1/10 Debezium RSS"] = (single["debezium_vs_outboxd_rss"], single["debezium_vs_outboxd_rss"] >= 10)
@@ -917,7 +1035,7 @@ def table(s: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for kind, d in s["drain"].items():
         label = f"{kind}: {d['events']} events, {d['per_txn']}/txn"
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "debezium", "polling"):
+        for rel in DRAIN_RELAYS:
             if rel not in d:
                 continue
             x = d[rel]
@@ -976,7 +1094,8 @@ def plots(res: dict, s: dict, out: Path) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     files = []
-    colors = {"pg_recvlogical": "#999999", "outboxd": "#1f77b4", "debezium": "#d62728", "polling": "#ff7f0e"}
+    colors = {"pg_recvlogical": "#999999", "pg_recvlogical-pgoutput": "#cccccc", "outboxd": "#1f77b4",
+              "outboxd-pgoutput": "#17becf", "debezium": "#d62728", "polling": "#ff7f0e"}
     # 1. drain rates
     kinds = list(s["drain"])
     if kinds:
@@ -1112,8 +1231,10 @@ def main() -> int:
     ap.add_argument("--latency-secs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
-    ap.add_argument("--relays", default="outboxd,outboxd-linger1,decode-floor,producer-floor,debezium,polling", help="comma-separated subset")
-    ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn,dups")
+    ap.add_argument("--relays", default="outboxd,outboxd-pgoutput,outboxd-linger1,decode-floor,producer-floor,"
+                    "debezium,polling", help="comma-separated subset")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated workloads to skip: single,batched,small,defaults,partitioned,bigtxn,dups")
     ap.add_argument("--dup-events", type=int, default=50_000,
                     help="backlog of the duplicates workload (kill -9 and SIGTERM mid-stream); 0: none")
     args = ap.parse_args()

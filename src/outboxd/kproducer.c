@@ -14,6 +14,7 @@
 
 #include "kconf.h"
 #include "log.h"
+#include "topic_warm.h"
 
 /* What a record's delivery report must bring back. librdkafka keeps one pointer-sized opaque
  * per message: it holds the number of the record's ticket (index + 1) in a pool that grows to
@@ -35,6 +36,7 @@ struct kproducer {
     char last_error[512];
     ticket_t *tickets;
     size_t ntickets, free_ticket; /* free_ticket: number of the first free one, 0 = none */
+    topic_warm_t *warm;           /* auto-created topics usable at once; NULL: not (out of memory) */
 };
 
 /* A ticket for a record about to be produced: its number, or 0 when out of memory. */
@@ -120,6 +122,7 @@ kproducer_t *kproducer_new(const char *const *props, const char *id_header, kpro
         goto fail;
     }
     conf = NULL; /* owned by rk now */
+    p->warm = topic_warm_new(p->rk);
     p->queue = rd_kafka_queue_get_main(p->rk);
     if (kconf_queue_watch(p->queue, p->pipefd, e) != 0)
         goto fail;
@@ -138,6 +141,7 @@ void kproducer_destroy(kproducer_t *p) {
     if (!p)
         return;
     kconf_queue_unwatch(&p->queue);
+    topic_warm_destroy(p->warm); /* before the handle it uses */
     if (p->rk) {
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -179,8 +183,10 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
         rd_kafka_producev(p->rk, RD_KAFKA_V_TOPIC(ev->topic), RD_KAFKA_V_KEY(ev->key, ev->key_len),
                           RD_KAFKA_V_VALUE((void *)ev->value, ev->value_len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
-    if (!err)
+    if (!err) {
+        topic_warm_seen(p->warm, ev->topic);
         return KPRODUCER_OK; /* headers owned by librdkafka now */
+    }
     rd_kafka_headers_destroy(hdrs);
     ticket_put(p, ticket);
     if (err == RD_KAFKA_RESP_ERR__QUEUE_FULL)
