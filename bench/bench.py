@@ -351,6 +351,25 @@ class OutboxdPgoutput(Outboxd):
     plugin = "pgoutput"
 
 
+def outboxd_variant(spec: str) -> type:
+    """--outboxd-variant NAME:KEY=VALUE;KEY=VALUE - outboxd with those settings on a slot of its
+    own, as relay "outboxd-NAME" (latency and drain workloads, like outboxd-linger1)."""
+    name, _, sets = spec.partition(":")
+    if not re.fullmatch(r"[a-z0-9]+", name) or not sets:
+        raise SystemExit(f"bench: bad --outboxd-variant {spec!r} (NAME:KEY=VALUE;...; NAME lower-case letters/digits)")
+    plugin = "pgoutput" if "postgres.plugin=pgoutput" in sets.replace(" ", "") else "wal2json"
+    conf = "".join(f"{kv.split('=', 1)[0].strip()} = {kv.split('=', 1)[1].strip()}\n" for kv in sets.split(";")
+                   if kv.strip() and not kv.strip().startswith("postgres.plugin"))
+    role = f"outboxd_v{name}" + ("_pgo" if plugin == "pgoutput" else "")
+    if plugin == "pgoutput" and role not in PGO_ROLES:
+        globals()["PGO_ROLES"] = PGO_ROLES + (role,)
+    return type(f"OutboxdVariant_{name}", (Outboxd,), {"name": f"outboxd-{name}", "role": role,
+                                                      "extra_conf": conf, "plugin": plugin})
+
+
+VARIANTS: list = []  # outboxd_variant classes from --outboxd-variant
+
+
 class OutboxdLinger1(Outboxd):
     """outboxd with kafka.linger.ms = 1 instead of its default 5, on a slot of its own."""
     name = "outboxd-linger1"
@@ -651,9 +670,11 @@ class Bench:
 
     def duplicates_scenario(self, rep: int) -> None:
         """Duplicates per kill -9 during a fast single-event stream, per clean stop (SIGTERM) in
-        the same stream, and per clean stop in the middle of one 20,000-event transaction."""
+        the same stream, and per clean stop and kill -9 in the middle of one --dup-txn-event
+        transaction."""
         n = self.args.dup_events
-        for kind, per_txn, events in (("stream", 1, n), ("bigtxn", 20000, 20000)):
+        big = self.args.dup_txn
+        for kind, per_txn, events in (("stream", 1, n), ("bigtxn", big, big)):
             for how in (("kill", "stop") if kind == "stream" else ("stop", "kill")):
                 db = Database(self.stack, f"b{self.run_id}_dup{kind}{how}_{rep}", slots=("outboxd",))
                 try:
@@ -903,7 +924,7 @@ class Bench:
                 if "producer-floor" in a.relays.split(",") and a.producer:
                     self.workload(f"producer-floor {rate}/s {rep}", self.floor_scenario, rep, rate)
                 for cls in [c for c in (Outboxd, OutboxdPgoutput, OutboxdLinger1, Poller)
-                            if c.name in a.relays.split(",")] + (
+                            if c.name in a.relays.split(",")] + VARIANTS + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
                     self.workload(f"latency {rate}/s {cls.name} {rep}", self.latency_scenario, rep, rate, cls)
 
@@ -961,14 +982,15 @@ def summarize(res: dict, args) -> dict:
             "duplicates_max": max(r["duplicates"] for r in rr)}
     for rate in sorted({r["rate_target"] for r in res["latency"]}):
         d = {}
-        for rel in LATENCY_RELAYS:
+        for rel in LATENCY_RELAYS + tuple(c.name for c in VARIANTS):
             rr = [r for r in res["latency"] if r["rate_target"] == rate and r["relay"] == rel]
             if rr:
                 d[rel] = {k: median([x[k] for x in rr]) for k in rr[0] if k.endswith("_ms") or k in
                           ("rate_achieved", "cpu_us_per_event", "peak_rss_kb", "missing", "cpu_share",
                            "pg_cpu_us_per_event", "load_avg")}
         # polling p50 / outboxd p50, per repeat, then the median; ack and receipt.
-        for rel in ("outboxd", "outboxd-pgoutput"):  # p99 against the decode floor of the same repeat
+        for rel in ("outboxd", "outboxd-pgoutput", "outboxd-linger1") + tuple(c.name for c in VARIANTS):
+            # p99 against the decode floor of the same repeat
             pairs = [(o, f) for o in res["latency"] for f in res["latency"]
                      if o["rate_target"] == f["rate_target"] == rate and o["rep"] == f["rep"]
                      and o["relay"] == rel and f["relay"] == "decode-floor"]
@@ -1056,17 +1078,18 @@ def table(s: dict) -> str:
                 f"{b['outboxd_cpu_us_per_event']:.1f} |"]
     if s["latency"]:
         out += ["", "### Live latency, ms from commit (median over repeats)", "",
-                "| target rate | relay | achieved/s | ack p50 | ack p99 | ack p99.9 | ack max | receipt p50 | receipt p99 "
-                "| receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event | peak RSS MB | load avg |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| target rate | relay | achieved/s | ack p50 | ack p99 | ack p99 / decode floor p99 | ack p99.9 | ack max "
+                "| receipt p50 | receipt p99 | receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event "
+                "| peak RSS MB | load avg |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for rate, d in s["latency"].items():
-            for rel in LATENCY_RELAYS:
+            for rel in LATENCY_RELAYS + tuple(c.name for c in VARIANTS):
                 if rel not in d:
                     continue
                 x = d[rel]
                 rss = x.get("peak_rss_kb")
                 out.append(f"| {rate} | {rel} | {x['rate_achieved']:.0f} | {x['ack_p50_ms']:.1f} | {x['ack_p99_ms']:.1f} "
-                           f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
+                           f"| {fmt(d.get(f'{rel}_p99_vs_floor'), '.2f')} | {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_p99_ms'), '.1f')} | {fmt(x.get('recv_p99.9_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_max_ms'), '.1f')} | "
                            f"{fmt(x.get('cpu_us_per_event'), '.1f')} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
@@ -1076,7 +1099,7 @@ def table(s: dict) -> str:
                 "| workload | cut | events | runs | duplicates (median) | duplicates (max) |", "|---|---|---|---|---|---|"]
         for k, d in s["duplicates"].items():
             kind, how = k.split()
-            label = "single-event stream" if kind == "stream" else "one 20,000-event transaction"
+            label = "single-event stream" if kind == "stream" else f"one {d['events']}-event transaction"
             out.append(f"| {label} | {'kill -9' if how == 'kill' else 'SIGTERM'} | {d['events']} | {d['runs']} | "
                        f"{d['duplicates_median']:.0f} | {d['duplicates_max']} |")
     out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
@@ -1220,6 +1243,9 @@ def main() -> int:
     ap.add_argument("--producer", default="", help="bench/baseline_producer (the producer-floor row)")
     ap.add_argument("--outboxd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra outboxd configuration line for every outboxd run (repeatable)")
+    ap.add_argument("--outboxd-variant", action="append", default=[], metavar="NAME:KEY=VALUE;...",
+                    help="also run outboxd with these settings as relay outboxd-NAME in the latency workload "
+                         "(repeatable), e.g. nagleoff:kafka.socket.nagle.disable=true")
     ap.add_argument("--debezium-libs", default="")
     ap.add_argument("--debezium", action="store_true")
     ap.add_argument("--debezium-latency", action="store_true", help="also measure Debezium's live latency")
@@ -1237,8 +1263,10 @@ def main() -> int:
                     help="comma-separated workloads to skip: single,batched,small,defaults,partitioned,bigtxn,dups")
     ap.add_argument("--dup-events", type=int, default=50_000,
                     help="backlog of the duplicates workload (kill -9 and SIGTERM mid-stream); 0: none")
+    ap.add_argument("--dup-txn", type=int, default=20_000, help="events of the duplicates workload's one transaction")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]
+    VARIANTS.extend(outboxd_variant(v) for v in args.outboxd_variant)
     b = Bench(args)
     t0 = time.time()
     b.checkpoint = lambda bench: write_results(bench, t0, final=False)
