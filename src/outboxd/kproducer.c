@@ -204,7 +204,8 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         rd_kafka_headers_t *h = NULL;
         const void *val;
         size_t size;
-        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        /* The event id is for the error paths only: a successful report costs no lookup. */
+        if (m->err && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
             rd_kafka_header_get(h, 0, p->id_header, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
             snprintf(idbuf, sizeof(idbuf), "%.*s", (int)size, (const char *)val);
             id = idbuf;

@@ -62,7 +62,8 @@ struct pgo_decoder {
 
     bool in_txn;
     uint32_t xid;
-    char ts[40]; /* the open transaction's commit time, or "" */
+    char ts[40];   /* the open transaction's commit time, or "" */
+    int64_t ts_us; /* the same, microseconds since 1970 UTC */
 
     w2j_column_t *cols;
     size_t cols_cap;
@@ -168,26 +169,64 @@ void pgo_decoder_destroy(pgo_decoder_t *dec) {
     free(dec);
 }
 
+/* n as exactly `width` decimal digits at p. */
+static char *digits(char *p, int64_t n, int width) {
+    for (int i = width - 1; i >= 0; i--, n /= 10)
+        p[i] = (char)('0' + n % 10);
+    return p + width;
+}
+
+/* The civil date of `days` since 1970-01-01 (Howard Hinnant's civil_from_days). */
+static void civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
+    days += 719468;
+    int64_t era = (days >= 0 ? days : days - 146096) / 146097;
+    int64_t doe = days - era * 146097;
+    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    int64_t mp = (5 * doy + 2) / 153;
+    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
+    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
+    *y = yoe + era * 400 + (*m <= 2);
+}
+
+/* Without snprintf and gmtime: one a transaction. */
 void pgo_format_timestamp(int64_t us, char *out, size_t out_size) {
-    int64_t secs = us / 1000000, frac = us % 1000000;
-    if (frac < 0) { /* before 2000: floor division */
+    int64_t unix_us = us + PG_EPOCH_UNIX * 1000000LL, secs = unix_us / 1000000, frac = unix_us % 1000000;
+    if (frac < 0) { /* before 1970: floor division */
         frac += 1000000;
         secs--;
     }
-    time_t t = (time_t)(secs + PG_EPOCH_UNIX);
-    struct tm tm;
-    if (!gmtime_r(&t, &tm)) {
-        snprintf(out, out_size, "%s", "");
+    int64_t days = secs / 86400, sod = secs % 86400, y;
+    if (sod < 0) {
+        sod += 86400;
+        days--;
+    }
+    int m, d;
+    civil_from_days(days, &y, &m, &d);
+    if (out_size < 40 || y < 0 || y > 9999) {
+        if (out_size)
+            out[0] = '\0';
         return;
     }
-    char f[8] = "";
+    char *p = digits(out, y, 4);
+    *p++ = '-';
+    p = digits(p, m, 2);
+    *p++ = '-';
+    p = digits(p, d, 2);
+    *p++ = ' ';
+    p = digits(p, sod / 3600, 2);
+    *p++ = ':';
+    p = digits(p, sod / 60 % 60, 2);
+    *p++ = ':';
+    p = digits(p, sod % 60, 2);
     if (frac) { /* ".167436", ".19" - PostgreSQL drops trailing zeros */
-        snprintf(f, sizeof(f), ".%06" PRId64, frac);
-        for (size_t n = strlen(f); f[n - 1] == '0'; n--)
-            f[n - 1] = '\0';
+        *p++ = '.';
+        int width = 6;
+        for (; frac % 10 == 0; frac /= 10)
+            width--;
+        p = digits(p, frac, width);
     }
-    snprintf(out, out_size, "%04d-%02d-%02d %02d:%02d:%02d%s+00", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
-             tm.tm_hour, tm.tm_min, tm.tm_sec, f);
+    memcpy(p, "+00", 4);
 }
 
 static pgo_rel_t *rel_find(pgo_decoder_t *dec, uint32_t oid) {
@@ -402,10 +441,13 @@ int pgo_decode(pgo_decoder_t *dec, const char *buf, size_t len, lsn_t data_start
     case 'B':
         out->action = W2J_BEGIN;
         out->lsn = rd_u64(&r);
-        pgo_format_timestamp((int64_t)rd_u64(&r), dec->ts, sizeof(dec->ts));
+        dec->ts_us = (int64_t)rd_u64(&r);
+        pgo_format_timestamp(dec->ts_us, dec->ts, sizeof(dec->ts));
+        dec->ts_us += PG_EPOCH_UNIX * 1000000LL;
         dec->xid = out->xid = rd_u32(&r);
         dec->in_txn = true;
         out->timestamp = dec->ts;
+        out->commit_time_us = dec->ts_us;
         break;
     case 'C':
         out->action = W2J_COMMIT;

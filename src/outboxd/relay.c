@@ -166,7 +166,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         return; /* it fed the decoder (pgoutput's relations) */
     switch (rec.action) {
     case W2J_BEGIN:
-        relay_ops_begin_txn(r->ops, rec.timestamp);
+        relay_ops_begin_txn(r->ops, rec.timestamp, rec.commit_time_us);
         if (ack_tracker_begin(r->at) != 0)
             stream_lost(r, "replication protocol error: BEGIN inside a transaction");
         return;
