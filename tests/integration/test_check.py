@@ -225,7 +225,7 @@ def test_check_and_start_with_pgoutput(run, db, stack, login_role, outboxd, kafk
             "progress.table": ""}
     r = run("check", role)
     assert r.lines()["publication"][0] == "FAIL", r
-    create = ("CREATE PUBLICATION outboxd FOR TABLE public.outbox WITH (publish = 'insert', "
+    create = ('CREATE PUBLICATION "outboxd" FOR TABLE "public"."outbox" WITH (publish = \'insert\', '
               "publish_via_partition_root = true)")
     assert create in fix_of(r, "publication"), r
     p = outboxd(role)
