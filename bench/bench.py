@@ -493,8 +493,11 @@ class Bench:
         cmd = [str(self.stack.pgbin / "pg_recvlogical"), "-h", "127.0.0.1", "-p", str(self.stack.port),
                "-U", "postgres", "-d", db.name, "--slot", slot, "--start", "--no-loop", "-f", "/dev/null",
                "-E", endpos, "-s", "10"]
+        # wal2json reports a partitioned table's rows under its partitions: name those, as outboxd does
+        leaves = db.scalar("SELECT string_agg('public.' || c.relname, ',') FROM pg_partition_tree('public.outbox') t "
+                           "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf AND t.level > 0")
         for k, v in (PGO_OPTIONS if plugin == "pgoutput" else W2J_OPTIONS):
-            cmd += ["-o", f"{k}={v}"]
+            cmd += ["-o", f"{k}={leaves if k == 'add-tables' and leaves else v}"]
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE)
         ws = PgSide(db, slot=slot)
