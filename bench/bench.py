@@ -38,6 +38,9 @@ PARTITIONS = 3
 W2J_OPTIONS = [("format-version", "2"), ("include-xids", "1"), ("include-timestamp", "1"),
                ("include-lsn", "1"), ("include-types", "0"), ("actions", "insert"),
                ("add-tables", "public.outbox"), ("add-msg-prefixes", "outbox")]
+# The pgoutput options outboxd sends (src/outboxd/stream_connect.c), publication "outboxd".
+PGO_OPTIONS = [("proto_version", "1"), ("publication_names", "outboxd"), ("messages", "true")]
+PGO_ROLES = ("outboxd_pgo", "recv_pgo")  # slots made with pgoutput
 STATUS_INTERVAL_MS = 100  # outboxd's status.interval.ms (its minimum); Debezium's offset flush
 POLL_BATCH, POLL_INTERVAL_MS = 500, 100  # the polling baseline's settings
 
@@ -48,7 +51,10 @@ PAYLOAD_SQL = ("jsonb_build_object('order_id', {i}, 'customer', 'customer-' || (
                "'amount', 42.5, 'currency', 'EUR', 'items', jsonb_build_array('book', 'pen', 'mug'))")
 # Rows of the live-latency table, in this order. decode-floor: pg_recvlogical's commit-to-receipt
 # (the walsender alone); producer-floor: bench/baseline_producer.c (the Kafka path alone).
-LATENCY_RELAYS = ("outboxd", "outboxd-linger1", "outboxd-eos", "decode-floor", "producer-floor", "debezium", "polling")
+LATENCY_RELAYS = ("outboxd", "outboxd-pgoutput", "outboxd-linger1", "outboxd-eos", "decode-floor", "producer-floor",
+                  "debezium", "polling")
+DRAIN_RELAYS = ("pg_recvlogical", "pg_recvlogical-pgoutput", "outboxd", "outboxd-pgoutput", "outboxd-linger1",
+                "outboxd-eos", "debezium", "polling")
 
 EVENT_SQL = ("WITH e AS (INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload) "
              "VALUES ('order', ({i} % " + str(AGG_KEYS) + ")::text, 'OrderPlaced', " + PAYLOAD_SQL + ") "
@@ -58,6 +64,23 @@ SCHEMA_SQL = (REPO / "sql" / "outbox.sql").read_text() + """
 CREATE INDEX outbox_created_at_idx ON public.outbox (created_at);  -- for the polling baseline
 CREATE TABLE public.orders (id uuid PRIMARY KEY, amount numeric NOT NULL);
 CREATE PUBLICATION dbz_pub FOR TABLE public.outbox;                 -- for Debezium (pgoutput)
+CREATE PUBLICATION outboxd FOR TABLE public.outbox WITH (publish = 'insert', publish_via_partition_root = true);
+"""
+# The partitioned outbox: monthly partitions around now (rows go to the current one).
+PARTITIONED_SQL = """
+DROP PUBLICATION outboxd; DROP PUBLICATION dbz_pub; DROP TABLE public.outbox;
+CREATE TABLE public.outbox (
+    id uuid NOT NULL DEFAULT gen_random_uuid(), aggregate_type text NOT NULL, aggregate_id text NOT NULL,
+    event_type text NOT NULL, payload jsonb NOT NULL, headers jsonb,
+    created_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (id, created_at)) PARTITION BY RANGE (created_at);
+DO $$ DECLARE m date; BEGIN
+  FOR k IN -1..1 LOOP
+    m := date_trunc('month', now())::date + make_interval(months => k);
+    EXECUTE format('CREATE TABLE public.outbox_%s PARTITION OF public.outbox FOR VALUES FROM (%L) TO (%L)',
+                   to_char(m, 'YYYY_MM'), m, m + interval '1 month');
+  END LOOP; END $$;
+CREATE INDEX outbox_created_at_idx ON public.outbox (created_at);
+CREATE PUBLICATION outboxd FOR TABLE public.outbox WITH (publish = 'insert', publish_via_partition_root = true);
 """
 
 
@@ -111,6 +134,7 @@ class Stack:
         self.admin = AdminClient({"bootstrap.servers": self.kafka})
         self.wm = Consumer({"bootstrap.servers": self.kafka, "group.id": "bench-watermarks",
                             "enable.auto.commit": False})
+        self.auto: dict[str, int] = {}  # auto-created topics (left to the broker) -> partitions, 0 until known
 
     def conninfo(self, db: str = "postgres") -> str:
         return f"host=127.0.0.1 port={self.port} user=postgres dbname={db}"
@@ -133,9 +157,21 @@ class Stack:
             time.sleep(0.05)
         raise RuntimeError(f"topic {name} did not appear")
 
+    def partitions(self, topic: str) -> int:
+        """Partitions of topic: PARTITIONS for topics made by create_topic, the broker's count
+        for auto-created ones (0 while it does not exist)."""
+        if topic in self.auto:
+            if not self.auto[topic]:
+                md = self.admin.list_topics(topic, timeout=10)
+                t = md.topics.get(topic)
+                if t is not None and not t.error and t.partitions:
+                    self.auto[topic] = len(t.partitions)
+            return self.auto[topic]
+        return PARTITIONS
+
     def topic_count(self, topic: str) -> int:
         n = 0
-        for p in range(PARTITIONS):
+        for p in range(self.partitions(topic)):
             for attempt in range(50):  # leaders of a new topic can take a moment
                 try:
                     lo, hi = self.wm.get_watermark_offsets(TopicPartition(topic, p), timeout=10, cached=False)
@@ -151,8 +187,11 @@ class Stack:
 class Database:
     """A fresh database with the outbox, orders, the publication and the slots."""
 
-    def __init__(self, stack: Stack, name: str, slots=("outboxd", "recv"), dbz: bool = False):
-        """Slot names are cluster-wide: each is <database>_<role> (slot(role))."""
+    def __init__(self, stack: Stack, name: str, slots=("outboxd", "recv"), dbz: bool = False,
+                 partitioned: bool = False):
+        """Slot names are cluster-wide: each is <database>_<role> (slot(role)); roles in
+        PGO_ROLES get pgoutput slots, the others wal2json. partitioned: the outbox is a
+        partitioned table (PARTITIONED_SQL)."""
         self.stack, self.name = stack, name
         with stack.connect() as c:
             c.execute(f"DROP DATABASE IF EXISTS {name}")
@@ -160,8 +199,11 @@ class Database:
         try:
             self.conn = stack.connect(name)
             self.conn.execute(SCHEMA_SQL)
+            if partitioned:
+                self.conn.execute(PARTITIONED_SQL)
             for s in slots:
-                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'wal2json')", (self.slot(s),))
+                self.conn.execute("SELECT pg_create_logical_replication_slot(%s, %s)",
+                                  (self.slot(s), "pgoutput" if s in PGO_ROLES else "wal2json"))
             if dbz:
                 self.conn.execute("SELECT pg_create_logical_replication_slot(%s, 'pgoutput')", (self.slot("dbz"),))
         except BaseException:
@@ -180,6 +222,23 @@ class Database:
         body = EVENT_SQL.format(i="i")
         self.conn.execute(f"DO $$ BEGIN FOR i IN 1..{events} LOOP {body}; "
                           f"IF i % {per_txn} = 0 THEN COMMIT; END IF; END LOOP; END $$")
+        return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
+
+    def write_backlog_writers(self, events: int, writers: int) -> str:
+        """events single-event transactions from `writers` concurrent sessions, aggregate ids
+        spread over 10,000 values; returns the WAL insert position after the last commit."""
+        body = EVENT_SQL.replace(f"% {AGG_KEYS})", "% 10000)").format(i="(i * 7919 + {w})")
+
+        def one(w: int) -> None:
+            with self.stack.connect(self.name) as c:
+                c.execute(f"DO $$ BEGIN FOR i IN 1..{events // writers} LOOP {body.format(w=w)}; COMMIT; END LOOP; "
+                          "END $$")
+
+        ths = [threading.Thread(target=one, args=(w,)) for w in range(writers)]
+        for th in ths:
+            th.start()
+        for th in ths:
+            th.join()
         return self.scalar("SELECT pg_current_wal_insert_lsn()::text")
 
     def write_one_txn(self, events: int) -> str:
@@ -264,6 +323,8 @@ class Outboxd(Relay):
     name = "outboxd"
     role = "outboxd"
     extra_conf = ""
+    defaults = False  # True: outboxd's own status.interval.ms (1 s), as users run it
+    plugin = "wal2json"
 
     def start(self) -> None:
         conf = self.b.out / "logs" / f"{self.db.name}-outboxd.conf"
@@ -273,13 +334,40 @@ class Outboxd(Relay):
             "postgres.slot.create = false\n"
             f"outbox.topic = {self.topic}\n"
             f"kafka.bootstrap.servers = {self.b.stack.kafka}\n"
-            f"status.interval.ms = {STATUS_INTERVAL_MS}\n"
+            + ("" if self.defaults else f"status.interval.ms = {STATUS_INTERVAL_MS}\n")
+            + ("" if self.plugin == "wal2json" else f"postgres.plugin = {self.plugin}\n") +
             "http.listen =\n" + self.extra_conf + "".join(f"{kv}\n" for kv in self.b.args.outboxd_set))  # no endpoint: runs never clash on its port
         # BENCH_OUTBOXD_WRAP="perf record -g -o /tmp/perf.data": profile outboxd in the run
         # (perf execs outboxd, so the pid measured is outboxd's only once perf has exec'd it).
         wrap = os.environ.get("BENCH_OUTBOXD_WRAP", "").split()
         self.proc = subprocess.Popen(wrap + [self.b.args.outboxd, "-c", str(conf)], env=clean_env(),
                                      stdout=self.logf, stderr=subprocess.STDOUT)
+
+
+class OutboxdPgoutput(Outboxd):
+    """outboxd with postgres.plugin = pgoutput (publication "outboxd"), on a slot of its own."""
+    name = "outboxd-pgoutput"
+    role = "outboxd_pgo"
+    plugin = "pgoutput"
+
+
+def outboxd_variant(spec: str) -> type:
+    """--outboxd-variant NAME:KEY=VALUE;KEY=VALUE - outboxd with those settings on a slot of its
+    own, as relay "outboxd-NAME" (latency and drain workloads, like outboxd-linger1)."""
+    name, _, sets = spec.partition(":")
+    if not re.fullmatch(r"[a-z0-9]+", name) or not sets:
+        raise SystemExit(f"bench: bad --outboxd-variant {spec!r} (NAME:KEY=VALUE;...; NAME lower-case letters/digits)")
+    plugin = "pgoutput" if "postgres.plugin=pgoutput" in sets.replace(" ", "") else "wal2json"
+    conf = "".join(f"{kv.split('=', 1)[0].strip()} = {kv.split('=', 1)[1].strip()}\n" for kv in sets.split(";")
+                   if kv.strip() and not kv.strip().startswith("postgres.plugin"))
+    role = f"outboxd_v{name}" + ("_pgo" if plugin == "pgoutput" else "")
+    if plugin == "pgoutput" and role not in PGO_ROLES:
+        globals()["PGO_ROLES"] = PGO_ROLES + (role,)
+    return type(f"OutboxdVariant_{name}", (Outboxd,), {"name": f"outboxd-{name}", "role": role,
+                                                      "extra_conf": conf, "plugin": plugin})
+
+
+VARIANTS: list = []  # outboxd_variant classes from --outboxd-variant
 
 
 class OutboxdLinger1(Outboxd):
@@ -379,6 +467,21 @@ def pct(xs: list, p: float) -> float:
     return xs[k]
 
 
+def pg_timestamp(ts: str) -> float:
+    """Seconds since the epoch of a timestamptz as PostgreSQL prints it (DateStyle ISO):
+    '2026-12-03 08:11:22.123456+00', '2026-12-04 00:16:30+00' (no fraction when the
+    microseconds are zero), '...+05:30', '...-03'. Raises ValueError on anything else."""
+    m = re.fullmatch(r"(\d{4}-\d\d-\d\d)[ T](\d\d:\d\d:\d\d)(?:\.(\d{1,6}))?([+-]\d\d)(?::?(\d\d))?(?::?(\d\d))?",
+                     ts.strip())
+    if not m:
+        raise ValueError(f"not a PostgreSQL timestamptz: {ts!r}")
+    day, clock, frac, hh, mm, ss = m.groups()
+    base = datetime.datetime.strptime(f"{day} {clock}", "%Y-%m-%d %H:%M:%S").replace(tzinfo=datetime.timezone.utc)
+    sign = -1 if hh[0] == "-" else 1
+    offset = sign * (abs(int(hh)) * 3600 + int(mm or 0) * 60 + int(ss or 0))
+    return base.timestamp() - offset + (int(frac.ljust(6, "0")) / 1e6 if frac else 0.0)
+
+
 def ratio(a, b):
     return a / b if a is not None and b else None
 
@@ -396,15 +499,19 @@ class Bench:
         self.stack = Stack(args)
         self.run_id = rnd(4)
         self.results: dict = {"drain": [], "bigtxn": [], "latency": []}
+        self.checkpoint = None  # called with the Bench after every workload (write_results)
 
     # -- backlog drain -----------------------------------------------------------------
 
-    def recvlogical(self, db: Database, slot: str, endpos: str) -> dict:
+    def recvlogical(self, db: Database, slot: str, endpos: str, plugin: str = "wal2json") -> dict:
         cmd = [str(self.stack.pgbin / "pg_recvlogical"), "-h", "127.0.0.1", "-p", str(self.stack.port),
                "-U", "postgres", "-d", db.name, "--slot", slot, "--start", "--no-loop", "-f", "/dev/null",
                "-E", endpos, "-s", "10"]
-        for k, v in W2J_OPTIONS:
-            cmd += ["-o", f"{k}={v}"]
+        # wal2json reports a partitioned table's rows under its partitions: name those, as outboxd does
+        leaves = db.scalar("SELECT string_agg('public.' || c.relname, ',') FROM pg_partition_tree('public.outbox') t "
+                           "JOIN pg_class c ON c.oid = t.relid WHERE t.isleaf AND t.level > 0")
+        for k, v in (PGO_OPTIONS if plugin == "pgoutput" else W2J_OPTIONS):
+            cmd += ["-o", f"{k}={leaves if k == 'add-tables' and leaves else v}"]
         t0 = time.monotonic()
         p = subprocess.Popen(cmd, stderr=subprocess.PIPE)
         ws = PgSide(db, slot=slot)
@@ -482,26 +589,40 @@ class Bench:
         return r
 
     def drain_scenario(self, rep: int, kind: str, n: int, per_txn: int) -> None:
+        """kind single/batched/small: one writer, pre-created topics, status.interval.ms = 100.
+        kind defaults: what a user gets - 4 writers, 10,000 aggregate ids, the topic left to the
+        broker's auto-creation, outboxd's default settings. kind partitioned: the outbox is a
+        partitioned table."""
         a = self.args
         dbz = a.debezium and kind in ("single", "batched")
-        relays = [c for c in (Outboxd, OutboxdLinger1, OutboxdEos, Debezium, Poller)
-                  if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
-        slots = ("recv",) + tuple(c.role for c in relays if issubclass(c, Outboxd))
-        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz)
+        classes = (Outboxd, OutboxdPgoutput) if kind in ("defaults", "partitioned") else (
+            Outboxd, OutboxdPgoutput, OutboxdLinger1, OutboxdEos, Debezium, Poller)
+        relays = [c for c in classes if c.name in a.relays.split(",") and (c is not Debezium or dbz)]
+        slots = ("recv", "recv_pgo") + tuple(c.role for c in relays if issubclass(c, Outboxd))
+        db = Database(self.stack, f"b{self.run_id}_{kind}_{rep}", slots=slots, dbz=dbz,
+                      partitioned=kind == "partitioned")
         try:
             log(f"{kind}: writing {n} events, {per_txn} per transaction")
             t = time.monotonic()
-            endpos = db.write_backlog(n, per_txn)
+            endpos = db.write_backlog_writers(n, 4) if kind == "defaults" else db.write_backlog(n, per_txn)
             write_secs = time.monotonic() - t
             row = {"kind": kind, "rep": rep, "events": n, "per_txn": per_txn, "write_secs": write_secs,
                    "wal_bytes": int(db.scalar("SELECT %s::pg_lsn - confirmed_flush_lsn FROM pg_replication_slots "
                                               "WHERE slot_name = %s", (endpos, db.slot("recv"))))}
-            rl = self.recvlogical(db, db.slot("recv"), endpos)
-            row["pg_recvlogical"] = dict(rl, relay="pg_recvlogical", rate=n / rl["secs"])
-            log(f"{kind}: pg_recvlogical {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
+            for plugin, role, label in (("wal2json", "recv", "pg_recvlogical"),
+                                        ("pgoutput", "recv_pgo", "pg_recvlogical-pgoutput")):
+                rl = self.recvlogical(db, db.slot(role), endpos, plugin)
+                row[label] = dict(rl, relay=label, rate=n / rl["secs"])
+                log(f"{kind}: {label} {rl['secs']:.2f} s ({n / rl['secs']:.0f} ev/s)")
             for cls in relays:
-                topic = self.stack.create_topic(f"b{self.run_id}.{kind}{rep}.{cls.name}.order")
+                name = f"b{self.run_id}.{kind}{rep}.{cls.name}.order"
+                if kind == "defaults":  # left to the broker (auto.create.topics.enable)
+                    self.stack.auto[name] = 0
+                    topic = name
+                else:
+                    topic = self.stack.create_topic(name)
                 rel = cls(self, db, topic)
+                rel.defaults = kind == "defaults"
                 timeout = a.timeout * (1 if issubclass(cls, Outboxd) else 4)
                 r = self.drain(rel, n, endpos, timeout)
                 row[cls.name] = r
@@ -528,6 +649,62 @@ class Bench:
             self.results["bigtxn"].append(row)
         finally:
             db.drop()
+
+    # -- duplicates ----------------------------------------------------------------------
+
+    def _dup_run(self, db: Database, n: int, cut_at: float, how: str, kind: str, rep: int) -> dict:
+        """outboxd with its default settings drains a backlog of n events; when cut_at of them
+        are in Kafka it is killed (-9) or stopped (SIGTERM), then started again until the slot
+        confirmed the end. Duplicates = records in the topic - n."""
+        topic = self.stack.create_topic(f"b{self.run_id}.dup{kind}{how}{rep}.outboxd.order")
+        rel = Outboxd(self, db, topic)
+        rel.defaults = True
+        endpos = db.scalar("SELECT pg_current_wal_insert_lsn()::text")
+        t0 = time.monotonic()
+        rel.start()
+        try:
+            while self.stack.topic_count(topic) < n * cut_at:
+                if not rel.alive() or time.monotonic() - t0 > self.args.timeout:
+                    raise RuntimeError(f"outboxd did not get {cut_at:.0%} of the backlog out; see {rel.logf.name}")
+                time.sleep(0.005)
+            at = self.stack.topic_count(topic)
+            if how == "kill":
+                rel.proc.kill()
+                rel.proc.wait()
+            else:
+                rel.proc.send_signal(signal.SIGTERM)
+                rel.proc.wait(60)
+            rel.start()
+            while not db.confirmed(rel.slot, endpos):
+                if not rel.alive() or time.monotonic() - t0 > self.args.timeout * 2:
+                    raise RuntimeError(f"outboxd did not confirm the backlog after the restart; see {rel.logf.name}")
+                time.sleep(0.05)
+            total = self.stack.topic_count(topic)
+        finally:
+            rel.stop()
+        return {"kind": kind, "how": how, "rep": rep, "events": n, "in_kafka_at_cut": at, "records": total,
+                "duplicates": total - n}
+
+    def duplicates_scenario(self, rep: int) -> None:
+        """Duplicates per kill -9 during a fast single-event stream, per clean stop (SIGTERM) in
+        the same stream, and per clean stop and kill -9 in the middle of one --dup-txn-event
+        transaction."""
+        n = self.args.dup_events
+        big = self.args.dup_txn
+        for kind, per_txn, events in (("stream", 1, n), ("bigtxn", big, big)):
+            for how in (("kill", "stop") if kind == "stream" else ("stop", "kill")):
+                db = Database(self.stack, f"b{self.run_id}_dup{kind}{how}_{rep}", slots=("outboxd",))
+                try:
+                    if per_txn == 1:
+                        db.write_backlog(events, 1)
+                    else:
+                        db.write_one_txn(events)
+                    r = self._dup_run(db, events, 0.4, how, kind, rep)
+                    log(f"duplicates: {kind} ({events} events, {per_txn}/txn), {how} at {r['in_kafka_at_cut']} in "
+                        f"Kafka: {r['duplicates']} duplicates")
+                    self.results.setdefault("duplicates", []).append(r)
+                finally:
+                    db.drop()
 
     # -- live latency --------------------------------------------------------------------
 
@@ -677,9 +854,8 @@ class Bench:
         lat = []
         for now, line in arrivals:
             ts = json.loads(line).get("timestamp")
-            if ts:  # e.g. 2026-12-03 08:11:22.123456+00
-                ct = datetime.datetime.strptime(re.sub(r"([+-]\d\d)$", r"\g<1>00", ts), "%Y-%m-%d %H:%M:%S.%f%z")
-                lat.append((now - ct.timestamp()) * 1000)
+            if ts:
+                lat.append((now - pg_timestamp(ts)) * 1000)
         row = {"rep": rep, "rate_target": rate, "relay": "decode-floor", "written": written,
                "rate_achieved": written / a.latency_secs, "received": len(lat), "missing": written - len(lat),
                "cpu_us_per_event": None, "peak_rss_kb": None, "pg_cpu_us_per_event": None,
@@ -725,6 +901,18 @@ class Bench:
 
     # -- the run ---------------------------------------------------------------------------
 
+    def workload(self, name: str, fn, *args) -> None:
+        """Runs one workload; a failure is logged and recorded (results.json "errors"), the
+        run goes on with the next one, and the results so far are written either way: a
+        crash in the third repeat no longer loses the first two."""
+        try:
+            fn(*args)
+        except Exception as e:  # noqa: BLE001 - any failure of one workload
+            log(f"{name}: FAILED: {type(e).__name__}: {e}")
+            self.results.setdefault("errors", []).append({"workload": name, "error": f"{type(e).__name__}: {e}"})
+        if self.checkpoint:
+            self.checkpoint(self)
+
     def run(self) -> None:
         a = self.args
         with self.stack.connect() as c:
@@ -734,22 +922,28 @@ class Bench:
             log(f"=== repeat {rep}/{a.repeats}")
             skip = a.skip.split(",")
             if "single" not in skip:
-                self.drain_scenario(rep, "single", a.events, 1)
+                self.workload(f"single {rep}", self.drain_scenario, rep, "single", a.events, 1)
             if "batched" not in skip:
-                self.drain_scenario(rep, "batched", a.events, 100)
+                self.workload(f"batched {rep}", self.drain_scenario, rep, "batched", a.events, 100)
             if a.small_events and "small" not in skip:
-                self.drain_scenario(rep, "small", a.small_events, 1)
+                self.workload(f"small {rep}", self.drain_scenario, rep, "small", a.small_events, 1)
+            if "defaults" not in skip:
+                self.workload(f"defaults {rep}", self.drain_scenario, rep, "defaults", a.events, 1)
+            if "partitioned" not in skip:
+                self.workload(f"partitioned {rep}", self.drain_scenario, rep, "partitioned", a.events, 1)
             if a.big and "bigtxn" not in skip:
-                self.bigtxn_scenario(rep, a.big)
+                self.workload(f"bigtxn {rep}", self.bigtxn_scenario, rep, a.big)
+            if a.dup_events and "dups" not in skip:
+                self.workload(f"duplicates {rep}", self.duplicates_scenario, rep)
             for rate in a.rates:
                 if "decode-floor" in a.relays.split(","):
-                    self.decode_floor_scenario(rep, rate)
+                    self.workload(f"decode-floor {rate}/s {rep}", self.decode_floor_scenario, rep, rate)
                 if "producer-floor" in a.relays.split(",") and a.producer:
-                    self.floor_scenario(rep, rate)
-                for cls in [c for c in (Outboxd, OutboxdLinger1, OutboxdEos, Poller)
-                            if c.name in a.relays.split(",")] + (
+                    self.workload(f"producer-floor {rate}/s {rep}", self.floor_scenario, rep, rate)
+                for cls in [c for c in (Outboxd, OutboxdPgoutput, OutboxdLinger1, OutboxdEos, Poller)
+                            if c.name in a.relays.split(",")] + VARIANTS + (
                         [Debezium] if a.debezium and a.debezium_latency else []):
-                    self.latency_scenario(rep, rate, cls)
+                    self.workload(f"latency {rate}/s {cls.name} {rep}", self.latency_scenario, rep, rate, cls)
 
 
 # ----------------------------------------------------------------------------- report
@@ -760,7 +954,7 @@ def summarize(res: dict, args) -> dict:
     for kind in sorted({r["kind"] for r in res["drain"]}):
         rows = [r for r in res["drain"] if r["kind"] == kind]
         d = {"events": rows[0]["events"], "per_txn": rows[0]["per_txn"]}
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "outboxd-eos", "debezium", "polling"):
+        for rel in DRAIN_RELAYS:
             rr = [r[rel] for r in rows if rel in r]
             if not rr:
                 continue
@@ -768,7 +962,17 @@ def summarize(res: dict, args) -> dict:
                       ("secs", "rate", "rate_steady", "peak_rss_kb", "cpu_us_per_event", "t_first", "t_all", "cpu_s",
                        "rss_kb", "pg_cpu_us_per_event", "pg_cpu_total_us_per_event", "pg_cpu_s")}
         # Ratios within each repeat, then the median of the ratios.
-        d["outboxd_vs_recvlogical"] = median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"] for r in rows])
+        d["outboxd_vs_recvlogical"] = median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"] for r in rows
+                                              if "outboxd" in r])
+        if all("outboxd-pgoutput" in r for r in rows):
+            # against pg_recvlogical's wal2json decode rate (the issue's target) and its own plugin's
+            d["pgoutput_vs_recvlogical"] = median([r["outboxd-pgoutput"]["rate"] / r["pg_recvlogical"]["rate"]
+                                                   for r in rows])
+            d["pgoutput_vs_recvlogical_pgoutput"] = median(
+                [r["outboxd-pgoutput"]["rate"] / r["pg_recvlogical-pgoutput"]["rate"] for r in rows])
+            if all("debezium" in r for r in rows):
+                d["pgoutput_vs_debezium_rate"] = median(
+                    [ratio(r["outboxd-pgoutput"]["rate_steady"], r["debezium"]["rate_steady"]) for r in rows])
         if all("debezium" in r for r in rows):
             d["outboxd_vs_debezium_rate"] = median([ratio(r["outboxd"]["rate_steady"], r["debezium"]["rate_steady"])
                                                     for r in rows])
@@ -787,15 +991,28 @@ def summarize(res: dict, args) -> dict:
                        "outboxd_cpu_us_per_event": median([r["outboxd"]["cpu_us_per_event"] for r in rows]),
                        "outboxd_vs_recvlogical": median([r["outboxd"]["rate"] / r["pg_recvlogical"]["rate"]
                                                          for r in rows])}
+    dups = res.get("duplicates", [])
+    for kind, how in sorted({(r["kind"], r["how"]) for r in dups}):
+        rr = [r for r in dups if r["kind"] == kind and r["how"] == how]
+        s.setdefault("duplicates", {})[f"{kind} {how}"] = {
+            "events": rr[0]["events"], "runs": len(rr), "duplicates_median": median([r["duplicates"] for r in rr]),
+            "duplicates_max": max(r["duplicates"] for r in rr)}
     for rate in sorted({r["rate_target"] for r in res["latency"]}):
         d = {}
-        for rel in LATENCY_RELAYS:
+        for rel in LATENCY_RELAYS + tuple(c.name for c in VARIANTS):
             rr = [r for r in res["latency"] if r["rate_target"] == rate and r["relay"] == rel]
             if rr:
                 d[rel] = {k: median([x[k] for x in rr]) for k in rr[0] if k.endswith("_ms") or k in
                           ("rate_achieved", "cpu_us_per_event", "peak_rss_kb", "missing", "cpu_share",
                            "pg_cpu_us_per_event", "load_avg")}
         # polling p50 / outboxd p50, per repeat, then the median; ack and receipt.
+        for rel in ("outboxd", "outboxd-pgoutput", "outboxd-linger1") + tuple(c.name for c in VARIANTS):
+            # p99 against the decode floor of the same repeat
+            pairs = [(o, f) for o in res["latency"] for f in res["latency"]
+                     if o["rate_target"] == f["rate_target"] == rate and o["rep"] == f["rep"]
+                     and o["relay"] == rel and f["relay"] == "decode-floor"]
+            if pairs:
+                d[f"{rel}_p99_vs_floor"] = median([o["ack_p99_ms"] / f["ack_p99_ms"] for o, f in pairs])
         for rel in ("outboxd", "outboxd-linger1"):
             pairs = [(o, p) for o in res["latency"] for p in res["latency"]
                      if o["rate_target"] == p["rate_target"] == rate and o["rep"] == p["rep"]
@@ -815,11 +1032,26 @@ def summarize(res: dict, args) -> dict:
     l5 = s["latency"].get("5000", {}).get("outboxd")
     if l5:
         t["p99 commit-to-ack <= 25 ms at 5k/s"] = (l5["ack_p99_ms"], l5["ack_p99_ms"] <= 25)
-    rss = [d["outboxd"]["peak_rss_kb"] for d in s["drain"].values() if "outboxd" in d]
+    rss = [d[rel]["peak_rss_kb"] for d in s["drain"].values() for rel in ("outboxd", "outboxd-pgoutput") if rel in d]
     if s["bigtxn"]:
         rss.append(s["bigtxn"]["outboxd_peak_rss_kb"])
     if rss:
-        t["peak RSS <= 32 MB (all drains, big txn)"] = (max(rss) / 1024, max(rss) <= 32 * 1024)
+        t["peak RSS <= 16 MB (all drains, big txn)"] = (max(rss) / 1024, max(rss) <= 16 * 1024)
+    if single.get("pgoutput_vs_debezium_rate") is not None:
+        t["single-event drain, pgoutput >= 5x Debezium steady rate"] = (
+            single["pgoutput_vs_debezium_rate"], single["pgoutput_vs_debezium_rate"] >= 5)
+    if single.get("pgoutput_vs_recvlogical") is not None:
+        t["single-event drain, pgoutput >= 1.0x pg_recvlogical wal2json rate"] = (
+            single["pgoutput_vs_recvlogical"], single["pgoutput_vs_recvlogical"] >= 1.0)
+    dflt = s["drain"].get("defaults", {})
+    if dflt.get("outboxd_vs_recvlogical") is not None:
+        t["default-settings drain >= 1.0x pg_recvlogical (wal2json)"] = (
+            dflt["outboxd_vs_recvlogical"], dflt["outboxd_vs_recvlogical"] >= 1.0)
+    for rate in ("1000", "5000"):
+        for rel in ("outboxd", "outboxd-pgoutput"):
+            v = s["latency"].get(rate, {}).get(f"{rel}_p99_vs_floor")
+            if v is not None:
+                t[f"live p99 <= 2x decode floor at {rate}/s ({rel})"] = (v, v <= 2)
     if single.get("outboxd_vs_debezium_rate") is not None:
         t[">= 3x Debezium drain rate"] = (single["outboxd_vs_debezium_rate"], single["outboxd_vs_debezium_rate"] >= 3)
         t["<= 1/10 Debezium RSS"] = (single["debezium_vs_outboxd_rss"], single["debezium_vs_outboxd_rss"] >= 10)
@@ -842,7 +1074,7 @@ def table(s: dict) -> str:
            "|---|---|---|---|---|---|---|---|"]
     for kind, d in s["drain"].items():
         label = f"{kind}: {d['events']} events, {d['per_txn']}/txn"
-        for rel in ("pg_recvlogical", "outboxd", "outboxd-linger1", "outboxd-eos", "debezium", "polling"):
+        for rel in DRAIN_RELAYS:
             if rel not in d:
                 continue
             x = d[rel]
@@ -863,21 +1095,30 @@ def table(s: dict) -> str:
                 f"{b['outboxd_cpu_us_per_event']:.1f} |"]
     if s["latency"]:
         out += ["", "### Live latency, ms from commit (median over repeats)", "",
-                "| target rate | relay | achieved/s | ack p50 | ack p99 | ack p99.9 | ack max | receipt p50 | receipt p99 "
-                "| receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event | peak RSS MB | load avg |",
-                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                "| target rate | relay | achieved/s | ack p50 | ack p99 | ack p99 / decode floor p99 | ack p99.9 | ack max "
+                "| receipt p50 | receipt p99 | receipt p99.9 | receipt max | CPU us/event | PostgreSQL-side CPU us/event "
+                "| peak RSS MB | load avg |",
+                "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for rate, d in s["latency"].items():
-            for rel in LATENCY_RELAYS:
+            for rel in LATENCY_RELAYS + tuple(c.name for c in VARIANTS):
                 if rel not in d:
                     continue
                 x = d[rel]
                 rss = x.get("peak_rss_kb")
                 out.append(f"| {rate} | {rel} | {x['rate_achieved']:.0f} | {x['ack_p50_ms']:.1f} | {x['ack_p99_ms']:.1f} "
-                           f"| {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
+                           f"| {fmt(d.get(f'{rel}_p99_vs_floor'), '.2f')} | {x['ack_p99.9_ms']:.1f} | {x['ack_max_ms']:.1f} | {fmt(x.get('recv_p50_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_p99_ms'), '.1f')} | {fmt(x.get('recv_p99.9_ms'), '.1f')} | "
                            f"{fmt(x.get('recv_max_ms'), '.1f')} | "
                            f"{fmt(x.get('cpu_us_per_event'), '.1f')} | {fmt(x.get('pg_cpu_us_per_event'), '.1f')} | "
                            f"{fmt(rss / 1024 if rss else None, '.1f')} | {fmt(x.get('load_avg'), '.1f')} |")
+    if s.get("duplicates"):
+        out += ["", "### Duplicates after a kill -9 or a clean stop (outboxd with default settings)", "",
+                "| workload | cut | events | runs | duplicates (median) | duplicates (max) |", "|---|---|---|---|---|---|"]
+        for k, d in s["duplicates"].items():
+            kind, how = k.split()
+            label = "single-event stream" if kind == "stream" else f"one {d['events']}-event transaction"
+            out.append(f"| {label} | {'kill -9' if how == 'kill' else 'SIGTERM'} | {d['events']} | {d['runs']} | "
+                       f"{d['duplicates_median']:.0f} | {d['duplicates_max']} |")
     out += ["", "### Targets", "", "| target | value | met |", "|---|---|---|"]
     for k, v in s["targets"].items():
         out.append(f"| {k} | {v['value']:.2f} | {'yes' if v['met'] else 'NO'} |")
@@ -893,7 +1134,8 @@ def plots(res: dict, s: dict, out: Path) -> list:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     files = []
-    colors = {"pg_recvlogical": "#999999", "outboxd": "#1f77b4", "debezium": "#d62728", "polling": "#ff7f0e"}
+    colors = {"pg_recvlogical": "#999999", "pg_recvlogical-pgoutput": "#cccccc", "outboxd": "#1f77b4",
+              "outboxd-pgoutput": "#17becf", "debezium": "#d62728", "polling": "#ff7f0e"}
     # 1. drain rates
     kinds = list(s["drain"])
     if kinds:
@@ -986,6 +1228,30 @@ def versions(args) -> dict:
     return v
 
 
+def write_results(b: Bench, t0: float, final: bool) -> str:
+    """Writes results.json and table.md from what b measured so far (after every workload,
+    and at the end with the plots); returns the table."""
+    args = b.args
+    s = summarize(b.results, args)
+    settings = {"config": args.config, "repeats": args.repeats, "events": args.events, "big": args.big,
+                "rates": args.rates, "latency_secs": args.latency_secs, "status_interval_ms": STATUS_INTERVAL_MS,
+                "polling_batch": POLL_BATCH, "polling_interval_ms": POLL_INTERVAL_MS, "debezium": args.debezium,
+                "aggregate_ids": AGG_KEYS, "partitions": PARTITIONS, "wall_secs": time.time() - t0,
+                "complete": final, "load_avg_at_write": os.getloadavg()}
+    out = Path(args.out)
+    txt = table(s)
+    if b.results.get("errors"):
+        txt += "\n\n### Failed workloads\n\n" + "\n".join(f"- {e['workload']}: {e['error']}"
+                                                          for e in b.results["errors"])
+    if not final:
+        txt = "(partial: the run is still going or was interrupted)\n\n" + txt
+    b.versions = getattr(b, "versions", None) or versions(args)
+    (out / "results.json").write_text(json.dumps({"settings": settings, "versions": b.versions, "summary": s,
+                                                  "raw": b.results}, indent=1, default=str))
+    (out / "table.md").write_text(txt + "\n")
+    return txt
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--out", required=True)
@@ -994,6 +1260,9 @@ def main() -> int:
     ap.add_argument("--producer", default="", help="bench/baseline_producer (the producer-floor row)")
     ap.add_argument("--outboxd-set", action="append", default=[], metavar="KEY=VALUE",
                     help="an extra outboxd configuration line for every outboxd run (repeatable)")
+    ap.add_argument("--outboxd-variant", action="append", default=[], metavar="NAME:KEY=VALUE;...",
+                    help="also run outboxd with these settings as relay outboxd-NAME in the latency workload "
+                         "(repeatable), e.g. nagleoff:kafka.socket.nagle.disable=true")
     ap.add_argument("--debezium-libs", default="")
     ap.add_argument("--debezium", action="store_true")
     ap.add_argument("--debezium-latency", action="store_true", help="also measure Debezium's live latency")
@@ -1005,29 +1274,26 @@ def main() -> int:
     ap.add_argument("--latency-secs", type=int, default=10)
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--config", default="full")
-    ap.add_argument("--relays", default="outboxd,outboxd-linger1,outboxd-eos,decode-floor,producer-floor,debezium,polling",
-                    help="comma-separated subset")
-    ap.add_argument("--skip", default="", help="comma-separated workloads to skip: single,batched,small,bigtxn")
+    ap.add_argument("--relays", default="outboxd,outboxd-pgoutput,outboxd-linger1,outboxd-eos,decode-floor,"
+                    "producer-floor,debezium,polling", help="comma-separated subset")
+    ap.add_argument("--skip", default="",
+                    help="comma-separated workloads to skip: single,batched,small,defaults,partitioned,bigtxn,dups")
+    ap.add_argument("--dup-events", type=int, default=50_000,
+                    help="backlog of the duplicates workload (kill -9 and SIGTERM mid-stream); 0: none")
+    ap.add_argument("--dup-txn", type=int, default=20_000, help="events of the duplicates workload's one transaction")
     args = ap.parse_args()
     args.rates = [int(x) for x in args.rates.split(",") if x]
+    VARIANTS.extend(outboxd_variant(v) for v in args.outboxd_variant)
     b = Bench(args)
     t0 = time.time()
+    b.checkpoint = lambda bench: write_results(bench, t0, final=False)
     b.run()
-    s = summarize(b.results, args)
-    settings = {"config": args.config, "repeats": args.repeats, "events": args.events, "big": args.big,
-                "rates": args.rates, "latency_secs": args.latency_secs, "status_interval_ms": STATUS_INTERVAL_MS,
-                "polling_batch": POLL_BATCH, "polling_interval_ms": POLL_INTERVAL_MS, "debezium": args.debezium,
-                "aggregate_ids": AGG_KEYS, "partitions": PARTITIONS, "wall_secs": time.time() - t0}
+    txt = write_results(b, t0, final=True)
     out = Path(args.out)
-    txt = table(s)
-    files = plots(b.results, s, out)
-    (out / "results.json").write_text(json.dumps({"settings": settings, "versions": versions(args),
-                                                  "summary": s, "raw": b.results}, indent=1, default=str))
-    (out / "table.md").write_text(txt + "\n")
+    files = plots(b.results, summarize(b.results, args), out)
     print(txt)
-    print(f"\nsettings: {json.dumps(settings)}")
-    print(f"results: {out / 'results.json'}; plots: {', '.join(str(out / f) for f in files)}")
-    return 0
+    print(f"\nresults: {out / 'results.json'}; plots: {', '.join(str(out / f) for f in files)}")
+    return 1 if b.results.get("errors") else 0
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 -- Run as a superuser in the database that holds the outbox, after sql/outbox.sql:
 --   psql -v relay_password="'change-me'" -f sql/roles.sql
 --   psql -v relay_password="'change-me'" -v restrict_messages=on -v relay_cleanup=on -f sql/roles.sql
+--   psql -v relay_password="'change-me'" -v pgoutput=on -f sql/roles.sql   (postgres.plugin = pgoutput)
 -- outboxd needs: LOGIN, REPLICATION (to stream the slot) and read access to the catalog
 -- (every role has it); SELECT on the outbox for outbox.backfill.where, and DELETE only for
 -- outbox.cleanup = delete (granted with relay_cleanup=on). The writer role only inserts
@@ -44,6 +45,25 @@ GRANT SELECT, INSERT, UPDATE ON public.outboxd_progress TO outboxd;
 \if :relay_cleanup
 -- outbox.cleanup = delete: outboxd deletes the rows it published, by primary key.
 GRANT DELETE ON public.outbox TO outboxd;
+\endif
+
+\if :{?pgoutput}
+\else
+\set pgoutput off
+\endif
+\if :pgoutput
+-- postgres.plugin = pgoutput: the publication outboxd streams through (postgres.publication,
+-- default outboxd). Created here, by the tables' owner or a superuser, because the outboxd role
+-- does not own the outbox and may not create a publication of it. Add further outbox tables
+-- with ALTER PUBLICATION outboxd ADD TABLE ...
+DO $$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'outboxd') THEN
+    CREATE PUBLICATION outboxd FOR TABLE public.outbox
+      WITH (publish = 'insert', publish_via_partition_root = true);
+  END IF;
+END
+$$;
 \endif
 
 -- The table-less outbox (sql/outbox.sql): outbox_emit() has no EXECUTE for PUBLIC.

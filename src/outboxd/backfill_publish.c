@@ -156,8 +156,8 @@ repl_status_t backfill_publish_run(relay_t *r, const char *where, const char *wh
     *rows = 0;
     snprintf(tmp, sizeof(tmp), "%.54s_backfill", r->o->slot);
     stream_connect_sample(r->sc, r->rs); /* the record's horizon for the new slot */
-    repl_status_t st =
-        repl_stream_create_temp_slot(r->rs, tmp, "wal2json", snapshot, sizeof(snapshot), &b.lsn, errstr, errstr_size);
+    repl_status_t st = repl_stream_create_temp_slot(r->rs, tmp, plugin_name(r->o->plugin), snapshot, sizeof(snapshot),
+                                                    &b.lsn, errstr, errstr_size);
     if (st != REPL_OK)
         return st;
     ack_tracker_reset(r->at, b.lsn);

@@ -20,6 +20,9 @@
 #include "pg_preflight.h"
 #include "progress.h"
 #include "checkout.h"
+#include "publication.h"
+#include "strbuf.h"
+#include "strlist.h"
 #include "cmdout.h"
 #include "pgconn.h"
 #include "repl_stream.h"
@@ -58,6 +61,7 @@ typedef struct ck {
     char db[128];     /* current database */
     char user[128];   /* current role */
     bool wal_logical; /* wal_level = logical */
+    bool partitioned; /* an outbox table is partitioned */
     router_t *router;
     ck_slot_t slot;
 } ck_t;
@@ -179,7 +183,7 @@ static void check_wal_level(ck_t *c) {
         report(c, CK_FAIL, "wal_level", e.msg, *e.fix ? e.fix : NULL);
 }
 
-/* The wal2json test may wait: creating a logical slot waits until every transaction running
+/* The plugin test may wait: creating a logical slot waits until every transaction running
  * at that moment has ended. SIGALRM cancels it (PQcancel is safe in a signal handler). */
 static PGcancel *volatile alarm_cancel;
 static volatile sig_atomic_t alarm_fired;
@@ -212,15 +216,16 @@ static void oldest_xact(ck_t *c, char *buf, size_t size) {
     PQclear(res);
 }
 
-static void check_wal2json(ck_t *c) {
-    if (pg_skipped(c, "wal2json"))
+static void check_plugin(ck_t *c) {
+    const char *plugin = plugin_name(c->o->plugin);
+    if (pg_skipped(c, plugin))
         return;
     if (!c->repl_ok) {
-        report(c, CK_SKIP, "wal2json", "not checked: needs a replication connection (see the postgres line)", NULL);
+        report(c, CK_SKIP, plugin, "not checked: needs a replication connection (see the postgres line)", NULL);
         return;
     }
     if (!c->wal_logical) {
-        report(c, CK_SKIP, "wal2json", "not checked: a logical slot cannot be created while wal_level is not logical",
+        report(c, CK_SKIP, plugin, "not checked: a logical slot cannot be created while wal_level is not logical",
                NULL);
         return;
     }
@@ -238,10 +243,10 @@ static void check_wal2json(ck_t *c) {
     alarm_cancel = PQgetCancel(conn);
     struct itimerval it = {{0, 0}, {timeout_ms / 1000, (timeout_ms % 1000) * 1000}}, off = {{0, 0}, {0, 0}};
     setitimer(ITIMER_REAL, &it, NULL);
-    /* CREATE_REPLICATION_SLOT ... TEMPORARY LOGICAL wal2json: loads the plugin the way
+    /* CREATE_REPLICATION_SLOT ... TEMPORARY LOGICAL <plugin>: loads the plugin the way
      * outboxd's own slot will, and maps the known failures to the relay's fix texts. */
-    repl_status_t st = repl_stream_create_temp_slot(c->rs, name, "wal2json", snapshot, sizeof(snapshot), &consistent,
-                                                    err, sizeof(err));
+    repl_status_t st =
+        repl_stream_create_temp_slot(c->rs, name, plugin, snapshot, sizeof(snapshot), &consistent, err, sizeof(err));
     setitimer(ITIMER_REAL, &off, NULL);
     PGcancel *cancel = alarm_cancel;
     alarm_cancel = NULL;
@@ -255,28 +260,28 @@ static void check_wal2json(ck_t *c) {
         PQclear(res);
         if (!dropped) /* a temporary slot goes with its connection */
             repl_stream_close(c->rs);
-        report(c, CK_OK, "wal2json",
-               "installed and allowed by output_plugin_libraries (a temporary wal2json slot was created and dropped)",
-               NULL);
+        reportf(c, CK_OK, plugin, NULL,
+                "%s and allowed by output_plugin_libraries (a temporary %s slot was created and dropped)",
+                c->o->plugin == PLUGIN_PGOUTPUT ? "built in" : "installed", plugin);
     } else if (alarm_fired) {
         char who[512];
         oldest_xact(c, who, sizeof(who));
-        reportf(c, CK_WARN, "wal2json",
+        reportf(c, CK_WARN, plugin,
                 "end or commit long transactions; outboxd's own slot creation waits for them in the same way",
                 "not verified: creating a test slot waited %d ms for running transactions to end (%s)", timeout_ms,
                 who);
     } else if (st == REPL_NO_FREE_SLOT) {
-        /* Only a warning: nothing says wal2json is broken. When the slot does not exist yet, the
+        /* Only a warning: nothing says the plugin is broken. When the slot does not exist yet, the
          * max_replication_slots line FAILs for this same cause (one failure, one fix); when it
          * exists, outboxd streams it without needing a free slot, so failing here would fail
          * a working setup. */
-        report(c, CK_WARN, "wal2json", "not verified: all replication slots are in use",
+        report(c, CK_WARN, plugin, "not verified: all replication slots are in use",
                "free a slot or raise max_replication_slots (see the max_replication_slots line), then check again");
     } else if (st == REPL_FATAL) {
         const err_t *e = repl_stream_last_error(c->rs);
-        report(c, CK_FAIL, "wal2json", *e->msg ? e->msg : err, *e->msg && *e->fix ? e->fix : NULL);
+        report(c, CK_FAIL, plugin, *e->msg ? e->msg : err, *e->msg && *e->fix ? e->fix : NULL);
     } else {
-        report(c, CK_FAIL, "wal2json", err, NULL);
+        report(c, CK_FAIL, plugin, err, NULL);
     }
 }
 
@@ -414,6 +419,22 @@ static void cleanup_privilege(ck_t *c, const char *schema, const char *table, ch
     PQfreemem(qt);
 }
 
+/* A partitioned table: how many partitions, and how the plugin reads them (appended to detail). */
+static void partition_note(ck_t *c, const char *schema, const char *table, char *detail, size_t size) {
+    bool partitioned;
+    char **leaves;
+    size_t n, len = strlen(detail);
+    err_t e;
+    if (pg_preflight_partitions(c->sql, schema, table, &partitioned, &leaves, &n, &e) != REPL_OK || !partitioned)
+        return;
+    strlist_free(leaves);
+    c->partitioned = true;
+    snprintf(detail + len, size - len, "; partitioned, %zu partition%s now (%s)", n, n == 1 ? "" : "s",
+             c->o->plugin == PLUGIN_PGOUTPUT ? "published through the partitioned table: "
+                                               "publish_via_partition_root"
+                                             : "wal2json reads each partition: outboxd follows new ones");
+}
+
 static void check_tables(ck_t *c) {
     if (!c->router) {
         report(c, CK_SKIP, "table", "not checked: the configuration is invalid (see the config line)", NULL);
@@ -448,6 +469,7 @@ static void check_tables(ck_t *c) {
         snprintf(detail, sizeof(detail), "columns %s (%s), %s (%s), %s (%s), %s (%s), %s (%s%s)%s", required[ID], t[ID],
                  required[AT], t[AT], required[AI], t[AI], required[ET], t[ET], required[PL], t[PL],
                  router_payload_type_for(t[PL]) == ROUTER_PAYLOAD_BYTEA ? ", sent as raw bytes" : "", headers);
+        partition_note(c, schema, table, detail, sizeof(detail));
         char fix[700];
         if (c->o->cleanup)
             cleanup_privilege(c, schema, table, fix, sizeof(fix));
@@ -457,6 +479,89 @@ static void check_tables(ck_t *c) {
         else
             report(c, CK_OK, name, detail, NULL);
     }
+}
+
+/* Whether the role may create or alter a publication of every outbox table (superuser, or
+ * owner of all of them). */
+static bool may_publish(ck_t *c) {
+    char err[MSG_SIZE];
+    static const char head[] = "SELECT (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) OR "
+                               "coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true) FROM pg_class c WHERE "
+                               "c.oid IN (NULL";
+    strbuf_t q = {0};
+    int rc = strbuf_add(&q, head, sizeof(head) - 1);
+    for (size_t i = 0; !rc && i < router_table_count(c->router); i++) {
+        const char *schema, *table;
+        router_table_get(c->router, i, &schema, &table);
+        char *qs = PQescapeIdentifier(c->sql, schema, strlen(schema)),
+             *qt = PQescapeIdentifier(c->sql, table, strlen(table)), name[600], *lit = NULL;
+        if (qs && qt && (size_t)snprintf(name, sizeof(name), "%s.%s", qs, qt) < sizeof(name))
+            lit = PQescapeLiteral(c->sql, name, strlen(name));
+        rc = !lit || strbuf_add(&q, ", to_regclass(", 14) || strbuf_add(&q, lit, strlen(lit)) || strbuf_addc(&q, ')');
+        PQfreemem(qs);
+        PQfreemem(qt);
+        PQfreemem(lit);
+    }
+    bool ok = false;
+    if (!rc && !strbuf_addc(&q, ')')) {
+        PGresult *res = query_row(c->sql, q.p, err, sizeof(err));
+        ok = res && PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+    }
+    strbuf_free(&q);
+    return ok;
+}
+
+/* pgoutput: the publication, and logical messages on this server version. */
+static void check_publication(ck_t *c) {
+    if (c->o->plugin != PLUGIN_PGOUTPUT || pg_skipped(c, "publication"))
+        return;
+    if (!c->router) {
+        report(c, CK_SKIP, "publication", "not checked: the configuration is invalid (see the config line)", NULL);
+        return;
+    }
+    const char *pub = c->o->publication;
+    publication_state_t st;
+    err_t e;
+    char create[4096], fix[4400];
+    if (publication_check(c->sql, pub, c->router, &st, &e) != REPL_OK) {
+        report(c, CK_FAIL, "publication", e.msg, *e.fix ? e.fix : NULL);
+        return;
+    }
+    bool can = may_publish(c);
+    publication_create_sql(c->sql, pub, c->router, create, sizeof(create));
+    if (!st.exists) {
+        snprintf(fix, sizeof(fix), "as the owner of the outbox tables (or a superuser) run: %s", create);
+        if (can)
+            reportf(c, CK_OK, "publication", NULL,
+                    "publication \"%s\" does not exist yet: outboxd creates it when it starts (before its slot)", pub);
+        else
+            reportf(c, CK_FAIL, "publication", fix,
+                    "publication \"%s\" does not exist, and role \"%s\" may not create it (it does not own the outbox "
+                    "tables)",
+                    pub, c->user);
+    } else if (!st.inserts || (c->partitioned && !st.via_root)) {
+        snprintf(fix, sizeof(fix),
+                 "ALTER PUBLICATION \"%s\" SET (publish = 'insert', publish_via_partition_root = "
+                 "true); (or set postgres.publication to a new name: outboxd creates it)",
+                 pub);
+        reportf(c, CK_FAIL, "publication", fix, "publication \"%s\" does not publish %s", pub,
+                !st.inserts ? "inserts" : "partitioned tables through their root (publish_via_partition_root)");
+    } else if (st.missing[0]) {
+        snprintf(fix, sizeof(fix), "as the owner of the tables run: ALTER PUBLICATION \"%s\" ADD TABLE %s", pub,
+                 st.missing);
+        reportf(c, can ? CK_WARN : CK_FAIL, "publication", fix,
+                "publication \"%s\" does not publish %s%s: rows written there before it does are never published", pub,
+                st.missing, can ? " (outboxd adds them when it starts)" : "");
+    } else {
+        reportf(c, CK_OK, "publication", NULL, "publication \"%s\" publishes the inserts of every outbox table%s", pub,
+                st.via_root ? " (through partition roots)" : "");
+    }
+    const char *prefix = c->o->router.message_prefix;
+    if (prefix && *prefix && PQserverVersion(c->sql) < 140000)
+        reportf(c, CK_FAIL, "messages",
+                "set outbox.message.prefix = \"\" if no one emits them, or use postgres.plugin = wal2json",
+                "outbox logical messages (prefix %s) need PostgreSQL 14 or later with pgoutput", prefix);
 }
 
 static void check_slot(ck_t *c) {
@@ -470,10 +575,10 @@ static void check_slot(ck_t *c) {
         report(c, CK_FAIL, "slot", "cannot read pg_replication_slots", NULL);
     } else if (!s->exists && !c->o->create_slot) {
         snprintf(fix, sizeof(fix),
-                 "create it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set "
+                 "create it with SELECT pg_create_logical_replication_slot('%s', '%s'); or set "
                  "postgres.slot.create = true. If it existed before, it was lost: docs/operations.md \"Slot "
                  "lost\"",
-                 slot);
+                 slot, plugin_name(c->o->plugin));
         reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" does not exist and postgres.slot.create is false",
                 slot);
     } else if (!s->exists) {
@@ -487,10 +592,14 @@ static void check_slot(ck_t *c) {
     } else if (s->physical) {
         snprintf(fix, sizeof(fix), "set postgres.slot to another name");
         reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" is a physical slot", slot);
-    } else if (strcmp(s->plugin, "wal2json") != 0) {
+    } else if (strcmp(s->plugin, plugin_name(c->o->plugin)) != 0) {
         snprintf(fix, sizeof(fix),
-                 "set postgres.slot to another name or drop the slot (SELECT pg_drop_replication_slot('%s'))", slot);
-        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" uses plugin %s, not wal2json", slot, s->plugin);
+                 "set postgres.plugin = %s, or set postgres.slot to another name, or drop the slot (SELECT "
+                 "pg_drop_replication_slot('%s')) after outboxd confirmed everything (docs/operations.md, "
+                 "\"Switching the output plugin\")",
+                 s->plugin, slot);
+        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" uses plugin %s, but postgres.plugin = %s", slot,
+                s->plugin, plugin_name(c->o->plugin));
     } else if (strcmp(s->database, c->db) != 0) {
         reportf(c, CK_FAIL, "slot", "fix the dbname or use another postgres.slot",
                 "replication slot \"%s\" belongs to database \"%s\", but postgres.conninfo connects to \"%s\"", slot,
@@ -508,13 +617,13 @@ static void check_slot(ck_t *c) {
                 slot, s->active_pid, s->app, s->client);
     } else if (s->active) {
         reportf(c, CK_OK, "slot", NULL,
-                "replication slot \"%s\" (wal2json, database %s) is active: streamed by walsender PID %d "
+                "replication slot \"%s\" (%s, database %s) is active: streamed by walsender PID %d "
                 "(application_name %s, client %s); confirmed %s",
-                slot, s->database, s->active_pid, s->app, s->client, s->confirmed);
+                slot, s->plugin, s->database, s->active_pid, s->app, s->client, s->confirmed);
     } else {
         reportf(c, CK_OK, "slot", NULL,
-                "replication slot \"%s\" (wal2json, database %s) exists, not active: outboxd resumes from %s%s%s", slot,
-                s->database, s->confirmed, *s->retained ? "; it retains " : "", s->retained);
+                "replication slot \"%s\" (%s, database %s) exists, not active: outboxd resumes from %s%s%s", slot,
+                s->plugin, s->database, s->confirmed, *s->retained ? "; it retains " : "", s->retained);
     }
 }
 
@@ -881,10 +990,11 @@ int check_run(const relay_options_t *opts, bool json, FILE *out) {
     check_connect(&c);
     check_version(&c);
     check_wal_level(&c);
-    check_wal2json(&c);
+    check_plugin(&c);
     check_headroom(&c);
     check_privilege(&c);
     check_tables(&c);
+    check_publication(&c);
     check_slot(&c);
     check_other_slots(&c);
     check_progress(&c);

@@ -275,10 +275,10 @@ int status_run(const relay_options_t *opts, bool json, FILE *out) {
         snprintf(detail, sizeof(detail), "replication slot \"%s\" does not exist on this server%s%s", opts->slot,
                  list[0] ? "; inactive wal2json slots on it: " : "", list);
         snprintf(fix, sizeof(fix),
-                 "%screate it with SELECT pg_create_logical_replication_slot('%s', 'wal2json'); in the outbox's "
+                 "%screate it with SELECT pg_create_logical_replication_slot('%s', '%s'); in the outbox's "
                  "database. If it existed before, it was lost: see docs/operations.md \"Slot lost\"",
                  opts->create_slot ? "outboxd creates it when it starts (postgres.slot.create = true), or " : "",
-                 opts->slot);
+                 opts->slot, plugin_name(opts->plugin));
         cmdout_missing(out, json, "slot", opts->slot, detail, fix);
         rc = STATUS_EXIT_NO_SLOT;
     } else if (json) {

@@ -24,6 +24,7 @@
 #define MISSING_PROBE_EVERY_MS 5000
 #define MISSING_PROBE_TIMEOUT_MS 500
 #include "record_headers.h"
+#include "topic_warm.h"
 
 /* What a record's delivery report must bring back. librdkafka keeps one pointer-sized opaque
  * per message: it holds the number of the record's ticket (index + 1) in a pool that grows to
@@ -58,6 +59,7 @@ struct kproducer {
     } topics[TOPICS_TRACKED];
     int64_t last_report_ms; /* the last delivery report, or the first record after none was in flight */
     int64_t next_probe_ms;
+    topic_warm_t *warm; /* auto-created topics usable at once; NULL: not (out of memory) */
 };
 
 /* One more (delta 1) or one less (-1) record in flight for topic. */
@@ -245,6 +247,7 @@ kproducer_t *kproducer_new_txn(const char *const *props, const char *id_header, 
         goto fail;
     }
     conf = NULL; /* owned by rk now */
+    p->warm = topic_warm_new(p->rk);
     p->queue = rd_kafka_queue_get_main(p->rk);
     if (kconf_queue_watch(p->queue, p->pipefd, e) != 0)
         goto fail;
@@ -263,6 +266,7 @@ void kproducer_destroy(kproducer_t *p) {
     if (!p)
         return;
     kconf_queue_unwatch(&p->queue);
+    topic_warm_destroy(p->warm); /* before the handle it uses */
     if (p->rk) {
         rd_kafka_purge(p->rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
         rd_kafka_destroy_flags(p->rk, RD_KAFKA_DESTROY_F_NO_CONSUMER_CLOSE);
@@ -342,6 +346,7 @@ kproducer_result_t kproducer_produce(kproducer_t *p, const outbox_event_t *ev, u
                           RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE((void *)(uintptr_t)ticket), RD_KAFKA_V_END);
     if (!err) {
         topic_count(p, ev->topic, 1);
+        topic_warm_seen(p->warm, ev->topic);
         return KPRODUCER_OK; /* headers owned by librdkafka now */
     }
     rd_kafka_headers_destroy(hdrs);
@@ -406,7 +411,8 @@ static void serve_dr(kproducer_t *p, rd_kafka_event_t *ev) {
         rd_kafka_headers_t *h = NULL;
         const void *val;
         size_t size;
-        if (rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
+        /* The event id is for the error paths only: a successful report costs no lookup. */
+        if (m->err && rd_kafka_message_headers(m, &h) == RD_KAFKA_RESP_ERR_NO_ERROR &&
             rd_kafka_header_get(h, 0, p->id_header, &val, &size) == RD_KAFKA_RESP_ERR_NO_ERROR && val) {
             snprintf(idbuf, sizeof(idbuf), "%.*s", (int)size, (const char *)val);
             id = idbuf;

@@ -24,7 +24,13 @@ static const config_key_t outboxd_keys[] = {
     {"postgres.password", CONFIG_STRING, "", 0, 0, NULL, true,
      "password of every PostgreSQL connection when postgres.conninfo holds none (e.g. postgres.password.file)"},
     {"postgres.slot", CONFIG_STRING, "outboxd", 0, 0, NULL, false, "logical replication slot name"},
-    {"postgres.slot.create", CONFIG_BOOL, "true", 0, 0, NULL, false, "create the slot (wal2json) when missing"},
+    {"postgres.slot.create", CONFIG_BOOL, "true", 0, 0, NULL, false,
+     "create the slot (with postgres.plugin) when missing"},
+    {"postgres.plugin", CONFIG_ENUM, "wal2json", 0, 0, "wal2json|pgoutput", false,
+     "output plugin: wal2json (the package must be installed and allowed), or pgoutput (built into PostgreSQL: "
+     "managed services; needs a publication, and PostgreSQL 14+ for outbox logical messages)"},
+    {"postgres.publication", CONFIG_STRING, "outboxd", 0, 0, NULL, false,
+     "pgoutput: the publication of the outbox tables (created when missing and the role owns the tables)"},
     {"postgres.slot.on_lost", CONFIG_ENUM, "recover", 0, 0, "recover|fail", false,
      "the slot is missing or invalidated after outboxd published from this database: republish from the progress "
      "record and go on (recover), or stop with exit 2 and the runbook (fail)"},
@@ -323,6 +329,8 @@ int main(int argc, char **argv) {
         .batch_max_bytes = (size_t)config_get_int(cfg, "delivery.batch.max.bytes"),
         .batch_max_ms = (int)config_get_int(cfg, "delivery.batch.max.ms"),
         .batch_linger_ms = (int)config_get_int(cfg, "delivery.batch.linger.ms"),
+        .plugin = strcmp(config_get(cfg, "postgres.plugin"), "pgoutput") == 0 ? PLUGIN_PGOUTPUT : PLUGIN_WAL2JSON,
+        .publication = config_get(cfg, "postgres.publication"),
     };
     if (!command || res == CLI_PRINT_CONFIG) { /* what the relay checks before it connects */
         err_t e;

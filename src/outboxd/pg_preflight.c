@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "pgconn.h"
+#include "strlist.h"
 
 /* A query that failed: permanent when the server refused it for a reason a retry cannot
  * change (permissions, class 42), transient otherwise (connection lost, server starting). */
@@ -60,7 +61,7 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
     char *qt = PQescapeIdentifier(conn, table, strlen(table));
     char *lit = NULL;
     repl_status_t st = REPL_OK;
-    PGresult *res = NULL, *kind = NULL;
+    PGresult *res = NULL;
     if (!qs || !qt) {
         err_set(e, ERR_PERMANENT, "", "check outbox.table", "cannot quote table name %s.%s", schema, table);
         st = REPL_FATAL;
@@ -112,32 +113,6 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
         st = REPL_FATAL;
         goto out;
     }
-    /* wal2json names a row of a partitioned table after its partition, and add-tables with
-     * the parent matches none of them: reading the parent would publish nothing. */
-    snprintf(sql, sizeof(sql),
-             "SELECT c.relkind = 'p', (SELECT string_agg(t.relid::regclass::text, ', ' ORDER BY "
-             "t.relid::regclass::text) FROM pg_partition_tree(c.oid) t WHERE t.isleaf) "
-             "FROM pg_class c WHERE c.oid = to_regclass(%s)",
-             lit);
-    kind = PQexec(conn, sql);
-    if (PQresultStatus(kind) != PGRES_TUPLES_OK || PQntuples(kind) != 1) {
-        st = query_failed(kind, "the outbox table", e);
-        kind = NULL;
-        goto out;
-    }
-    if (!strcmp(PQgetvalue(kind, 0, 0), "t")) {
-        char fix[600];
-        snprintf(fix, sizeof(fix),
-                 "list the partitions in outbox.table instead (now: %s), and add each new partition there, "
-                 "restarting outboxd, before rows go into it",
-                 PQgetisnull(kind, 0, 1) ? "none" : PQgetvalue(kind, 0, 1));
-        err_set(e, ERR_PERMANENT, "", fix,
-                "outbox table %s.%s is partitioned: wal2json reports each row under its partition, so "
-                "outboxd would publish nothing",
-                schema, table);
-        st = REPL_FATAL;
-        goto out;
-    }
     for (int i = 0; required && required[i]; i++) {
         if (required_types)
             required_types[i][0] = '\0';
@@ -164,9 +139,57 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
     }
 out:
     PQclear(res);
-    PQclear(kind);
     PQfreemem(lit);
     PQfreemem(qs);
     PQfreemem(qt);
     return st;
+}
+
+repl_status_t pg_preflight_partitions(PGconn *conn, const char *schema, const char *table, bool *partitioned,
+                                      char ***leaves, size_t *nleaves, err_t *e) {
+    *partitioned = false;
+    *leaves = NULL;
+    *nleaves = 0;
+    char *qs = PQescapeIdentifier(conn, schema, strlen(schema)), *qt = PQescapeIdentifier(conn, table, strlen(table));
+    char qualified[600], *lit = NULL;
+    if (qs && qt && (size_t)snprintf(qualified, sizeof(qualified), "%s.%s", qs, qt) < sizeof(qualified))
+        lit = PQescapeLiteral(conn, qualified, strlen(qualified));
+    PQfreemem(qs);
+    PQfreemem(qt);
+    if (!lit) {
+        err_set(e, ERR_PERMANENT, "", "check outbox.table", "cannot quote table name %s.%s", schema, table);
+        return REPL_FATAL;
+    }
+    /* (partitioned, NULL, NULL) for a table without partitions, else one row per leaf. */
+    char sql[1600];
+    snprintf(sql, sizeof(sql),
+             "SELECT p.relkind = 'p', n.nspname, c.relname FROM pg_class p LEFT JOIN LATERAL (SELECT t.relid FROM "
+             "pg_partition_tree(p.oid) t WHERE t.isleaf AND p.relkind = 'p') t ON true LEFT JOIN pg_class c ON "
+             "c.oid = t.relid LEFT JOIN pg_namespace n ON n.oid = c.relnamespace WHERE p.oid = to_regclass(%s) "
+             "ORDER BY 2, 3",
+             lit);
+    PQfreemem(lit);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return query_failed(res, "the partitions of the outbox table", e);
+    int n = PQntuples(res);
+    *partitioned = n > 0 && !strcmp(PQgetvalue(res, 0, 0), "t");
+    if (!*partitioned || PQgetisnull(res, 0, 1)) {
+        PQclear(res);
+        return REPL_OK;
+    }
+    char **l = calloc((size_t)n * 2 + 1, sizeof(char *));
+    for (int i = 0; l && i < n; i++)
+        if (!(l[2 * i] = strdup(PQgetvalue(res, i, 1))) || !(l[2 * i + 1] = strdup(PQgetvalue(res, i, 2)))) {
+            strlist_free(l);
+            l = NULL;
+        }
+    PQclear(res);
+    if (!l) {
+        err_set(e, ERR_TRANSIENT, "", NULL, "out of memory");
+        return REPL_FATAL;
+    }
+    *leaves = l;
+    *nleaves = (size_t)n;
+    return REPL_OK;
 }

@@ -47,4 +47,12 @@ repl_status_t pg_preflight_table(PGconn *conn, const char *schema, const char *t
                                  char (*required_types)[PG_PREFLIGHT_TYPE_SIZE], const char *optional,
                                  bool *optional_present, err_t *e);
 
+/* Whether schema.table is a partitioned table and, if it is, its leaf partitions (at any
+ * depth): *leaves is a new NULL-terminated list of 2 * *nleaves strings, schema and name of
+ * each (free with strlist_free; NULL when there are none). wal2json reports a row of a
+ * partitioned table under its leaf partition's name; pgoutput under the root's when the
+ * publication has publish_via_partition_root. */
+repl_status_t pg_preflight_partitions(PGconn *conn, const char *schema, const char *table, bool *partitioned,
+                                      char ***leaves, size_t *nleaves, err_t *e);
+
 #endif

@@ -18,8 +18,10 @@
 #include "log.h"
 #include "notify.h"
 #include "stop_confirm.h"
+#include "relay_partitions.h"
 
-#define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
+#define READ_BATCH 2048        /* messages read per loop turn before serving Kafka again */
+#define CONFIRM_COALESCE_MS 10 /* a moved watermark is confirmed at most this often */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG RELAY_DLQ_FLAG
@@ -70,7 +72,7 @@ static void on_delivery(void *opaque, const kproducer_delivery_t *d) {
 }
 
 lsn_t relay_confirmable(const relay_t *r) {
-    lsn_t c = ack_tracker_confirmable(r->at);
+    lsn_t c = relay_partitions_cap(r, ack_tracker_confirmable(r->at));
     return r->eos ? relay_eos_cap(r->eos, c) : c;
 }
 
@@ -156,34 +158,33 @@ void relay_publish(relay_t *r) {
     }
 }
 
-/* Rows only; messages have none. */
+/* Rows only; messages have none. A partition's row is deleted through its outbox table. */
 void relay_queue_cleanup(relay_t *r, const w2j_record_t *rec) {
     if (!r->cl || rec->action != W2J_INSERT || !r->ev.id || !r->ev_seq)
         return;
-    for (size_t i = 0; i < router_table_count(r->router); i++) {
-        const char *schema, *table;
-        router_table_get(r->router, i, &schema, &table);
-        if (rec->schema && rec->table && !strcmp(schema, rec->schema) && !strcmp(table, rec->table)) {
-            cleanup_push(r->cl, i, r->ev_seq, r->ev.id);
-            return;
-        }
-    }
+    size_t i = router_table_index(r->router, rec->schema, rec->table);
+    if (i != SIZE_MAX)
+        cleanup_push(r->cl, i, r->ev_seq, r->ev.id);
 }
 
-/* Handles one wal2json record. */
+/* Handles one message of the output plugin. */
 static void handle_data(relay_t *r, const repl_msg_t *m) {
     char err[RELAY_ERRSZ], msg[RELAY_ERRSZ + 256], lb[LSN_FMT_SIZE];
     w2j_record_t rec;
-    if (w2j_decode(r->dec, m->data, m->len, &rec, err, sizeof(err)) != 0) {
-        snprintf(msg, sizeof(msg), "cannot decode the wal2json record at LSN %s: %s", lsn_format(m->data_start, lb),
-                 err);
+    int rc = decoder_decode(r->dec, m->data, m->len, m->data_start, &rec, err, sizeof(err));
+    if (rc < 0) {
+        snprintf(msg, sizeof(msg), "cannot decode the %s message at LSN %s: %s", plugin_name(r->o->plugin),
+                 lsn_format(m->data_start, lb), err);
         relay_fail(r, RELAY_EXIT_RUNTIME, msg);
         return;
     }
+    if (rc == 0)
+        return; /* it fed the decoder (pgoutput's relations) */
     switch (rec.action) {
     case W2J_BEGIN:
-        relay_ops_begin_txn(r->ops, rec.timestamp);
-        if (relay_ops_parse_timestamp(rec.timestamp, &r->txn_commit_us) != 0)
+        relay_ops_begin_txn(r->ops, rec.timestamp, rec.commit_time_us);
+        r->txn_commit_us = rec.commit_time_us; /* pgoutput: a number; wal2json: the text */
+        if (!r->txn_commit_us && relay_ops_parse_timestamp(rec.timestamp, &r->txn_commit_us) != 0)
             r->txn_commit_us = 0;
         if (ack_tracker_begin(r->at) != 0)
             relay_stream_lost(r, "replication protocol error: BEGIN inside a transaction");
@@ -195,6 +196,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
             relay_stream_lost(r, "replication protocol error: COMMIT outside a transaction");
         else if (r->eos)
             relay_eos_pg_commit(r->eos, rec.nextlsn ? rec.nextlsn : rec.lsn);
+        relay_partitions_commit(r, rec.xid, rec.nextlsn ? rec.nextlsn : rec.lsn);
         return;
     default:
         break;
@@ -206,7 +208,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         return;
     case ROUTER_INVALID:
         if (r->dl) {
-            /* No record could be built: dead-letter the wal2json record itself. */
+            /* No record could be built: dead-letter the plugin's message itself. */
             bool own_txn = !ack_tracker_in_txn(r->at); /* a non-transactional message */
             r->ev_lsn = m->data_start;
             if (own_txn)
@@ -249,6 +251,10 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
 
 void relay_tick(relay_t *r, int64_t now) {
     char err[RELAY_ERRSZ + 512];
+    if (r->state == ST_STREAM && relay_partitions_changed(r))
+        relay_stream_lost(
+            r, "the partitions of an outbox table changed: restarting the stream from the confirmed position "
+               "with them");
     relay_ops_state_t os = {.streaming = r->state == ST_STREAM,
                             .not_ready = r->state == ST_SHUTDOWN ? "stopping" : r->not_ready,
                             .standby = r->standby,
@@ -267,19 +273,47 @@ void relay_tick(relay_t *r, int64_t now) {
     }
 }
 
-static bool blocked(const relay_t *r) {
-    return r->pending || ack_tracker_full(r->at) || (r->eos && relay_eos_blocked(r->eos));
+/* The watermark moved past what was confirmed: ms until it may be confirmed (0: now), else
+ * -1. Acknowledgements are confirmed as soon as they move it, at most every
+ * CONFIRM_COALESCE_MS, so that a crash re-sends about what was in flight, not a status
+ * interval's worth. */
+static int64_t confirm_due(const relay_t *r, int64_t now) {
+    if (relay_confirmable(r) == r->sent_flush)
+        return -1;
+    int64_t wait = r->last_status_ms + CONFIRM_COALESCE_MS - now;
+    return wait > 0 ? wait : 0;
 }
 
-/* Reads buffered replication messages until none is left or back-pressure applies.
- * Returns true when it stopped at READ_BATCH: libpq may still hold whole messages that
- * the socket will not signal, so the loop must come back without waiting. */
+/* SIGTERM in the middle of a transaction: read on to its commit (within half of
+ * shutdown.timeout.ms, while nothing failed), so that its events are confirmed with it
+ * instead of all sent again after the restart. Returns true while that goes on. */
+static bool finish_open_txn(relay_t *r, int64_t now) {
+    if (!r->stop_ms)
+        r->stop_ms = now;
+    bool go_on = r->state == ST_STREAM && *r->stop < 2 && !r->exit_code && ack_tracker_in_txn(r->at) &&
+                 !ack_tracker_failed(r->at) && now - r->stop_ms < r->o->shutdown_timeout_ms / 2;
+    if (go_on && !r->finishing)
+        log_info("stopping: reading to the end of the open transaction first (%zu events in flight), so that it is "
+                 "confirmed rather than sent again after a restart",
+                 ack_tracker_outstanding(r->at));
+    r->finishing = go_on;
+    return go_on;
+}
+
+static bool blocked(const relay_t *r) {
+    return r->pending || ack_tracker_full(r->at) || relay_partitions_full(r) || (r->eos && relay_eos_blocked(r->eos));
+}
+
+/* Reads buffered replication messages until none is left or back-pressure applies (or,
+ * when finishing, the open transaction committed). Returns true when it stopped at READ_BATCH:
+ * libpq may still hold whole messages that the socket will not signal, so the loop must come
+ * back without waiting. */
 static bool read_stream(relay_t *r) {
     if (r->pending)
         relay_publish(r);
     char err[RELAY_ERRSZ];
     for (int i = 0; i < READ_BATCH; i++) {
-        if (r->state != ST_STREAM || blocked(r))
+        if (r->state != ST_STREAM || blocked(r) || (r->finishing && !ack_tracker_in_txn(r->at)))
             return false;
         repl_msg_t m;
         repl_status_t why;
@@ -300,6 +334,7 @@ static bool read_stream(relay_t *r) {
             r->wal_end = m.wal_end;
         if (m.kind == REPL_MSG_KEEPALIVE) {
             ack_tracker_keepalive(r->at, m.wal_end);
+            relay_partitions_keepalive(r, m.wal_end);
             if (m.reply_requested)
                 r->status_due = true;
         } else {
@@ -410,6 +445,8 @@ static void connect_step(relay_t *r) {
         break;
     }
     ack_tracker_reset(r->at, start);
+    decoder_reset(r->dec);
+    relay_partitions_streaming(r, start);
     relay_ops_reset(r->ops);
     if (r->had_stream)
         relay_ops_reconnected(r->ops);
@@ -553,7 +590,7 @@ static int start_up(relay_t *r) {
         return -1;
     }
     r->at = ack_tracker_new(0, o->max_inflight_txns, o->max_inflight_events);
-    r->dec = w2j_decoder_new();
+    r->dec = decoder_new(o->plugin);
     r->rs = repl_stream_new();
     r->sco = (stream_connect_options_t){.conninfo = o->conninfo,
                                         .slot = o->slot,
@@ -564,7 +601,9 @@ static int start_up(relay_t *r) {
                                         .progress_table = o->progress_table,
                                         .recover = o->recover_lost_slot,
                                         .recovery_margin_xids = (uint64_t)o->recovery_margin_xids,
-                                        .failover = o->failover_slot};
+                                        .failover = o->failover_slot,
+                                        .plugin = o->plugin,
+                                        .publication = o->publication};
     if (!r->at || !r->dec || !r->rs || (o->cleanup && !(r->cl = cleanup_new(o->conninfo, 100000, 500))) ||
         (o->dead_letter_topic && !(r->dl = dead_letter_new(o->dead_letter_topic, o->router.id_header))) ||
         !(r->sc = stream_connect_new(&r->sco, r->router, r->cl))) {
@@ -654,7 +693,9 @@ static int wait_and_serve(relay_t *r, int64_t now, bool more) {
     }
     int64_t wait = 1000;
     if (r->state == ST_STREAM) {
-        int64_t due = r->last_status_ms + r->o->status_interval_ms - now;
+        int64_t due = r->last_status_ms + r->o->status_interval_ms - now, confirm = confirm_due(r, now);
+        if (confirm >= 0 && confirm < due)
+            due = confirm;
         if (due < wait)
             wait = due;
     } else if (r->state == ST_CONNECT) {
@@ -705,12 +746,12 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
         bool more = false; /* read_stream left whole messages in libpq's buffer */
         if (cli_reload_pending())
             cli_reload();
-        if (*stop && r.state != ST_SHUTDOWN) {
+        if (*stop && r.state != ST_SHUTDOWN && !finish_open_txn(&r, now)) {
             notify_stopping();
             snprintf(r.not_ready, sizeof(r.not_ready), "stopping");
             log_info("stopping: waiting for %zu in-flight events", ack_tracker_outstanding(r.at));
             r.state = ST_SHUTDOWN;
-            r.shutdown_deadline_ms = now + o->shutdown_timeout_ms;
+            r.shutdown_deadline_ms = r.stop_ms + o->shutdown_timeout_ms;
         }
         if (r.kp && kproducer_poll(r.kp, err, sizeof(err)) != 0 &&
             !(r.eos && relay_eos_on_fatal(&r, err, sizeof(err)))) {
@@ -742,7 +783,8 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
             }
             break;
         }
-        if (r.state == ST_STREAM && (r.status_due || now - r.last_status_ms >= o->status_interval_ms))
+        if (r.state == ST_STREAM &&
+            (r.status_due || now - r.last_status_ms >= o->status_interval_ms || confirm_due(&r, now) == 0))
             send_status(&r);
         check_stall(&r, now);
         progress(&r, now);
@@ -756,11 +798,12 @@ int relay_run(const relay_options_t *o, volatile sig_atomic_t *stop) {
     }
 out:
     progress_writer_stop(r.pw); /* writes the last confirmed position (after the final status update) */
-    relay_ops_destroy(r.ops);   /* before the producer: its Kafka probe uses the handle */
-    relay_eos_destroy(r.eos);   /* stops the job thread, which may use r.kp */
+    relay_partitions_stop(&r);
+    relay_ops_destroy(r.ops); /* before the producer: its Kafka probe uses the handle */
+    relay_eos_destroy(r.eos); /* stops the job thread, which may use r.kp */
     kproducer_destroy(r.kp);
     repl_stream_destroy(r.rs);
-    w2j_decoder_destroy(r.dec);
+    decoder_destroy(r.dec);
     router_destroy(r.router);
     ack_tracker_destroy(r.at);
     stream_connect_destroy(r.sc);

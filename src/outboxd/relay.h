@@ -1,5 +1,5 @@
 /* relay.h - the outboxd pipeline in one thread and one poll() loop:
- * repl_stream -> w2j_decode -> router -> kproducer -> ack_tracker -> status updates. */
+ * repl_stream -> decoder (wal2json or pgoutput) -> router -> kproducer -> ack_tracker -> status updates. */
 #ifndef OUTBOXD_RELAY_H
 #define OUTBOXD_RELAY_H
 
@@ -7,6 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "decoder.h"
 #include "router.h"
 
 typedef struct relay_options {
@@ -43,6 +44,8 @@ typedef struct relay_options {
     size_t batch_max_bytes;         /* delivery.batch.max.bytes */
     int batch_max_ms;               /* delivery.batch.max.ms */
     int batch_linger_ms;            /* delivery.batch.linger.ms */
+    plugin_t plugin;                /* postgres.plugin: wal2json or pgoutput */
+    const char *publication;        /* postgres.publication: pgoutput's publication */
 } relay_options_t;
 
 /* Exit codes of relay_run. */

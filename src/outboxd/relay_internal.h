@@ -11,8 +11,11 @@
 #include "ack_tracker.h"
 #include "cleanup.h"
 #include "dead_letter.h"
+#include "decoder.h"
 #include "kproducer.h"
 #include "lsn.h"
+#include "partition_fence.h"
+#include "partition_watch.h"
 #include "progress.h"
 #include "relay.h"
 #include "relay_eos.h"
@@ -32,7 +35,7 @@ typedef struct relay {
     volatile sig_atomic_t *stop;
     sigset_t unblocked; /* the signal mask while waiting: SIGTERM and SIGINT deliverable */
     repl_stream_t *rs;
-    w2j_decoder_t *dec;
+    decoder_t *dec; /* postgres.plugin's */
     router_t *router;
     kproducer_t *kp;
     ack_tracker_t *at;
@@ -40,12 +43,16 @@ typedef struct relay {
     cleanup_t *cl;     /* outbox.cleanup = delete; NULL otherwise */
     stream_connect_options_t sco;
     stream_connect_t *sc;
-    relay_ops_t *ops;          /* metrics, HTTP endpoint, slot poll, guardrails */
-    progress_writer_t *pw;     /* the durable progress record; NULL when progress.table is off */
-    bool progress_failing;     /* the writer's last poll failed (logged once) */
-    int64_t progress_check_ms; /* when the writer's state was last looked at */
-    relay_eos_t *eos;          /* delivery.guarantee = exactly-once; NULL otherwise. Then kp is NULL
-                                  between streaming sessions (relay_eos.c creates one per session) */
+    relay_ops_t *ops;               /* metrics, HTTP endpoint, slot poll, guardrails */
+    progress_writer_t *pw;          /* the durable progress record; NULL when progress.table is off */
+    bool progress_failing;          /* the writer's last poll failed (logged once) */
+    int64_t progress_check_ms;      /* when the writer's state was last looked at */
+    relay_eos_t *eos;               /* delivery.guarantee = exactly-once; NULL otherwise. Then kp is NULL
+                                       between streaming sessions (relay_eos.c creates one per session) */
+    partition_fence_t *pf;          /* wal2json over partitioned tables (relay_partitions.c); else NULL */
+    partition_watch_t *pwatch;      /* its catalog poll */
+    partition_snapshot_t part_snap; /* its latest poll */
+    char part_err[512];             /* the poll's last failure (logged once) */
 
     relay_state_t state;
     int exit_code;
@@ -60,6 +67,8 @@ typedef struct relay {
     bool caught_up; /* the last read found no whole message waiting */
     lsn_t sent_flush;
     int64_t last_status_ms, next_connect_ms, shutdown_deadline_ms;
+    int64_t stop_ms; /* when SIGTERM came (0: not yet) */
+    bool finishing;  /* stopping: reading to the end of the open transaction first */
     int backoff_ms;
     bool had_stream; /* streamed at least once: later connects are reconnects */
 

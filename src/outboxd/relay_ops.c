@@ -70,7 +70,53 @@ struct relay_ops {
     int64_t retained_warned_ms;
 };
 
+/* Days from 1970-01-01 to y-m-d (proleptic Gregorian; Howard Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d) {
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* The form outboxd's sessions get (DateStyle ISO, TimeZone UTC): "YYYY-MM-DD HH:MM:SS",
+ * an optional fraction of 1-6 digits, "+00"; without sscanf and timegm, which cost more than
+ * decoding a whole pgoutput transaction. Returns 0, or -1 for any other spelling. */
+static int parse_utc_fast(const char *t, int64_t *us) {
+    static const char shape[] = "dddd-dd-dd dd:dd:dd";
+    int v[6] = {0}, field = 0;
+    for (int i = 0; shape[i]; i++) {
+        if (shape[i] == 'd') {
+            if (t[i] < '0' || t[i] > '9')
+                return -1;
+            v[field] = v[field] * 10 + (t[i] - '0');
+        } else if (t[i] != shape[i]) {
+            return -1;
+        } else {
+            field++;
+        }
+    }
+    const char *p = t + sizeof(shape) - 1;
+    int64_t frac = 0;
+    if (*p == '.') {
+        int digits = 0;
+        for (p++; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+            frac = frac * 10 + (*p - '0');
+        if (digits == 0)
+            return -1;
+        for (; digits < 6; digits++)
+            frac *= 10;
+    }
+    if (strcmp(p, "+00") != 0 || v[1] < 1 || v[1] > 12 || v[2] < 1 || v[2] > 31 || v[3] > 23 || v[4] > 59 || v[5] > 60)
+        return -1;
+    *us = ((days_from_civil(v[0], v[1], v[2]) * 24 + v[3]) * 60 + v[4]) * 60 * 1000000LL + v[5] * 1000000LL + frac;
+    return 0;
+}
+
 int relay_ops_parse_timestamp(const char *text, int64_t *us) {
+    if (text && parse_utc_fast(text, us) == 0)
+        return 0;
     int y, mo, d, h, mi, n = 0;
     double sec;
     if (!text || sscanf(text, "%4d-%2d-%2d %2d:%2d:%lf%n", &y, &mo, &d, &h, &mi, &sec, &n) != 6)
@@ -258,8 +304,10 @@ void relay_ops_watch_kafka(relay_ops_t *ops, void *rd_kafka_handle) {
         daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
 }
 
-void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp) {
-    if (ops && relay_ops_parse_timestamp(timestamp, &ops->txn_commit_us) != 0)
+void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp, int64_t commit_us) {
+    if (ops && commit_us)
+        ops->txn_commit_us = commit_us;
+    else if (ops && relay_ops_parse_timestamp(timestamp, &ops->txn_commit_us) != 0)
         ops->txn_commit_us = 0;
 }
 

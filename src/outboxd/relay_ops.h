@@ -35,10 +35,11 @@ void relay_ops_destroy(relay_ops_t *ops); /* accepts NULL; stops threads */
  * must outlive relay_ops_destroy... or be followed by relay_ops_destroy first). */
 void relay_ops_watch_kafka(relay_ops_t *ops, void *rd_kafka_handle);
 
-/* Stream side. begin_txn: a transaction began with wal2json's commit timestamp text (NULL
- * when unknown). produced: an event of transaction seq was handed to Kafka. acked/failed: its
- * delivery report; bytes = key + value. reset: the stream restarted, nothing is in flight. */
-void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp);
+/* Stream side. begin_txn: a transaction began with the commit timestamp commit_us
+ * (microseconds since 1970 UTC), or when that is 0, as the decoder's text (NULL when unknown). produced: an event of
+ * transaction seq was handed to Kafka. acked/failed: its delivery report; bytes = key + value. reset: the stream
+ * restarted, nothing is in flight. */
+void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp, int64_t commit_us);
 void relay_ops_produced(relay_ops_t *ops, uint64_t seq, int64_t now_ms);
 void relay_ops_acked(relay_ops_t *ops, uint64_t seq, const char *topic, size_t bytes);
 void relay_ops_failed(relay_ops_t *ops, uint64_t seq);

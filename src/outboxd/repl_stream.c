@@ -17,6 +17,7 @@ struct repl_stream {
     err_t last_err;    /* why the last slot or stream command failed */
     char slot[128];    /* the slot of the last START_REPLICATION, to ask about when the stream ends */
     lsn_t identified;  /* IDENTIFY_SYSTEM's xlogpos (the server's flush position then), 0 = unknown */
+    char plugin[32];   /* its output plugin, for the fixes of its failures */
 };
 
 /* Seconds between 1970-01-01 and 2000-01-01, the replication protocol's epoch. */
@@ -475,14 +476,15 @@ repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const ch
     return st;
 }
 
-repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start, const char *const *options,
-                                char *errstr, size_t errstr_size) {
+repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, const char *plugin, lsn_t start,
+                                const char *const *options, char *errstr, size_t errstr_size) {
     char qslot[256], lsnbuf[LSN_FMT_SIZE];
     if (quote_ident(rs->conn, slot, qslot, sizeof(qslot))) {
         snprintf(errstr, errstr_size, "invalid slot name");
         return REPL_FATAL;
     }
     snprintf(rs->slot, sizeof(rs->slot), "%s", slot);
+    snprintf(rs->plugin, sizeof(rs->plugin), "%s", plugin);
     /* START_REPLICATION SLOT "s" LOGICAL X/Y ("name" 'value', ...) */
     size_t cap = sizeof(qslot) + 64, len = 0;
     for (int i = 0; options && options[i]; i += 2)
@@ -510,7 +512,7 @@ repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start
     free(sql);
     repl_status_t st = REPL_OK;
     if (PQresultStatus(res) != PGRES_COPY_BOTH)
-        st = explain_failure(rs, CMD_START, res, "wal2json", errstr, errstr_size);
+        st = explain_failure(rs, CMD_START, res, rs->plugin, errstr, errstr_size);
     PQclear(res);
     if (st == REPL_OK && PQsetnonblocking(rs->conn, 1) != 0) {
         pgconn_error(errstr, errstr_size, "cannot make the connection non-blocking: ", PQerrorMessage(rs->conn));
@@ -530,8 +532,8 @@ repl_status_t repl_stream_consume(repl_stream_t *rs, char *errstr, size_t errstr
 /* CopyBoth messages from the walsender (all integers big-endian):
  *   XLogData   'w' | int64 dataStart | int64 walEnd | int64 sendTime | payload...
  *   Keepalive  'k' | int64 walEnd | int64 sendTime | byte replyRequested
- * sendTime is microseconds since 2000-01-01. With wal2json format-version 2 each XLogData
- * payload is exactly one JSON record. */
+ * sendTime is microseconds since 2000-01-01. Each XLogData payload is exactly one output
+ * plugin message: a wal2json format-version 2 record, or one pgoutput message. */
 int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, repl_status_t *why, char *errstr, size_t errstr_size) {
     *why = REPL_RETRY;
     if (rs->buf) {
@@ -549,7 +551,7 @@ int repl_stream_read(repl_stream_t *rs, repl_msg_t *msg, repl_status_t *why, cha
     if (n == -1) { /* the server ended the COPY: fetch why */
         PGresult *res = PQgetResult(rs->conn);
         if (res && PQresultStatus(res) == PGRES_FATAL_ERROR) {
-            *why = explain_failure(rs, CMD_STREAM, res, "wal2json", errstr, errstr_size);
+            *why = explain_failure(rs, CMD_STREAM, res, rs->plugin, errstr, errstr_size);
         } else {
             snprintf(errstr, errstr_size, "replication stream ended by the server");
         }

@@ -29,7 +29,7 @@ typedef enum {
 } repl_status_t;
 
 typedef enum {
-    REPL_MSG_DATA = 'w',     /* XLogData: one wal2json record */
+    REPL_MSG_DATA = 'w',     /* XLogData: one output plugin message (a wal2json record, a pgoutput message) */
     REPL_MSG_KEEPALIVE = 'k' /* primary keepalive */
 } repl_msg_kind_t;
 
@@ -114,11 +114,11 @@ repl_status_t repl_stream_copy_slot(repl_stream_t *rs, const char *src, const ch
                                     size_t errstr_size);
 
 /* START_REPLICATION SLOT slot LOGICAL start (options: NULL-terminated name, value pairs,
- * borrowed). On success the connection is in CopyBoth mode and non-blocking. Besides OK,
- * RETRY and FATAL (the plugin and wal_level failures as for repl_stream_create_slot):
- * REPL_SLOT_BUSY, REPL_SLOT_MISSING, REPL_SLOT_INVALIDATED. */
-repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, lsn_t start, const char *const *options,
-                                char *errstr, size_t errstr_size);
+ * borrowed; plugin: the slot's output plugin, named in the fixes of failures). On success the connection is in CopyBoth
+ * mode and non-blocking. Besides OK, RETRY and FATAL (the plugin and wal_level failures as for
+ * repl_stream_create_slot): REPL_SLOT_BUSY, REPL_SLOT_MISSING, REPL_SLOT_INVALIDATED. */
+repl_status_t repl_stream_start(repl_stream_t *rs, const char *slot, const char *plugin, lsn_t start,
+                                const char *const *options, char *errstr, size_t errstr_size);
 
 /* The socket to poll; -1 when closed. */
 int repl_stream_fd(const repl_stream_t *rs);

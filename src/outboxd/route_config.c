@@ -153,12 +153,18 @@ static int add_escaped(strbuf_t *b, const char *name) {
     return 0;
 }
 
+int route_config_add_table_item(strbuf_t *b, const char *schema, const char *table) {
+    return (b->len > 0 && strbuf_addc(b, ',') != 0) || add_escaped(b, schema) != 0 || strbuf_addc(b, '.') != 0 ||
+                   add_escaped(b, table) != 0
+               ? -1
+               : 0;
+}
+
 static int build_add_tables(route_config_t *c) {
     strbuf_t b = {0};
 
     for (size_t i = 0; i < c->ntables; i++)
-        if ((i > 0 && strbuf_addc(&b, ',') != 0) || add_escaped(&b, c->tables[i].schema) != 0 ||
-            strbuf_addc(&b, '.') != 0 || add_escaped(&b, c->tables[i].table) != 0) {
+        if (route_config_add_table_item(&b, c->tables[i].schema, c->tables[i].table) != 0) {
             strbuf_free(&b);
             return -1;
         }

@@ -6,6 +6,7 @@
 
 #include <stddef.h>
 
+#include "strbuf.h"
 #include "topic_template.h"
 
 /* Column names of the outbox table (all borrowed by router_new: copy is made). */
@@ -84,6 +85,10 @@ typedef struct route_config {
     route_format_t value_format;
     route_null_t payload_null;
 } route_config_t;
+
+/* Appends "schema.table" to wal2json's add-tables value in b (after a ',' when b is not
+ * empty), with the names escaped. Returns 0 or -1 (out of memory). */
+int route_config_add_table_item(strbuf_t *b, const char *schema, const char *table);
 
 /* Parses and validates opts (NULL = all defaults). Returns a new config, or NULL with errstr
  * naming the option and what is wrong with it. */

@@ -12,9 +12,18 @@
 #include "jsonw.h"
 #include "strbuf.h"
 
+/* A leaf partition of a configured (partitioned) table. */
+typedef struct router_part {
+    char *schema, *table;
+    size_t of; /* index of the configured table */
+} router_part_t;
+
 struct router {
     route_config_t *cfg;
     router_payload_type_t *payload_types; /* per table of cfg */
+    router_part_t *parts;                 /* router_set_partitions */
+    size_t nparts;
+    strbuf_t add_tables; /* router_add_tables_option's value */
 
     /* Reused across router_route calls. */
     json_t *root; /* parsed headers column or message envelope */
@@ -59,6 +68,12 @@ void router_destroy(router_t *r) {
         return;
     route_config_destroy(r->cfg);
     free(r->payload_types);
+    for (size_t i = 0; i < r->nparts; i++) {
+        free(r->parts[i].schema);
+        free(r->parts[i].table);
+    }
+    free(r->parts);
+    strbuf_free(&r->add_tables);
     json_decref(r->root);
     strbuf_free(&r->topic);
     strbuf_free(&r->text);
@@ -77,7 +92,51 @@ void router_table_get(const router_t *r, size_t i, const char **schema, const ch
     *table = i < r->cfg->ntables ? r->cfg->tables[i].table : NULL;
 }
 
-const char *router_add_tables_option(const router_t *r) { return r->cfg->add_tables; }
+const char *router_add_tables_option(router_t *r) {
+    if (r->nparts == 0)
+        return r->cfg->add_tables;
+    r->add_tables.len = 0;
+    if (strbuf_add(&r->add_tables, r->cfg->add_tables, strlen(r->cfg->add_tables)) != 0)
+        return NULL;
+    for (size_t i = 0; i < r->nparts; i++)
+        if (route_config_add_table_item(&r->add_tables, r->parts[i].schema, r->parts[i].table) != 0)
+            return NULL;
+    return r->add_tables.p;
+}
+
+int router_set_partitions(router_t *r, size_t i, size_t n, const char *const *schemas, const char *const *tables) {
+    size_t keep = 0;
+    for (size_t k = 0; k < r->nparts; k++)
+        if (r->parts[k].of != i)
+            keep++;
+    router_part_t *v = calloc(keep + n + 1, sizeof(*v));
+    if (!v)
+        return -1;
+    size_t m = 0;
+    for (size_t k = 0; k < n; k++, m++) {
+        v[m] = (router_part_t){strdup(schemas[k]), strdup(tables[k]), i};
+        if (!v[m].schema || !v[m].table) {
+            for (size_t j = 0; j <= m; j++) {
+                free(v[j].schema);
+                free(v[j].table);
+            }
+            free(v);
+            return -1;
+        }
+    }
+    for (size_t k = 0; k < r->nparts; k++) {
+        if (r->parts[k].of != i) {
+            v[m++] = r->parts[k];
+        } else {
+            free(r->parts[k].schema);
+            free(r->parts[k].table);
+        }
+    }
+    free(r->parts);
+    r->parts = v;
+    r->nparts = m;
+    return 0;
+}
 
 void router_set_payload_type(router_t *r, size_t i, router_payload_type_t type) {
     if (i < r->cfg->ntables)
@@ -299,13 +358,15 @@ oom:
 
 /* ---- outbox rows ---------------------------------------------------------------------- */
 
-/* Index of the configured table schema.table, or SIZE_MAX. */
-static size_t find_table(const router_t *r, const char *schema, const char *table) {
+size_t router_table_index(const router_t *r, const char *schema, const char *table) {
     if (schema == NULL || table == NULL)
         return SIZE_MAX;
     for (size_t i = 0; i < r->cfg->ntables; i++)
         if (strcmp(r->cfg->tables[i].table, table) == 0 && strcmp(r->cfg->tables[i].schema, schema) == 0)
             return i;
+    for (size_t i = 0; i < r->nparts; i++)
+        if (strcmp(r->parts[i].table, table) == 0 && strcmp(r->parts[i].schema, schema) == 0)
+            return r->parts[i].of;
     return SIZE_MAX;
 }
 
@@ -430,7 +491,7 @@ static int decode_bytea(router_t *r, parts_t *p, const char *where, char *errstr
 static router_result_t route_row(router_t *r, const w2j_record_t *rec, outbox_event_t *ev, char *errstr,
                                  size_t errstr_size) {
     const route_config_t *cfg = r->cfg;
-    size_t t = find_table(r, rec->schema, rec->table);
+    size_t t = router_table_index(r, rec->schema, rec->table);
     const w2j_column_t *id, *aggregate_type, *aggregate_id, *event_type, *payload, *headers = NULL;
     const struct {
         const char *name;

@@ -59,9 +59,21 @@ void router_destroy(router_t *r); /* accepts NULL */
 size_t router_table_count(const router_t *r);
 void router_table_get(const router_t *r, size_t i, const char **schema, const char **table);
 
-/* Builds the wal2json "add-tables" option value for the configured tables, escaping '.', ',',
- * '\', '*', '\'' and whitespace inside names with '\' (wal2json's add-tables syntax). */
-const char *router_add_tables_option(const router_t *r);
+/* Builds the wal2json "add-tables" option value for the configured tables and the partitions
+ * set with router_set_partitions, escaping '.', ',', '\', '*', '\'' and whitespace inside
+ * names with '\' (wal2json's add-tables syntax). Borrowed until the next call or
+ * router_set_partitions; NULL when out of memory. */
+const char *router_add_tables_option(router_t *r);
+
+/* The leaf partitions of table i (a partitioned outbox table): wal2json reports a row of a
+ * partitioned table under its partition, so rows of these n tables (schemas[k].tables[k],
+ * copied) are routed as rows of table i. Replaces table i's previous list (n = 0: none).
+ * Returns 0, or -1 when out of memory (the previous list stays). */
+int router_set_partitions(router_t *r, size_t i, size_t n, const char *const *schemas, const char *const *tables);
+
+/* The configured table a row of schema.table belongs to (itself, or the partitioned table it
+ * is a partition of), as an index for router_table_get; SIZE_MAX when none. */
+size_t router_table_index(const router_t *r, const char *schema, const char *table);
 
 /* Sets how the payload column of table i (router_table_get order) is read; every table
  * starts as ROUTER_PAYLOAD_TEXT. The relay sets it from the column's type at each connect.

@@ -9,12 +9,21 @@
 
 #include "log.h"
 #include "pg_preflight.h"
+#include "publication.h"
+#include "strlist.h"
 
 struct stream_connect {
     const stream_connect_options_t *o;
     router_t *router;
     cleanup_t *cl;
-    const char *w2j_options[17]; /* START_REPLICATION options, name/value pairs, NULL */
+    const char *w2j_options[17]; /* wal2json's START_REPLICATION options, name/value pairs, NULL */
+    const char *pgo_options[7];  /* pgoutput's */
+    char pgo_publication[160];   /* publication_names: the name as a quoted identifier */
+    bool partitioned;            /* an outbox table is partitioned (checked at each connect) */
+    size_t part_idx[64];         /* wal2json: the partitioned outbox tables, by index */
+    size_t npart;
+    char **part_leaves; /* wal2json: their leaf partitions, schema and name of each (strlist) */
+    size_t nleaves;
 
     char system_id[24]; /* the server of the current connection (IDENTIFY_SYSTEM) */
     uint32_t timeline;
@@ -50,15 +59,119 @@ stream_connect_t *stream_connect_new(const stream_connect_options_t *o, router_t
     /* clang-format on */
     _Static_assert(sizeof(opts) == sizeof(sc->w2j_options), "w2j_options holds every option");
     memcpy(sc->w2j_options, opts, sizeof(opts));
+    /* publication_names is a list of identifiers: quoted, so that any name is one item */
+    size_t n = 0;
+    const char *pub = o->publication ? o->publication : "outboxd";
+    sc->pgo_publication[n++] = '"';
+    for (const char *p = pub; *p && n < sizeof(sc->pgo_publication) - 3; p++) {
+        if (*p == '"')
+            sc->pgo_publication[n++] = '"';
+        sc->pgo_publication[n++] = *p;
+    }
+    sc->pgo_publication[n++] = '"';
+    sc->pgo_publication[n] = '\0';
+    const char *pgo[] = {"proto_version", "1", "publication_names", sc->pgo_publication, "messages", "false", NULL};
+    _Static_assert(sizeof(pgo) == sizeof(sc->pgo_options), "pgo_options holds every option");
+    memcpy(sc->pgo_options, pgo, sizeof(pgo));
     return sc;
 }
 
-void stream_connect_destroy(stream_connect_t *sc) { free(sc); }
+void stream_connect_destroy(stream_connect_t *sc) {
+    if (sc)
+        strlist_free(sc->part_leaves);
+    free(sc);
+}
+
+/* Keeps table i's leaves (taken over from *leaves) for the partition watch. */
+static int keep_leaves(stream_connect_t *sc, size_t i, char ***leaves, size_t n) {
+    char **all = realloc(sc->part_leaves, (2 * (sc->nleaves + n) + 1) * sizeof(char *));
+    if (!all)
+        return -1;
+    sc->part_leaves = all;
+    for (size_t k = 0; k < 2 * n; k++)
+        all[2 * sc->nleaves + k] = (*leaves)[k];
+    sc->nleaves += n;
+    all[2 * sc->nleaves] = NULL;
+    free(*leaves); /* the strings moved */
+    *leaves = NULL;
+    sc->part_idx[sc->npart++] = i;
+    return 0;
+}
+
+/* Whether table i is partitioned; with wal2json, its leaf partitions go to the router (rows
+ * arrive under their names; add-tables lists them) and to the partition watch. */
+static repl_status_t check_partitions(stream_connect_t *sc, PGconn *conn, size_t i, char *errstr, size_t errstr_size) {
+    const char *schema, *table;
+    bool partitioned;
+    char **leaves;
+    size_t n;
+    err_t e;
+    router_table_get(sc->router, i, &schema, &table);
+    repl_status_t st = pg_preflight_partitions(conn, schema, table, &partitioned, &leaves, &n, &e);
+    if (st != REPL_OK) {
+        err_line(&e, errstr, errstr_size);
+        return st;
+    }
+    sc->partitioned = sc->partitioned || partitioned;
+    if (sc->o->plugin == PLUGIN_WAL2JSON) {
+        const char **schemas = calloc(n + 1, sizeof(char *)), **tables = calloc(n + 1, sizeof(char *));
+        for (size_t k = 0; schemas && tables && k < n; k++) {
+            schemas[k] = leaves[2 * k];
+            tables[k] = leaves[2 * k + 1];
+        }
+        if (!schemas || !tables || router_set_partitions(sc->router, i, n, schemas, tables) != 0 ||
+            (partitioned && sc->npart < 64 && n > 0 && keep_leaves(sc, i, &leaves, n) != 0)) {
+            snprintf(errstr, errstr_size, "out of memory");
+            st = REPL_FATAL;
+        } else if (partitioned && n == 0 && sc->npart < 64) {
+            sc->part_idx[sc->npart++] = i; /* no partition yet: watch for the first */
+        }
+        free(schemas);
+        free(tables);
+    }
+    strlist_free(leaves);
+    return st;
+}
+
+/* pgoutput: the publication publishes every outbox table (created or extended when it can be),
+ * and logical messages can be asked for. */
+static repl_status_t check_publication(stream_connect_t *sc, PGconn *conn, char *errstr, size_t errstr_size) {
+    const stream_connect_options_t *o = sc->o;
+    bool added;
+    err_t e;
+    repl_status_t st = publication_ensure(conn, o->publication, sc->router, sc->partitioned, &added, &e);
+    if (st != REPL_OK) {
+        err_line(&e, errstr, errstr_size);
+        return st;
+    }
+    if (added)
+        log_warn("added outbox tables to publication \"%s\": rows written into them before now are not published "
+                 "(pgoutput reads the publication as it was when each row was written); outbox.backfill.where on "
+                 "a new postgres.slot publishes existing rows",
+                 o->publication);
+    bool messages = o->message_prefix && *o->message_prefix;
+    if (messages && PQserverVersion(conn) < 140000) {
+        snprintf(errstr, errstr_size,
+                 "outbox logical messages (outbox.message.prefix = %s) need PostgreSQL 14 or later with "
+                 "postgres.plugin = pgoutput (this server is %d): set outbox.message.prefix = \"\" if no one emits "
+                 "them, or use postgres.plugin = wal2json",
+                 o->message_prefix, PQserverVersion(conn) / 10000);
+        return REPL_FATAL;
+    }
+    sc->pgo_options[5] = messages ? "true" : "false";
+    return REPL_OK;
+}
 
 /* Every configured table exists with the required columns; sets each table's payload type
- * in the router and registers it for outbox.cleanup. */
+ * in the router and registers it for outbox.cleanup; partitions and, with pgoutput, the
+ * publication. */
 static repl_status_t check_tables(stream_connect_t *sc, PGconn *conn, bool had_stream, char *errstr,
                                   size_t errstr_size) {
+    sc->partitioned = false;
+    sc->npart = 0;
+    strlist_free(sc->part_leaves);
+    sc->part_leaves = NULL;
+    sc->nleaves = 0;
     const router_columns_t *c = sc->o->columns;
     const char *required[PG_PREFLIGHT_COL_COUNT + 1];
     pg_preflight_required_columns(c, required);
@@ -79,7 +192,18 @@ static repl_status_t check_tables(stream_connect_t *sc, PGconn *conn, bool had_s
         if (c->headers && *c->headers && !has_headers && !had_stream)
             log_info("outbox table %s.%s has no \"%s\" column: records get only the id and type headers", schema, table,
                      c->headers);
+        st = check_partitions(sc, conn, i, errstr, errstr_size);
+        if (st != REPL_OK)
+            return st;
     }
+    if (sc->o->plugin == PLUGIN_PGOUTPUT)
+        return check_publication(sc, conn, errstr, errstr_size);
+    const char *add_tables = router_add_tables_option(sc->router);
+    if (!add_tables) {
+        snprintf(errstr, errstr_size, "out of memory");
+        return REPL_FATAL;
+    }
+    sc->w2j_options[13] = add_tables; /* follows the partitions found now */
     return REPL_OK;
 }
 
@@ -132,11 +256,12 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
                                            const progress_record_t *rec, const char *system_id, char *errstr,
                                            size_t errstr_size) {
     if (slot->exists) {
-        if (strcmp(slot->plugin, "wal2json") != 0) {
+        if (strcmp(slot->plugin, plugin_name(o->plugin)) != 0) {
             snprintf(errstr, errstr_size,
-                     "replication slot \"%s\" uses plugin %s, not wal2json: set postgres.slot to another name "
-                     "or drop the slot (SELECT pg_drop_replication_slot('%s'))",
-                     o->slot, slot->plugin, o->slot);
+                     "replication slot \"%s\" uses plugin %s, but postgres.plugin = %s: set postgres.plugin = %s, "
+                     "or set postgres.slot to another name, or drop the slot (SELECT pg_drop_replication_slot('%s')) "
+                     "after outboxd confirmed everything (docs/operations.md, \"Switching the output plugin\")",
+                     o->slot, slot->plugin, plugin_name(o->plugin), slot->plugin, o->slot);
             return STREAM_SLOT_REFUSE;
         }
         if (db && strcmp(slot->database, db) != 0) {
@@ -163,9 +288,9 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
     if (!o->create_slot) {
         snprintf(errstr, errstr_size,
                  "replication slot \"%s\" does not exist and postgres.slot.create is false: create it with "
-                 "SELECT pg_create_logical_replication_slot('%s', 'wal2json'); or set postgres.slot.create "
+                 "SELECT pg_create_logical_replication_slot('%s', '%s'); or set postgres.slot.create "
                  "= true",
-                 o->slot, o->slot);
+                 o->slot, o->slot, plugin_name(o->plugin));
         return STREAM_SLOT_REFUSE;
     }
     return o->backfill ? STREAM_SLOT_BACKFILL : STREAM_SLOT_CREATE;
@@ -186,6 +311,14 @@ static stream_connect_result_t result_of(repl_status_t st) {
         break;
     }
     return STREAM_CONNECT_FATAL;
+}
+
+size_t stream_connect_partitioned(const stream_connect_t *sc, const size_t **indexes, const char *const **leaves,
+                                  size_t *nleaves) {
+    *indexes = sc->part_idx;
+    *leaves = (const char *const *)sc->part_leaves;
+    *nleaves = sc->nleaves;
+    return sc->npart;
 }
 
 const char *stream_connect_system_id(const stream_connect_t *sc) { return sc->system_id; }
@@ -311,12 +444,12 @@ static repl_status_t create_slot(stream_connect_t *sc, repl_stream_t *rs, repl_s
                                  size_t errstr_size) {
     const char *name = sc->o->slot;
     stream_connect_sample(sc, rs);
-    repl_status_t st = repl_stream_create_slot(rs, name, "wal2json", errstr, errstr_size);
+    repl_status_t st = repl_stream_create_slot(rs, name, plugin_name(sc->o->plugin), errstr, errstr_size);
     if (st != REPL_OK)
         return st;
-    log_warn("created replication slot \"%s\" (wal2json): outboxd publishes what commits from "
+    log_warn("created replication slot \"%s\" (%s): outboxd publishes what commits from "
              "now on; rows committed before are not streamed",
-             name);
+             name, plugin_name(sc->o->plugin));
     st = repl_stream_slot_info(rs, name, slot, errstr, errstr_size);
     if (st == REPL_OK && slot->exists)
         stream_connect_record_slot(sc, rs, slot->confirmed_flush);
@@ -371,7 +504,8 @@ stream_connect_result_t stream_connect_open(stream_connect_t *sc, repl_stream_t 
     bool same_server = !strcmp(sc->streamed_system_id, sc->system_id) && sc->streamed_timeline == sc->timeline;
     if (!same_server || slot.confirmed_flush > *start)
         *start = slot.confirmed_flush;
-    st = repl_stream_start(rs, o->slot, *start, sc->w2j_options, errstr, errstr_size);
+    st = repl_stream_start(rs, o->slot, plugin_name(o->plugin), *start,
+                           o->plugin == PLUGIN_PGOUTPUT ? sc->pgo_options : sc->w2j_options, errstr, errstr_size);
     if (st == REPL_OK) {
         snprintf(sc->streamed_system_id, sizeof(sc->streamed_system_id), "%s", sc->system_id);
         sc->streamed_timeline = sc->timeline;

@@ -1,7 +1,8 @@
 /* stream_connect.h - how the relay gets its replication stream: connect, check the server and
  * the outbox tables, find the slot and decide what to do about it (stream it, create it,
  * back-fill before creating it, stand by while another process streams it, or stop with the
- * fix), then START_REPLICATION with the wal2json options from the right LSN. */
+ * fix), then START_REPLICATION with the output plugin's options (wal2json's add-tables, or
+ * pgoutput's publication, made to fit the outbox tables first) from the right LSN. */
 #ifndef OUTBOXD_STREAM_CONNECT_H
 #define OUTBOXD_STREAM_CONNECT_H
 
@@ -9,6 +10,7 @@
 #include <stddef.h>
 
 #include "cleanup.h"
+#include "decoder.h"
 #include "lsn.h"
 #include "progress.h"
 #include "repl_stream.h"
@@ -25,6 +27,8 @@ typedef struct stream_connect_options {
     bool recover;                  /* postgres.slot.on_lost = recover (else fail) */
     uint64_t recovery_margin_xids; /* recovery.margin.xids: republish this many xids more */
     bool failover;                 /* postgres.slot.failover: PostgreSQL 17+ failover slot */
+    plugin_t plugin;               /* postgres.plugin */
+    const char *publication;       /* postgres.publication (pgoutput) */
 } stream_connect_options_t;
 
 /* What to do about the slot, given what pg_replication_slots says about it. */
@@ -75,6 +79,13 @@ stream_slot_action_t stream_connect_decide(const stream_connect_options_t *o, co
                                            const char *db, bool had_stream, lsn_t confirmed,
                                            const progress_record_t *rec, const char *system_id, char *errstr,
                                            size_t errstr_size);
+
+/* wal2json over partitioned outbox tables (as of the last connect): how many there are (0 with
+ * none, and always with pgoutput, which publishes them through their root), their indexes
+ * (router_table_get order) and the leaf partitions the stream reads (*leaves: 2 * *nleaves
+ * strings, schema and name of each). All borrowed until the next connect. */
+size_t stream_connect_partitioned(const stream_connect_t *sc, const size_t **indexes, const char *const **leaves,
+                                  size_t *nleaves);
 
 /* The server the last stream_connect_open reached: IDENTIFY_SYSTEM's system identifier and
  * timeline (borrowed; "" and 0 before the first connect). */

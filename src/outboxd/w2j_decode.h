@@ -28,11 +28,13 @@ typedef struct w2j_column {
 
 typedef struct w2j_record {
     w2j_action_t action;
-    uint32_t xid;          /* 0 when include-xids is off */
-    lsn_t lsn;             /* B/C: commit record start; I/U/D/M: the change's own LSN */
-    lsn_t nextlsn;         /* B/C: end of the commit record (the LSN to confirm); else 0 */
-    const char *timestamp; /* commit timestamp text ("2026-11-23 06:22:05.19+00") or NULL */
-    const char *schema;    /* I/U/D/T */
+    uint32_t xid;           /* 0 when include-xids is off */
+    lsn_t lsn;              /* B/C: commit record start; I/U/D/M: the change's own LSN */
+    lsn_t nextlsn;          /* B/C: end of the commit record (the LSN to confirm); else 0 */
+    const char *timestamp;  /* commit timestamp text ("2026-11-23 06:22:05.19+00") or NULL */
+    int64_t commit_time_us; /* B: the same as microseconds since 1970-01-01 UTC when the decoder has it
+                               as a number (pgoutput); 0: only the text */
+    const char *schema;     /* I/U/D/T */
     const char *table;
     size_t ncolumns; /* I/U: new tuple columns */
     const w2j_column_t *columns;

@@ -201,6 +201,30 @@ def java_partition(stack) -> JavaPartitioner:
 # --------------------------------------------------------------------------- outboxd
 
 
+PLUGINS = ("wal2json", "pgoutput")
+
+
+def pytest_generate_tests(metafunc):
+    """Tests that use the outboxd fixture run once per output plugin where their module asks
+    for it (PLUGINS = ("wal2json", "pgoutput") at module level; a test can narrow it with
+    @pytest.mark.plugins("wal2json")); elsewhere with wal2json only."""
+    if "plugin" not in metafunc.fixturenames or not hasattr(metafunc.module, "PLUGINS"):
+        return  # the plugin fixture's default: wal2json, and test ids stay as they were
+    plugins = metafunc.module.PLUGINS
+    mark = metafunc.definition.get_closest_marker("plugins")
+    if mark:
+        plugins = tuple(p for p in plugins if p in mark.args) or mark.args[:1]
+    metafunc.parametrize("plugin", plugins, indirect=True)
+
+
+@pytest.fixture
+def plugin(request) -> str:
+    """postgres.plugin of the outboxd fixture's processes: "wal2json" or "pgoutput"
+    (see pytest_generate_tests)."""
+    return getattr(request, "param", "wal2json")
+
+
+
 def _daemon_factory(request, tmp_path: Path, name: str, cls, default_bin: Path, base: dict[str, Any]):
     """The body of the outboxd and inboxd fixtures: yields a factory
     (config=None, *, args=(), env=None, binary=None, start=True, defaults=True) that writes
@@ -247,14 +271,15 @@ def outboxd_bin() -> Path:
 
 
 @pytest.fixture
-def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
+def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path, plugin):
     """Factory: outboxd(config=None, *, args=(), env=None, binary=None, start=True,
     defaults=True) -> Outboxd, running `outboxd -c <file>`.
 
     config: dict key -> value, written as `key = value` lines; None drops a key.
     defaults (unless defaults=False): postgres.conninfo = db.conninfo,
     postgres.slot = <db name>_slot, outbox.topic = topic_template,
-    kafka.bootstrap.servers = the stack's broker. Output (stdout+stderr) goes to
+    kafka.bootstrap.servers = the stack's broker, postgres.plugin = the plugin fixture's
+    (wal2json unless the module runs its tests for both). Output (stdout+stderr) goes to
     <tmp_path>/outboxd-N.log. env: extra environment (the harness's own OUTBOXD_*
     variables are never passed on). Every process is killed at teardown; the log
     tail is printed when the test failed, and a sanitizer report fails the test.
@@ -264,6 +289,7 @@ def outboxd(request, stack, db, topic_template, outboxd_bin, tmp_path):
         "postgres.slot": f"{db.dbname}_slot",
         "outbox.topic": topic_template,
         "kafka.bootstrap.servers": stack.kafka,
+        "postgres.plugin": plugin,
     })
 
 

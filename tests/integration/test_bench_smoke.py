@@ -15,7 +15,7 @@ from harness import REPO, default_outboxd_bin
 
 
 
-@pytest.mark.timeout(240)
+@pytest.mark.timeout(330)
 def test_bench_quick_run(stack, faults, tmp_path):
     # The latency workload reads commit times (pg_xact_commit_timestamp): scripts/stack.sh
     # turns track_commit_timestamp on; a stack started before that needs it set and a restart.
@@ -38,8 +38,9 @@ def test_bench_quick_run(stack, faults, tmp_path):
          "--outboxd", str(default_outboxd_bin()), "--poller", str(poller),
          "--producer", str(producer), "--config", "smoke",
          "--repeats", "1", "--events", "600", "--small-events", "0", "--big", "3000",
-         "--rates", "300", "--latency-secs", "2", "--timeout", "60"],
-        env=env, capture_output=True, text=True, timeout=220)
+         "--rates", "300", "--latency-secs", "2", "--timeout", "60", "--dup-events", "600", "--dup-txn", "600",
+         "--relays", "outboxd,outboxd-pgoutput,outboxd-linger1,decode-floor,producer-floor,polling"],
+        env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert "### Backlog drain" in r.stdout and "### Live latency" in r.stdout and "### Targets" in r.stdout
     res = json.loads((out / "results.json").read_text())
@@ -53,11 +54,21 @@ def test_bench_quick_run(stack, faults, tmp_path):
             assert d[rel]["rate"] > 10, (kind, rel, d[rel])
         assert 1_000 < d["outboxd"]["peak_rss_kb"] < 200_000
         assert 0 < d["outboxd_vs_recvlogical"] < 100
+    for kind in ("single", "batched", "defaults", "partitioned"):  # both plugins, both pg_recvlogical rows
+        d = s["drain"][kind]
+        for rel in ("pg_recvlogical", "pg_recvlogical-pgoutput", "outboxd", "outboxd-pgoutput"):
+            assert 0 < d[rel]["secs"] < 60 and d[rel]["rate"] > 10, (kind, rel, d[rel])
+    assert s["drain"]["single"]["pgoutput_vs_recvlogical"] > 0
+    # Duplicates: a clean stop sends nothing twice, also in the middle of a transaction.
+    dups = s["duplicates"]
+    assert dups["stream stop"]["duplicates_max"] == 0 and dups["bigtxn stop"]["duplicates_max"] == 0, dups
+    assert 0 <= dups["stream kill"]["duplicates_median"] <= 600, dups
+    assert "### Duplicates after a kill -9" in r.stdout
     b = s["bigtxn"]
     assert b["events"] == 3000 and 0 < b["outboxd_secs"] < 60 and 1_000 < b["outboxd_peak_rss_kb"] < 200_000
 
     lat = s["latency"]["300"]
-    for rel in ("outboxd", "outboxd-linger1", "outboxd-eos", "polling"):
+    for rel in ("outboxd", "outboxd-pgoutput", "outboxd-linger1", "outboxd-eos", "polling"):
         x = lat[rel]
         assert x["missing"] == 0, (rel, x)
         assert x["rate_achieved"] > 100, (rel, x)
@@ -83,3 +94,22 @@ def test_bench_quick_run(stack, faults, tmp_path):
         else:
             assert raw["received"] == raw["written"], raw
     assert "drain >= 0.7x pg_recvlogical (single)" in s["targets"]
+
+
+def test_pg_timestamp_forms():
+    """bench.py reads commit timestamps as PostgreSQL prints them: no fraction when the
+    microseconds are zero (a full run once crashed on '2026-12-04 00:16:30+00'), fractions
+    of 1 to 6 digits, and offsets with minutes."""
+    sys.path.insert(0, str(REPO / "bench"))
+    try:
+        import bench
+    finally:
+        sys.path.pop(0)
+    t = 1796343390.0  # 2026-12-04 00:16:30 UTC
+    assert bench.pg_timestamp("2026-12-04 00:16:30+00") == t
+    assert bench.pg_timestamp("2026-12-04 00:16:30.5+00") == t + 0.5
+    assert abs(bench.pg_timestamp("2026-12-04 00:16:30.123456+00") - (t + 0.123456)) < 1e-6
+    assert bench.pg_timestamp("2026-12-04 05:46:30+05:30") == t
+    assert bench.pg_timestamp("2026-12-03 21:16:30-03") == t
+    with pytest.raises(ValueError):
+        bench.pg_timestamp("yesterday")

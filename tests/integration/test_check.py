@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import psycopg
+from psycopg import sql as psql
 import pytest
 
 from harness import (
@@ -45,9 +46,12 @@ EXIT_FAILED = 2
 # The checks of a configuration with one outbox table and no dead-letter topic, in order.
 CHECKS = ["config", "postgres", "server_version", "wal_level", "wal2json", "max_replication_slots",
           "max_wal_senders", "replication_privilege", "table public.outbox", "slot", "progress", "kafka", "topics"]
-LINE = re.compile(r"^(ok|warn|FAIL|skip)\s+(config|postgres|server_version|wal_level|wal2json|max_replication_slots|"
-                  r"max_wal_senders|replication_privilege|table \S+|slot|other_slots|progress|standby_slots|standby \S+|kafka|topics|"
-                  r"dead_letter_topic)\s+(.*)$")
+LINE = re.compile(r"^(ok|warn|FAIL|skip)\s+(config|postgres|server_version|wal_level|wal2json|pgoutput|"
+                  r"max_replication_slots|max_wal_senders|replication_privilege|table \S+|publication|messages|slot|"
+                  r"other_slots|progress|standby_slots|standby \S+|kafka|topics|dead_letter_topic)\s+(.*)$")
+# The same with postgres.plugin = pgoutput: the plugin's line, and the publication's after the table.
+CHECKS_PGOUTPUT = [{"wal2json": "pgoutput"}.get(c, c) for c in CHECKS]
+CHECKS_PGOUTPUT.insert(CHECKS_PGOUTPUT.index("slot"), "publication")
 
 
 # --------------------------------------------------------------------------- helpers
@@ -245,6 +249,52 @@ def test_check_role_without_replication(run, db, login_role):
     assert f'ALTER ROLE "{login_role}" REPLICATION;' in failed["replication_privilege"]["fix"]
 
 
+def test_check_and_start_with_pgoutput(run, db, stack, login_role, outboxd, kafka, topic_prefix):
+    """postgres.plugin = pgoutput: check tests the plugin and the publication. A superuser
+    (or the tables' owner) gets it created by outboxd; a role that does not own the outbox
+    gets a FAIL with the CREATE PUBLICATION to run, and outboxd stops with the same fix
+    (exit 2) until it exists; a publication that does not publish inserts is refused with
+    the ALTER PUBLICATION that fixes it."""
+    pgo = {"postgres.plugin": "pgoutput"}
+    r = run("check", pgo)
+    assert r.rc == EXIT_OK, r
+    assert list(r.lines()) == CHECKS_PGOUTPUT, r
+    assert "built in and allowed by output_plugin_libraries" in r.lines()["pgoutput"][1], r
+    assert 'publication "outboxd" does not exist yet: outboxd creates it' in r.lines()["publication"][1], r
+    assert check_slots_left(db) == [] and db.slots() == []
+
+    with stack.pg_connect() as su:
+        su.execute(psql.SQL("ALTER ROLE {} REPLICATION").format(psql.Identifier(login_role)))
+    role = {**pgo, "postgres.conninfo": psycopg.conninfo.make_conninfo(db.conninfo, user=login_role),
+            "progress.table": ""}
+    r = run("check", role)
+    assert r.lines()["publication"][0] == "FAIL", r
+    create = ('CREATE PUBLICATION "outboxd" FOR TABLE "public"."outbox" WITH (publish = \'insert\', '
+              "publish_via_partition_root = true)")
+    assert create in fix_of(r, "publication"), r
+    p = outboxd(role)
+    assert p.wait_exit(60) == 2, p.log_tail()
+    assert "cannot create the publication pgoutput streams through" in p.log_text() and create in p.log_text()
+
+    db.execute(create)  # as the owner (sql/roles.sql -v pgoutput=on)
+    r = run("check", role)
+    assert r.lines()["publication"][0] == "ok", r
+    assert 'publishes the inserts of every outbox table' in r.lines()["publication"][1], r
+    p = outboxd(role)
+    p.wait_for_log("streaming slot", timeout=60)
+    ev = db.insert_event("order", "k", "e", {"n": 1})
+    assert [x.header("id").decode() for x in kafka.consume(f"{topic_prefix}.order", n=1, timeout=30)] == [ev]
+    assert p.terminate() == 0
+
+    db.execute("ALTER PUBLICATION outboxd SET (publish = 'update')")
+    r = run("check", pgo)
+    assert r.lines()["publication"][0] == "FAIL" and "does not publish inserts" in r.lines()["publication"][1], r
+    assert "ALTER PUBLICATION \"outboxd\" SET (publish = 'insert'" in fix_of(r, "publication"), r
+    p = outboxd(pgo)
+    assert p.wait_exit(60) == 2, p.log_tail()
+    assert 'publication "outboxd" does not publish inserts' in p.log_text(), p.log_tail()
+
+
 def test_check_wal2json_not_in_output_plugin_libraries(run, db, stack):
     try:
         set_plugin_libraries(stack, "ALTER SYSTEM SET output_plugin_libraries = pgoutput, test_decoding", False)
@@ -297,7 +347,7 @@ def test_check_slot_problems(run, db, case):
     if case == "other_plugin":
         db.create_slot(slot, "test_decoding")
         r = run("check")
-        assert "uses plugin test_decoding, not wal2json" in r.lines()["slot"][1]
+        assert "uses plugin test_decoding, but postgres.plugin = wal2json" in r.lines()["slot"][1]
         assert f"pg_drop_replication_slot('{slot}')" in fix_of(r, "slot")
     else:
         r = run("check", {"postgres.slot.create": "false"})

@@ -97,6 +97,15 @@ class Db:
         """Creates a logical slot in this database; returns its consistent point LSN."""
         return str(self.scalar("SELECT lsn FROM pg_create_logical_replication_slot(%s, %s)", (slot, plugin)))
 
+    def create_outboxd_slot(self, slot: str, plugin: str = "wal2json", tables: str = "public.outbox") -> str:
+        """Creates the slot outboxd streams with plugin; for pgoutput first the publication
+        outboxd would create ("outboxd", publish = 'insert', publish_via_partition_root): pgoutput
+        cannot decode WAL written before its publication existed."""
+        if plugin == "pgoutput" and not self.scalar("SELECT count(*) FROM pg_publication WHERE pubname = 'outboxd'"):
+            self.execute(f"CREATE PUBLICATION outboxd FOR TABLE {tables} "
+                         "WITH (publish = 'insert', publish_via_partition_root = true)")
+        return self.create_slot(slot, plugin)
+
     def slot_info(self, slot: str) -> dict | None:
         """The slot's row of pg_replication_slots as a dict (None if there is no such
         slot): slot_name, plugin, slot_type, database, temporary, active, active_pid,

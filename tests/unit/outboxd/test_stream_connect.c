@@ -43,8 +43,28 @@ static void test_existing_slot(void **state) {
     s = existing("test_decoding", "shop", false);
     assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, NULL, NULL, err, sizeof(err)),
                      STREAM_SLOT_REFUSE);
-    assert_non_null(strstr(err, "uses plugin test_decoding, not wal2json"));
+    assert_non_null(strstr(err, "uses plugin test_decoding, but postgres.plugin = wal2json"));
     assert_non_null(strstr(err, "pg_drop_replication_slot('shop_slot')"));
+
+    /* postgres.plugin = pgoutput: its own slots are used, a wal2json slot is refused (and
+     * the reverse): switching plugins is an explicit step. */
+    stream_connect_options_t pgo = opts;
+    pgo.plugin = PLUGIN_PGOUTPUT;
+    s = existing("pgoutput", "shop", false);
+    assert_int_equal(stream_connect_decide(&pgo, &s, "shop", false, 0, NULL, NULL, err, sizeof(err)), STREAM_SLOT_USE);
+    assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, NULL, NULL, err, sizeof(err)),
+                     STREAM_SLOT_REFUSE);
+    assert_non_null(
+        strstr(err, "uses plugin pgoutput, but postgres.plugin = wal2json: set postgres.plugin = pgoutput"));
+    s = existing("wal2json", "shop", false);
+    assert_int_equal(stream_connect_decide(&pgo, &s, "shop", false, 0, NULL, NULL, err, sizeof(err)),
+                     STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "uses plugin wal2json, but postgres.plugin = pgoutput"));
+    repl_slot_info_t none = {.exists = false};
+    pgo.create_slot = false;
+    assert_int_equal(stream_connect_decide(&pgo, &none, "shop", false, 0, NULL, NULL, err, sizeof(err)),
+                     STREAM_SLOT_REFUSE);
+    assert_non_null(strstr(err, "pg_create_logical_replication_slot('shop_slot', 'pgoutput')"));
 
     s = existing("wal2json", "other", false);
     assert_int_equal(stream_connect_decide(&opts, &s, "shop", false, 0, NULL, NULL, err, sizeof(err)),
@@ -116,7 +136,7 @@ static void test_lost_slot(void **state) {
     other.lost = true;
     assert_int_equal(stream_connect_decide(&opts, &other, "shop", true, 0, &rec, sys, err, sizeof(err)),
                      STREAM_SLOT_REFUSE);
-    assert_non_null(strstr(err, "not wal2json"));
+    assert_non_null(strstr(err, "but postgres.plugin = wal2json"));
 }
 
 int main(void) {
