@@ -39,7 +39,7 @@ def test_bench_quick_run(stack, faults, tmp_path):
          "--producer", str(producer), "--config", "smoke",
          "--repeats", "1", "--events", "600", "--small-events", "0", "--big", "3000",
          "--rates", "300", "--latency-secs", "2", "--timeout", "60", "--dup-events", "600", "--dup-txn", "600",
-         "--relays", "outboxd,outboxd-pgoutput,outboxd-linger1,decode-floor,producer-floor,polling"],
+         "--relays", "outboxd,outboxd-pgoutput,outboxd-linger1,outboxd-eos,decode-floor,producer-floor,polling"],
         env=env, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-5000:]
     assert "### Backlog drain" in r.stdout and "### Live latency" in r.stdout and "### Targets" in r.stdout
