@@ -7,6 +7,10 @@
 # Targets and their seeds (tests/fuzz/<component>/fuzz_<name>.c):
 #   fuzz_w2j_decode      wal2json records -> decoder -> router; seeds: the lines of
 #                        tests/data/wal2json/outbox.jsonl (real captures), dictionary w2j.dict
+#   fuzz_pgo_decode      pgoutput message streams -> decoder -> router; seeds: the capture
+#                        tests/data/pgoutput/stream.pgo, each message framed by its length
+#                        (2 bytes, big-endian): the whole stream (messages up to 4000 bytes)
+#                        and its first 4, 12, 24 messages
 #   fuzz_config          config files, -X key=value, environment, --print-config; seeds:
 #                        tests/data/config/*.conf
 #   fuzz_inbox_message   inbox message ids and Kafka headers (JSON, HTTP header lines); seeds:
@@ -60,6 +64,16 @@ seeds() {
         printf '%s' "$line" >"$dir/capture-$i"
         i=$((i + 1))
       done <"$REPO/tests/data/wal2json/outbox.jsonl" ;;
+    fuzz_pgo_decode)
+      python3 - "$REPO/tests/data/pgoutput/stream.pgo" "$dir" <<'PY'
+import sys
+msgs = [bytes.fromhex(l.split("\t", 1)[1].strip()) for l in open(sys.argv[1]) if "\t" in l]
+msgs = [m for m in msgs if len(m) <= 4000]  # the 300 KB row would only slow the fuzzer down
+for n in (4, 12, 24, len(msgs)):
+    with open(f"{sys.argv[2]}/stream-{n}", "wb") as f:
+        f.write(b"".join(len(m).to_bytes(2, "big") + m for m in msgs[:n]))
+PY
+      ;;
     fuzz_config) cp "$REPO"/tests/data/config/*.conf "$dir/" ;;
     *) [[ -d $REPO/tests/fuzz/seeds/$t ]] && cp "$REPO/tests/fuzz/seeds/$t"/* "$dir/" ;;
   esac

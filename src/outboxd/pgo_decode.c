@@ -189,8 +189,17 @@ static void civil_from_days(int64_t days, int64_t *y, int *m, int *d) {
     *y = yoe + era * 400 + (*m <= 2);
 }
 
+/* |us| beyond this (about 10,000 years from 2000) is no commit time: never formatted, never
+ * added to (the sum could overflow). PostgreSQL's own range ends at 294276 AD; commits do not. */
+#define PG_TS_LIMIT_US (10000LL * 366 * 86400 * 1000000)
+
 /* Without snprintf and gmtime: one a transaction. */
 void pgo_format_timestamp(int64_t us, char *out, size_t out_size) {
+    if (us > PG_TS_LIMIT_US || us < -PG_TS_LIMIT_US) {
+        if (out_size)
+            out[0] = '\0';
+        return;
+    }
     int64_t unix_us = us + PG_EPOCH_UNIX * 1000000LL, secs = unix_us / 1000000, frac = unix_us % 1000000;
     if (frac < 0) { /* before 1970: floor division */
         frac += 1000000;
@@ -443,10 +452,11 @@ int pgo_decode(pgo_decoder_t *dec, const char *buf, size_t len, lsn_t data_start
         out->lsn = rd_u64(&r);
         dec->ts_us = (int64_t)rd_u64(&r);
         pgo_format_timestamp(dec->ts_us, dec->ts, sizeof(dec->ts));
-        dec->ts_us += PG_EPOCH_UNIX * 1000000LL;
+        /* A time out of range (a corrupt message) is unknown: no text, 0. */
+        dec->ts_us = dec->ts[0] ? dec->ts_us + PG_EPOCH_UNIX * 1000000LL : 0;
         dec->xid = out->xid = rd_u32(&r);
         dec->in_txn = true;
-        out->timestamp = dec->ts;
+        out->timestamp = dec->ts[0] ? dec->ts : NULL;
         out->commit_time_us = dec->ts_us;
         break;
     case 'C':

@@ -454,6 +454,27 @@ static void test_timestamps(void **state) {
     expect_ts((1796343390LL - 946684800LL) * 1000000LL, "2026-12-04 00:16:30+00");
 }
 
+/* Found by fuzz_pgo_decode: a Begin whose commit time is far out of range (INT64_MAX) made
+ * the formatter overflow. Now such a time is unknown: no text, 0 microseconds. */
+static void test_timestamp_out_of_range(void **state) {
+    (void)state;
+    expect_ts(INT64_MAX, "");
+    expect_ts(INT64_MIN, "");
+    expect_ts(9223090583285823488LL, ""); /* the fuzzer's value */
+    pgo_decoder_t *d = pgo_decoder_new();
+    assert_non_null(d);
+    /* 'B', final LSN 0/100, commit time 0x7fff...ff, xid 7 */
+    static const char begin[] = "B\0\0\0\0\0\0\x01\0\x7f\xff\xff\xff\xff\xff\xff\xff\0\0\0\x07";
+    w2j_record_t rec;
+    char err[256];
+    assert_int_equal(decode_bytes(d, begin, sizeof(begin) - 1, &rec, err, sizeof(err)), 1);
+    assert_int_equal(rec.action, W2J_BEGIN);
+    assert_null(rec.timestamp);
+    assert_int_equal(rec.commit_time_us, 0);
+    assert_int_equal(rec.xid, 7);
+    pgo_decoder_destroy(d);
+}
+
 /* What pgoutput's Begin gives as text, the relay's timestamp parser reads back to the same
  * microsecond (its fast path and its sscanf path alike), over 50 years of times. */
 static void test_timestamps_round_trip(void **state) {
@@ -494,6 +515,7 @@ int main(void) {
         cmocka_unit_test(test_unsupported_and_malformed),
         cmocka_unit_test(test_timestamps),
         cmocka_unit_test(test_timestamps_round_trip),
+        cmocka_unit_test(test_timestamp_out_of_range),
         cmocka_unit_test(test_plugin_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
