@@ -62,6 +62,9 @@ static const config_key_t outboxd_keys[] = {
     {"outbox.header.id", CONFIG_STRING, "id", 0, 0, NULL, false, "header carrying the event id"},
     {"outbox.header.event_type", CONFIG_STRING, "event_type", 0, 0, NULL, false,
      "header carrying the event type; empty = no such header (debezium preset)"},
+    {"outbox.header.commit_time", CONFIG_BOOL, "true", 0, 0, NULL, false,
+     "send the transaction's commit time as header outboxd.commit_time_us (inboxd's delivery latency); false under "
+     "the debezium presets (Debezium sends the id header only)"},
     {"outbox.header.columns", CONFIG_STRING, "", 0, 0, NULL, false,
      "more row columns sent as headers: column[:header], ... (Debezium's table.fields.additional.placement)"},
     {"outbox.key.format", CONFIG_ENUM, "raw", 0, 0, "raw|json", false,
@@ -140,6 +143,7 @@ static const struct {
     {"debezium", "outbox.column.headers", ""},
     {"debezium", "outbox.header.event_type", ""},
     {"debezium", "outbox.payload.null", "null"},
+    {"debezium", "outbox.header.commit_time", "false"},
     /* The same with key.converter = value.converter = JsonConverter, schemas.enable=false. */
     {"debezium-json", "outbox.column.aggregate_type", "aggregatetype"},
     {"debezium-json", "outbox.column.aggregate_id", "aggregateid"},
@@ -147,6 +151,7 @@ static const struct {
     {"debezium-json", "outbox.column.headers", ""},
     {"debezium-json", "outbox.header.event_type", ""},
     {"debezium-json", "outbox.payload.null", "null"},
+    {"debezium-json", "outbox.header.commit_time", "false"},
     {"debezium-json", "outbox.key.format", "json"},
     {"debezium-json", "outbox.value.format", "json"},
 };
@@ -322,6 +327,7 @@ int main(int argc, char **argv) {
         .recover_lost_slot = strcmp(config_get(cfg, "postgres.slot.on_lost"), "recover") == 0,
         .recovery_margin_xids = config_get_int(cfg, "recovery.margin.xids"),
         .failover_slot = config_get_bool(cfg, "postgres.slot.failover"),
+        .commit_time_header = config_get_bool(cfg, "outbox.header.commit_time"),
         .exactly_once = strcmp(config_get(cfg, "delivery.guarantee"), "exactly-once") == 0,
         .transactional_id = config_get(cfg, "delivery.transactional.id"),
         .checkpoint_topic = config_get(cfg, "delivery.checkpoint.topic"),

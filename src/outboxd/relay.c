@@ -237,7 +237,7 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
     }
     r->ev_lsn = m->data_start;
     r->ev_is_dlq = false;
-    r->ev.commit_us = ack_tracker_in_txn(r->at) ? r->txn_commit_us : 0;
+    r->ev.commit_us = r->o->commit_time_header && ack_tracker_in_txn(r->at) ? r->txn_commit_us : 0;
     r->ev_seq = ack_tracker_add_event(r->at);
     relay_queue_cleanup(r, &rec);
     if (r->ev_seq == 0) {

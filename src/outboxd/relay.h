@@ -34,6 +34,7 @@ typedef struct relay_options {
     int slot_poll_interval_ms;      /* how often the slot is read from pg_replication_slots */
     const char *progress_table;     /* progress.table: the durable progress record; "" = none */
     int progress_interval_ms;       /* progress.interval.ms: how often the record is written */
+    bool commit_time_header;        /* outbox.header.commit_time: the outboxd.commit_time_us header */
     bool recover_lost_slot;         /* postgres.slot.on_lost = recover (else fail: exit 2) */
     long long recovery_margin_xids; /* recovery.margin.xids: republish this many transaction ids more */
     bool failover_slot;             /* postgres.slot.failover: a PostgreSQL 17+ failover slot */
