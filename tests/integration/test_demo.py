@@ -27,6 +27,17 @@ def demo_dir() -> Iterator[Path]:
     d = Path(tempfile.mkdtemp(prefix="outboxd-demo-", dir="/tmp"))
     d.chmod(0o755)
     yield d
+    # A test that failed half-way (a timeout under load) may leave the demo's daemons, each in
+    # a session of its own, holding the demo's ports: the next test would meet them.
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and str(d) in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(proc.name), signal.SIGKILL)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass
+    if (d / "stack").exists():
+        subprocess.run([str(REPO / "scripts" / "stack.sh"), "stop"], capture_output=True, timeout=120,
+                       env={**os.environ, "OUTBOXD_STACK_DIR": str(d / "stack")})
     shutil.rmtree(d, ignore_errors=True)
 
 
