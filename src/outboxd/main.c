@@ -105,6 +105,9 @@ static const config_key_t outboxd_keys[] = {
      "exactly-once: a Kafka transaction is committed as soon as the stream is caught up and it is this old"},
     {"status.interval.ms", CONFIG_INT, "1000", 100, MS_MAX, NULL, false,
      "period of standby status updates (confirmed LSN) to PostgreSQL"},
+    {"status.confirm.ms", CONFIG_INT, "10", 1, MS_MAX, NULL, false,
+     "a confirmed position that acknowledgements moved is sent at most this often; status.interval.ms or more: "
+     "only with the periodic update (fewer messages, more events sent again after a crash)"},
     {"relay.max.inflight.events", CONFIG_INT, "10000", 1, 10000000, NULL, false,
      "unacknowledged events before reading WAL pauses (back-pressure)"},
     {"relay.max.inflight.txns", CONFIG_INT, "10000", 1, 10000000, NULL, false,
@@ -307,6 +310,7 @@ int main(int argc, char **argv) {
             },
         .kafka_props = props,
         .status_interval_ms = (int)config_get_int(cfg, "status.interval.ms"),
+        .status_confirm_ms = (int)config_get_int(cfg, "status.confirm.ms"),
         .max_inflight_events = (size_t)config_get_int(cfg, "relay.max.inflight.events"),
         .max_inflight_txns = (size_t)config_get_int(cfg, "relay.max.inflight.txns"),
         .shutdown_timeout_ms = (int)config_get_int(cfg, "shutdown.timeout.ms"),

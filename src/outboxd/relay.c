@@ -21,7 +21,6 @@
 #include "relay_partitions.h"
 
 #define READ_BATCH 2048        /* messages read per loop turn before serving Kafka again */
-#define CONFIRM_COALESCE_MS 10 /* a moved watermark is confirmed at most this often */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG RELAY_DLQ_FLAG
@@ -275,12 +274,12 @@ void relay_tick(relay_t *r, int64_t now) {
 
 /* The watermark moved past what was confirmed: ms until it may be confirmed (0: now), else
  * -1. Acknowledgements are confirmed as soon as they move it, at most every
- * CONFIRM_COALESCE_MS, so that a crash re-sends about what was in flight, not a status
- * interval's worth. */
+ * status.confirm.ms (10), so that a crash re-sends about what was in flight, not a status
+ * interval's worth. A value of status.interval.ms or more leaves it to the periodic update. */
 static int64_t confirm_due(const relay_t *r, int64_t now) {
-    if (relay_confirmable(r) == r->sent_flush)
+    if (r->o->status_confirm_ms >= r->o->status_interval_ms || relay_confirmable(r) == r->sent_flush)
         return -1;
-    int64_t wait = r->last_status_ms + CONFIRM_COALESCE_MS - now;
+    int64_t wait = r->last_status_ms + r->o->status_confirm_ms - now;
     return wait > 0 ? wait : 0;
 }
 

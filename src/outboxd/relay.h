@@ -17,6 +17,7 @@ typedef struct relay_options {
     router_options_t router;        /* tables, topic template, columns, prefix, header names */
     const char *const *kafka_props; /* NULL-terminated name, value pairs for librdkafka */
     int status_interval_ms;         /* standby status update period */
+    int status_confirm_ms;          /* status.confirm.ms: a moved watermark is confirmed at most this often */
     size_t max_inflight_events;     /* back-pressure bound on unacked events */
     size_t max_inflight_txns;       /* back-pressure bound on held transactions */
     int shutdown_timeout_ms;        /* how long SIGTERM waits for in-flight acks */

@@ -38,7 +38,7 @@ typedef struct refused {
     lsn_t lsn;
     char id[128]; /* "" when the event id is not known */
     char reason[512];
-    bool too_large;
+    dead_letter_reason_t why; /* from the delivery report's refusal class */
 } refused_t;
 
 struct relay_eos {
@@ -500,7 +500,7 @@ int relay_eos_before_produce(relay_t *r) {
     if (r->dl && !r->ev_is_dlq && x->nrefused && (i = find_refused(x, &r->ev, r->ev_lsn)) >= 0) {
         refused_t f = x->refused[i];
         x->refused[i] = x->refused[--x->nrefused];
-        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, f.reason, f.too_large) == 0)
+        if (dead_letter_event(r->dl, &r->ev, r->ev_lsn, f.reason, f.why) == 0)
             r->ev_is_dlq = true;
     }
     if (x->session != SES_READY || !r->kp)
@@ -524,7 +524,7 @@ static void remember_refused(relay_eos_t *x, const kproducer_delivery_t *d) {
         return; /* the replay then refuses it again, and comes back here */
     x->refused = n;
     refused_t *f = &n[x->nrefused++];
-    *f = (refused_t){.lsn = d->lsn, .too_large = d->too_large};
+    *f = (refused_t){.lsn = d->lsn, .why = dead_letter_reason_of_refusal(d->refusal)};
     snprintf(f->id, sizeof(f->id), "%s", d->event_id ? d->event_id : "");
     snprintf(f->reason, sizeof(f->reason), "Kafka refused it for topic %s: %s", d->topic ? d->topic : "?",
              d->errstr ? d->errstr : "error");

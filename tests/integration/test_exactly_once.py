@@ -100,7 +100,8 @@ def test_restart_skips_what_kafka_has_while_the_slot_is_behind(db, kafka, outbox
     them: nothing is produced twice, not even into aborted transactions."""
     topic = f"{topic_prefix}.order"
     kafka.create_topic(topic, 1)
-    cfg = eos_config(topic_prefix, **{"status.interval.ms": 3600000, "progress.interval.ms": 3600000})
+    cfg = eos_config(topic_prefix, **{"status.interval.ms": 3600000, "status.confirm.ms": 3600000,
+                                       "progress.interval.ms": 3600000})
     p = outboxd(cfg)
     p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
     slot = f"{db.dbname}_slot"
@@ -129,15 +130,15 @@ AGG = "agg"
 def test_kill9_at_random_moments_exactly_once(stack, db, kafka, outboxd, topic_prefix):
     """outboxd is SIGKILLed at random moments while a 30k-event stream commits, and restarted
     each time: a read_committed consumer sees every committed event exactly once, per key in
-    commit order (the default status interval keeps the slot behind the checkpoints, so
-    restarts re-read transactions that Kafka has and must skip)."""
+    commit order (confirming only with the 1 s status update keeps the slot behind the
+    checkpoints, so restarts re-read transactions that Kafka has and must skip)."""
     seed = int(os.environ.get("OUTBOXD_FAULTS_SEED") or random.randrange(1 << 30))
     print(f"kill9 exactly-once: seed {seed} (replay with OUTBOXD_FAULTS_SEED={seed})")
     rnd = random.Random(seed)
     setup_ordered(db)
     topic = f"{topic_prefix}.{AGG}"
     kafka.create_topic(topic, 3)
-    p = outboxd(eos_config(topic_prefix, **{"status.interval.ms": 1000}))
+    p = outboxd(eos_config(topic_prefix, **{"status.interval.ms": 1000, "status.confirm.ms": 1000}))
     p.wait_for_log("exactly-once: transactional.id .* ready", timeout=60)
     load = OrderedLoad(db, AGG, events=30000, chunk=150, pause=0.1).start()
     kills = 0
