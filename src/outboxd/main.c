@@ -227,63 +227,9 @@ static const char kafka_doc[] =
     "#kafka.sasl.username = outboxd\n"
     "#kafka.sasl.password = (secret: better in the environment, OUTBOXD_KAFKA_SASL_PASSWORD)\n";
 
-int main(int argc, char **argv) {
-    static const cli_spec_t spec = {"outboxd",         "OUTBOXD_",    outboxd_keys,         "kafka.", usage,
-                                    RELAY_EXIT_CONFIG, finish_config, &kprops_config_check, kafka_doc};
-    const char *command = NULL; /* "check", "status", "replay" or NULL (relay) */
-    bool json = false;
-    int code;
-    config_t *cfg;
-
-    /* The command word may stand anywhere among the options; --json follows it. */
-    char **args = calloc((size_t)argc + 1, sizeof(char *)), **cmd_args = calloc((size_t)argc + 1, sizeof(char *));
-    if (!args || !cmd_args) {
-        free(args);
-        free(cmd_args);
-        return RELAY_EXIT_CONFIG;
-    }
-    int nargs = 0, ncmd = 0;
-    for (int i = 0; i < argc; i++) {
-        if (i > 0 && (!strcmp(argv[i], "-c") || !strcmp(argv[i], "-X")) && i + 1 < argc) {
-            args[nargs++] = argv[i++];
-            args[nargs++] = argv[i];
-        } else if (i > 0 && !command &&
-                   (!strcmp(argv[i], "check") || !strcmp(argv[i], "status") || !strcmp(argv[i], "replay"))) {
-            command = argv[i];
-        } else if (command && !strcmp(command, "replay")) { /* its own arguments: cmd_replay.c */
-            cmd_args[ncmd++] = argv[i];
-        } else if (command && !strcmp(argv[i], "--json")) {
-            json = true;
-        } else {
-            args[nargs++] = argv[i];
-        }
-    }
-    cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
-    free(args);
-    if (res == CLI_EXIT) {
-        free(cmd_args);
-        return code;
-    }
-    char perr[256];
-    if (pgconn_set_password(config_get(cfg, "postgres.conninfo"), config_get(cfg, "postgres.password"), perr,
-                            sizeof(perr)) != 0) {
-        log_error("%s", perr);
-        free(cmd_args);
-        config_destroy(cfg);
-        return RELAY_EXIT_CONFIG;
-    }
-
-    size_t np = config_passthrough_count(cfg);
-    const char **props = calloc(np * 2 + 1, sizeof(char *));
-    if (!props) {
-        log_error("out of memory");
-        config_destroy(cfg);
-        return RELAY_EXIT_CONFIG;
-    }
-    for (size_t i = 0; i < np; i++)
-        config_passthrough_get(cfg, i, &props[2 * i], &props[2 * i + 1]);
-
-    relay_options_t o = {
+/* The relay's options from the loaded configuration; props: the kafka.* pairs (borrowed). */
+static relay_options_t options_of(const config_t *cfg, const char **props) {
+    return (relay_options_t){
         .conninfo = config_get(cfg, "postgres.conninfo"),
         .slot = config_get(cfg, "postgres.slot"),
         .create_slot = config_get_bool(cfg, "postgres.slot.create"),
@@ -342,6 +288,66 @@ int main(int argc, char **argv) {
         .plugin = strcmp(config_get(cfg, "postgres.plugin"), "pgoutput") == 0 ? PLUGIN_PGOUTPUT : PLUGIN_WAL2JSON,
         .publication = config_get(cfg, "postgres.publication"),
     };
+}
+
+int main(int argc, char **argv) {
+    static const cli_spec_t spec = {"outboxd",         "OUTBOXD_",    outboxd_keys,         "kafka.", usage,
+                                    RELAY_EXIT_CONFIG, finish_config, &kprops_config_check, kafka_doc};
+    const char *command = NULL; /* "check", "status", "replay" or NULL (relay) */
+    bool json = false;
+    int code;
+    config_t *cfg;
+
+    /* The command word may stand anywhere among the options; --json follows it. */
+    char **args = calloc((size_t)argc + 1, sizeof(char *)), **cmd_args = calloc((size_t)argc + 1, sizeof(char *));
+    if (!args || !cmd_args) {
+        free(args);
+        free(cmd_args);
+        return RELAY_EXIT_CONFIG;
+    }
+    int nargs = 0, ncmd = 0;
+    for (int i = 0; i < argc; i++) {
+        if (i > 0 && (!strcmp(argv[i], "-c") || !strcmp(argv[i], "-X")) && i + 1 < argc) {
+            args[nargs++] = argv[i++];
+            args[nargs++] = argv[i];
+        } else if (i > 0 && !command &&
+                   (!strcmp(argv[i], "check") || !strcmp(argv[i], "status") || !strcmp(argv[i], "replay"))) {
+            command = argv[i];
+        } else if (command && !strcmp(command, "replay")) { /* its own arguments: cmd_replay.c */
+            cmd_args[ncmd++] = argv[i];
+        } else if (command && !strcmp(argv[i], "--json")) {
+            json = true;
+        } else {
+            args[nargs++] = argv[i];
+        }
+    }
+    cli_result_t res = cli_load(&spec, nargs, args, 1, &cfg, &code);
+    free(args);
+    if (res == CLI_EXIT) {
+        free(cmd_args);
+        return code;
+    }
+    char perr[256];
+    if (pgconn_set_password(config_get(cfg, "postgres.conninfo"), config_get(cfg, "postgres.password"), perr,
+                            sizeof(perr)) != 0) {
+        log_error("%s", perr);
+        free(cmd_args);
+        config_destroy(cfg);
+        return RELAY_EXIT_CONFIG;
+    }
+
+    size_t np = config_passthrough_count(cfg);
+    const char **props = calloc(np * 2 + 1, sizeof(char *));
+    if (!props) {
+        log_error("out of memory");
+        free(cmd_args);
+        config_destroy(cfg);
+        return RELAY_EXIT_CONFIG;
+    }
+    for (size_t i = 0; i < np; i++)
+        config_passthrough_get(cfg, i, &props[2 * i], &props[2 * i + 1]);
+
+    relay_options_t o = options_of(cfg, props);
     if (!command || res == CLI_PRINT_CONFIG) { /* what the relay checks before it connects */
         err_t e;
         char line[2048];

@@ -20,7 +20,7 @@
 #include "stop_confirm.h"
 #include "relay_partitions.h"
 
-#define READ_BATCH 2048        /* messages read per loop turn before serving Kafka again */
+#define READ_BATCH 2048 /* messages read per loop turn before serving Kafka again */
 #define PROGRESS_INTERVAL_MS 10000
 #define STANDBY_RETRY_MS 1000 /* a standby checks this often whether the slot is free */
 #define DLQ_FLAG RELAY_DLQ_FLAG
