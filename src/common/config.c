@@ -1045,7 +1045,7 @@ void config_dump(const config_t *cfg, FILE *out) {
         if (cfg->files[i] != NULL) {
             dump_line(out, k->name, CONFIG_FILE_SUFFIX, cfg->files[i]); /* where it is, not what it is */
         } else if (k->secret || contains_ci(k->name, "password") || contains_ci(k->name, "secret")) {
-            fprintf(out, "%s = ***\n", k->name);
+            fprintf(out, "%s = %s\n", k->name, *v ? "***" : "\"\""); /* an empty one is not a secret */
         } else if (ends_with(k->name, "conninfo") || ends_with(k->name, ".url")) {
             size_t size = 4 * strlen(v) + 64;
             char *red = malloc(size);

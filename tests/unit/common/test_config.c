@@ -657,6 +657,11 @@ static void test_dump_redaction(void **state) {
         if (strstr(out, secrets[i]) != NULL)
             fail_msg("dump leaks '%s':\n%s", secrets[i], out);
     free(out);
+    /* An empty secret is shown as empty: "***" would say that one is set. */
+    set_ok(cfg, "postgres.password", "");
+    out = dump_to_string(cfg);
+    assert_non_null(strstr(out, "postgres.password = \"\"\n"));
+    free(out);
 }
 
 static void test_dump_uri_conninfo(void **state) {
