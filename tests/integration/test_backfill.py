@@ -11,6 +11,9 @@ import time
 
 import psycopg
 
+# Every test runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
 
 def _add_processed_column(db):
     db.execute("ALTER TABLE outbox ADD COLUMN processed boolean NOT NULL DEFAULT false")

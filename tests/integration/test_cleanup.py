@@ -8,6 +8,9 @@ import time
 
 from harness import free_port, wait_metric, wait_until
 
+# Every test runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
 
 def _count(db):
     return db.scalar("SELECT count(*) FROM outbox")

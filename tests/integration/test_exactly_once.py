@@ -26,6 +26,10 @@ from harness import (
     wait_until,
 )
 
+# The checkpoint's skip and the at-least-once paths run with both output plugins; the long fault
+# tests and dead-lettering (its values are wal2json records) with wal2json only.
+PLUGINS = ("wal2json", "pgoutput")
+
 
 def eos_config(topic_prefix: str, **extra) -> dict:
     cfg = {
@@ -125,6 +129,7 @@ def test_restart_skips_what_kafka_has_while_the_slot_is_behind(db, kafka, outbox
 AGG = "agg"
 
 
+@pytest.mark.plugins("wal2json")
 @pytest.mark.fault
 @pytest.mark.timeout(420)
 def test_kill9_at_random_moments_exactly_once(stack, db, kafka, outboxd, topic_prefix):
@@ -168,6 +173,7 @@ def test_kill9_at_random_moments_exactly_once(stack, db, kafka, outboxd, topic_p
     assert skipped > 0, "no restart had to skip anything: the test proved little"
 
 
+@pytest.mark.plugins("wal2json")
 @pytest.mark.fault
 @pytest.mark.timeout(300)
 def test_kill9_while_draining_a_backlog(stack, db, kafka, outboxd, topic_prefix):
@@ -214,6 +220,7 @@ def test_kill9_while_draining_a_backlog(stack, db, kafka, outboxd, topic_prefix)
     assert kills >= 2 and len(written) > total, "kills did not hit open Kafka transactions: the test proved nothing"
 
 
+@pytest.mark.plugins("wal2json")
 @pytest.mark.fault
 @pytest.mark.timeout(300)
 def test_zombie_is_fenced_and_the_standby_takes_over(stack, db, kafka, outboxd, topic_prefix):
@@ -270,6 +277,7 @@ def finish_and_check(stack, db, p, load, topic: str, what: str) -> None:
     print(f"{what}: {total} events exactly once; {len(written) - total} records written in aborted transactions")
 
 
+@pytest.mark.plugins("wal2json")
 @pytest.mark.fault
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("how", ["kill", "stop"])
@@ -293,6 +301,7 @@ def test_broker_restart_in_the_middle_of_a_transaction(stack, db, kafka, outboxd
     finish_and_check(stack, db, p, load, topic, f"broker {how}")
 
 
+@pytest.mark.plugins("wal2json")
 @pytest.mark.fault
 @pytest.mark.timeout(300)
 def test_transaction_timeout_exceeded_while_kafka_is_down(stack, db, kafka, outboxd, topic_prefix, faults):
@@ -317,6 +326,7 @@ def test_transaction_timeout_exceeded_while_kafka_is_down(stack, db, kafka, outb
     finish_and_check(stack, db, p, load, topic, "transaction timeout")
 
 
+@pytest.mark.plugins("wal2json")
 def test_dead_letter_keeps_working(db, kafka, outboxd, topic_prefix):
     """outbox.on_invalid = dead-letter under exactly-once: an event the router refuses and one
     the client refuses go to the dead-letter topic inside the Kafka transaction; one the broker
