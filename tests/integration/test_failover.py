@@ -23,6 +23,10 @@ from harness.db import OUTBOX_SQL
 PAIR_PORT = 25460
 
 
+# The PostgreSQL 15 failover runs with both output plugins (conftest.py: pytest_generate_tests).
+PLUGINS = ("wal2json", "pgoutput")
+
+
 @pytest.fixture
 def pair(tmp_path_factory):
     p = PgPair(Path("/tmp/outboxd-failover-pair"), PAIR_PORT).start()
@@ -138,6 +142,7 @@ def pair17():
     p.stop()
 
 
+@pytest.mark.plugins("wal2json")
 def test_pg17_failover_slot_continues_after_promotion(pair17, outboxd, outboxd_bin, kafka, topic_prefix, tmp_path):
     """postgres.slot.failover = true: the standby keeps a synced copy of the slot; after the
     primary crashed and the standby was promoted, outboxd streams on from the synced slot
