@@ -36,4 +36,12 @@ void decoder_reset(decoder_t *d);
 int decoder_decode(decoder_t *d, const char *buf, size_t len, lsn_t data_start, w2j_record_t *out, char *errstr,
                    size_t errstr_size);
 
+/* The message buf[0..len) that decoded into rec, as a wal2json format-version 2 record: what
+ * a dead-letter record carries when no Kafka record could be built (and what `outboxd replay`
+ * routes again). wal2json: buf itself. pgoutput: rec rendered as wal2json would (column values
+ * as JSON strings), in a buffer the decoder owns until its next decoder_as_wal2json or its
+ * destruction. Sets *out and *out_len; returns 0, or -1 when out of memory. */
+int decoder_as_wal2json(decoder_t *d, const w2j_record_t *rec, const char *buf, size_t len, const char **out,
+                        size_t *out_len);
+
 #endif

@@ -207,18 +207,22 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         return;
     case ROUTER_INVALID:
         if (r->dl) {
-            /* No record could be built: dead-letter the plugin's message itself. */
+            /* No record could be built: dead-letter the plugin's record (as wal2json's). */
             bool own_txn = !ack_tracker_in_txn(r->at); /* a non-transactional message */
             r->ev_lsn = m->data_start;
             if (own_txn)
                 ack_tracker_begin(r->at);
             r->ev_seq = ack_tracker_add_event(r->at);
             relay_queue_cleanup(r, &rec);
-            if (dead_letter_unroutable(r->dl, &r->ev, r->ev_lsn, m->data, m->len, err) == 0) {
+            const char *raw;
+            size_t raw_len;
+            if (decoder_as_wal2json(r->dec, &rec, m->data, m->len, &raw, &raw_len) == 0 &&
+                dead_letter_unroutable(r->dl, &r->ev, r->ev_lsn, raw, raw_len, err) == 0) {
                 r->ev_is_dlq = true;
                 relay_publish(r);
             } else {
-                relay_fail(r, RELAY_EXIT_RUNTIME, "out of memory");
+                relay_fail(r, RELAY_EXIT_RUNTIME,
+                           "cannot build its dead-letter record: out of memory, or text that is not UTF-8");
             }
             if (own_txn) {
                 ack_tracker_commit(r->at, m->data_start);
