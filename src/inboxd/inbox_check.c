@@ -2,7 +2,6 @@
 #include "inbox_check.h"
 
 #include <regex.h>
-#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,7 +17,6 @@
 #include "log.h"
 #include "pgconn.h"
 
-#define MSG_SIZE 2048
 #define KAFKA_TIMEOUT_MAX_MS 5000 /* and at most startup.timeout.ms */
 #define URL_TIMEOUT_MAX_MS 5000   /* and at most deliver.timeout.ms */
 #define WATERMARK_PARTITIONS_MAX 256
@@ -36,17 +34,6 @@ typedef struct ic {
     kconsumer_t *kc;
     const struct rd_kafka_metadata *md;
 } ic_t;
-
-static void reportf(ic_t *c, checkout_status_t st, const char *name, const char *fix, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void reportf(ic_t *c, checkout_status_t st, const char *name, const char *fix, const char *fmt, ...) {
-    char detail[MSG_SIZE];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    checkout_report(&c->co, st, name, detail, fix);
-}
 
 static const char *table_cfg(const ic_t *c) { return config_get(c->cfg, "inbox.table"); }
 static const char *offsets_cfg(const ic_t *c) { return config_get(c->cfg, "inbox.offsets.table"); }
@@ -78,10 +65,10 @@ static void check_config(ic_t *c) {
     }
     c->conf_ok = true;
     c->push = c->conf.opts.deliver != NULL;
-    reportf(c, CHECKOUT_OK, "config", NULL, "topics %s, table %s, positions %s, group %s; handoff: %s%s",
-            config_get(c->cfg, "inbox.topics"), table_cfg(c), offsets_cfg(c), c->group,
-            c->push ? "HTTP push to " : "SQL (the service claims messages with inbox_claim())",
-            c->push ? c->conf.opts.deliver->url : "");
+    checkout_reportf(&c->co, CHECKOUT_OK, "config", NULL, "topics %s, table %s, positions %s, group %s; handoff: %s%s",
+                     config_get(c->cfg, "inbox.topics"), table_cfg(c), offsets_cfg(c), c->group,
+                     c->push ? "HTTP push to " : "SQL (the service claims messages with inbox_claim())",
+                     c->push ? c->conf.opts.deliver->url : "");
 }
 
 static bool pg_skipped(ic_t *c, const char *name) {
@@ -100,9 +87,10 @@ static void check_postgres(ic_t *c) {
     }
     const char *host = PQhost(c->pg), *port = PQport(c->pg);
     bool sock = host && *host == '/';
-    reportf(c, CHECKOUT_OK, "postgres", NULL, "reachable at %s%s%s%s, database %s, user %s, PostgreSQL %d.%d",
-            sock ? "socket " : "", host ? host : "?", sock ? "" : ":", sock ? "" : port, PQdb(c->pg), PQuser(c->pg),
-            PQserverVersion(c->pg) / 10000, PQserverVersion(c->pg) % 10000);
+    checkout_reportf(&c->co, CHECKOUT_OK, "postgres", NULL,
+                     "reachable at %s%s%s%s, database %s, user %s, PostgreSQL %d.%d", sock ? "socket " : "",
+                     host ? host : "?", sock ? "" : ":", sock ? "" : port, PQdb(c->pg), PQuser(c->pg),
+                     PQserverVersion(c->pg) / 10000, PQserverVersion(c->pg) % 10000);
 }
 
 /* One of the two tables: found into *cat, or FAIL. */
@@ -113,11 +101,12 @@ static void check_table(ic_t *c, const char *name, const char *configured, const
     char fix[512];
     inbox_catalog_status_t st = inbox_catalog_lookup(c->pg, configured, cat, &failed);
     if (st == INBOX_CATALOG_FOUND) {
-        reportf(c, CHECKOUT_OK, name, NULL, "%s exists", cat->table);
+        checkout_reportf(&c->co, CHECKOUT_OK, name, NULL, "%s exists", cat->table);
     } else if (st == INBOX_CATALOG_MISSING) {
         snprintf(fix, sizeof(fix), "create it: psql -d %s -f sql/inbox.sql (edited for another schema), or set %s",
                  PQdb(c->pg), key);
-        reportf(c, CHECKOUT_FAIL, name, fix, "%s (%s) does not exist in database %s", configured, key, PQdb(c->pg));
+        checkout_reportf(&c->co, CHECKOUT_FAIL, name, fix, "%s (%s) does not exist in database %s", configured, key,
+                         PQdb(c->pg));
     } else {
         err_t e;
         pgconn_result_failure(failed, c->pg, "cannot look it up", NULL, &e);
@@ -167,30 +156,33 @@ static void check_functions(ic_t *c) {
              "public.inbox)",
              PQdb(c->pg), c->inbox.schema, c->inbox.table);
     if (!c->inbox.push_functions || !c->inbox.requeue_function) {
-        reportf(c, CHECKOUT_FAIL, "functions", fix,
-                "the handoff functions of sql/inbox.sql for %s are missing in schema %s (%s%s%s): %s", c->inbox.table,
-                c->inbox.schema, c->inbox.push_functions ? "" : "inbox_claim, inbox_complete, inbox_fail",
-                !c->inbox.push_functions && !c->inbox.requeue_function ? ", " : "",
-                c->inbox.requeue_function ? "" : "inbox_requeue_dead",
-                c->push ? "inboxd's HTTP push calls them" : "the service claims and settles messages with them");
+        checkout_reportf(
+            &c->co, CHECKOUT_FAIL, "functions", fix,
+            "the handoff functions of sql/inbox.sql for %s are missing in schema %s (%s%s%s): %s", c->inbox.table,
+            c->inbox.schema, c->inbox.push_functions ? "" : "inbox_claim, inbox_complete, inbox_fail",
+            !c->inbox.push_functions && !c->inbox.requeue_function ? ", " : "",
+            c->inbox.requeue_function ? "" : "inbox_requeue_dead",
+            c->push ? "inboxd's HTTP push calls them" : "the service claims and settles messages with them");
         return;
     }
     int v = schema_version(c, err, sizeof(err));
     if (v < 0)
-        reportf(c, CHECKOUT_WARN, "functions", NULL, "present in schema %s; %s", c->inbox.schema, err);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "functions", NULL, "present in schema %s; %s", c->inbox.schema, err);
     else if (v == INBOX_SCHEMA_VERSION)
-        reportf(c, CHECKOUT_OK, "functions", NULL,
-                "inbox_claim, inbox_complete, inbox_fail, inbox_requeue_dead in schema %s; sql/inbox.sql version %d, "
-                "as this inboxd expects",
-                c->inbox.schema, v);
+        checkout_reportf(
+            &c->co, CHECKOUT_OK, "functions", NULL,
+            "inbox_claim, inbox_complete, inbox_fail, inbox_requeue_dead in schema %s; sql/inbox.sql version %d, "
+            "as this inboxd expects",
+            c->inbox.schema, v);
     else if (v < INBOX_SCHEMA_VERSION)
-        reportf(c, CHECKOUT_WARN, "functions", fix,
-                "present in schema %s, but from an older sql/inbox.sql (version %d%s; this inboxd expects %d)",
-                c->inbox.schema, v, v == 0 ? ": no inbox_schema_version()" : "", INBOX_SCHEMA_VERSION);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "functions", fix,
+                         "present in schema %s, but from an older sql/inbox.sql (version %d%s; this inboxd expects %d)",
+                         c->inbox.schema, v, v == 0 ? ": no inbox_schema_version()" : "", INBOX_SCHEMA_VERSION);
     else
-        reportf(c, CHECKOUT_WARN, "functions", "upgrade inboxd to the release whose sql/inbox.sql you ran",
-                "sql/inbox.sql in schema %s is version %d, newer than this inboxd expects (%d)", c->inbox.schema, v,
-                INBOX_SCHEMA_VERSION);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "functions",
+                         "upgrade inboxd to the release whose sql/inbox.sql you ran",
+                         "sql/inbox.sql in schema %s is version %d, newer than this inboxd expects (%d)",
+                         c->inbox.schema, v, INBOX_SCHEMA_VERSION);
 }
 
 /* FAIL when the role lacks what inboxd itself needs for the handoff; warn when it lacks what
@@ -217,21 +209,22 @@ static void check_grants(ic_t *c) {
     if (n > 0) {
         snprintf(fix, sizeof(fix), "as a superuser or the tables' owner: %s (sql/inbox_roles.sql%s grants them)",
                  inbox_grants_statements(miss, n, role, stmts, sizeof(stmts)), c->push ? " -v inbox_push=on" : "");
-        reportf(c, CHECKOUT_FAIL, "privileges", fix, "role \"%s\" lacks what inboxd needs for the %s: %s", role,
-                handoff, inbox_grants_list(miss, n, list, sizeof(list)));
+        checkout_reportf(&c->co, CHECKOUT_FAIL, "privileges", fix, "role \"%s\" lacks what inboxd needs for the %s: %s",
+                         role, handoff, inbox_grants_list(miss, n, list, sizeof(list)));
         return;
     }
     c->grants_ok = true;
     if (nops > 0) {
         snprintf(fix, sizeof(fix), "%s (sql/inbox_roles.sql grants them)",
                  inbox_grants_statements(ops, nops, role, stmts, sizeof(stmts)));
-        reportf(c, CHECKOUT_WARN, "privileges", fix,
-                "role \"%s\" has what inboxd needs for the %s, but inboxd status and requeue would fail: it lacks %s",
-                role, handoff, inbox_grants_list(ops, nops, list, sizeof(list)));
+        checkout_reportf(
+            &c->co, CHECKOUT_WARN, "privileges", fix,
+            "role \"%s\" has what inboxd needs for the %s, but inboxd status and requeue would fail: it lacks %s", role,
+            handoff, inbox_grants_list(ops, nops, list, sizeof(list)));
         return;
     }
-    reportf(c, CHECKOUT_OK, "privileges", NULL,
-            "role \"%s\" has what inboxd needs for the %s and for inboxd status and requeue", role, handoff);
+    checkout_reportf(&c->co, CHECKOUT_OK, "privileges", NULL,
+                     "role \"%s\" has what inboxd needs for the %s and for inboxd status and requeue", role, handoff);
 }
 
 /* The statements inboxd prepares at startup, prepared the same way (inbox_writer_connect). */
@@ -251,9 +244,9 @@ static void check_statements(ic_t *c) {
     inbox_writer_status_t st = w ? inbox_writer_connect(w, err, sizeof(err)) : INBOX_WRITER_FATAL;
     log_set_level(level);
     if (st == INBOX_WRITER_OK)
-        reportf(c, CHECKOUT_OK, "statements", NULL,
-                "the statements inboxd prepares at startup prepare on %s and %s: the tables fit this inboxd",
-                c->inbox.table, c->offsets.table);
+        checkout_reportf(&c->co, CHECKOUT_OK, "statements", NULL,
+                         "the statements inboxd prepares at startup prepare on %s and %s: the tables fit this inboxd",
+                         c->inbox.table, c->offsets.table);
     else
         checkout_report(&c->co, st == INBOX_WRITER_RETRY ? CHECKOUT_WARN : CHECKOUT_FAIL, "statements", err, NULL);
     inbox_writer_destroy(w);
@@ -296,15 +289,15 @@ static void check_kafka(ic_t *c) {
     rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, NULL, &c->md, kafka_timeout(c));
     if (merr) {
         c->md = NULL;
-        reportf(c, CHECKOUT_FAIL, "kafka", NULL, "a broker answered, but listing the topics failed: %s",
-                rd_kafka_err2str(merr));
+        checkout_reportf(&c->co, CHECKOUT_FAIL, "kafka", NULL, "a broker answered, but listing the topics failed: %s",
+                         rd_kafka_err2str(merr));
         return;
     }
     char bootstrap[300] = "";
     size_t bsize = sizeof(bootstrap);
     rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bootstrap, &bsize);
-    reportf(c, CHECKOUT_OK, "kafka", NULL, "reachable at bootstrap.servers=%s (%d broker%s)", bootstrap,
-            c->md->broker_cnt, c->md->broker_cnt == 1 ? "" : "s");
+    checkout_reportf(&c->co, CHECKOUT_OK, "kafka", NULL, "reachable at bootstrap.servers=%s (%d broker%s)", bootstrap,
+                     c->md->broker_cnt, c->md->broker_cnt == 1 ? "" : "s");
 }
 
 static int partitions_of(const struct rd_kafka_metadata *md, const char *topic) {
@@ -359,13 +352,16 @@ static void check_topics(ic_t *c) {
              "inbox.topics",
              one ? "it" : "them", one ? missing : "<topic>", one ? "" : ", for each");
     if (om > 0)
-        reportf(c, CHECKOUT_FAIL, "topics", fix, "%s do%s not exist: inboxd would consume nothing from %s%s%s", missing,
-                strchr(missing, ',') ? "" : "es", strchr(missing, ',') ? "them" : "it", of ? "; exist: " : "", found);
+        checkout_reportf(&c->co, CHECKOUT_FAIL, "topics", fix,
+                         "%s do%s not exist: inboxd would consume nothing from %s%s%s", missing,
+                         strchr(missing, ',') ? "" : "es", strchr(missing, ',') ? "them" : "it", of ? "; exist: " : "",
+                         found);
     else if (ou > 0)
-        reportf(c, CHECKOUT_WARN, "topics", "check the regular expression in inbox.topics",
-                "%s matches no topic now (inboxd would wait for one)%s%s", unmatched, of ? "; exist: " : "", found);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "topics", "check the regular expression in inbox.topics",
+                         "%s matches no topic now (inboxd would wait for one)%s%s", unmatched, of ? "; exist: " : "",
+                         found);
     else
-        reportf(c, CHECKOUT_OK, "topics", NULL, "%s", found);
+        checkout_reportf(&c->co, CHECKOUT_OK, "topics", NULL, "%s", found);
 }
 
 /* Stored positions of the group in the offsets table: how many partitions, and how many
@@ -419,21 +415,22 @@ static void check_group(ic_t *c) {
     positions_text(c, pos, sizeof(pos));
     rd_kafka_resp_err_t err = rd_kafka_list_groups(kconsumer_handle(c->kc), c->group, &gl, kafka_timeout(c));
     if (err) {
-        reportf(c, CHECKOUT_WARN, "group", NULL, "cannot describe consumer group %s: %s%s", c->group,
-                rd_kafka_err2str(err), pos);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "group", NULL, "cannot describe consumer group %s: %s%s", c->group,
+                         rd_kafka_err2str(err), pos);
     } else if (gl->group_cnt == 0 || !strcmp(gl->groups[0].state, "Dead")) {
-        reportf(c, CHECKOUT_OK, "group", NULL, "consumer group %s does not exist yet: inboxd joins it when it starts%s",
-                c->group, pos);
+        checkout_reportf(&c->co, CHECKOUT_OK, "group", NULL,
+                         "consumer group %s does not exist yet: inboxd joins it when it starts%s", c->group, pos);
     } else if (gl->groups[0].err) {
-        reportf(c, CHECKOUT_WARN, "group", NULL, "consumer group %s: %s%s", c->group,
-                rd_kafka_err2str(gl->groups[0].err), pos);
+        checkout_reportf(&c->co, CHECKOUT_WARN, "group", NULL, "consumer group %s: %s%s", c->group,
+                         rd_kafka_err2str(gl->groups[0].err), pos);
     } else {
         const struct rd_kafka_group_info *g = &gl->groups[0];
         bool ours = !strcmp(g->protocol_type, "consumer") || !g->protocol_type[0];
-        reportf(c, ours ? CHECKOUT_OK : CHECKOUT_WARN, "group", ours ? NULL : "use another kafka.group.id",
-                "consumer group %s: %s, %d member%s%s%s%s", c->group, g->state, g->member_cnt,
-                g->member_cnt == 1 ? "" : "s", g->member_cnt ? " (inboxd instances consuming now)" : "",
-                ours ? "" : ", not a consumer group", pos);
+        checkout_reportf(&c->co, ours ? CHECKOUT_OK : CHECKOUT_WARN, "group",
+                         ours ? NULL : "use another kafka.group.id", "consumer group %s: %s, %d member%s%s%s%s",
+                         c->group, g->state, g->member_cnt, g->member_cnt == 1 ? "" : "s",
+                         g->member_cnt ? " (inboxd instances consuming now)" : "", ours ? "" : ", not a consumer group",
+                         pos);
     }
     if (gl)
         rd_kafka_group_list_destroy(gl);
@@ -468,13 +465,14 @@ static void check_url(ic_t *c) {
     CURLcode rc = curl_easy_perform(e);
     bool tls = !strncmp(d->url, "https:", 6);
     if (rc == CURLE_OK)
-        reportf(c, CHECKOUT_OK, "deliver_url", NULL, "%s accepts connections%s (nothing was sent)", d->url,
-                tls ? " and its TLS certificate verifies" : "");
+        checkout_reportf(&c->co, CHECKOUT_OK, "deliver_url", NULL, "%s accepts connections%s (nothing was sent)",
+                         d->url, tls ? " and its TLS certificate verifies" : "");
     else
-        reportf(c, CHECKOUT_FAIL, "deliver_url",
-                "start the service, or fix deliver.url (and deliver.tls.* for https); inboxd retries messages while it "
-                "is away, but nothing is delivered",
-                "cannot connect to %s: %s", d->url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        checkout_reportf(
+            &c->co, CHECKOUT_FAIL, "deliver_url",
+            "start the service, or fix deliver.url (and deliver.tls.* for https); inboxd retries messages while it "
+            "is away, but nothing is delivered",
+            "cannot connect to %s: %s", d->url, errbuf[0] ? errbuf : curl_easy_strerror(rc));
     curl_easy_cleanup(e);
 }
 

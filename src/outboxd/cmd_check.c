@@ -3,7 +3,6 @@
 #include "cmd_check.h"
 
 #include <signal.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -72,17 +71,6 @@ static void report(ck_t *c, ck_status_t st, const char *name, const char *detail
     checkout_report(&c->co, st, name, detail, fix);
 }
 
-static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...)
-    __attribute__((format(printf, 5, 6)));
-static void reportf(ck_t *c, ck_status_t st, const char *name, const char *fix, const char *fmt, ...) {
-    char detail[MSG_SIZE];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(detail, sizeof(detail), fmt, ap);
-    va_end(ap);
-    checkout_report(&c->co, st, name, detail, fix);
-}
-
 /* --------------------------------------------------------------------------- SQL helpers */
 
 /* Runs a query returning one row; NULL (with errstr) on failure. */
@@ -105,8 +93,8 @@ static void check_config(ck_t *c) {
         report(c, CK_FAIL, "config", err, "fix outbox.table, outbox.topic or the outbox.column.* keys");
         return;
     }
-    reportf(c, CK_OK, "config", NULL, "tables %s, topic template %s, slot %s", c->o->router.tables,
-            c->o->router.topic_template, c->o->slot);
+    checkout_reportf(&c->co, CK_OK, "config", NULL, "tables %s, topic template %s, slot %s", c->o->router.tables,
+                     c->o->router.topic_template, c->o->slot);
 }
 
 static void check_connect(ck_t *c) {
@@ -141,7 +129,7 @@ static void check_connect(ck_t *c) {
                  with_port ? ":" : "", with_port ? port : "", c->db, c->user);
     }
     if (c->repl_ok)
-        reportf(c, CK_OK, "postgres", NULL, "reachable at %s (replication connection)", where);
+        checkout_reportf(&c->co, CK_OK, "postgres", NULL, "reachable at %s (replication connection)", where);
     else
         report(c, CK_FAIL, "postgres", e.msg, e.fix[0] ? e.fix : NULL);
 }
@@ -166,10 +154,10 @@ static void check_version(ck_t *c) {
         PQclear(res);
     }
     if (v < MIN_SERVER_VERSION)
-        reportf(c, CK_FAIL, "server_version", "upgrade PostgreSQL",
-                "PostgreSQL %s is too old: outboxd needs 12 or later", ver);
+        checkout_reportf(&c->co, CK_FAIL, "server_version", "upgrade PostgreSQL",
+                         "PostgreSQL %s is too old: outboxd needs 12 or later", ver);
     else
-        reportf(c, CK_OK, "server_version", NULL, "PostgreSQL %s%s", ver, libs);
+        checkout_reportf(&c->co, CK_OK, "server_version", NULL, "PostgreSQL %s%s", ver, libs);
 }
 
 static void check_wal_level(ck_t *c) {
@@ -260,16 +248,16 @@ static void check_plugin(ck_t *c) {
         PQclear(res);
         if (!dropped) /* a temporary slot goes with its connection */
             repl_stream_close(c->rs);
-        reportf(c, CK_OK, plugin, NULL,
-                "%s and allowed by output_plugin_libraries (a temporary %s slot was created and dropped)",
-                c->o->plugin == PLUGIN_PGOUTPUT ? "built in" : "installed", plugin);
+        checkout_reportf(&c->co, CK_OK, plugin, NULL,
+                         "%s and allowed by output_plugin_libraries (a temporary %s slot was created and dropped)",
+                         c->o->plugin == PLUGIN_PGOUTPUT ? "built in" : "installed", plugin);
     } else if (alarm_fired) {
         char who[512];
         oldest_xact(c, who, sizeof(who));
-        reportf(c, CK_WARN, plugin,
-                "end or commit long transactions; outboxd's own slot creation waits for them in the same way",
-                "not verified: creating a test slot waited %d ms for running transactions to end (%s)", timeout_ms,
-                who);
+        checkout_reportf(&c->co, CK_WARN, plugin,
+                         "end or commit long transactions; outboxd's own slot creation waits for them in the same way",
+                         "not verified: creating a test slot waited %d ms for running transactions to end (%s)",
+                         timeout_ms, who);
     } else if (st == REPL_NO_FREE_SLOT) {
         /* Only a warning: nothing says the plugin is broken. When the slot does not exist yet, the
          * max_replication_slots line FAILs for this same cause (one failure, one fix); when it
@@ -337,8 +325,8 @@ static void check_headroom(ck_t *c) {
              self);
     PGresult *res = query_row(c->sql, sql, err, sizeof(err));
     if (!res) {
-        reportf(c, CK_FAIL, "max_replication_slots", NULL, "cannot read the settings: %s", err);
-        reportf(c, CK_FAIL, "max_wal_senders", NULL, "cannot read the settings: %s", err);
+        checkout_reportf(&c->co, CK_FAIL, "max_replication_slots", NULL, "cannot read the settings: %s", err);
+        checkout_reportf(&c->co, CK_FAIL, "max_wal_senders", NULL, "cannot read the settings: %s", err);
         return;
     }
     int max_slots = atoi(PQgetvalue(res, 0, 0)), slots = atoi(PQgetvalue(res, 0, 1));
@@ -347,27 +335,30 @@ static void check_headroom(ck_t *c) {
     bool backfill = c->o->backfill_where && *c->o->backfill_where;
     int need = c->slot.exists ? 0 : backfill ? 2 : 1; /* a backfill briefly holds a temporary slot too */
     if (c->slot.exists)
-        reportf(c, CK_OK, "max_replication_slots", NULL, "%d of %d in use, including slot %s", slots, max_slots,
-                c->o->slot);
+        checkout_reportf(&c->co, CK_OK, "max_replication_slots", NULL, "%d of %d in use, including slot %s", slots,
+                         max_slots, c->o->slot);
     else if (max_slots - slots >= need)
-        reportf(c, CK_OK, "max_replication_slots", NULL, "%d of %d in use; slot %s will need %d more", slots, max_slots,
-                c->o->slot, need);
+        checkout_reportf(&c->co, CK_OK, "max_replication_slots", NULL, "%d of %d in use; slot %s will need %d more",
+                         slots, max_slots, c->o->slot, need);
     else /* outboxd would stop at its first start (all replication slots are in use): a failure */
-        reportf(c, CK_FAIL, "max_replication_slots",
-                "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and "
-                "restart PostgreSQL",
-                "%d of %d in use and slot %s does not exist yet: outboxd cannot create it%s", slots, max_slots,
-                c->o->slot, backfill ? " (with its backfill it needs 2)" : "");
+        checkout_reportf(
+            &c->co, CK_FAIL, "max_replication_slots",
+            "drop an unused slot (SELECT pg_drop_replication_slot(name)) or raise max_replication_slots and "
+            "restart PostgreSQL",
+            "%d of %d in use and slot %s does not exist yet: outboxd cannot create it%s", slots, max_slots, c->o->slot,
+            backfill ? " (with its backfill it needs 2)" : "");
     if (c->slot.active)
-        reportf(c, CK_OK, "max_wal_senders", NULL, "%d of %d in use, one of them streaming slot %s", senders,
-                max_senders, c->o->slot);
+        checkout_reportf(&c->co, CK_OK, "max_wal_senders", NULL, "%d of %d in use, one of them streaming slot %s",
+                         senders, max_senders, c->o->slot);
     else if (senders < max_senders)
-        reportf(c, CK_OK, "max_wal_senders", NULL, "%d of %d in use; outboxd needs 1", senders, max_senders);
+        checkout_reportf(&c->co, CK_OK, "max_wal_senders", NULL, "%d of %d in use; outboxd needs 1", senders,
+                         max_senders);
     else
-        reportf(c, CK_WARN, "max_wal_senders",
-                "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
-                "application_name, client_addr FROM pg_stat_replication)",
-                "all %d in use: outboxd cannot open its replication connection", max_senders);
+        checkout_reportf(
+            &c->co, CK_WARN, "max_wal_senders",
+            "raise max_wal_senders and restart PostgreSQL, or stop an unused replication client (SELECT pid, "
+            "application_name, client_addr FROM pg_stat_replication)",
+            "all %d in use: outboxd cannot open its replication connection", max_senders);
 }
 
 static void check_privilege(ck_t *c) {
@@ -377,19 +368,19 @@ static void check_privilege(ck_t *c) {
     PGresult *res = query_row(c->sql, "SELECT rolreplication, rolsuper FROM pg_roles WHERE rolname = current_user", err,
                               sizeof(err));
     if (!res) {
-        reportf(c, CK_FAIL, "replication_privilege", NULL, "cannot read pg_roles: %s", err);
+        checkout_reportf(&c->co, CK_FAIL, "replication_privilege", NULL, "cannot read pg_roles: %s", err);
         return;
     }
     bool repl = PQgetvalue(res, 0, 0)[0] == 't', super = PQgetvalue(res, 0, 1)[0] == 't';
     PQclear(res);
     snprintf(fix, sizeof(fix), "run ALTER ROLE \"%s\" REPLICATION; as a superuser (see sql/roles.sql)", c->user);
     if (super)
-        reportf(c, CK_OK, "replication_privilege", NULL, "role \"%s\" is a superuser", c->user);
+        checkout_reportf(&c->co, CK_OK, "replication_privilege", NULL, "role \"%s\" is a superuser", c->user);
     else if (repl)
-        reportf(c, CK_OK, "replication_privilege", NULL, "role \"%s\" has REPLICATION", c->user);
+        checkout_reportf(&c->co, CK_OK, "replication_privilege", NULL, "role \"%s\" has REPLICATION", c->user);
     else
-        reportf(c, CK_FAIL, "replication_privilege", fix, "role \"%s\" may not start replication (no REPLICATION)",
-                c->user);
+        checkout_reportf(&c->co, CK_FAIL, "replication_privilege", fix,
+                         "role \"%s\" may not start replication (no REPLICATION)", c->user);
 }
 
 /* outbox.cleanup = delete: the role needs DELETE on the table (else published rows stay and
@@ -474,8 +465,8 @@ static void check_tables(ck_t *c) {
         if (c->o->cleanup)
             cleanup_privilege(c, schema, table, fix, sizeof(fix));
         if (c->o->cleanup && *fix)
-            reportf(c, CK_WARN, name, fix, "%s; but outbox.cleanup = delete and role \"%s\" may not DELETE from it",
-                    detail, c->user);
+            checkout_reportf(&c->co, CK_WARN, name, fix,
+                             "%s; but outbox.cleanup = delete and role \"%s\" may not DELETE from it", detail, c->user);
         else
             report(c, CK_OK, name, detail, NULL);
     }
@@ -533,35 +524,40 @@ static void check_publication(ck_t *c) {
     if (!st.exists) {
         snprintf(fix, sizeof(fix), "as the owner of the outbox tables (or a superuser) run: %s", create);
         if (can)
-            reportf(c, CK_OK, "publication", NULL,
-                    "publication \"%s\" does not exist yet: outboxd creates it when it starts (before its slot)", pub);
+            checkout_reportf(
+                &c->co, CK_OK, "publication", NULL,
+                "publication \"%s\" does not exist yet: outboxd creates it when it starts (before its slot)", pub);
         else
-            reportf(c, CK_FAIL, "publication", fix,
-                    "publication \"%s\" does not exist, and role \"%s\" may not create it (it does not own the outbox "
-                    "tables)",
-                    pub, c->user);
+            checkout_reportf(
+                &c->co, CK_FAIL, "publication", fix,
+                "publication \"%s\" does not exist, and role \"%s\" may not create it (it does not own the outbox "
+                "tables)",
+                pub, c->user);
     } else if (!st.inserts || (c->partitioned && !st.via_root)) {
         snprintf(fix, sizeof(fix),
                  "ALTER PUBLICATION \"%s\" SET (publish = 'insert', publish_via_partition_root = "
                  "true); (or set postgres.publication to a new name: outboxd creates it)",
                  pub);
-        reportf(c, CK_FAIL, "publication", fix, "publication \"%s\" does not publish %s", pub,
-                !st.inserts ? "inserts" : "partitioned tables through their root (publish_via_partition_root)");
+        checkout_reportf(&c->co, CK_FAIL, "publication", fix, "publication \"%s\" does not publish %s", pub,
+                         !st.inserts ? "inserts"
+                                     : "partitioned tables through their root (publish_via_partition_root)");
     } else if (st.missing[0]) {
         snprintf(fix, sizeof(fix), "as the owner of the tables run: ALTER PUBLICATION \"%s\" ADD TABLE %s", pub,
                  st.missing);
-        reportf(c, can ? CK_WARN : CK_FAIL, "publication", fix,
-                "publication \"%s\" does not publish %s%s: rows written there before it does are never published", pub,
-                st.missing, can ? " (outboxd adds them when it starts)" : "");
+        checkout_reportf(
+            &c->co, can ? CK_WARN : CK_FAIL, "publication", fix,
+            "publication \"%s\" does not publish %s%s: rows written there before it does are never published", pub,
+            st.missing, can ? " (outboxd adds them when it starts)" : "");
     } else {
-        reportf(c, CK_OK, "publication", NULL, "publication \"%s\" publishes the inserts of every outbox table%s", pub,
-                st.via_root ? " (through partition roots)" : "");
+        checkout_reportf(&c->co, CK_OK, "publication", NULL,
+                         "publication \"%s\" publishes the inserts of every outbox table%s", pub,
+                         st.via_root ? " (through partition roots)" : "");
     }
     const char *prefix = c->o->router.message_prefix;
     if (prefix && *prefix && PQserverVersion(c->sql) < 140000)
-        reportf(c, CK_FAIL, "messages",
-                "set outbox.message.prefix = \"\" if no one emits them, or use postgres.plugin = wal2json",
-                "outbox logical messages (prefix %s) need PostgreSQL 14 or later with pgoutput", prefix);
+        checkout_reportf(&c->co, CK_FAIL, "messages",
+                         "set outbox.message.prefix = \"\" if no one emits them, or use postgres.plugin = wal2json",
+                         "outbox logical messages (prefix %s) need PostgreSQL 14 or later with pgoutput", prefix);
 }
 
 static void check_slot(ck_t *c) {
@@ -579,51 +575,54 @@ static void check_slot(ck_t *c) {
                  "postgres.slot.create = true. If it existed before, it was lost: docs/operations.md \"Slot "
                  "lost\"",
                  slot, plugin_name(c->o->plugin));
-        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" does not exist and postgres.slot.create is false",
-                slot);
+        checkout_reportf(&c->co, CK_FAIL, "slot", fix,
+                         "replication slot \"%s\" does not exist and postgres.slot.create is false", slot);
     } else if (!s->exists) {
-        reportf(c, CK_OK, "slot", NULL,
-                "replication slot \"%s\" does not exist yet: outboxd creates it when it starts "
-                "(postgres.slot.create = true)%s and publishes what commits from then on",
-                slot,
-                c->o->backfill_where && *c->o->backfill_where
-                    ? ", first publishing the rows outbox.backfill.where selects,"
-                    : "");
+        checkout_reportf(&c->co, CK_OK, "slot", NULL,
+                         "replication slot \"%s\" does not exist yet: outboxd creates it when it starts "
+                         "(postgres.slot.create = true)%s and publishes what commits from then on",
+                         slot,
+                         c->o->backfill_where && *c->o->backfill_where
+                             ? ", first publishing the rows outbox.backfill.where selects,"
+                             : "");
     } else if (s->physical) {
         snprintf(fix, sizeof(fix), "set postgres.slot to another name");
-        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" is a physical slot", slot);
+        checkout_reportf(&c->co, CK_FAIL, "slot", fix, "replication slot \"%s\" is a physical slot", slot);
     } else if (strcmp(s->plugin, plugin_name(c->o->plugin)) != 0) {
         snprintf(fix, sizeof(fix),
                  "set postgres.plugin = %s, or set postgres.slot to another name, or drop the slot (SELECT "
                  "pg_drop_replication_slot('%s')) after outboxd confirmed everything (docs/operations.md, "
                  "\"Switching the output plugin\")",
                  s->plugin, slot);
-        reportf(c, CK_FAIL, "slot", fix, "replication slot \"%s\" uses plugin %s, but postgres.plugin = %s", slot,
-                s->plugin, plugin_name(c->o->plugin));
+        checkout_reportf(&c->co, CK_FAIL, "slot", fix,
+                         "replication slot \"%s\" uses plugin %s, but postgres.plugin = %s", slot, s->plugin,
+                         plugin_name(c->o->plugin));
     } else if (strcmp(s->database, c->db) != 0) {
-        reportf(c, CK_FAIL, "slot", "fix the dbname or use another postgres.slot",
-                "replication slot \"%s\" belongs to database \"%s\", but postgres.conninfo connects to \"%s\"", slot,
-                s->database, c->db);
+        checkout_reportf(&c->co, CK_FAIL, "slot", "fix the dbname or use another postgres.slot",
+                         "replication slot \"%s\" belongs to database \"%s\", but postgres.conninfo connects to \"%s\"",
+                         slot, s->database, c->db);
     } else if (s->lost) {
-        reportf(c, CK_FAIL, "slot",
-                "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot lost\")",
-                "replication slot \"%s\" was invalidated (wal_status = lost): events written since its confirmed "
-                "position %s may not have been published",
-                slot, s->confirmed);
+        checkout_reportf(
+            &c->co, CK_FAIL, "slot",
+            "drop and recreate the slot, then republish from the table (docs/operations.md, \"Slot lost\")",
+            "replication slot \"%s\" was invalidated (wal_status = lost): events written since its confirmed "
+            "position %s may not have been published",
+            slot, s->confirmed);
     } else if (s->active && !strstr(s->app, "outboxd")) {
-        reportf(c, CK_WARN, "slot", "stop that consumer, or set postgres.slot to another name",
-                "replication slot \"%s\" is in use by PID %d (application_name \"%s\", client %s), which does not look "
-                "like outboxd: outboxd waits until it is free",
-                slot, s->active_pid, s->app, s->client);
+        checkout_reportf(
+            &c->co, CK_WARN, "slot", "stop that consumer, or set postgres.slot to another name",
+            "replication slot \"%s\" is in use by PID %d (application_name \"%s\", client %s), which does not look "
+            "like outboxd: outboxd waits until it is free",
+            slot, s->active_pid, s->app, s->client);
     } else if (s->active) {
-        reportf(c, CK_OK, "slot", NULL,
-                "replication slot \"%s\" (%s, database %s) is active: streamed by walsender PID %d "
-                "(application_name %s, client %s); confirmed %s",
-                slot, s->plugin, s->database, s->active_pid, s->app, s->client, s->confirmed);
+        checkout_reportf(&c->co, CK_OK, "slot", NULL,
+                         "replication slot \"%s\" (%s, database %s) is active: streamed by walsender PID %d "
+                         "(application_name %s, client %s); confirmed %s",
+                         slot, s->plugin, s->database, s->active_pid, s->app, s->client, s->confirmed);
     } else {
-        reportf(c, CK_OK, "slot", NULL,
-                "replication slot \"%s\" (%s, database %s) exists, not active: outboxd resumes from %s%s%s", slot,
-                s->plugin, s->database, s->confirmed, *s->retained ? "; it retains " : "", s->retained);
+        checkout_reportf(&c->co, CK_OK, "slot", NULL,
+                         "replication slot \"%s\" (%s, database %s) exists, not active: outboxd resumes from %s%s%s",
+                         slot, s->plugin, s->database, s->confirmed, *s->retained ? "; it retains " : "", s->retained);
     }
 }
 
@@ -644,9 +643,10 @@ static void check_other_slots(ck_t *c) {
              "removed relay), drop %s: %s%s",
              total == 1 ? "it" : "them", total == 1 ? "it" : "each",
              other_slots_drop_statement(&s[0], drop, sizeof(drop)), total == 1 ? "" : " and so on");
-    reportf(c, CK_WARN, "other_slots", fix, "%zu wal2json slot%s besides \"%s\" %s not streamed and keep%s WAL: %s",
-            total, total == 1 ? "" : "s", c->o->slot, total == 1 ? "is" : "are", total == 1 ? "s" : "",
-            other_slots_list(s, (size_t)n, total, list, sizeof(list)));
+    checkout_reportf(&c->co, CK_WARN, "other_slots", fix,
+                     "%zu wal2json slot%s besides \"%s\" %s not streamed and keep%s WAL: %s", total,
+                     total == 1 ? "" : "s", c->o->slot, total == 1 ? "is" : "are", total == 1 ? "s" : "",
+                     other_slots_list(s, (size_t)n, total, list, sizeof(list)));
 }
 
 /* -------------------------------------------------------------------------------- Kafka */
@@ -720,17 +720,19 @@ static void check_literal_topic(ck_t *c, const char *name, const char *topic, co
              "auto.create.topics.enable = true on the brokers",
              topic);
     if (parts > 0)
-        reportf(c, CK_OK, name, NULL, "topic %s exists (%d partitions)", topic, parts);
+        checkout_reportf(&c->co, CK_OK, name, NULL, "topic %s exists (%d partitions)", topic, parts);
     else if (autocreate == 1)
-        reportf(c, CK_WARN, name, "create it with the partition count you want before the first event",
-                "topic %s does not exist yet; the broker creates it at the first event with its default partition "
-                "count (auto.create.topics.enable = true)",
-                topic);
+        checkout_reportf(
+            &c->co, CK_WARN, name, "create it with the partition count you want before the first event",
+            "topic %s does not exist yet; the broker creates it at the first event with its default partition "
+            "count (auto.create.topics.enable = true)",
+            topic);
     else if (autocreate == 0)
-        reportf(c, CK_FAIL, name, fix, "topic %s does not exist and the broker does not create topics", topic);
+        checkout_reportf(&c->co, CK_FAIL, name, fix, "topic %s does not exist and the broker does not create topics",
+                         topic);
     else
-        reportf(c, CK_FAIL, name, fix, "topic %s does not exist (auto.create.topics.enable unknown: %s)", topic,
-                autocreate_err);
+        checkout_reportf(&c->co, CK_FAIL, name, fix, "topic %s does not exist (auto.create.topics.enable unknown: %s)",
+                         topic, autocreate_err);
 }
 
 /* "N existing topics start with "<the template's literal prefix>"" into buf. */
@@ -775,24 +777,27 @@ static void check_template_topics(ck_t *c, const char *tpl, const struct rd_kafk
         if (needs.truncated)
             snprintf(why + strlen(why), sizeof(why) - strlen(why), "%d values of each table)", TOPIC_NEEDS_MAX);
         if (missing == 0)
-            reportf(c, CK_OK, "topics", NULL, "template %s: all %s exist", tpl, why);
+            checkout_reportf(&c->co, CK_OK, "topics", NULL, "template %s: all %s exist", tpl, why);
         else if (autocreate == 1)
-            reportf(c, CK_WARN, "topics", "create them with the partition count you want before their first event",
-                    "template %s: of the %s, %zu do%s not exist yet (%s); the broker creates them at their first event "
-                    "with its default partition count",
-                    tpl, why, missing, missing == 1 ? "es" : "", list);
+            checkout_reportf(
+                &c->co, CK_WARN, "topics", "create them with the partition count you want before their first event",
+                "template %s: of the %s, %zu do%s not exist yet (%s); the broker creates them at their first event "
+                "with its default partition count",
+                tpl, why, missing, missing == 1 ? "es" : "", list);
         else if (autocreate == 0)
-            reportf(c, CK_FAIL, "topics", fix,
-                    "template %s: of the %s, %zu do%s not exist and the broker does not create topics (%s): %s; "
-                    "outboxd would stop at the first event for %s",
-                    tpl, why, missing, missing == 1 ? "es" : "",
-                    client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", list,
-                    missing == 1 ? "it" : "each");
+            checkout_reportf(
+                &c->co, CK_FAIL, "topics", fix,
+                "template %s: of the %s, %zu do%s not exist and the broker does not create topics (%s): %s; "
+                "outboxd would stop at the first event for %s",
+                tpl, why, missing, missing == 1 ? "es" : "",
+                client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", list,
+                missing == 1 ? "it" : "each");
         else
-            reportf(c, CK_WARN, "topics", fix,
-                    "template %s: of the %s, %zu do%s not exist (%s), and the broker's auto.create.topics.enable "
-                    "cannot be read (%s)",
-                    tpl, why, missing, missing == 1 ? "es" : "", list, aerr);
+            checkout_reportf(
+                &c->co, CK_WARN, "topics", fix,
+                "template %s: of the %s, %zu do%s not exist (%s), and the broker's auto.create.topics.enable "
+                "cannot be read (%s)",
+                tpl, why, missing, missing == 1 ? "es" : "", list, aerr);
         topic_needs_free(&needs);
         return;
     }
@@ -805,22 +810,24 @@ static void check_template_topics(ck_t *c, const char *tpl, const struct rd_kafk
         snprintf(why, sizeof(why), "; which topics the rows need is unknown (%s)",
                  c->sql ? e.msg : "PostgreSQL is not reachable");
     if (autocreate == 1)
-        reportf(c, CK_OK, "topics", NULL,
-                "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s%s", tpl, have,
-                why);
+        checkout_reportf(&c->co, CK_OK, "topics", NULL,
+                         "template %s: the broker creates missing topics (auto.create.topics.enable = true); %s%s", tpl,
+                         have, why);
     else if (autocreate == 0)
-        reportf(c, CK_WARN, "topics",
-                "create every topic the template yields before its first event, or allow auto-creation "
-                "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
-                "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
-                "topic stops outboxd%s",
-                tpl, client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", have,
-                why);
+        checkout_reportf(
+            &c->co, CK_WARN, "topics",
+            "create every topic the template yields before its first event, or allow auto-creation "
+            "(auto.create.topics.enable = true on the brokers, and kafka.allow.auto.create.topics not false)",
+            "template %s: missing topics are not created automatically (%s); %s: an event for a missing "
+            "topic stops outboxd%s",
+            tpl, client_off ? "kafka.allow.auto.create.topics = false" : "auto.create.topics.enable = false", have,
+            why);
     else
-        reportf(c, CK_WARN, "topics",
-                "make sure every topic the template yields exists, or that the brokers have "
-                "auto.create.topics.enable = true",
-                "template %s: cannot read the broker's auto.create.topics.enable (%s); %s%s", tpl, aerr, have, why);
+        checkout_reportf(&c->co, CK_WARN, "topics",
+                         "make sure every topic the template yields exists, or that the brokers have "
+                         "auto.create.topics.enable = true",
+                         "template %s: cannot read the broker's auto.create.topics.enable (%s); %s%s", tpl, aerr, have,
+                         why);
 }
 
 static void check_kafka(ck_t *c) {
@@ -848,16 +855,16 @@ static void check_kafka(ck_t *c) {
     rd_kafka_resp_err_t merr = rd_kafka_metadata(rk, 1, NULL, &md, timeout_ms);
     if (merr) {
         md = NULL;
-        reportf(c, CK_FAIL, "kafka", NULL, "a broker answered, but listing the topics failed: %s",
-                rd_kafka_err2str(merr));
+        checkout_reportf(&c->co, CK_FAIL, "kafka", NULL, "a broker answered, but listing the topics failed: %s",
+                         rd_kafka_err2str(merr));
         report(c, CK_SKIP, "topics", "not checked: cannot list the topics", NULL);
         goto out;
     }
     char bootstrap[300] = "";
     size_t bsize = sizeof(bootstrap);
     rd_kafka_conf_get(rd_kafka_conf(rk), "bootstrap.servers", bootstrap, &bsize);
-    reportf(c, CK_OK, "kafka", NULL, "reachable at bootstrap.servers=%s (%d broker%s)", bootstrap, md->broker_cnt,
-            md->broker_cnt == 1 ? "" : "s");
+    checkout_reportf(&c->co, CK_OK, "kafka", NULL, "reachable at bootstrap.servers=%s (%d broker%s)", bootstrap,
+                     md->broker_cnt, md->broker_cnt == 1 ? "" : "s");
 
     /* Does a missing topic get created? The broker must allow it, and so must the client. */
     char value[16] = "", aerr[512] = "";
@@ -925,11 +932,13 @@ static void check_progress(ck_t *c) {
         pgconn_error(err, sizeof(err), "cannot check progress.table: ", PQresultErrorMessage(res));
         report(c, CK_WARN, "progress", err, NULL);
     } else if (PQgetvalue(res, 0, 1)[0] != 't') {
-        reportf(c, CK_WARN, "progress", fix,
-                "role \"%s\" may not %s %s: outboxd runs, but a lost slot cannot be recovered without a person",
-                PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0)[0] == 't' ? "read and write" : "create", t);
+        checkout_reportf(
+            &c->co, CK_WARN, "progress", fix,
+            "role \"%s\" may not %s %s: outboxd runs, but a lost slot cannot be recovered without a person",
+            PQgetvalue(res, 0, 2), PQgetvalue(res, 0, 0)[0] == 't' ? "read and write" : "create", t);
     } else if (PQgetvalue(res, 0, 0)[0] != 't') {
-        reportf(c, CK_OK, "progress", NULL, "%s does not exist yet; outboxd creates it (the role may)", t);
+        checkout_reportf(&c->co, CK_OK, "progress", NULL, "%s does not exist yet; outboxd creates it (the role may)",
+                         t);
     } else {
         progress_record_t rec;
         err_t e;
@@ -938,13 +947,13 @@ static void check_progress(ck_t *c) {
         if (found < 0)
             report(c, CK_WARN, "progress", e.msg, *e.fix ? e.fix : NULL);
         else if (found == 0)
-            reportf(c, CK_OK, "progress", NULL, "%s is writable; no record for slot \"%s\" yet (a first start)", t,
-                    c->o->slot);
+            checkout_reportf(&c->co, CK_OK, "progress", NULL,
+                             "%s is writable; no record for slot \"%s\" yet (a first start)", t, c->o->slot);
         else
-            reportf(c, CK_OK, "progress", NULL,
-                    "%s: slot \"%s\" published up to %s (timeline %u, horizon xid %llu, written %s)", t, c->o->slot,
-                    lsn_format(rec.confirmed, lb), (unsigned)rec.timeline, (unsigned long long)rec.horizon,
-                    rec.updated_at);
+            checkout_reportf(&c->co, CK_OK, "progress", NULL,
+                             "%s: slot \"%s\" published up to %s (timeline %u, horizon xid %llu, written %s)", t,
+                             c->o->slot, lsn_format(rec.confirmed, lb), (unsigned)rec.timeline,
+                             (unsigned long long)rec.horizon, rec.updated_at);
     }
     PQclear(res);
 }
@@ -962,8 +971,9 @@ static void check_failover(ck_t *c) {
     if (blocking < 0)
         report(c, CK_WARN, "standby_slots", e.msg, NULL);
     else if (blocking > 0)
-        reportf(c, CK_FAIL, "standby_slots", pg_failover_blocking_fix(names, fix, sizeof(fix)),
-                "synchronized_standby_slots names %s, which no standby streams: logical decoding waits for it", names);
+        checkout_reportf(&c->co, CK_FAIL, "standby_slots", pg_failover_blocking_fix(names, fix, sizeof(fix)),
+                         "synchronized_standby_slots names %s, which no standby streams: logical decoding waits for it",
+                         names);
     pg_failover_host_t hosts[PG_FAILOVER_MAX_HOSTS];
     int n = pg_failover_standbys(c->o->conninfo, c->o->slot, hosts, PG_FAILOVER_MAX_HOSTS, &e);
     for (int i = 0; i < n; i++) {
@@ -976,7 +986,8 @@ static void check_failover(ck_t *c) {
         else if (hosts[i].problem[0])
             report(c, CK_WARN, name, hosts[i].problem, hosts[i].fix);
         else
-            reportf(c, CK_OK, name, NULL, "syncs replication slot \"%s\" (PostgreSQL 17 failover slot)", c->o->slot);
+            checkout_reportf(&c->co, CK_OK, name, NULL, "syncs replication slot \"%s\" (PostgreSQL 17 failover slot)",
+                             c->o->slot);
     }
 }
 
