@@ -128,7 +128,11 @@ def test_demo_keep_running_until_ctrl_c(demo_dir):
             raise AssertionError(f"{e}; output:\n{log.read_text()[-3000:]}") from None
         assert p.poll() is None, log.read_text()[-3000:]
         os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole process group
-        rc = p.wait(90)
+        try:
+            rc = p.wait(90)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"the demo did not stop within 90 s of Ctrl-C; output:\n{log.read_text()[-3000:]}") \
+                from None
     finally:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
