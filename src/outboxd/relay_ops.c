@@ -64,6 +64,7 @@ struct relay_ops {
     uint64_t slot_polls, slot_poll_failures;
     bool slot_poll_failing; /* slot polls failed (logged once) and none worked since */
     bool blocking_warned;   /* synchronized_standby_slots holds decoding back (logged once) */
+    int shown_state;        /* streaming/standby as last published: a change is published at once */
     slot_snap_t slot;
     long long lag_bytes; /* what outboxd_lag_bytes shows */
     bool retained_warned;
@@ -431,8 +432,11 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
     if (!ops)
         return 0;
     daemon_ops_heartbeat(&ops->d, now_ms);
-    if (now_ms < ops->next_publish_ms)
+    /* Streaming or not: /readyz and systemd learn a change at once, the rest once a second. */
+    int state = (st->streaming ? 1 : 0) | (st->standby ? 2 : 0);
+    if (now_ms < ops->next_publish_ms && state == ops->shown_state)
         return 0;
+    ops->shown_state = state;
     ops->next_publish_ms = now_ms + PUBLISH_INTERVAL_MS;
 
     char perr[1024] = "", ferr[1024];

@@ -60,7 +60,8 @@ typedef struct relay_ops_state {
 } relay_ops_state_t;
 
 /* Once per loop turn: heartbeat, systemd watchdog; at most once a second the metrics and
- * readiness are published and the slot poll is evaluated. Returns 0, or -1 with errstr when
+ * readiness are published and the slot poll is evaluated, and at once when streaming or
+ * standby changed. Returns 0, or -1 with errstr when
  * the relay must stop: the slot was invalidated (wal_status = lost). */
 int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st, char *errstr, size_t errstr_size);
 

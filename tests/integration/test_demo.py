@@ -117,8 +117,11 @@ def test_demo_keep_running_until_ctrl_c(demo_dir):
     env = demo_env(demo_dir)
     log = demo_dir / "demo.out"
     with open(log, "w") as f:
+        # SIGINT at its default: a suite started in the background of a non-interactive shell
+        # inherits it ignored, and bash cannot trap a signal ignored when it started.
         p = subprocess.Popen([str(DEMO), "--orders", "2", "--keep-running"], env=env, stdout=f,
-                             stderr=subprocess.STDOUT, start_new_session=True)
+                             stderr=subprocess.STDOUT, start_new_session=True,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         # It goes on past the bounded part (orders 1, 2; id 3 went to the rolled-back one): 4, 5, ...
         try:

@@ -43,7 +43,8 @@ def test_outboxd_metrics_move_as_events_flow(outboxd, db, topic_prefix):
     d.wait_for_log("streaming slot")
     assert "serving /metrics, /healthz and /readyz on http://127.0.0.1:%d" % port in d.log_text()
     assert http_get(port, "/healthz") == (200, "ok\n")
-    wait_status(port, "/readyz", 200)
+    # Ready as soon as it streams, not at the next once-a-second publication of the metrics.
+    wait_status(port, "/readyz", 200, timeout=0.5)
     assert http_get(port, "/nope")[0] == 404
     before = wait_metric(port, "outboxd_slot_retained_bytes", lambda v: v > 0)
     topic = f"{topic_prefix}.order"
