@@ -25,6 +25,7 @@
 # OUTBOXD_STACK_* variables from outboxd's environment.)
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/kafka.sh"  # kafka_single_node_props kafka_write_log4j kafka_cluster_id
 source "$(dirname "${BASH_SOURCE[0]}")/lib/pg.sh"  # port_open alive wait_ports_free now_ms pg_*
 
 STACK_DIR=${OUTBOXD_STACK_DIR:-/tmp/outboxd-stack}
@@ -244,38 +245,12 @@ controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
 log.dirs=$K_DATA
-num.partitions=3
-default.replication.factor=1
-min.insync.replicas=1
-auto.create.topics.enable=true
-delete.topic.enable=true
-offsets.topic.replication.factor=1
-offsets.topic.num.partitions=5
-transaction.state.log.replication.factor=1
-transaction.state.log.min.isr=1
-transaction.state.log.num.partitions=5
-group.initial.rebalance.delay.ms=0
-# After a kill -9 the restarted broker cannot register until its old session
-# expires (DUPLICATE_BROKER_REGISTRATION); the default 9 s makes kafka-start slow.
-broker.session.timeout.ms=2000
-broker.heartbeat.interval.ms=500
+$(kafka_single_node_props)
 EOF
-  cat >"$K_LOG4J" <<'EOF'
-# outboxd test stack: the broker logs to stdout, which stack.sh appends to kafka.log.
-log4j.rootLogger=INFO, stdout
-log4j.appender.stdout=org.apache.log4j.ConsoleAppender
-log4j.appender.stdout.layout=org.apache.log4j.PatternLayout
-log4j.appender.stdout.layout.ConversionPattern=[%d] %p %m (%c)%n
-log4j.logger.kafka.request.logger=WARN
-log4j.logger.state.change.logger=WARN
-log4j.logger.org.apache.kafka.controller=WARN
-log4j.logger.kafka.log.LogCleaner=WARN
-EOF
+  kafka_write_log4j "$K_LOG4J"
   if [[ ! -f $K_DATA/meta.properties ]]; then
-    # A cluster id is a base64url (no padding) of 16 random bytes; avoid a leading '-'.
     local cid
-    cid=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
-    cid="A${cid:1}"
+    cid=$(kafka_cluster_id)
     say "formatting Kafka storage $K_DATA (cluster id $cid)"
     java -cp "$KAFKA_LIBS/*" -Dlog4j.configuration="file:$K_LOG4J" \
       kafka.tools.StorageTool format -t "$cid" -c "$K_PROPS" >>"$K_LOG" 2>&1 \
