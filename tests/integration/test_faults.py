@@ -361,7 +361,7 @@ def test_sigterm_mid_stream(stack, db, kafka, topic_prefix, outboxd, plugin):
     oracle = oracle_create(db)
     db.create_outboxd_slot(f"{db.dbname}_slot", plugin)  # outboxd's slot: the backlog must come after it
     t0 = time.monotonic()
-    db.execute("CALL backlog(%s, %s)", (25000, AGG_TYPE))
+    db.execute("CALL ordered_load(%s, %s, 3)", (25000, AGG_TYPE))  # 1-3 events per transaction
     committed = committed_from_table(db)
     end = current_lsn(db)
     print(f"sigterm: backlog of {len(committed)} events committed in {time.monotonic() - t0:.1f} s")

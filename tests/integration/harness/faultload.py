@@ -30,10 +30,11 @@ from dataclasses import dataclass, field
 import psycopg
 
 from .db import int_to_lsn, lsn_to_int
+from .ordered import N_AGGS
+from .ordered import SETUP_SQL as ORDERED_SQL
 from .util import unique_name
 
 AGG_TYPE = "agg"
-N_AGGS = 20
 AGGS = [f"a{i:02d}" for i in range(N_AGGS)]
 
 # Fast status updates make every confirmation visible in the slot quickly (more chances
@@ -59,26 +60,9 @@ def seed_for(name: str) -> int:
 # --------------------------------------------------------------------------- database side
 
 
-COUNTERS_SQL = f"""
-CREATE TABLE seqs (agg text PRIMARY KEY, n bigint NOT NULL DEFAULT 0);
-INSERT INTO seqs (agg) SELECT 'a' || lpad(i::text, 2, '0') FROM generate_series(0, {N_AGGS - 1}) i;
--- A backlog of ntx committed transactions of 1-3 events each, written fast in PL/pgSQL.
-CREATE PROCEDURE backlog(ntx int, agg_type text) LANGUAGE plpgsql AS $$
-DECLARE
-  a text;
-  s bigint;
-BEGIN
-  FOR t IN 1..ntx LOOP
-    FOR e IN 1..(1 + floor(random() * 3)::int) LOOP
-      a := 'a' || lpad(floor(random() * {N_AGGS})::int::text, 2, '0');
-      UPDATE seqs SET n = n + 1 WHERE agg = a RETURNING n INTO s;
-      INSERT INTO outbox (aggregate_type, aggregate_id, event_type, payload)
-      VALUES (agg_type, a, 'e', jsonb_build_object('agg', a, 'seq', s));
-    END LOOP;
-    COMMIT;
-  END LOOP;
-END $$;
-"""
+# The counter rows and the fast PL/pgSQL writer, ordered_load(ntx, agg_type, max_events):
+# ntx committed transactions of 1..max_events events each (the same as the exactly-once tests').
+COUNTERS_SQL = ORDERED_SQL
 
 
 def setup_counters(db) -> None:

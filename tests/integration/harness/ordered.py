@@ -1,5 +1,6 @@
-"""A stream of ordered events for the exactly-once tests, and the check that a reader saw each
-committed event exactly once, per key in commit order.
+"""A stream of ordered events for the exactly-once tests (its counter rows and writer also serve the
+fault suite: faultload.py), and the check that a reader saw each committed event exactly once,
+per key in commit order.
 
 The load: transactions of 1..max_events events, each carrying the next sequence number of a
 random aggregate (key) taken from a counter row the transaction updates, so the row lock makes
