@@ -181,10 +181,10 @@ static void handle_data(relay_t *r, const repl_msg_t *m) {
         return; /* it fed the decoder (pgoutput's relations) */
     switch (rec.action) {
     case W2J_BEGIN:
-        relay_ops_begin_txn(r->ops, rec.timestamp, rec.commit_time_us);
         r->txn_commit_us = rec.commit_time_us; /* pgoutput: a number; wal2json: the text */
         if (!r->txn_commit_us && relay_ops_parse_timestamp(rec.timestamp, &r->txn_commit_us) != 0)
             r->txn_commit_us = 0;
+        relay_ops_begin_txn(r->ops, r->txn_commit_us);
         if (ack_tracker_begin(r->at) != 0)
             relay_stream_lost(r, "replication protocol error: BEGIN inside a transaction");
         else if (r->eos)

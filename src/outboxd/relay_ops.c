@@ -305,11 +305,9 @@ void relay_ops_watch_kafka(relay_ops_t *ops, void *rd_kafka_handle) {
         daemon_ops_watch_kafka(&ops->d, rd_kafka_handle);
 }
 
-void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp, int64_t commit_us) {
-    if (ops && commit_us)
+void relay_ops_begin_txn(relay_ops_t *ops, int64_t commit_us) {
+    if (ops)
         ops->txn_commit_us = commit_us;
-    else if (ops && relay_ops_parse_timestamp(timestamp, &ops->txn_commit_us) != 0)
-        ops->txn_commit_us = 0;
 }
 
 void relay_ops_produced(relay_ops_t *ops, uint64_t seq, int64_t now_ms) {

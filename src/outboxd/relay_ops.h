@@ -36,10 +36,10 @@ void relay_ops_destroy(relay_ops_t *ops); /* accepts NULL; stops threads */
 void relay_ops_watch_kafka(relay_ops_t *ops, void *rd_kafka_handle);
 
 /* Stream side. begin_txn: a transaction began with the commit timestamp commit_us
- * (microseconds since 1970 UTC), or when that is 0, as the decoder's text (NULL when unknown). produced: an event of
+ * (microseconds since 1970 UTC; 0 unknown). produced: an event of
  * transaction seq was handed to Kafka. acked/failed: its delivery report; bytes = key + value. reset: the stream
  * restarted, nothing is in flight. */
-void relay_ops_begin_txn(relay_ops_t *ops, const char *timestamp, int64_t commit_us);
+void relay_ops_begin_txn(relay_ops_t *ops, int64_t commit_us);
 void relay_ops_produced(relay_ops_t *ops, uint64_t seq, int64_t now_ms);
 void relay_ops_acked(relay_ops_t *ops, uint64_t seq, const char *topic, size_t bytes);
 void relay_ops_failed(relay_ops_t *ops, uint64_t seq);
@@ -69,7 +69,7 @@ int relay_ops_tick(relay_ops_t *ops, int64_t now_ms, const relay_ops_state_t *st
  * what outboxd_lag_bytes shows. 0 for NULL. */
 long long relay_ops_lag_bytes(const relay_ops_t *ops);
 
-/* Used by relay_ops_begin_txn; exported for its unit test (the parser is pure and takes
+/* Used by the relay for wal2json's commit time; exported for its unit test (the parser is pure and takes
  * every offset form PostgreSQL prints, which the relay's tests cannot all produce).
  * Parses wal2json's timestamp text, PostgreSQL's ISO form whatever DateStyle says
  * ("2026-11-23 06:22:05.190386+00"; offsets "+05:30", "-03:30", "+HH:MM:SS"; none = UTC) into
